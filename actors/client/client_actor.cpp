@@ -1,0 +1,327 @@
+#include "actors/client/client_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/common/clock.hpp"
+#include "actors/common/delegate.hpp"
+#include "actors/common/log.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+#include "messages/validate.hpp"
+#include "config/defaults.hpp"
+
+namespace registry {
+
+namespace {
+
+using namespace wire;
+
+struct client_actor_state {
+  static inline const char* name = "client";
+
+  std::unique_ptr<client_state> data;
+  client_settings settings;
+  caf::actor gateway;
+  caf::actor remote;
+  caf::actor distro;
+  bool ending = false;
+};
+
+using client_actor_t = caf::stateful_actor<client_actor_state>;
+
+envelope error_reply(const field_error& e) {
+  return pack(make_error(e));
+}
+
+envelope malformed(const char* what) {
+  return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                         std::string{"malformed "} + what));
+}
+
+const std::string& id_of(client_actor_t* self) {
+  return self->state.data->id();
+}
+
+/// The instances the client publishes in `key` (empty when none).
+std::vector<instance> instances_in(client_actor_t* self, const service_key& key) {
+  auto& services = self->state.data->services();
+  auto i = services.find(key);
+  return i == services.end() ? std::vector<instance>{} : i->second;
+}
+
+/// Tells the distro actor that this client changed (it syncs the whole client to the peers).
+void announce(client_actor_t* self) {
+  auto& st = self->state;
+  if (st.distro)
+    self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services());
+}
+
+/// Pushes our list for `key` to its service actor (fire and forget: used for expiry and rebuilds).
+void publish(client_actor_t* self, const service_key& key) {
+  self->send(self->state.gateway, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+}
+
+/// Ends the client: removes everything it holds from the services, tells the gateway, quits.
+void end_client(client_actor_t* self, const std::string& how) {
+  auto& st = self->state;
+  if (st.ending)
+    return;
+  st.ending = true;
+  std::set<service_key> keys;
+  for (auto& kv : st.data->services())
+    keys.insert(kv.first);
+  for (auto& s : st.data->subscriptions())
+    keys.insert(s.key);
+  for (auto& key : keys)
+    self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
+  log().info("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
+  auto had_instances = !st.data->empty();
+  st.data->replace({}, st.data->revision() + (had_instances ? 1 : 0));
+  if (st.distro)
+    self->send(st.distro, sync_atom_v, id_of(self), st.data->revision(), client_services{});
+  self->send(st.gateway, client_gone_atom_v, id_of(self));
+  self->quit();
+}
+
+/// After a change: a heartbeat client without instances ends.
+void end_if_empty(client_actor_t* self, const std::string& how) {
+  if (self->state.data->kind() == client_kind::heartbeat && self->state.data->empty())
+    end_client(self, how);
+}
+
+/// Commits a changed service list: forwards it to the service actor, answers the requester when
+/// the service actor accepted it, and reverts the client state when it refused.
+void commit(client_actor_t* self, const service_key& key, std::optional<instance> previous,
+            const instance& changed, bool removed,
+            caf::response_promise rp) {
+  auto& st = self->state;
+  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                svc_put_atom_v, key, id_of(self), instances_in(self, key))
+    .await(
+      [=](envelope& reply) mutable {
+        if (holds<v1::Error>(reply)) {
+          // Refused (a limit): undo our side so client and service agree.
+          if (removed || previous)
+            self->state.data->put(key, *previous, actor_now_ms(self));
+          else
+            self->state.data->remove(key, changed.ip, changed.port, changed.cluster);
+          rp.deliver(std::move(reply));
+          return;
+        }
+        if (removed)
+          log().info("client {} deregistered instance {} from {}", id_of(self),
+                     changed.address(), key.to_string());
+        else
+          log().info("client {} registered instance {} in {}", id_of(self), changed.address(),
+                     key.to_string());
+        announce(self);
+        rp.deliver(std::move(reply));
+        if (removed)
+          end_if_empty(self, "closed after its last deregistration");
+      },
+      [=](caf::error& err) mutable {
+        if (removed || previous)
+          self->state.data->put(key, *previous, actor_now_ms(self));
+        else
+          self->state.data->remove(key, changed.ip, changed.port, changed.cluster);
+        rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                   "service update failed: " + self->system().render(err))));
+      });
+}
+
+/// Finds the current copy of (ip, port, cluster) in `key`.
+std::optional<instance> find_instance(client_actor_t* self, const service_key& key,
+                                      const std::string& ip, std::uint32_t port,
+                                      const std::string& cluster) {
+  for (auto& x : instances_in(self, key))
+    if (x.ip == ip && x.port == port && x.cluster == cluster)
+      return x;
+  return std::nullopt;
+}
+
+/// Decodes and validates a register or beat body.
+std::optional<field_error> decode(const v1::ServiceRef& ref, const v1::Instance& wire_x,
+                                  service_key& key, instance& x) {
+  key = from_wire(ref);
+  if (auto err = validate_service_key(key))
+    return err;
+  x = from_wire(wire_x);
+  apply_defaults(x);
+  if (auto err = validate_instance(x))
+    return err;
+  if (x.instance_id.empty())
+    x.instance_id = make_instance_id(x, key);
+  return std::nullopt;
+}
+
+caf::result<envelope> on_register(client_actor_t* self, const envelope& env, bool is_beat) {
+  service_key key;
+  instance x;
+  if (is_beat) {
+    v1::BeatRequest req;
+    if (!unpack(env, req))
+      return malformed("BeatRequest");
+    if (auto err = decode(req.service(), req.instance(), key, x))
+      return error_reply(*err);
+  } else {
+    v1::RegisterRequest req;
+    if (!unpack(env, req))
+      return malformed("RegisterRequest");
+    if (auto err = decode(req.service(), req.instance(), key, x))
+      return error_reply(*err);
+  }
+  auto& st = self->state;
+  if (st.data->kind() == client_kind::heartbeat && x.address() + "#true" != st.data->id())
+    return error_reply({"ip", "a heartbeat client registers only its own ip:port"});
+  auto previous = find_instance(self, key, x.ip, x.port, x.cluster);
+  bool changed = false;
+  if (is_beat) {
+    auto r = st.data->beat(key, x, actor_now_ms(self));
+    if (r.error)
+      return error_reply(*r.error);
+    if (r.created)
+      log().info("client {} re-created instance {} in {} from a beat", st.data->id(),
+                 x.address(), key.to_string());
+    changed = r.changed;
+  } else {
+    auto r = st.data->put(key, x, actor_now_ms(self));
+    if (r.error)
+      return error_reply(*r.error);
+    changed = r.changed;
+  }
+  if (!changed)
+    return pack(v1::Ack{});
+  auto rp = self->make_response_promise<envelope>();
+  commit(self, key, previous, x, false, rp);
+  return rp;
+}
+
+caf::result<envelope> on_deregister(client_actor_t* self, const envelope& env) {
+  v1::DeregisterRequest req;
+  if (!unpack(env, req))
+    return malformed("DeregisterRequest");
+  auto key = from_wire(req.service());
+  if (auto err = validate_service_key(key))
+    return error_reply(*err);
+  auto cluster = req.cluster().empty() ? std::string{registry::defaults::cluster} : req.cluster();
+  if (auto err = validate_cluster(cluster))
+    return error_reply(*err);
+  auto previous = find_instance(self, key, req.ip(), req.port(), cluster);
+  if (!previous || !self->state.data->remove(key, req.ip(), req.port(), cluster)) {
+    v1::Ack ack;
+    ack.set_detail("no such instance");
+    return pack(ack);
+  }
+  auto rp = self->make_response_promise<envelope>();
+  commit(self, key, previous, *previous, true, rp);
+  return rp;
+}
+
+caf::result<envelope> on_subscribe(client_actor_t* self, const envelope& env, bool subscribe) {
+  v1::SubscribeRequest req;
+  if (!unpack(env, req))
+    return malformed("SubscribeRequest");
+  auto& st = self->state;
+  if (st.data->kind() != client_kind::session || !st.remote)
+    return pack(make_error(v1::Error::INVALID_ARGUMENT, "",
+                           "only session clients can subscribe"));
+  subscription sub;
+  sub.key = from_wire(req.service());
+  if (auto err = validate_service_key(sub.key))
+    return error_reply(*err);
+  std::vector<std::string> clusters(req.clusters().begin(), req.clusters().end());
+  std::sort(clusters.begin(), clusters.end());
+  clusters.erase(std::unique(clusters.begin(), clusters.end()), clusters.end());
+  for (auto& c : clusters) {
+    if (auto err = validate_cluster(c))
+      return error_reply(*err);
+    if (!sub.clusters.empty())
+      sub.clusters += ',';
+    sub.clusters += c;
+  }
+  if (!subscribe) {
+    st.data->unsubscribe(sub);
+    return delegate_envelope(self, st.gateway, svc_unsub_atom_v, sub.key, st.data->id(), sub.clusters);
+  }
+  if (auto err = st.data->subscribe(sub))
+    return pack(make_error(v1::Error::LIMIT_EXCEEDED, err->field, err->message));
+  return delegate_envelope(self, st.gateway, svc_sub_atom_v, sub.key, st.data->id(), sub.clusters,
+                        st.remote);
+}
+
+void on_tick(client_actor_t* self) {
+  auto& st = self->state;
+  if (st.ending)
+    return;
+  auto r = st.data->tick(actor_now_ms(self));
+  for (auto& [key, x] : r.marked_unhealthy)
+    log().warn("client {} marked instance {} in {} unhealthy after missed beats", st.data->id(),
+               x.address(), key.to_string());
+  for (auto& [key, x] : r.removed)
+    log().warn("client {} expired instance {} in {}", st.data->id(), x.address(),
+               key.to_string());
+  for (auto& key : r.changed)
+    publish(self, key);
+  if (!r.changed.empty())
+    announce(self);
+  end_if_empty(self, "expired");
+  if (!st.ending)
+    self->delayed_send(self, std::chrono::milliseconds(st.settings.check_interval_ms), tick_atom_v);
+}
+
+caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
+                           client_settings settings, caf::actor gateway, caf::actor remote,
+                           caf::actor distro) {
+  auto& st = self->state;
+  st.data = std::make_unique<client_state>(id, kind, settings.limits);
+  st.settings = settings;
+  st.gateway = gateway;
+  st.remote = remote;
+  st.distro = distro;
+  self->set_default_handler(caf::drop);
+  self->monitor(gateway);
+  if (remote)
+    self->monitor(remote);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source == self->state.gateway) {
+      self->quit(dm.reason);
+      return;
+    }
+    if (self->state.remote && dm.source == self->state.remote)
+      end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
+  });
+  if (kind == client_kind::heartbeat)
+    self->delayed_send(self, std::chrono::milliseconds(settings.check_interval_ms), tick_atom_v);
+  return {
+    [=](reg_atom, const envelope& env) { return on_register(self, env, false); },
+    [=](beat_atom, const envelope& env) { return on_register(self, env, true); },
+    [=](dereg_atom, const envelope& env) { return on_deregister(self, env); },
+    [=](sub_atom, const envelope& env) { return on_subscribe(self, env, true); },
+    [=](unsub_atom, const envelope& env) { return on_subscribe(self, env, false); },
+    [=](bye_atom) {
+      end_client(self, "closed its session");
+      return pack(v1::Ack{});
+    },
+    [=](rebuild_atom, const service_key& key) {
+      auto& st = self->state;
+      if (st.data->services().count(key))
+        publish(self, key);
+      for (auto& s : st.data->subscriptions())
+        if (s.key == key && st.remote)
+          self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
+    },
+    [=](tick_atom) { on_tick(self); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_client_actor(caf::actor_system& sys, client_id id, client_kind kind,
+                              client_settings settings, caf::actor gateway, caf::actor remote,
+                              caf::actor distro) {
+  return sys.spawn(client_actor, std::move(id), kind, std::move(settings), std::move(gateway),
+                   std::move(remote), std::move(distro));
+}
+
+} // namespace registry

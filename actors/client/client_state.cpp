@@ -1,0 +1,261 @@
+#include "actors/client/client_state.hpp"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+namespace registry {
+
+namespace {
+
+/// The identity of an instance within a service, as a key: "ip:port:cluster". Unambiguous even for
+/// IPv6 addresses, because the port is numeric and a cluster holds no ':'.
+std::string identity(const std::string& ip, std::uint32_t port, const std::string& cluster) {
+  return ip + ":" + std::to_string(port) + ":" + cluster;
+}
+
+std::string identity(const instance& x) {
+  return identity(x.ip, x.port, x.cluster);
+}
+
+/// (cluster, ip, port): the order instances keep within a service.
+bool identity_less(const instance& a, const instance& b) {
+  return std::tie(a.cluster, a.ip, a.port) < std::tie(b.cluster, b.ip, b.port);
+}
+
+/// Full order, so that lists with the same contents compare equal after sorting.
+bool instance_less(const instance& a, const instance& b) {
+  return std::tie(a.cluster, a.ip, a.port, a.instance_id, a.weight, a.healthy, a.enabled,
+                  a.ephemeral, a.metadata)
+         < std::tie(b.cluster, b.ip, b.port, b.instance_id, b.weight, b.healthy, b.enabled,
+                    b.ephemeral, b.metadata);
+}
+
+std::vector<instance>::iterator find_same(std::vector<instance>& xs, const std::string& ip,
+                                          std::uint32_t port, const std::string& cluster) {
+  return std::find_if(xs.begin(), xs.end(), [&](const instance& y) {
+    return y.port == port && y.ip == ip && y.cluster == cluster;
+  });
+}
+
+} // namespace
+
+const char* to_string(client_kind k) {
+  switch (k) {
+    case client_kind::session:
+      return "session";
+    case client_kind::heartbeat:
+      return "heartbeat";
+    case client_kind::replica:
+      return "replica";
+  }
+  return "unknown";
+}
+
+client_state::client_state(client_id id, client_kind kind, client_limits limits)
+  : id_(std::move(id)), kind_(kind), limits_(limits) {
+  // nop
+}
+
+client_state::put_result client_state::put(const service_key& key, instance x, time_ms now_ms) {
+  put_result r;
+  const std::string ident = identity(x);
+  auto si = services_.find(key);
+  if (si != services_.end()) {
+    auto& xs = si->second;
+    auto i = find_same(xs, x.ip, x.port, x.cluster);
+    if (i != xs.end()) {
+      beats_[key][ident] = now_ms;
+      // The registered content is authoritative again, whatever expiry did to its health.
+      expired_unhealthy_.erase({key, ident});
+      if (*i != x) {
+        *i = std::move(x);
+        r.changed = true;
+        ++revision_;
+      }
+      return r;
+    }
+  }
+  if (instance_count_ + 1 > limits_.instances_max) {
+    r.error = field_error{"instances", "client " + id_ + " holds " + std::to_string(instance_count_)
+                                         + " instances, the limit is "
+                                         + std::to_string(limits_.instances_max)};
+    return r;
+  }
+  auto& xs = services_[key];
+  xs.insert(std::upper_bound(xs.begin(), xs.end(), x, identity_less), std::move(x));
+  beats_[key][ident] = now_ms;
+  expired_unhealthy_.erase({key, ident});
+  ++instance_count_;
+  ++revision_;
+  r.changed = true;
+  return r;
+}
+
+bool client_state::remove(const service_key& key, const std::string& ip, std::uint32_t port,
+                          const std::string& cluster) {
+  auto si = services_.find(key);
+  if (si == services_.end())
+    return false;
+  auto& xs = si->second;
+  auto i = find_same(xs, ip, port, cluster);
+  if (i == xs.end())
+    return false;
+  xs.erase(i);
+  --instance_count_;
+  const std::string ident = identity(ip, port, cluster);
+  expired_unhealthy_.erase({key, ident});
+  if (auto bi = beats_.find(key); bi != beats_.end()) {
+    bi->second.erase(ident);
+    if (bi->second.empty())
+      beats_.erase(bi);
+  }
+  if (xs.empty())
+    services_.erase(si);
+  ++revision_;
+  return true;
+}
+
+client_state::beat_result client_state::beat(const service_key& key, const instance& x,
+                                             time_ms now_ms) {
+  beat_result r;
+  auto si = services_.find(key);
+  if (si != services_.end()) {
+    auto i = find_same(si->second, x.ip, x.port, x.cluster);
+    if (i != si->second.end()) {
+      const std::string ident = identity(x);
+      beats_[key][ident] = now_ms;
+      if (expired_unhealthy_.erase({key, ident}) > 0 && !i->healthy) {
+        i->healthy = true;
+        r.changed = true;
+        ++revision_;
+      }
+      return r;
+    }
+  }
+  // Unknown: a full beat re-registers from its content.
+  auto p = put(key, x, now_ms);
+  r.error = std::move(p.error);
+  r.created = !r.error;
+  r.changed = p.changed;
+  return r;
+}
+
+client_state::tick_result client_state::tick(time_ms now_ms) {
+  tick_result r;
+  if (kind_ != client_kind::heartbeat)
+    return r;
+  for (auto si = services_.begin(); si != services_.end();) {
+    const service_key& key = si->first;
+    auto& xs = si->second;
+    auto& beats = beats_[key];
+    bool service_changed = false;
+    for (auto i = xs.begin(); i != xs.end();) {
+      const std::string ident = identity(*i);
+      auto [bi, fresh] = beats.emplace(ident, now_ms); // no beat known yet: its clock starts now
+      time_ms silent = now_ms - bi->second;
+      if (!fresh && silent > limits_.delete_timeout_ms) {
+        r.removed.emplace_back(key, std::move(*i));
+        beats.erase(bi);
+        expired_unhealthy_.erase({key, ident});
+        i = xs.erase(i);
+        --instance_count_;
+        service_changed = true;
+        continue;
+      }
+      if (!fresh && silent > limits_.unhealthy_timeout_ms && i->healthy) {
+        i->healthy = false;
+        expired_unhealthy_.emplace(key, ident);
+        r.marked_unhealthy.emplace_back(key, *i);
+        service_changed = true;
+      }
+      ++i;
+    }
+    if (service_changed)
+      r.changed.push_back(key);
+    if (xs.empty()) {
+      beats_.erase(key);
+      si = services_.erase(si);
+    } else {
+      ++si;
+    }
+  }
+  if (!r.changed.empty())
+    ++revision_;
+  return r;
+}
+
+void client_state::renew_beats(time_ms now_ms) {
+  beats_.clear();
+  for (const auto& [key, xs] : services_) {
+    auto& beats = beats_[key];
+    for (const auto& x : xs)
+      beats[identity(x)] = now_ms;
+  }
+}
+
+std::vector<service_key> client_state::replace(const client_services& services,
+                                               std::uint64_t revision) {
+  client_services next;
+  std::size_t count = 0;
+  for (const auto& [key, xs] : services) {
+    if (xs.empty())
+      continue;
+    auto sorted = xs;
+    std::sort(sorted.begin(), sorted.end(), instance_less);
+    count += sorted.size();
+    next.emplace(key, std::move(sorted));
+  }
+  // Compare with the current state (sorted the same way) per service, over both key sets.
+  std::vector<service_key> changed;
+  auto equal_sorted = [](std::vector<instance> a, const std::vector<instance>& b) {
+    std::sort(a.begin(), a.end(), instance_less);
+    return a == b;
+  };
+  for (const auto& [key, xs] : services_) {
+    auto ni = next.find(key);
+    if (ni == next.end() || !equal_sorted(xs, ni->second))
+      changed.push_back(key);
+  }
+  for (const auto& [key, xs] : next)
+    if (services_.count(key) == 0)
+      changed.push_back(key);
+  std::sort(changed.begin(), changed.end());
+  // Keep beat clocks and expiry marks only for instances that still exist.
+  std::map<service_key, std::map<std::string, time_ms>> beats;
+  std::set<std::pair<service_key, std::string>> expired;
+  for (const auto& [key, xs] : next) {
+    for (const auto& x : xs) {
+      const std::string ident = identity(x);
+      if (auto bi = beats_.find(key); bi != beats_.end())
+        if (auto ti = bi->second.find(ident); ti != bi->second.end())
+          beats[key][ident] = ti->second;
+      if (!x.healthy && expired_unhealthy_.count({key, ident}) > 0)
+        expired.emplace(key, ident);
+    }
+  }
+  services_ = std::move(next);
+  beats_ = std::move(beats);
+  expired_unhealthy_ = std::move(expired);
+  instance_count_ = count;
+  revision_ = revision;
+  return changed;
+}
+
+std::optional<field_error> client_state::subscribe(const subscription& s) {
+  if (subscriptions_.count(s) > 0)
+    return std::nullopt;
+  if (subscriptions_.size() >= limits_.subscriptions_max)
+    return field_error{"subscriptions", "client " + id_ + " holds "
+                                          + std::to_string(subscriptions_.size())
+                                          + " subscriptions, the limit is "
+                                          + std::to_string(limits_.subscriptions_max)};
+  subscriptions_.insert(s);
+  return std::nullopt;
+}
+
+bool client_state::unsubscribe(const subscription& s) {
+  return subscriptions_.erase(s) > 0;
+}
+
+} // namespace registry

@@ -1,0 +1,114 @@
+#pragma once
+/// One client's instances, subscriptions, revision and expiry (no CAF).
+///
+/// The client actor owns one. Three kinds share it:
+/// - session: instances live as long as the client's CAF session (no beat expiry);
+/// - heartbeat: keyed by ip:port (Nacos 1.x). Each instance records its last beat; tick() marks it
+///   unhealthy after unhealthy_timeout_ms and removes it after delete_timeout_ms without a beat;
+/// - replica: a Distro copy of a client another node is responsible for; replaced as a whole by
+///   replace(), never expired by beats (copy expiry is Distro's job).
+/// Every visible change (put, remove, health flip, expiry, replace) bumps revision().
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "messages/model.hpp"
+
+namespace registry {
+
+enum class client_kind { session, heartbeat, replica };
+
+const char* to_string(client_kind k);
+
+struct client_limits {
+  std::size_t instances_max = 1000;      ///< over all services of the client
+  std::size_t subscriptions_max = 1000;
+  time_ms unhealthy_timeout_ms = 15000;  ///< heartbeat clients only
+  time_ms delete_timeout_ms = 30000;     ///< heartbeat clients only
+};
+
+/// A subscription: a service and the clusters asked for (comma-joined, "" = all).
+struct subscription {
+  service_key key;
+  std::string clusters;
+  friend bool operator<(const subscription& a, const subscription& b) {
+    return a.key < b.key || (a.key == b.key && a.clusters < b.clusters);
+  }
+};
+
+class client_state {
+public:
+  client_state(client_id id, client_kind kind, client_limits limits);
+
+  const client_id& id() const { return id_; }
+  client_kind kind() const { return kind_; }
+
+  /// Adds or replaces the instance with the same (ip, port, cluster) in `key`. `now_ms` is its beat
+  /// time. Error (field "instances") when instances_max would be exceeded; nothing changes then.
+  /// Returns whether anything changed (re-registering an identical instance changes nothing, but
+  /// refreshes its beat time).
+  struct put_result {
+    std::optional<field_error> error;
+    bool changed = false;
+  };
+  put_result put(const service_key& key, instance x, time_ms now_ms);
+
+  /// Removes the instance (ip, port, cluster) from `key`. Returns whether it existed.
+  bool remove(const service_key& key, const std::string& ip, std::uint32_t port,
+              const std::string& cluster);
+
+  /// A heartbeat for `x` in `key`: an unknown instance is re-created from the beat's content; a known
+  /// one gets its beat time refreshed and, if it was marked unhealthy by expiry, is healthy again.
+  struct beat_result {
+    std::optional<field_error> error;
+    bool created = false;
+    bool changed = false;
+  };
+  beat_result beat(const service_key& key, const instance& x, time_ms now_ms);
+
+  /// Heartbeat expiry. Returns the services whose instances changed (health flips and removals).
+  struct tick_result {
+    std::vector<service_key> changed;
+    std::vector<std::pair<service_key, instance>> marked_unhealthy;
+    std::vector<std::pair<service_key, instance>> removed;
+  };
+  tick_result tick(time_ms now_ms);
+
+  /// Restarts every beat clock at `now_ms`: used when this node becomes responsible for the client,
+  /// so a copy does not expire on the spot.
+  void renew_beats(time_ms now_ms);
+
+  /// Replica: replaces the whole state and revision. Returns the services whose instances changed
+  /// (including services that disappeared).
+  std::vector<service_key> replace(const client_services& services, std::uint64_t revision);
+
+  /// Everything this client publishes, by service (services with no instance are absent).
+  const client_services& services() const { return services_; }
+  std::size_t instance_count() const { return instance_count_; }
+  bool empty() const { return services_.empty(); }
+  std::uint64_t revision() const { return revision_; }
+
+  /// Subscriptions. add returns an error (field "subscriptions") over the bound.
+  std::optional<field_error> subscribe(const subscription& s);
+  bool unsubscribe(const subscription& s);
+  const std::set<subscription>& subscriptions() const { return subscriptions_; }
+
+private:
+  client_id id_;
+  client_kind kind_;
+  client_limits limits_;
+  client_services services_;
+  /// Beat times (heartbeat clients), keyed by service then instance identity "ip:port:cluster".
+  std::map<service_key, std::map<std::string, time_ms>> beats_;
+  /// Instances that expiry marked unhealthy; a beat makes them healthy again.
+  std::set<std::pair<service_key, std::string>> expired_unhealthy_;
+  std::set<subscription> subscriptions_;
+  std::size_t instance_count_ = 0;
+  std::uint64_t revision_ = 0;
+};
+
+} // namespace registry

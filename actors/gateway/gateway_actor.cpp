@@ -1,0 +1,378 @@
+#include "actors/gateway/gateway_actor.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/client/client_actor.hpp"
+#include "actors/common/clock.hpp"
+#include "actors/common/delegate.hpp"
+#include "actors/common/log.hpp"
+#include "actors/service/service_actor.hpp"
+#include "actors/service/service_index.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+#include "messages/validate.hpp"
+
+namespace registry {
+
+namespace {
+
+using namespace wire;
+
+struct service_entry {
+  caf::actor handle;
+  std::uint64_t instances = 0;
+  std::uint64_t subscribers = 0;
+};
+
+struct gateway_state {
+  static inline const char* name = "gateway";
+
+  std::shared_ptr<const node_config> cfg;
+  caf::actor distro;
+  std::unordered_map<client_id, caf::actor> clients;
+  std::map<service_key, service_entry> services;
+  /// Which child is which, for the down handler.
+  std::unordered_map<caf::actor_addr, client_id> client_by_addr;
+  std::unordered_map<caf::actor_addr, service_key> service_by_addr;
+  std::uint64_t session_counter = 0;
+  time_ms started_ms = system_now_ms();
+};
+
+using gateway_actor_t = caf::stateful_actor<gateway_state>;
+
+envelope error_reply(v1::Error::Code code, const std::string& field, const std::string& message) {
+  return pack(make_error(code, field, message));
+}
+
+client_settings make_client_settings(const node_config& cfg) {
+  client_settings result;
+  result.limits.instances_max = cfg.limits.instances_per_client_max;
+  result.limits.subscriptions_max = defaults::subscriptions_per_client_max;
+  result.limits.unhealthy_timeout_ms = cfg.heartbeat.unhealthy_timeout_ms;
+  result.limits.delete_timeout_ms = cfg.heartbeat.delete_timeout_ms;
+  result.check_interval_ms = cfg.heartbeat.check_interval_ms;
+  result.request_timeout_ms = defaults::request_timeout_ms;
+  return result;
+}
+
+service_settings make_service_settings(const node_config& cfg, const service_key& key) {
+  service_settings result;
+  result.protect_threshold = cfg.threshold_for(key.namespace_id, key.grouped_name());
+  result.cache_millis = cfg.discovery.cache_millis;
+  result.push_timeout_ms = cfg.push.timeout_ms;
+  result.push.merge_window_ms = cfg.push.merge_window_ms;
+  result.push.retry_delay_ms = cfg.push.retry_delay_ms;
+  result.push.retries_max = cfg.push.retries_max;
+  result.instances_max = cfg.limits.instances_per_service_max;
+  result.subscribers_max = cfg.limits.subscribers_per_service_max;
+  return result;
+}
+
+/// The service actor for `key`, spawned on first use; nullptr when services_max is reached.
+caf::actor service_for(gateway_actor_t* self, const service_key& key) {
+  auto& st = self->state;
+  auto i = st.services.find(key);
+  if (i != st.services.end())
+    return i->second.handle;
+  if (st.services.size() >= st.cfg->limits.services_max)
+    return nullptr;
+  auto handle = spawn_service_actor(self->system(), key, make_service_settings(*st.cfg, key),
+                                    caf::actor{self});
+  self->monitor(handle);
+  st.service_by_addr.emplace(handle.address(), key);
+  st.services.emplace(key, service_entry{handle, 0, 0});
+  log().debug("gateway created service {}", key.to_string());
+  return handle;
+}
+
+envelope services_full(gateway_actor_t* self) {
+  return error_reply(v1::Error::LIMIT_EXCEEDED, "serviceName",
+                     "the node holds " + std::to_string(self->state.services.size())
+                       + " services, the limit is "
+                       + std::to_string(self->state.cfg->limits.services_max));
+}
+
+/// The client actor for `id`, spawned on first use; nullptr when clients_max is reached.
+caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind kind,
+                      caf::actor remote) {
+  auto& st = self->state;
+  auto i = st.clients.find(id);
+  if (i != st.clients.end())
+    return i->second;
+  if (st.clients.size() >= st.cfg->limits.clients_max)
+    return nullptr;
+  auto handle = spawn_client_actor(self->system(), id, kind, make_client_settings(*st.cfg),
+                                   caf::actor{self}, std::move(remote), st.distro);
+  self->monitor(handle);
+  st.client_by_addr.emplace(handle.address(), id);
+  st.clients.emplace(id, handle);
+  log().info("gateway connected {} client {}", to_string(kind), id);
+  return handle;
+}
+
+envelope clients_full(gateway_actor_t* self) {
+  return error_reply(v1::Error::LIMIT_EXCEEDED, "client",
+                     "the node holds " + std::to_string(self->state.clients.size())
+                       + " clients, the limit is "
+                       + std::to_string(self->state.cfg->limits.clients_max));
+}
+
+/// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
+template <class Request, class Atom>
+caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const envelope& env,
+                                      bool create) {
+  Request req;
+  if (!unpack(env, req))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request",
+                       std::string{"malformed "} + Request::descriptor()->name());
+  std::string ip;
+  std::uint32_t port = 0;
+  if constexpr (std::is_same_v<Request, v1::DeregisterRequest>) {
+    ip = req.ip();
+    port = req.port();
+  } else {
+    ip = req.instance().ip();
+    port = req.instance().port();
+  }
+  if (ip.empty())
+    return error_reply(v1::Error::INVALID_ARGUMENT, "ip", "Parameter 'ip' is missing");
+  if (port == 0 || port > 65535)
+    return error_reply(v1::Error::INVALID_ARGUMENT, "port",
+                       "Param 'port' is illegal, the value should be between 1 and 65535.");
+  auto id = heartbeat_client_id(ip, port);
+  auto& st = self->state;
+  if (!create) {
+    auto i = st.clients.find(id);
+    if (i == st.clients.end()) {
+      v1::Ack ack;
+      ack.set_detail("no such instance");
+      return pack(ack);
+    }
+    return delegate_envelope(self, i->second, atom, env);
+  }
+  auto handle = client_for(self, id, client_kind::heartbeat, nullptr);
+  if (!handle)
+    return clients_full(self);
+  return delegate_envelope(self, handle, atom, env);
+}
+
+envelope on_list(gateway_actor_t* self, const envelope& env) {
+  v1::ListServicesRequest req;
+  if (!unpack(env, req))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed ListServicesRequest");
+  service_key prefix{req.namespace_id(), req.group(), "x"};
+  apply_defaults(prefix);
+  if (auto err = validate_service_key(prefix))
+    return pack(make_error(*err));
+  auto page = req.page() == 0 ? 1u : req.page();
+  auto size = req.size() == 0 ? defaults::page_size_default : req.size();
+  if (auto err = validate_page(page, size))
+    return pack(make_error(*err));
+  std::vector<std::string> names;
+  auto& services = self->state.services;
+  for (auto i = services.lower_bound(service_key{prefix.namespace_id, prefix.group, ""});
+       i != services.end() && i->first.namespace_id == prefix.namespace_id
+       && i->first.group == prefix.group;
+       ++i)
+    if (i->second.instances > 0)
+      names.push_back(i->first.name);
+  auto result = paginate(names, page, size);
+  v1::ServiceList reply;
+  reply.set_count(result.count);
+  for (auto& name : result.items)
+    reply.add_services(name);
+  return pack(reply);
+}
+
+void fill_members(gateway_actor_t* self, google::protobuf::RepeatedPtrField<v1::Member>* out) {
+  auto& cfg = *self->state.cfg;
+  for (auto& m : cfg.members) {
+    auto* x = out->Add();
+    x->set_address(m.to_string());
+    x->set_state(m == cfg.listen ? "SELF" : "UNKNOWN");
+  }
+}
+
+envelope on_status(gateway_actor_t* self) {
+  auto& st = self->state;
+  v1::Status reply;
+  reply.set_address(st.cfg->listen.to_string());
+  reply.set_cluster_name(st.cfg->cluster_name);
+  reply.set_version(REGISTRY_VERSION);
+  reply.set_ready(true);
+  fill_members(self, reply.mutable_members());
+  std::uint64_t instances = 0, subscribers = 0, services = 0;
+  for (auto& kv : st.services) {
+    instances += kv.second.instances;
+    subscribers += kv.second.subscribers;
+    services += kv.second.instances > 0 ? 1 : 0;
+  }
+  reply.set_clients(st.clients.size());
+  reply.set_services(services);
+  reply.set_instances(instances);
+  reply.set_subscribers(subscribers);
+  return pack(reply);
+}
+
+void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (auto i = st.client_by_addr.find(dm.source); i != st.client_by_addr.end()) {
+    auto id = i->second;
+    st.client_by_addr.erase(i);
+    auto j = st.clients.find(id);
+    if (j != st.clients.end() && j->second.address() == dm.source)
+      st.clients.erase(j);
+    if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
+      // A failed client actor cannot clean up after itself: drop what it held everywhere.
+      log().error("gateway lost client {} ({}); removing its instances", id,
+                  self->system().render(dm.reason));
+      for (auto& kv : st.services)
+        self->send(kv.second.handle, svc_drop_atom_v, id);
+    }
+    return;
+  }
+  if (auto i = st.service_by_addr.find(dm.source); i != st.service_by_addr.end()) {
+    auto key = i->second;
+    st.service_by_addr.erase(i);
+    st.services.erase(key);
+    if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
+      log().error("gateway restarted service {} after failure ({})", key.to_string(),
+                  self->system().render(dm.reason));
+      service_for(self, key);
+      for (auto& kv : st.clients)
+        self->send(kv.second, rebuild_atom_v, key);
+    }
+  }
+}
+
+caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_config> cfg,
+                            caf::actor distro) {
+  self->state.cfg = std::move(cfg);
+  self->state.distro = std::move(distro);
+  self->set_default_handler(caf::drop);
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  return {
+    // -- client processes ------------------------------------------------------
+    [=](hello_atom, const envelope& env, caf::actor remote) -> caf::message {
+      v1::Hello hello;
+      if (!unpack(env, hello) || !remote)
+        return caf::make_message(
+          error_reply(v1::Error::INVALID_ARGUMENT, "hello", "malformed Hello"), caf::actor{});
+      if (hello.protocol_version() != v1::PROTOCOL_VERSION_CURRENT)
+        return caf::make_message(
+          error_reply(v1::Error::INVALID_ARGUMENT, "protocol_version",
+                      "protocol version " + std::to_string(hello.protocol_version())
+                        + " is not supported (this node speaks "
+                        + std::to_string(v1::PROTOCOL_VERSION_CURRENT) + ")"),
+          caf::actor{});
+      auto& st = self->state;
+      auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
+                + std::to_string(++st.session_counter);
+      auto handle = client_for(self, id, client_kind::session, remote);
+      if (!handle)
+        return caf::make_message(clients_full(self), caf::actor{});
+      log().info("gateway opened session {} for {}", id,
+                 hello.client_name().empty() ? "a client" : hello.client_name());
+      v1::Welcome welcome;
+      welcome.set_session_id(id);
+      welcome.set_node_address(st.cfg->listen.to_string());
+      welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+      return caf::make_message(pack(welcome), handle);
+    },
+    [=](reg_atom atom, const envelope& env) {
+      return route_heartbeat<v1::RegisterRequest>(self, atom, env, true);
+    },
+    [=](beat_atom atom, const envelope& env) {
+      return route_heartbeat<v1::BeatRequest>(self, atom, env, true);
+    },
+    [=](dereg_atom atom, const envelope& env) {
+      return route_heartbeat<v1::DeregisterRequest>(self, atom, env, false);
+    },
+    [=](query_atom atom, const envelope& env) -> caf::result<envelope> {
+      v1::QueryRequest req;
+      if (!unpack(env, req))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest");
+      auto key = from_wire(req.service());
+      if (auto err = validate_service_key(key))
+        return pack(make_error(*err));
+      for (auto& c : req.clusters())
+        if (auto err = validate_cluster(c))
+          return pack(make_error(*err));
+      auto i = self->state.services.find(key);
+      if (i == self->state.services.end()) {
+        service_info empty;
+        empty.key = key;
+        empty.cache_millis = self->state.cfg->discovery.cache_millis;
+        empty.last_ref_time_ms = system_now_ms();
+        for (auto& c : req.clusters())
+          empty.clusters += (empty.clusters.empty() ? "" : ",") + c;
+        v1::ServiceInfo reply;
+        to_wire(empty, reply);
+        return pack(reply);
+      }
+      return delegate_envelope(self, i->second.handle, atom, env);
+    },
+    [=](list_atom, const envelope& env) { return on_list(self, env); },
+    [=](status_atom, const envelope&) { return on_status(self); },
+    [=](members_atom, const envelope&) {
+      v1::MemberList reply;
+      fill_members(self, reply.mutable_members());
+      return pack(reply);
+    },
+    // -- children --------------------------------------------------------------
+    [=](svc_put_atom atom, const service_key& key, const client_id& client,
+        std::vector<instance>& xs) -> caf::result<envelope> {
+      auto handle = service_for(self, key);
+      if (!handle)
+        return services_full(self);
+      return delegate_envelope(self, handle, atom, key, client, std::move(xs));
+    },
+    [=](svc_drop_atom, const service_key& key, const client_id& client) {
+      auto i = self->state.services.find(key);
+      if (i != self->state.services.end())
+        self->send(i->second.handle, svc_drop_atom_v, client);
+    },
+    [=](svc_sub_atom atom, const service_key& key, const client_id& client,
+        const std::string& clusters, caf::actor subscriber) -> caf::result<envelope> {
+      auto handle = service_for(self, key);
+      if (!handle)
+        return services_full(self);
+      return delegate_envelope(self, handle, atom, client, clusters, std::move(subscriber));
+    },
+    [=](svc_unsub_atom atom, const service_key& key, const client_id& client,
+        const std::string& clusters) -> caf::result<envelope> {
+      auto i = self->state.services.find(key);
+      if (i == self->state.services.end())
+        return pack(v1::Ack{});
+      return delegate_envelope(self, i->second.handle, atom, client, clusters);
+    },
+    [=](svc_stats_atom, const service_key& key, std::uint64_t instances,
+        std::uint64_t subscribers) {
+      auto i = self->state.services.find(key);
+      if (i != self->state.services.end()) {
+        i->second.instances = instances;
+        i->second.subscribers = subscribers;
+      }
+    },
+    [=](client_gone_atom, const client_id& id) {
+      auto& st = self->state;
+      auto i = st.clients.find(id);
+      if (i == st.clients.end())
+        return;
+      st.client_by_addr.erase(i->second.address());
+      self->demonitor(i->second);
+      st.clients.erase(i);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_gateway_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                               caf::actor distro) {
+  return sys.spawn(gateway_actor, std::move(cfg), std::move(distro));
+}
+
+} // namespace registry

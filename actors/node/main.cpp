@@ -1,0 +1,129 @@
+// registryd: one registry node. Loads the YAML config, starts the actor system and the node
+// supervisor, publishes the gateway on `listen`, and runs until SIGTERM or SIGINT.
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/common/log.hpp"
+#include "actors/node/node_supervisor.hpp"
+#include "config/node_config.hpp"
+#include "messages/type_ids.hpp"
+
+namespace {
+
+/// Exit codes.
+constexpr int exit_ok = 0;
+constexpr int exit_runtime_error = 1;
+constexpr int exit_bad_config = 2;
+
+/// Seconds the shutdown may take before the process ends anyway.
+constexpr int shutdown_grace_s = 10;
+
+std::string summary(const registry::node_config& cfg) {
+  std::string members;
+  for (auto& m : cfg.members)
+    members += (members.empty() ? "" : ",") + m.to_string();
+  return "listen=" + cfg.listen.to_string() + " members=[" + members + "] cluster="
+         + cfg.cluster_name + (cfg.standalone() ? " mode=standalone" : " mode=cluster")
+         + " beat=" + std::to_string(cfg.heartbeat.interval_ms) + "/"
+         + std::to_string(cfg.heartbeat.unhealthy_timeout_ms) + "/"
+         + std::to_string(cfg.heartbeat.delete_timeout_ms) + "ms caf_heartbeat="
+         + std::to_string(cfg.session.caf_heartbeat_interval_ms) + "/"
+         + std::to_string(cfg.session.caf_connection_timeout_ms) + "ms push_merge="
+         + std::to_string(cfg.push.merge_window_ms) + "ms protection="
+         + (cfg.discovery.protection_enabled ? "on" : "off");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"registryd: a service registry node"};
+  std::string config_path;
+  std::string log_level;
+  app.add_option("--config", config_path, "YAML config file")->required();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides log.level)");
+  app.set_version_flag("--version", std::string{REGISTRY_VERSION});
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_bad_config;
+  }
+
+  auto loaded = registry::load_node_config(config_path);
+  if (auto* err = std::get_if<std::string>(&loaded)) {
+    std::cerr << "registryd: " << *err << "\n";
+    return exit_bad_config;
+  }
+  auto cfg = std::make_shared<registry::node_config>(std::get<registry::node_config>(loaded));
+  if (!log_level.empty())
+    cfg->log_level = log_level;
+  if (auto err = registry::init_logging(cfg->log_level, cfg->log_file); !err.empty()) {
+    std::cerr << "registryd: --log-level/log: " << err << "\n";
+    return exit_bad_config;
+  }
+
+  // Signals go to this thread only: block them before CAF starts its threads, then sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  registry::log().info("node {} starting: {}", cfg->listen.to_string(), summary(*cfg));
+  caf::actor_system_config sys_cfg;
+  registry::wire::configure_system(sys_cfg, cfg->session.caf_heartbeat_interval_ms,
+                                   cfg->session.caf_connection_timeout_ms,
+                                   registry::defaults::scheduler_threads_max);
+  int exit_code = exit_ok;
+  {
+    caf::actor_system sys{sys_cfg};
+    auto supervisor = registry::spawn_node_supervisor(sys, cfg);
+    bool started = false;
+    {
+      caf::scoped_actor self{sys};
+      self->request(supervisor, std::chrono::seconds(15), registry::wire::start_atom_v)
+        .receive(
+          [&](std::uint16_t port) {
+            registry::log().info("node {} listening on port {}", cfg->listen.to_string(), port);
+            started = true;
+          },
+          [&](caf::error& err) {
+            registry::log().error("node {} cannot listen: {}", cfg->listen.to_string(),
+                                  sys.render(err));
+          });
+    }
+    if (started) {
+      for (;;) {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        if (sig == SIGHUP) {
+          registry::log().info("node {} received SIGHUP", cfg->listen.to_string());
+          continue;
+        }
+        registry::log().info("node {} received {}; shutting down", cfg->listen.to_string(),
+                             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+      }
+    } else {
+      exit_code = exit_runtime_error;
+    }
+    // A shutdown that hangs must not keep the process alive.
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(shutdown_grace_s));
+      registry::log().error("node shutdown took longer than {} s; exiting", shutdown_grace_s);
+      registry::log().flush();
+      std::_Exit(exit_runtime_error);
+    }).detach();
+    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+  }
+  registry::log().info("node {} stopped", cfg->listen.to_string());
+  registry::log().flush();
+  return exit_code;
+}

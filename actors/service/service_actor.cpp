@@ -1,0 +1,261 @@
+#include "actors/service/service_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/common/clock.hpp"
+#include "actors/common/log.hpp"
+#include "actors/service/service_index.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+
+namespace registry {
+
+namespace {
+
+using namespace wire;
+
+struct subscriber_entry {
+  client_id owner;
+  std::string clusters;
+  caf::actor handle;
+};
+
+struct service_state {
+  static inline const char* name = "service";
+
+  std::unique_ptr<service_index> index;
+  std::unique_ptr<push_scheduler> pushes;
+  service_settings settings;
+  caf::actor parent;
+  std::map<subscriber_id, subscriber_entry> subscribers;
+  std::map<std::pair<client_id, std::string>, subscriber_id> subscriber_ids;
+  subscriber_id next_subscriber_id = 1;
+  std::uint64_t timer_generation = 0;
+  std::optional<time_ms> timer_due;
+  /// Encoded ServiceInfo per cluster filter, valid for `cache_revision`.
+  std::map<std::string, envelope> encoded;
+  std::uint64_t cache_revision = ~std::uint64_t{0};
+};
+
+using service_actor_t = caf::stateful_actor<service_state>;
+
+std::vector<std::string> split_clusters(const std::string& clusters) {
+  std::vector<std::string> result;
+  std::string::size_type start = 0;
+  while (start <= clusters.size() && !clusters.empty()) {
+    auto comma = clusters.find(',', start);
+    auto item = clusters.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty())
+      result.push_back(item);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return result;
+}
+
+std::string join_clusters(const google::protobuf::RepeatedPtrField<std::string>& xs) {
+  std::vector<std::string> sorted(xs.begin(), xs.end());
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::string result;
+  for (auto& x : sorted) {
+    if (!result.empty())
+      result += ',';
+    result += x;
+  }
+  return result;
+}
+
+/// The protected view for one cluster filter, encoded once per index revision.
+const envelope& view(service_actor_t* self, const std::string& clusters) {
+  auto& st = self->state;
+  if (st.cache_revision != st.index->revision()) {
+    st.encoded.clear();
+    st.cache_revision = st.index->revision();
+  }
+  auto i = st.encoded.find(clusters);
+  if (i != st.encoded.end())
+    return i->second;
+  selection sel;
+  sel.clusters = split_clusters(clusters);
+  auto info = st.index->select(sel, st.settings.protect_threshold, system_now_ms(),
+                               st.settings.cache_millis);
+  v1::ServiceInfo msg;
+  to_wire(info, msg);
+  return st.encoded.emplace(clusters, pack(msg)).first->second;
+}
+
+void report_stats(service_actor_t* self) {
+  auto& st = self->state;
+  self->send(st.parent, svc_stats_atom_v, st.index->key(),
+             static_cast<std::uint64_t>(st.index->instance_count()),
+             static_cast<std::uint64_t>(st.subscribers.size()));
+}
+
+void apply(service_actor_t* self, const push_scheduler::effects& fx);
+
+void push_to(service_actor_t* self, subscriber_id id) {
+  auto& st = self->state;
+  auto i = st.subscribers.find(id);
+  if (i == st.subscribers.end())
+    return;
+  auto handle = i->second.handle;
+  auto owner = i->second.owner;
+  self->request(handle, std::chrono::milliseconds(st.settings.push_timeout_ms), push_atom_v,
+                view(self, i->second.clusters))
+    .then(
+      [=](const envelope&) {
+        apply(self, self->state.pushes->on_push_result(id, true, actor_now_ms(self)));
+      },
+      [=](caf::error& err) {
+        log().warn("service {} failed push to client {}: {}; retrying",
+                   self->state.index->key().to_string(), owner, self->system().render(err));
+        apply(self, self->state.pushes->on_push_result(id, false, actor_now_ms(self)));
+      });
+}
+
+void arm_timer(service_actor_t* self, time_ms due) {
+  auto& st = self->state;
+  if (st.timer_due && *st.timer_due <= due)
+    return; // an earlier timer is armed; it re-arms for later work
+  st.timer_due = due;
+  auto gen = ++st.timer_generation;
+  auto delay = std::max<time_ms>(0, due - actor_now_ms(self));
+  self->delayed_send(self, std::chrono::milliseconds(delay), tick_atom_v, gen);
+}
+
+void forget_subscriber(service_actor_t* self, subscriber_id id) {
+  auto& st = self->state;
+  auto i = st.subscribers.find(id);
+  if (i == st.subscribers.end())
+    return;
+  st.subscriber_ids.erase({i->second.owner, i->second.clusters});
+  st.subscribers.erase(i);
+  st.pushes->remove_subscriber(id);
+}
+
+void apply(service_actor_t* self, const push_scheduler::effects& fx) {
+  for (auto id : fx.push_to)
+    push_to(self, id);
+  for (auto id : fx.dropped) {
+    auto i = self->state.subscribers.find(id);
+    if (i != self->state.subscribers.end())
+      log().warn("service {} dropped subscriber {} after repeated push failures",
+                 self->state.index->key().to_string(), i->second.owner);
+    forget_subscriber(self, id);
+  }
+  if (!fx.dropped.empty())
+    report_stats(self);
+  if (fx.wake_at)
+    arm_timer(self, *fx.wake_at);
+}
+
+void changed(service_actor_t* self) {
+  apply(self, self->state.pushes->on_change(actor_now_ms(self)));
+  report_stats(self);
+}
+
+caf::behavior service_actor(service_actor_t* self, service_key key, service_settings settings,
+                            caf::actor parent) {
+  auto& st = self->state;
+  st.index = std::make_unique<service_index>(key);
+  st.pushes = std::make_unique<push_scheduler>(settings.push);
+  st.settings = settings;
+  st.parent = parent;
+  self->set_default_handler(caf::drop);
+  return {
+    [=](svc_put_atom, const service_key&, const client_id& client,
+        std::vector<instance>& xs) -> envelope {
+      auto& st = self->state;
+      auto total = st.index->instance_count() - st.index->count_of(client) + xs.size();
+      if (total > st.settings.instances_max)
+        return pack(make_error(v1::Error::LIMIT_EXCEEDED, "instances",
+                               "service " + st.index->key().grouped_name() + " would hold "
+                                 + std::to_string(total) + " instances, the limit is "
+                                 + std::to_string(st.settings.instances_max)));
+      if (st.index->put(client, std::move(xs)))
+        changed(self);
+      return pack(v1::Ack{});
+    },
+    [=](svc_drop_atom, const client_id& client) {
+      auto& st = self->state;
+      std::vector<subscriber_id> ids;
+      for (auto& [id, entry] : st.subscribers)
+        if (entry.owner == client)
+          ids.push_back(id);
+      for (auto id : ids)
+        forget_subscriber(self, id);
+      if (st.index->remove_client(client))
+        changed(self);
+      else if (!ids.empty())
+        report_stats(self);
+    },
+    [=](svc_sub_atom, const client_id& client, const std::string& clusters,
+        caf::actor subscriber) -> envelope {
+      auto& st = self->state;
+      auto k = std::make_pair(client, clusters);
+      auto i = st.subscriber_ids.find(k);
+      if (i == st.subscriber_ids.end()) {
+        if (st.subscribers.size() >= st.settings.subscribers_max)
+          return pack(make_error(v1::Error::LIMIT_EXCEEDED, "subscribers",
+                                 "service " + st.index->key().grouped_name() + " has "
+                                   + std::to_string(st.subscribers.size())
+                                   + " subscribers, the limit is "
+                                   + std::to_string(st.settings.subscribers_max)));
+        auto id = st.next_subscriber_id++;
+        st.subscriber_ids.emplace(k, id);
+        st.subscribers.emplace(id, subscriber_entry{client, clusters, std::move(subscriber)});
+        st.pushes->add_subscriber(id);
+        log().info("service {} added subscriber {}{}", st.index->key().to_string(), client,
+                   clusters.empty() ? "" : " for clusters " + clusters);
+        report_stats(self);
+      } else {
+        st.subscribers[i->second].handle = std::move(subscriber);
+      }
+      return view(self, clusters);
+    },
+    [=](svc_unsub_atom, const client_id& client, const std::string& clusters) -> envelope {
+      auto& st = self->state;
+      auto i = st.subscriber_ids.find({client, clusters});
+      if (i != st.subscriber_ids.end()) {
+        forget_subscriber(self, i->second);
+        report_stats(self);
+      }
+      return pack(v1::Ack{});
+    },
+    [=](query_atom, const envelope& env) -> envelope {
+      v1::QueryRequest req;
+      if (!unpack(env, req))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest"));
+      auto& st = self->state;
+      selection sel;
+      sel.clusters.assign(req.clusters().begin(), req.clusters().end());
+      sel.healthy_only = req.healthy_only();
+      if (!sel.healthy_only)
+        return view(self, join_clusters(req.clusters()));
+      auto info = st.index->select(sel, st.settings.protect_threshold, system_now_ms(),
+                                   st.settings.cache_millis);
+      v1::ServiceInfo msg;
+      to_wire(info, msg);
+      return pack(msg);
+    },
+    [=](tick_atom, std::uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.timer_generation)
+        return;
+      st.timer_due.reset();
+      apply(self, st.pushes->on_tick(actor_now_ms(self)));
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_service_actor(caf::actor_system& sys, service_key key, service_settings settings,
+                               caf::actor parent) {
+  return sys.spawn(service_actor, std::move(key), std::move(settings), std::move(parent));
+}
+
+} // namespace registry

@@ -1,0 +1,36 @@
+#pragma once
+/// The SERVICE actor: one per service. Holds the instance index over all clients (service_index),
+/// the subscribers, and the pushes (push_scheduler). Thin: it decodes, calls the two classes and
+/// carries out their effects.
+///
+/// Interface (in-process; spawned by the gateway):
+/// - (svc_put_atom, service_key, client_id, vector<instance>) -> envelope Ack | Error
+///     replaces what the client publishes in this service (empty list = nothing)
+/// - (svc_drop_atom, client_id)                       client gone: drops its instances and subscriptions
+/// - (svc_sub_atom, client_id, string clusters, actor subscriber) -> envelope ServiceInfo | Error
+/// - (svc_unsub_atom, client_id, string clusters)    -> envelope Ack
+/// - (query_atom, envelope QueryRequest)             -> envelope ServiceInfo
+/// - INTERNAL (tick_atom, uint64 generation)          push timer
+/// It reports (svc_stats_atom, service_key, instances, subscribers) to its parent after changes.
+
+#include <caf/fwd.hpp>
+
+#include "messages/model.hpp"
+#include "push_scheduler.hpp"
+
+namespace registry {
+
+struct service_settings {
+  double protect_threshold = 0.0; ///< negative = protection off
+  std::int64_t cache_millis = 10000;
+  std::int64_t push_timeout_ms = 3000;
+  push_scheduler::config push;
+  std::size_t instances_max = 100000;
+  std::size_t subscribers_max = 10000;
+};
+
+/// Spawns a service actor reporting to `parent`.
+caf::actor spawn_service_actor(caf::actor_system& sys, service_key key, service_settings settings,
+                               caf::actor parent);
+
+} // namespace registry

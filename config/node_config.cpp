@@ -1,0 +1,705 @@
+#include "config/node_config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+
+#include <yaml-cpp/yaml.h>
+
+namespace registry {
+
+namespace {
+
+// -- limits of single values -------------------------------------------------
+
+/// Durations above a week are almost certainly typos, and bounding them keeps every conversion to
+/// nanoseconds far from overflow.
+constexpr std::int64_t duration_ms_max = 7LL * 24 * 3600 * 1000;
+constexpr std::int64_t count_max = 1000000;
+constexpr std::int64_t limit_max = 1000000000;
+
+// -- the schema: one table drives parsing and range checks --------------------
+
+/// Access to an integer field of the config, whatever its C++ type (int64, int, size_t).
+struct int_field {
+  const char* section;
+  const char* name;
+  std::int64_t min;
+  std::int64_t max;
+  std::int64_t (*get)(const node_config&);
+  void (*set)(node_config&, std::int64_t);
+};
+
+#define REGISTRY_INT_FIELD(SECTION, NAME, MIN, MAX)                                     \
+  int_field {                                                                           \
+    #SECTION, #NAME, MIN, MAX,                                                          \
+        [](const node_config& c) { return static_cast<std::int64_t>(c.SECTION.NAME); }, \
+        [](node_config& c, std::int64_t v) {                                            \
+          c.SECTION.NAME = static_cast<decltype(c.SECTION.NAME)>(v);                    \
+        }                                                                               \
+  }
+
+const std::vector<int_field>& int_fields() {
+  static const std::vector<int_field> fields = {
+    REGISTRY_INT_FIELD(heartbeat, interval_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(heartbeat, unhealthy_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(heartbeat, delete_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(heartbeat, check_interval_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(session, caf_heartbeat_interval_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(session, caf_connection_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(push, merge_window_ms, 0, duration_ms_max),
+    REGISTRY_INT_FIELD(push, timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(push, retry_delay_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(push, retries_max, 0, count_max),
+    REGISTRY_INT_FIELD(discovery, cache_millis, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(limits, clients_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, services_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, instances_per_client_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, instances_per_service_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, subscribers_per_service_max, 1, limit_max),
+    REGISTRY_INT_FIELD(distro, sync_delay_ms, 0, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, sync_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, sync_retry_delay_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, verify_interval_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, verify_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, copy_expiry_verify_rounds, 1, count_max),
+    REGISTRY_INT_FIELD(distro, snapshot_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, snapshot_retry_delay_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, lone_ready_wait_ms, 0, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, reconnect_backoff_min_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, reconnect_backoff_max_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(distro, member_failures_until_down, 1, count_max),
+  };
+  return fields;
+}
+
+#undef REGISTRY_INT_FIELD
+
+/// Keys a section accepts besides its integer fields.
+const std::map<std::string, std::set<std::string>>& extra_section_keys() {
+  static const std::map<std::string, std::set<std::string>> keys = {
+    {"log", {"level", "file"}},
+    {"heartbeat", {}},
+    {"session", {}},
+    {"push", {}},
+    {"discovery", {"protection_enabled", "protect_threshold", "service_thresholds"}},
+    {"limits", {}},
+    {"distro", {}},
+  };
+  return keys;
+}
+
+const std::set<std::string> top_level_scalar_keys = {"listen", "members", "cluster_name",
+                                                     "data_dir"};
+
+const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+// -- small helpers ---------------------------------------------------------------
+
+std::string quote(const std::string& s) {
+  constexpr std::size_t shown_max = 60;
+  if (s.size() <= shown_max)
+    return "'" + s + "'";
+  return "'" + s.substr(0, shown_max) + "...'";
+}
+
+std::string fmt_double(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+std::string join_keys(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty())
+      out += ", ";
+    out += k;
+  }
+  return out;
+}
+
+/// Thrown while walking the document; turned into the "FILE: KEY: PROBLEM" message.
+struct config_error {
+  std::string key;
+  std::string problem;
+  bool has_line = false;
+};
+
+std::string at_line(const YAML::Node& node) {
+  auto mark = node.Mark();
+  if (mark.is_null() || mark.line < 0)
+    return "";
+  return " (line " + std::to_string(mark.line + 1) + ")";
+}
+
+/// A null value has no useful position of its own; for_each_entry then adds the key's line.
+[[noreturn]] void fail(const std::string& key, const std::string& problem, const YAML::Node& node) {
+  std::string line = node.IsNull() ? std::string{} : at_line(node);
+  throw config_error{key, problem + line, !line.empty()};
+}
+
+[[noreturn]] void fail(const std::string& key, const std::string& problem) {
+  throw config_error{key, problem};
+}
+
+/// What a node is, for "got ..." in messages.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      if (node.Tag() == "!")
+        return "the quoted string " + quote(node.Scalar());
+      return quote(node.Scalar());
+    default:
+      return "an undefined value";
+  }
+}
+
+/// A plain (unquoted, untagged) scalar: the only form numbers and booleans may take.
+bool plain_scalar(const YAML::Node& node) {
+  return node.IsScalar() && node.Tag() == "?";
+}
+
+bool parse_int(const std::string& s, std::int64_t& out) {
+  if (s.empty())
+    return false;
+  std::size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i == s.size())
+    return false;
+  for (std::size_t j = i; j < s.size(); ++j)
+    if (s[j] < '0' || s[j] > '9')
+      return false;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno == ERANGE || *end != '\0')
+    return false;
+  out = v;
+  return true;
+}
+
+bool parse_double(const std::string& s, double& out) {
+  if (s.empty())
+    return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
+      return false; // rules out inf, nan, hex floats and whitespace
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno == ERANGE || *end != '\0' || !std::isfinite(v))
+    return false;
+  out = v;
+  return true;
+}
+
+std::int64_t read_int(const YAML::Node& node, const std::string& key, std::int64_t min,
+                      std::int64_t max) {
+  std::string range = std::to_string(min) + ".." + std::to_string(max);
+  std::int64_t v = 0;
+  if (!plain_scalar(node) || !parse_int(node.Scalar(), v))
+    fail(key, "expected an integer in " + range + ", got " + describe(node), node);
+  if (v < min || v > max)
+    fail(key, "expected an integer in " + range + ", got " + std::to_string(v), node);
+  return v;
+}
+
+bool read_bool(const YAML::Node& node, const std::string& key) {
+  if (plain_scalar(node)) {
+    const auto& s = node.Scalar();
+    if (s == "true" || s == "True" || s == "TRUE")
+      return true;
+    if (s == "false" || s == "False" || s == "FALSE")
+      return false;
+  }
+  fail(key, "expected true or false, got " + describe(node), node);
+}
+
+double read_number(const YAML::Node& node, const std::string& key, const std::string& expected) {
+  double v = 0;
+  if (!plain_scalar(node) || !parse_double(node.Scalar(), v))
+    fail(key, "expected " + expected + ", got " + describe(node), node);
+  return v;
+}
+
+std::string read_string(const YAML::Node& node, const std::string& key) {
+  if (!node.IsScalar())
+    fail(key, "expected a string, got " + describe(node) + (node.IsNull() ? " (write \"\" for empty)" : ""),
+         node);
+  return node.Scalar();
+}
+
+host_port read_host_port(const YAML::Node& node, const std::string& key) {
+  if (!node.IsScalar())
+    fail(key, "expected HOST:PORT, got " + describe(node), node);
+  auto parsed = parse_host_port(node.Scalar());
+  if (auto* err = std::get_if<std::string>(&parsed))
+    fail(key, *err, node);
+  return std::get<host_port>(parsed);
+}
+
+/// Iterates a mapping, rejecting non-scalar and duplicate keys; calls f(key, value).
+template <class F>
+void for_each_entry(const YAML::Node& map, const std::string& path, F&& f) {
+  std::set<std::string> seen;
+  for (const auto& entry : map) { // yaml-cpp iterators yield temporaries: keep copies
+    const YAML::Node k = entry.first;
+    const YAML::Node value = entry.second;
+    if (!k.IsScalar())
+      fail(path.empty() ? "(top level)" : path, "expected string keys, got " + describe(k) + " as a key", k);
+    const std::string name = k.Scalar();
+    const std::string full = path.empty() ? name : path + "." + name;
+    if (!seen.insert(name).second)
+      fail(full, "duplicate key", k);
+    try {
+      f(name, full, value, k);
+    } catch (config_error& e) {
+      if (!e.has_line) {
+        e.problem += at_line(k);
+        e.has_line = true;
+      }
+      throw;
+    }
+  }
+}
+
+void require_map(const YAML::Node& node, const std::string& key) {
+  if (!node.IsMap())
+    fail(key, "expected a mapping, got " + describe(node), node);
+}
+
+// -- service threshold keys ------------------------------------------------------
+
+bool chars_in(const std::string& s, const char* extra) {
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::strchr(extra, c) != nullptr;
+    if (!ok || c == '\0')
+      return false;
+  }
+  return true;
+}
+
+/// Normalises "GROUP@@SERVICE" / "NS##GROUP@@SERVICE" to "NS##GROUP@@SERVICE"; "" plus an error
+/// message when the key is malformed.
+std::string normalise_threshold_key(const std::string& key, std::string& error) {
+  const std::string sep = defaults::group_separator;
+  auto at = key.find(sep);
+  if (at == std::string::npos) {
+    error = "expected \"GROUP@@SERVICE\" or \"NS##GROUP@@SERVICE\", got " + quote(key) +
+            " (no \"@@\")";
+    return "";
+  }
+  std::string head = key.substr(0, at);
+  std::string service = key.substr(at + sep.size());
+  std::string ns = defaults::namespace_id;
+  std::string group = head;
+  auto hash = head.find("##");
+  if (hash != std::string::npos) {
+    ns = head.substr(0, hash);
+    group = head.substr(hash + 2);
+    if (ns.empty()) {
+      error = "empty namespace before \"##\" in " + quote(key);
+      return "";
+    }
+    if (ns.size() > defaults::namespace_chars_max || !chars_in(ns, "_-")) {
+      error = "namespace " + quote(ns) + " must be 1.." +
+              std::to_string(defaults::namespace_chars_max) + " characters of [A-Za-z0-9_-]";
+      return "";
+    }
+  }
+  if (group.empty()) {
+    error = "empty group before \"@@\" in " + quote(key);
+    return "";
+  }
+  if (group.size() > defaults::group_chars_max || !chars_in(group, "_-:.")) {
+    error = "group " + quote(group) + " must be 1.." + std::to_string(defaults::group_chars_max) +
+            " characters of [A-Za-z0-9_-:.]";
+    return "";
+  }
+  if (service.empty()) {
+    error = "empty service after \"@@\" in " + quote(key);
+    return "";
+  }
+  bool space = false;
+  for (char c : service)
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v')
+      space = true;
+  if (service.size() > defaults::service_chars_max || service.find(sep) != std::string::npos ||
+      service.front() == '@' || space) {
+    error = "service " + quote(service) + " must be 1.." +
+            std::to_string(defaults::service_chars_max) +
+            " characters without whitespace or \"@@\", not starting with '@'";
+    return "";
+  }
+  return ns + "##" + group + sep + service;
+}
+
+// -- host names --------------------------------------------------------------------
+
+bool valid_ipv4(const std::string& h) {
+  int parts = 0;
+  std::size_t i = 0;
+  while (true) {
+    std::size_t j = i;
+    while (j < h.size() && h[j] >= '0' && h[j] <= '9')
+      ++j;
+    std::size_t len = j - i;
+    if (len == 0 || len > 3 || (len > 1 && h[i] == '0'))
+      return false;
+    if (std::stoi(h.substr(i, len)) > 255)
+      return false;
+    ++parts;
+    if (j == h.size())
+      break;
+    if (h[j] != '.')
+      return false;
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+/// "" when `h` is a valid DNS-like name, else the problem.
+std::string check_dns_name(const std::string& h) {
+  if (h.size() > 253)
+    return "host name is longer than 253 characters";
+  std::size_t start = 0;
+  while (true) {
+    auto dot = h.find('.', start);
+    std::string label = h.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty())
+      return "host " + quote(h) + " has an empty label";
+    if (label.size() > 63)
+      return "host " + quote(h) + " has a label longer than 63 characters";
+    if (label.front() == '-' || label.back() == '-')
+      return "host " + quote(h) + " has a label starting or ending with '-'";
+    if (!chars_in(label, "-"))
+      return "host " + quote(h) + " may only hold letters, digits, dots and hyphens";
+    if (dot == std::string::npos)
+      break;
+    start = dot + 1;
+  }
+  return "";
+}
+
+// -- the document ------------------------------------------------------------------
+
+void parse_section(const YAML::Node& node, const std::string& section, node_config& cfg) {
+  if (node.IsNull())
+    return; // a section whose keys are all commented out: defaults
+  require_map(node, section);
+  const auto& extra = extra_section_keys().at(section);
+  for_each_entry(node, section, [&](const std::string& name, const std::string& full,
+                                    const YAML::Node& value, const YAML::Node& key_node) {
+    for (const auto& f : int_fields()) {
+      if (section == f.section && name == f.name) {
+        f.set(cfg, read_int(value, full, f.min, f.max));
+        return;
+      }
+    }
+    if (section == "log" && name == "level") {
+      cfg.log_level = read_string(value, full);
+      bool known = false;
+      for (const char* level : log_levels)
+        known = known || cfg.log_level == level;
+      if (!known)
+        fail(full, "expected one of trace, debug, info, warn, error, off, got " +
+                       quote(cfg.log_level), value);
+    } else if (section == "log" && name == "file") {
+      cfg.log_file = read_string(value, full);
+    } else if (section == "discovery" && name == "protection_enabled") {
+      cfg.discovery.protection_enabled = read_bool(value, full);
+    } else if (section == "discovery" && name == "protect_threshold") {
+      double v = read_number(value, full, "a number in 0..1");
+      if (v < 0.0 || v > 1.0)
+        fail(full, "expected a number in 0..1, got " + fmt_double(v), value);
+      cfg.discovery.protect_threshold = v;
+    } else if (section == "discovery" && name == "service_thresholds") {
+      if (value.IsNull())
+        return; // "service_thresholds:" with nothing under it: none
+      require_map(value, full);
+      for_each_entry(value, full, [&](const std::string& raw, const std::string& entry_key,
+                                      const YAML::Node& v, const YAML::Node& k) {
+        std::string error;
+        std::string key = normalise_threshold_key(raw, error);
+        if (key.empty())
+          fail(entry_key, error, k);
+        double t = read_number(v, entry_key, "a number in 0..1 or -1 (off)");
+        if (t != -1.0 && (t < 0.0 || t > 1.0))
+          fail(entry_key, "expected a number in 0..1 or -1 (off), got " + fmt_double(t), v);
+        if (!cfg.discovery.service_thresholds.emplace(key, t).second)
+          fail(entry_key, "names the same service as an earlier key (" + key + ")", k);
+      });
+    } else {
+      std::vector<std::string> known;
+      for (const auto& f : int_fields())
+        if (section == f.section)
+          known.emplace_back(f.name);
+      known.insert(known.end(), extra.begin(), extra.end());
+      fail(full, "unknown key (known keys: " + join_keys(known) + ")", key_node);
+    }
+  });
+}
+
+node_config parse_document(const YAML::Node& root, const std::string& source_name) {
+  node_config cfg;
+  cfg.source_file = source_name;
+  if (root.IsNull() || !root.IsDefined())
+    fail("(top level)", "the document is empty; expected a mapping with at least listen and members");
+  require_map(root, "(top level)");
+  bool have_listen = false;
+  bool have_members = false;
+  for_each_entry(root, "", [&](const std::string& name, const std::string& full,
+                               const YAML::Node& value, const YAML::Node& key_node) {
+    if (name == "listen") {
+      cfg.listen = read_host_port(value, full);
+      have_listen = true;
+    } else if (name == "members") {
+      if (!value.IsSequence())
+        fail(full, "expected a sequence of HOST:PORT, got " + describe(value), value);
+      if (value.size() == 0)
+        fail(full, "expected at least one HOST:PORT, got an empty sequence", value);
+      std::size_t i = 0;
+      for (const auto& item : value) {
+        cfg.members.push_back(read_host_port(item, full + "[" + std::to_string(i) + "]"));
+        ++i;
+      }
+      have_members = true;
+    } else if (name == "cluster_name") {
+      cfg.cluster_name = read_string(value, full);
+    } else if (name == "data_dir") {
+      read_string(value, full); // reserved: checked, not used
+    } else if (extra_section_keys().count(name) > 0) {
+      parse_section(value, name, cfg);
+    } else {
+      std::vector<std::string> known(top_level_scalar_keys.begin(), top_level_scalar_keys.end());
+      for (const auto& [section, keys] : extra_section_keys())
+        known.push_back(section);
+      fail(full, "unknown key (known keys: " + join_keys(known) + ")", key_node);
+    }
+  });
+  if (!have_listen)
+    fail("listen", "required key is missing (expected HOST:PORT of this node)");
+  if (!have_members)
+    fail("members", "required key is missing (expected the list of every node, this one included)");
+  std::sort(cfg.members.begin(), cfg.members.end());
+  cfg.members.erase(std::unique(cfg.members.begin(), cfg.members.end()), cfg.members.end());
+  return cfg;
+}
+
+std::string source_or_placeholder(const std::string& name) {
+  return name.empty() ? std::string{"<config>"} : name;
+}
+
+} // namespace
+
+// -- public API ----------------------------------------------------------------------
+
+std::variant<host_port, std::string> parse_host_port(const std::string& text) {
+  if (text.empty())
+    return std::string{"expected HOST:PORT, got an empty string"};
+  for (char c : text)
+    if (static_cast<unsigned char>(c) <= ' ' || static_cast<unsigned char>(c) >= 0x7f)
+      return "expected HOST:PORT without whitespace or control characters, got " + quote(text);
+  if (text.front() == '[' || std::count(text.begin(), text.end(), ':') > 1)
+    return "expected HOST:PORT with an IPv4 address or a host name (IPv6 is not supported), got " +
+           quote(text);
+  auto colon = text.find(':');
+  if (colon == std::string::npos)
+    return "missing port: expected HOST:PORT, got " + quote(text);
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  if (host.empty())
+    return "empty host: expected HOST:PORT, got " + quote(text);
+  if (port_text.empty())
+    return "missing port: expected HOST:PORT, got " + quote(text);
+  for (char c : port_text)
+    if (c < '0' || c > '9')
+      return "port " + quote(port_text) + " is not a number (in " + quote(text) + ")";
+  if (port_text.size() > 5)
+    return "port " + port_text + " is out of range 1..65535";
+  long port = std::stol(port_text);
+  if (port < 1 || port > 65535)
+    return "port " + std::to_string(port) + " is out of range 1..65535";
+  bool numeric = host.find_first_not_of("0123456789.") == std::string::npos;
+  if (numeric) {
+    if (!valid_ipv4(host))
+      return "host " + quote(host) + " is not a valid IPv4 address";
+  } else {
+    auto problem = check_dns_name(host);
+    if (!problem.empty())
+      return problem;
+    for (auto& c : host)
+      if (c >= 'A' && c <= 'Z')
+        c = static_cast<char>(c - 'A' + 'a'); // host names are case-insensitive
+  }
+  return host_port{host, static_cast<std::uint16_t>(port)};
+}
+
+double node_config::threshold_for(const std::string& namespace_id,
+                                  const std::string& grouped_name) const {
+  if (!discovery.protection_enabled)
+    return -1.0;
+  std::string ns = namespace_id.empty() ? std::string{defaults::namespace_id} : namespace_id;
+  std::string grouped = grouped_name;
+  if (grouped.find(defaults::group_separator) == std::string::npos)
+    grouped = std::string{defaults::group} + defaults::group_separator + grouped;
+  auto it = discovery.service_thresholds.find(ns + "##" + grouped);
+  return it != discovery.service_thresholds.end() ? it->second : discovery.protect_threshold;
+}
+
+std::string validate(const node_config& cfg) {
+  const std::string file = source_or_placeholder(cfg.source_file) + ": ";
+  auto err = [&](const std::string& key, const std::string& problem) {
+    return file + key + ": " + problem;
+  };
+  // Single values (a config built in code skipped the parser's checks).
+  for (const auto& f : int_fields()) {
+    auto v = f.get(cfg);
+    if (v < f.min || v > f.max)
+      return err(std::string{f.section} + "." + f.name,
+                 "expected an integer in " + std::to_string(f.min) + ".." + std::to_string(f.max) +
+                     ", got " + std::to_string(v));
+  }
+  // listen and members.
+  if (cfg.listen.host.empty() || cfg.listen.port == 0)
+    return err("listen", "expected HOST:PORT with a host and a port in 1..65535, got " +
+                             quote(cfg.listen.to_string()));
+  if (cfg.members.empty())
+    return err("members", "expected at least one HOST:PORT, got none");
+  if (cfg.members.size() > defaults::members_max)
+    return err("members", "expected at most " + std::to_string(defaults::members_max) +
+                              " members, got " + std::to_string(cfg.members.size()));
+  for (std::size_t i = 0; i < cfg.members.size(); ++i) {
+    const auto& m = cfg.members[i];
+    std::string key = "members[" + std::to_string(i) + "]";
+    if (m.host.empty() || m.port == 0)
+      return err(key, "expected HOST:PORT with a host and a port in 1..65535, got " +
+                          quote(m.to_string()));
+    if (m.host == "0.0.0.0")
+      return err(key, "0.0.0.0 is not an address peers can connect to; use the node's address");
+    if (i > 0 && !(cfg.members[i - 1] < m))
+      return err(key, "members must be sorted and unique, got " + quote(m.to_string()) +
+                          " after " + quote(cfg.members[i - 1].to_string()));
+  }
+  if (!std::binary_search(cfg.members.begin(), cfg.members.end(), cfg.listen)) {
+    std::string list;
+    for (const auto& m : cfg.members)
+      list += (list.empty() ? "" : ", ") + m.to_string();
+    return err("listen", "expected one of the members [" + list + "], got " +
+                             quote(cfg.listen.to_string()));
+  }
+  // Names and levels.
+  if (cfg.cluster_name.empty() || !chars_in(cfg.cluster_name, "_.-"))
+    return err("cluster_name", "expected a non-empty name of [A-Za-z0-9_.-], got " +
+                                   quote(cfg.cluster_name));
+  bool known_level = false;
+  for (const char* level : log_levels)
+    known_level = known_level || cfg.log_level == level;
+  if (!known_level)
+    return err("log.level", "expected one of trace, debug, info, warn, error, off, got " +
+                                quote(cfg.log_level));
+  // Relations.
+  const auto& hb = cfg.heartbeat;
+  if (hb.unhealthy_timeout_ms <= hb.interval_ms)
+    return err("heartbeat.unhealthy_timeout_ms",
+               "expected more than heartbeat.interval_ms (" + std::to_string(hb.interval_ms) +
+                   "), got " + std::to_string(hb.unhealthy_timeout_ms));
+  if (hb.delete_timeout_ms < hb.unhealthy_timeout_ms)
+    return err("heartbeat.delete_timeout_ms",
+               "expected at least heartbeat.unhealthy_timeout_ms (" +
+                   std::to_string(hb.unhealthy_timeout_ms) + "), got " +
+                   std::to_string(hb.delete_timeout_ms));
+  const auto& s = cfg.session;
+  if (s.caf_connection_timeout_ms <= s.caf_heartbeat_interval_ms)
+    return err("session.caf_connection_timeout_ms",
+               "expected more than session.caf_heartbeat_interval_ms (" +
+                   std::to_string(s.caf_heartbeat_interval_ms) + "), got " +
+                   std::to_string(s.caf_connection_timeout_ms));
+  const auto& d = cfg.distro;
+  if (d.reconnect_backoff_min_ms > d.reconnect_backoff_max_ms)
+    return err("distro.reconnect_backoff_min_ms",
+               "expected at most distro.reconnect_backoff_max_ms (" +
+                   std::to_string(d.reconnect_backoff_max_ms) + "), got " +
+                   std::to_string(d.reconnect_backoff_min_ms));
+  // Thresholds.
+  const auto& disc = cfg.discovery;
+  if (!std::isfinite(disc.protect_threshold) || disc.protect_threshold < 0.0 ||
+      disc.protect_threshold > 1.0)
+    return err("discovery.protect_threshold",
+               "expected a number in 0..1, got " + fmt_double(disc.protect_threshold));
+  for (const auto& [key, t] : disc.service_thresholds) {
+    std::string full = "discovery.service_thresholds." + key;
+    std::string error;
+    std::string normal = normalise_threshold_key(key, error);
+    if (normal.empty())
+      return err(full, error);
+    if (normal != key)
+      return err(full, "expected a key normalised to \"NS##GROUP@@SERVICE\", got " + quote(key));
+    if (t != -1.0 && !(t >= 0.0 && t <= 1.0))
+      return err(full, "expected a number in 0..1 or -1 (off), got " + fmt_double(t));
+  }
+  return "";
+}
+
+std::variant<node_config, std::string> parse_node_config(const std::string& yaml_text,
+                                                         const std::string& source_name) {
+  const std::string file = source_or_placeholder(source_name);
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.size() > 1)
+      return file + ": (top level): expected one YAML document, got " +
+             std::to_string(docs.size());
+    node_config cfg = parse_document(docs.empty() ? YAML::Node{} : docs.front(), source_name);
+    auto problem = validate(cfg);
+    if (!problem.empty())
+      return problem;
+    return cfg;
+  } catch (const config_error& e) {
+    return file + ": " + e.key + ": " + e.problem;
+  } catch (const YAML::Exception& e) {
+    std::string where = e.mark.is_null()
+                          ? std::string{"(document)"}
+                          : "line " + std::to_string(e.mark.line + 1) + ", column " +
+                              std::to_string(e.mark.column + 1);
+    return file + ": " + where + ": YAML syntax error: " + e.msg;
+  }
+}
+
+std::variant<node_config, std::string> load_node_config(const std::string& path) {
+  const std::string file = source_or_placeholder(path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return file + ": (file): cannot read the config file: " + std::strerror(errno);
+  if (S_ISDIR(st.st_mode))
+    return file + ": (file): cannot read the config file: it is a directory";
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    return file + ": (file): cannot read the config file: " + std::strerror(errno);
+  std::string text;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    text.append(buf, n);
+  bool failed = std::ferror(f) != 0;
+  int read_errno = errno;
+  std::fclose(f);
+  if (failed)
+    return file + ": (file): cannot read the config file: " + std::strerror(read_errno);
+  return parse_node_config(text, path);
+}
+
+} // namespace registry

@@ -1,0 +1,158 @@
+#pragma once
+/// The node's typed configuration, loaded once from YAML and checked strictly.
+///
+/// Precedence: defaults (config/defaults.hpp) < the YAML file < command-line flags (registryd
+/// --log-level). Unknown keys, wrong types, bad addresses, impossible relations and missing files are
+/// errors naming the file, the key and the problem; the node does not start then.
+///
+/// YAML (every key but `listen` and `members` is optional; durations are integers in ms):
+///   listen: 127.0.0.1:8848            # HOST:PORT this node publishes on
+///   members: [127.0.0.1:8848]         # every node of the cluster, this one included
+///   cluster_name: default             # peers with another name are refused
+///   data_dir: ""                      # reserved
+///   log:
+///     level: info                     # trace, debug, info, warn, error, off
+///     file: ""                        # empty = stderr
+///   heartbeat:                        # heartbeat clients (ip:port), Nacos 1.x semantics
+///     interval_ms: 5000
+///     unhealthy_timeout_ms: 15000
+///     delete_timeout_ms: 30000
+///     check_interval_ms: 1000
+///   session:
+///     caf_heartbeat_interval_ms: 1000 # CAF heartbeats (same on clients)
+///     caf_connection_timeout_ms: 5000 # a frozen peer/client is dropped after this
+///   push:
+///     merge_window_ms: 20
+///     timeout_ms: 3000
+///     retry_delay_ms: 1000
+///     retries_max: 5
+///   discovery:
+///     cache_millis: 10000
+///     protection_enabled: true        # false switches healthy protection off everywhere
+///     protect_threshold: 0.0          # default per service, 0..1
+///     service_thresholds:             # per service: "GROUP@@SERVICE" or "NS##GROUP@@SERVICE": 0..1 or -1 (off)
+///       DEFAULT_GROUP@@orders: 0.5
+///   limits:
+///     clients_max: 200000
+///     services_max: 100000
+///     instances_per_client_max: 1000
+///     instances_per_service_max: 100000
+///     subscribers_per_service_max: 10000
+///   distro:
+///     sync_delay_ms: 10
+///     sync_timeout_ms: 3000
+///     sync_retry_delay_ms: 1000
+///     verify_interval_ms: 5000
+///     verify_timeout_ms: 3000
+///     copy_expiry_verify_rounds: 3
+///     snapshot_timeout_ms: 30000
+///     snapshot_retry_delay_ms: 1000
+///     lone_ready_wait_ms: 10000
+///     reconnect_backoff_min_ms: 200
+///     reconnect_backoff_max_ms: 5000
+///     member_failures_until_down: 3
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "config/defaults.hpp"
+
+namespace registry {
+
+/// HOST:PORT. Host is an IPv4 address, "localhost" or a DNS name; port 1..65535.
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+  friend bool operator==(const host_port& a, const host_port& b) {
+    return a.host == b.host && a.port == b.port;
+  }
+  friend bool operator<(const host_port& a, const host_port& b) {
+    return a.host < b.host || (a.host == b.host && a.port < b.port);
+  }
+};
+
+/// Parses HOST:PORT; on error returns a message such as "port 70000 is out of range 1..65535".
+std::variant<host_port, std::string> parse_host_port(const std::string& text);
+
+struct node_config {
+  std::string source_file; ///< the file it came from, for messages
+  host_port listen;
+  std::vector<host_port> members; ///< sorted, unique, includes `listen`
+  std::string cluster_name = "default";
+  std::string log_level = "info";
+  std::string log_file;
+
+  struct heartbeat_t {
+    std::int64_t interval_ms = defaults::beat_interval_ms;
+    std::int64_t unhealthy_timeout_ms = defaults::beat_unhealthy_timeout_ms;
+    std::int64_t delete_timeout_ms = defaults::beat_delete_timeout_ms;
+    std::int64_t check_interval_ms = defaults::beat_check_interval_ms;
+  } heartbeat;
+
+  struct session_t {
+    std::int64_t caf_heartbeat_interval_ms = defaults::caf_heartbeat_interval_ms;
+    std::int64_t caf_connection_timeout_ms = defaults::caf_connection_timeout_ms;
+  } session;
+
+  struct push_t {
+    std::int64_t merge_window_ms = defaults::push_merge_window_ms;
+    std::int64_t timeout_ms = defaults::push_timeout_ms;
+    std::int64_t retry_delay_ms = defaults::push_retry_delay_ms;
+    int retries_max = defaults::push_retries_max;
+  } push;
+
+  struct discovery_t {
+    std::int64_t cache_millis = defaults::cache_millis;
+    bool protection_enabled = true;
+    double protect_threshold = defaults::protect_threshold;
+    /// Keys normalised to "NS##GROUP@@SERVICE" (namespace "public" when not given).
+    std::map<std::string, double> service_thresholds;
+  } discovery;
+
+  struct limits_t {
+    std::size_t clients_max = defaults::clients_max;
+    std::size_t services_max = defaults::services_max;
+    std::size_t instances_per_client_max = defaults::instances_per_client_max;
+    std::size_t instances_per_service_max = defaults::instances_per_service_max;
+    std::size_t subscribers_per_service_max = defaults::subscribers_per_service_max;
+  } limits;
+
+  struct distro_t {
+    std::int64_t sync_delay_ms = defaults::sync_delay_ms;
+    std::int64_t sync_timeout_ms = defaults::sync_timeout_ms;
+    std::int64_t sync_retry_delay_ms = defaults::sync_retry_delay_ms;
+    std::int64_t verify_interval_ms = defaults::verify_interval_ms;
+    std::int64_t verify_timeout_ms = defaults::verify_timeout_ms;
+    int copy_expiry_verify_rounds = defaults::copy_expiry_verify_rounds;
+    std::int64_t snapshot_timeout_ms = defaults::snapshot_timeout_ms;
+    std::int64_t snapshot_retry_delay_ms = defaults::snapshot_retry_delay_ms;
+    std::int64_t lone_ready_wait_ms = defaults::lone_ready_wait_ms;
+    std::int64_t reconnect_backoff_min_ms = defaults::reconnect_backoff_min_ms;
+    std::int64_t reconnect_backoff_max_ms = defaults::reconnect_backoff_max_ms;
+    int member_failures_until_down = defaults::member_failures_until_down;
+  } distro;
+
+  /// True when `members` holds only `listen`.
+  bool standalone() const { return members.size() == 1 && members.front() == listen; }
+
+  /// The threshold for a service: -1 (off) when protection is disabled, else the per-service value
+  /// or the default.
+  double threshold_for(const std::string& namespace_id, const std::string& grouped_name) const;
+};
+
+/// Loads and validates `path`. On error returns "FILE: KEY: PROBLEM" (e.g.
+/// "node.yaml: heartbeat.interval_ms: expected an integer, got 'abc'").
+std::variant<node_config, std::string> load_node_config(const std::string& path);
+
+/// Same, from YAML text (`source_name` stands in for the file name in messages).
+std::variant<node_config, std::string> parse_node_config(const std::string& yaml_text,
+                                                         const std::string& source_name);
+
+/// Relations between values (timeouts > intervals, listen in members, ...); "" when fine.
+std::string validate(const node_config& cfg);
+
+} // namespace registry

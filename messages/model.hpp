@@ -1,0 +1,116 @@
+#pragma once
+/// The data model as the node and the client library hold it in memory (plain C++, no CAF, no
+/// protobuf). messages/convert.hpp turns it into wire messages and back.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace registry {
+
+/// Milliseconds on a clock the caller chooses (steady for expiry, system for lastRefTime). Protocol
+/// classes never read a clock themselves: time is always an argument.
+using time_ms = std::int64_t;
+
+/// Names a service: namespace, group, name (Nacos's identity, without the ephemeral flag).
+struct service_key {
+  std::string namespace_id;
+  std::string group;
+  std::string name;
+
+  /// GROUP@@SERVICE, as in Nacos's ServiceInfo.name.
+  std::string grouped_name() const { return group + "@@" + name; }
+
+  /// NAMESPACE##GROUP@@SERVICE: unique over namespaces, used for maps and logs.
+  std::string to_string() const { return namespace_id + "##" + group + "@@" + name; }
+
+  friend bool operator==(const service_key& a, const service_key& b) {
+    return std::tie(a.namespace_id, a.group, a.name) == std::tie(b.namespace_id, b.group, b.name);
+  }
+  friend bool operator!=(const service_key& a, const service_key& b) { return !(a == b); }
+  friend bool operator<(const service_key& a, const service_key& b) {
+    return std::tie(a.namespace_id, a.group, a.name) < std::tie(b.namespace_id, b.group, b.name);
+  }
+};
+
+/// Metadata as a sorted vector of pairs: smaller than a map and compared cheaply.
+using metadata_map = std::vector<std::pair<std::string, std::string>>;
+
+/// One registered instance.
+struct instance {
+  std::string instance_id;
+  std::string ip;
+  std::uint32_t port = 0;
+  double weight = 1.0;
+  bool healthy = true;
+  bool enabled = true;
+  bool ephemeral = true;
+  std::string cluster = "DEFAULT";
+  metadata_map metadata;
+
+  /// ip:port, the address part of the identity.
+  std::string address() const { return ip + ":" + std::to_string(port); }
+
+  /// Within one service, an instance is identified by (ip, port, cluster).
+  bool same_identity(const instance& other) const {
+    return port == other.port && ip == other.ip && cluster == other.cluster;
+  }
+
+  friend bool operator==(const instance& a, const instance& b) {
+    return a.port == b.port && a.weight == b.weight && a.healthy == b.healthy &&
+           a.enabled == b.enabled && a.ephemeral == b.ephemeral && a.ip == b.ip &&
+           a.cluster == b.cluster && a.instance_id == b.instance_id && a.metadata == b.metadata;
+  }
+  friend bool operator!=(const instance& a, const instance& b) { return !(a == b); }
+};
+
+/// Nacos's "simple" instance id: ip#port#cluster#group@@service.
+inline std::string make_instance_id(const instance& x, const service_key& key) {
+  return x.ip + "#" + std::to_string(x.port) + "#" + x.cluster + "#" + key.grouped_name();
+}
+
+/// What a query or a push returns (Nacos's ServiceInfo).
+struct service_info {
+  service_key key;
+  std::string clusters; ///< comma-separated, as asked
+  std::int64_t cache_millis = 0;
+  time_ms last_ref_time_ms = 0;
+  bool reach_protection_threshold = false;
+  std::vector<instance> hosts;
+};
+
+/// A client id: heartbeat clients are "ip:port#true" (Nacos's ip-port client), session clients are
+/// "<node address>/<counter>/<start ms>".
+using client_id = std::string;
+
+inline client_id heartbeat_client_id(const std::string& ip, std::uint32_t port) {
+  return ip + ":" + std::to_string(port) + "#true";
+}
+
+inline bool is_heartbeat_client(const client_id& id) {
+  return id.size() > 5 && id.compare(id.size() - 5, 5, "#true") == 0;
+}
+
+/// The instances one client publishes, per service.
+using client_services = std::map<service_key, std::vector<instance>>;
+
+/// A field error: which field and what is wrong with it.
+struct field_error {
+  std::string field;
+  std::string message;
+};
+
+} // namespace registry
+
+template <>
+struct std::hash<registry::service_key> {
+  std::size_t operator()(const registry::service_key& k) const noexcept {
+    std::size_t h = std::hash<std::string>{}(k.namespace_id);
+    h = h * 31 + std::hash<std::string>{}(k.group);
+    return h * 31 + std::hash<std::string>{}(k.name);
+  }
+};

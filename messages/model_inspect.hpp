@@ -1,0 +1,22 @@
+#pragma once
+/// CAF inspection of the model types, so they can travel in in-process messages between the node's
+/// actors (model.hpp itself stays free of CAF for the protocol classes and the client library).
+
+#include <caf/meta/type_name.hpp>
+
+#include "messages/model.hpp"
+
+namespace registry {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_key& x) {
+  return f(caf::meta::type_name("registry::service_key"), x.namespace_id, x.group, x.name);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, instance& x) {
+  return f(caf::meta::type_name("registry::instance"), x.instance_id, x.ip, x.port, x.weight,
+           x.healthy, x.enabled, x.ephemeral, x.cluster, x.metadata);
+}
+
+} // namespace registry

@@ -1,0 +1,37 @@
+#pragma once
+/// Validation of client input against Nacos's limits (reference §3). Each function returns the first
+/// problem as a field_error naming the field, or nothing. Callers reject the request and change nothing.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/model.hpp"
+
+namespace registry {
+
+/// namespace <= 64 chars of [A-Za-z0-9_-]; group <= 128 of [A-Za-z0-9-_:.]; service <= 512, not
+/// starting with '@', without "@@", whitespace or CJK characters. Empty names are errors (callers
+/// apply defaults first).
+std::optional<field_error> validate_service_key(const service_key& key);
+
+/// cluster <= 64 chars of [0-9a-zA-Z-_].
+std::optional<field_error> validate_cluster(const std::string& cluster);
+
+/// ip (non-empty, <= 128, no whitespace/CJK), port 1..65535 (Nacos allows 0; a registered instance
+/// on port 0 is useless, so we refuse it), weight 0..10000 and finite, cluster, metadata (at most
+/// metadata_entries_max entries, keys + values <= 1024 chars, no empty key), instance id <= 256.
+std::optional<field_error> validate_instance(const instance& x);
+
+/// page >= 1, 1 <= size <= page_size_max.
+std::optional<field_error> validate_page(std::uint32_t page, std::uint32_t size);
+
+/// Fills empty namespace/group/cluster with defaults (public, DEFAULT_GROUP, DEFAULT).
+void apply_defaults(service_key& key);
+void apply_defaults(instance& x);
+
+/// Splits "k=v" into a pair; error names the field "metadata".
+std::optional<field_error> parse_metadata_entry(const std::string& text,
+                                                std::pair<std::string, std::string>& out);
+
+} // namespace registry

@@ -1,0 +1,253 @@
+// The node's actors under CAF's deterministic scheduler: virtual time, no threads, no network.
+
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/gateway/gateway_actor.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+
+using namespace registry;
+using namespace registry::wire;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::unique_ptr<caf::scoped_actor> self;
+  caf::actor gateway;
+  std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
+
+  fixture() {
+    register_types(cfg);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    node_cfg->listen = host_port{"127.0.0.1", 8848};
+    node_cfg->members = {node_cfg->listen};
+    node_cfg->heartbeat.unhealthy_timeout_ms = 15000;
+    node_cfg->heartbeat.delete_timeout_ms = 30000;
+    node_cfg->heartbeat.check_interval_ms = 1000;
+    node_cfg->push.merge_window_ms = 20;
+    node_cfg->push.timeout_ms = 3000;
+    node_cfg->push.retry_delay_ms = 1000;
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    self = std::make_unique<caf::scoped_actor>(*sys);
+  }
+
+  ~fixture() {
+    if (gateway)
+      caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  void start() {
+    gateway = spawn_gateway_actor(*sys, node_cfg, caf::actor{});
+    sched->run();
+  }
+
+  /// Advances virtual time in steps, running every actor after each step.
+  void advance(caf::timespan total, caf::timespan step = std::chrono::milliseconds(10)) {
+    for (caf::timespan t{0}; t < total; t += step) {
+      sched->advance_time(step);
+      sched->run();
+    }
+  }
+
+  template <class... Ts>
+  envelope ask(const caf::actor& dest, Ts&&... xs) {
+    envelope result;
+    auto handle = (*self)->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    sched->run();
+    handle.receive([&](envelope& env) { result = std::move(env); },
+                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
+    return result;
+  }
+
+  envelope register_heartbeat(const std::string& service, const std::string& ip, int port) {
+    v1::RegisterRequest req;
+    req.mutable_service()->set_service(service);
+    req.mutable_instance()->set_ip(ip);
+    req.mutable_instance()->set_port(port);
+    req.mutable_instance()->set_weight(1.0);
+    req.mutable_instance()->set_enabled(true);
+    req.mutable_instance()->set_healthy(true);
+    return ask(gateway, reg_atom_v, pack(req));
+  }
+
+  v1::ServiceInfo query(const std::string& service, bool healthy_only = false) {
+    v1::QueryRequest req;
+    req.mutable_service()->set_service(service);
+    req.set_healthy_only(healthy_only);
+    v1::ServiceInfo info;
+    REQUIRE(unpack(ask(gateway, query_atom_v, pack(req)), info));
+    return info;
+  }
+};
+
+/// A client process's push receiver: records every push; acknowledges unless told to stay silent.
+struct receiver_state {
+  std::vector<v1::ServiceInfo> pushes;
+  int silent_pushes = 0; ///< how many pushes to leave unanswered
+};
+
+caf::behavior push_receiver(caf::stateful_actor<receiver_state>* self,
+                            std::shared_ptr<receiver_state> shared) {
+  return {
+    [=](push_atom, const envelope& env) -> caf::result<envelope> {
+      v1::ServiceInfo info;
+      unpack(env, info);
+      shared->pushes.push_back(info);
+      if (shared->silent_pushes > 0) {
+        --shared->silent_pushes;
+        return self->make_response_promise<envelope>(); // never delivered
+      }
+      return pack(v1::Ack{});
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "a heartbeat instance turns unhealthy after 15 s and is removed after 30 s") {
+  start();
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  CHECK(query("orders").hosts_size() == 1);
+  advance(14s, 100ms);
+  CHECK(query("orders", true).hosts_size() == 1);
+  advance(2s, 100ms);
+  CHECK(query("orders", true).hosts_size() == 0);
+  auto info = query("orders");
+  REQUIRE(info.hosts_size() == 1);
+  CHECK(info.reach_protection_threshold()); // threshold 0, zero healthy: shown healthy
+  advance(15s, 100ms);
+  CHECK(query("orders").hosts_size() == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "a beat keeps a heartbeat instance alive") {
+  start();
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  for (int i = 0; i < 8; ++i) {
+    advance(5s, 100ms);
+    v1::BeatRequest beat;
+    beat.mutable_service()->set_service("orders");
+    beat.mutable_instance()->set_ip("10.0.0.1");
+    beat.mutable_instance()->set_port(80);
+    beat.mutable_instance()->set_weight(1.0);
+    beat.mutable_instance()->set_enabled(true);
+    REQUIRE(holds<v1::Ack>(ask(gateway, beat_atom_v, pack(beat))));
+  }
+  CHECK(query("orders", true).hosts_size() == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "pushes are immediate when idle and merged under a burst") {
+  start();
+  auto shared = std::make_shared<receiver_state>();
+  auto receiver = sys->spawn(push_receiver, shared);
+  v1::Hello hello;
+  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  caf::actor session;
+  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), receiver);
+  sched->run();
+  h.receive([&](envelope& env, caf::actor& s) {
+    CHECK(holds<v1::Welcome>(env));
+    session = s;
+  }, [&](caf::error& err) { FAIL(sys->render(err)); });
+  REQUIRE(session);
+  v1::SubscribeRequest sub;
+  sub.mutable_service()->set_service("orders");
+  v1::ServiceInfo initial;
+  REQUIRE(unpack(ask(session, sub_atom_v, pack(sub)), initial));
+  CHECK(initial.hosts_size() == 0);
+
+  // Idle: the first change is pushed at once, without advancing time.
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  REQUIRE(shared->pushes.size() == 1);
+  CHECK(shared->pushes[0].hosts_size() == 1);
+
+  // A burst within the merge window travels as one push when the window closes.
+  for (int i = 2; i <= 10; ++i)
+    REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0." + std::to_string(i), 80)));
+  CHECK(shared->pushes.size() == 1);
+  advance(30ms, 5ms);
+  REQUIRE(shared->pushes.size() == 2);
+  CHECK(shared->pushes[1].hosts_size() == 10);
+  caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a failed push is retried with the current state") {
+  start();
+  auto shared = std::make_shared<receiver_state>();
+  shared->silent_pushes = 1;
+  auto receiver = sys->spawn(push_receiver, shared);
+  v1::Hello hello;
+  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  caf::actor session;
+  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), receiver);
+  sched->run();
+  h.receive([&](envelope&, caf::actor& s) { session = s; },
+            [&](caf::error& err) { FAIL(sys->render(err)); });
+  REQUIRE(session);
+  v1::SubscribeRequest sub;
+  sub.mutable_service()->set_service("orders");
+  ask(session, sub_atom_v, pack(sub));
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  REQUIRE(shared->pushes.size() == 1);
+  // The push times out after 3 s; the retry follows 1 s later.
+  advance(3500ms, 50ms);
+  CHECK(shared->pushes.size() == 1);
+  advance(1000ms, 50ms);
+  REQUIRE(shared->pushes.size() == 2);
+  CHECK(shared->pushes[1].hosts_size() == 1);
+  caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a session's instances leave when its process goes down") {
+  start();
+  auto shared = std::make_shared<receiver_state>();
+  auto remote = sys->spawn(push_receiver, shared);
+  v1::Hello hello;
+  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  caf::actor session;
+  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
+  sched->run();
+  h.receive([&](envelope&, caf::actor& s) { session = s; },
+            [&](caf::error& err) { FAIL(sys->render(err)); });
+  REQUIRE(session);
+  v1::RegisterRequest req;
+  req.mutable_service()->set_service("orders");
+  req.mutable_instance()->set_ip("10.0.0.1");
+  req.mutable_instance()->set_port(80);
+  req.mutable_instance()->set_weight(1.0);
+  req.mutable_instance()->set_enabled(true);
+  req.mutable_instance()->set_healthy(true);
+  REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, pack(req))));
+  CHECK(query("orders").hosts_size() == 1);
+  caf::anon_send_exit(remote, caf::exit_reason::remote_link_unreachable);
+  sched->run();
+  CHECK(query("orders").hosts_size() == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "the node refuses a bad field and changes nothing") {
+  start();
+  v1::RegisterRequest req;
+  req.mutable_service()->set_service("orders");
+  req.mutable_instance()->set_ip("10.0.0.1");
+  req.mutable_instance()->set_port(80);
+  req.mutable_instance()->set_weight(-1);
+  v1::Error err;
+  REQUIRE(unpack(ask(gateway, reg_atom_v, pack(req)), err));
+  CHECK(err.field() == "weight");
+  CHECK(err.code() == v1::Error::INVALID_ARGUMENT);
+  CHECK(query("orders").hosts_size() == 0);
+  // A malformed envelope is refused too.
+  envelope junk{"registry.v1.RegisterRequest", "\xff\xff\xff"};
+  REQUIRE(unpack(ask(gateway, reg_atom_v, junk), err));
+  CHECK(err.code() == v1::Error::INVALID_ARGUMENT);
+}

@@ -1,0 +1,74 @@
+#include "test/support/node_fixture.hpp"
+
+#include <signal.h>
+
+namespace registry::test {
+
+test_node::test_node(const std::string& extra_yaml)
+  : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
+                             + "]\nlog:\n  level: debug\n  file: " + dir_ + "/node.log\n"
+                             + extra_yaml);
+}
+
+test_node::~test_node() {
+  if (proc_ && proc_->running())
+    stop();
+  proc_.reset();
+  remove_tree(dir_);
+}
+
+bool test_node::start() {
+  proc_ = std::make_unique<child_process>(
+    std::vector<std::string>{registryd_path(), "--config", config_path_}, dir_, "registryd");
+  return wait_until(
+    [&] {
+      if (!proc_->running())
+        return true;
+      return ctl({"status"}, std::chrono::seconds(3)).code == 0;
+    },
+    std::chrono::seconds(15))
+    && proc_->running();
+}
+
+int test_node::stop() {
+  if (!proc_)
+    return -1;
+  proc_->signal(SIGTERM);
+  return proc_->wait(std::chrono::seconds(15));
+}
+
+std::string test_node::log() const {
+  return read_file(dir_ + "/node.log");
+}
+
+run_result test_node::ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv{registryctl_path(), "--node", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(std::move(argv), timeout);
+}
+
+nlohmann::json test_node::ctl_json(std::vector<std::string> args) const {
+  args.insert(args.begin(), "--json");
+  auto r = ctl(std::move(args));
+  if (r.code != 0)
+    return nullptr;
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+nlohmann::json test_node::hosts(const std::string& service, std::vector<std::string> extra) const {
+  std::vector<std::string> args{"instances", service};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto j = ctl_json(std::move(args));
+  if (j.is_discarded() || !j.is_object())
+    return nullptr;
+  return j["hosts"];
+}
+
+child_process test_node::start_ctl(std::vector<std::string> args, const std::string& name) const {
+  std::vector<std::string> argv{registryctl_path(), "--node", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return child_process{std::move(argv), dir_, name};
+}
+
+} // namespace registry::test
