@@ -1,7 +1,6 @@
 #include "messages/validate.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 #include "config/defaults.hpp"

@@ -4,6 +4,7 @@
 
 #include "actors/common/clock.hpp"
 #include "actors/common/delegate.hpp"
+#include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
@@ -279,7 +280,7 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
   st.gateway = gateway;
   st.remote = remote;
   st.distro = distro;
-  self->set_default_handler(caf::drop);
+  install_default_handlers(self, "client");
   self->monitor(gateway);
   if (remote)
     self->monitor(remote);
@@ -312,6 +313,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
           self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
     },
     [=](tick_atom) { on_tick(self); },
+    // Replies to fire-and-forget updates (expiry, rebuild) need no action.
+    [=](const envelope&) {},
   };
 }
 

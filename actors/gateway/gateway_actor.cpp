@@ -6,6 +6,7 @@
 #include "actors/client/client_actor.hpp"
 #include "actors/common/clock.hpp"
 #include "actors/common/delegate.hpp"
+#include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "actors/service/service_actor.hpp"
 #include "actors/service/service_index.hpp"
@@ -251,7 +252,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
                             caf::actor distro) {
   self->state.cfg = std::move(cfg);
   self->state.distro = std::move(distro);
-  self->set_default_handler(caf::drop);
+  install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   return {
     // -- client processes ------------------------------------------------------

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "actors/gateway/gateway_actor.hpp"
 #include "messages/type_ids.hpp"
@@ -45,7 +46,7 @@ void start_gateway(supervisor_t* self) {
 
 caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_config> cfg) {
   self->state.cfg = std::move(cfg);
-  self->set_default_handler(caf::drop);
+  install_default_handlers(self, "supervisor");
   start_gateway(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;

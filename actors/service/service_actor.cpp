@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "actors/common/clock.hpp"
+#include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "actors/service/service_index.hpp"
 #include "messages/convert.hpp"
@@ -164,7 +165,13 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
   st.pushes = std::make_unique<push_scheduler>(settings.push);
   st.settings = settings;
   st.parent = parent;
-  self->set_default_handler(caf::drop);
+  install_default_handlers(self, "service");
+  // The service lives as long as its parent (the gateway).
+  self->monitor(parent);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (dm.source == self->state.parent.address())
+      self->quit(dm.reason);
+  });
   return {
     [=](svc_put_atom, const service_key&, const client_id& client,
         std::vector<instance>& xs) -> envelope {

@@ -1,5 +1,7 @@
 #include "tools/client/event_dispatcher.hpp"
 
+#include "tools/client/service_cache.hpp"
+
 #include <cstdio>
 #include <exception>
 #include <vector>

@@ -1,0 +1,938 @@
+#include "actors/distro/distro_protocol.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace registry {
+
+namespace {
+
+/// Assertions for programmer errors, on in every build: a broken invariant here loses or resurrects
+/// clients across the cluster, which is worse than a crash with a message.
+[[noreturn]] void check_failed(const char* what, const char* file, int line) {
+  std::fprintf(stderr, "%s:%d: distro_protocol check failed: %s\n", file, line, what);
+  std::abort();
+}
+
+#define DISTRO_CHECK(cond)                                                     \
+  ((cond) ? (void)0 : check_failed(#cond, __FILE__, __LINE__))
+
+/// FNV-1a 64 over a canonical byte stream: integers little-endian, strings length-prefixed, so that no
+/// two different field sequences give the same bytes.
+class canonical_hash {
+public:
+  void u64(std::uint64_t x) {
+    for (int i = 0; i < 8; ++i) {
+      h_ ^= static_cast<unsigned char>(x >> (8 * i));
+      h_ *= 0x100000001b3ULL;
+    }
+  }
+
+  void str(const std::string& x) {
+    u64(x.size());
+    for (unsigned char c : x) {
+      h_ ^= c;
+      h_ *= 0x100000001b3ULL;
+    }
+  }
+
+  void real(double x) {
+    if (x == 0.0)
+      x = 0.0; // -0.0 and 0.0 are the same weight
+    std::uint64_t bits = 0;
+    static_assert(sizeof(bits) == sizeof(x));
+    std::memcpy(&bits, &x, sizeof(bits));
+    u64(bits);
+  }
+
+  std::uint64_t value() const {
+    return h_;
+  }
+
+private:
+  std::uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+std::uint64_t instance_hash(const instance& x) {
+  canonical_hash h;
+  h.str(x.instance_id);
+  h.str(x.ip);
+  h.u64(x.port);
+  h.real(x.weight);
+  h.u64((x.healthy ? 1u : 0u) | (x.enabled ? 2u : 0u) | (x.ephemeral ? 4u : 0u));
+  h.str(x.cluster);
+  h.u64(x.metadata.size());
+  for (const auto& [k, v] : x.metadata) {
+    h.str(k);
+    h.str(v);
+  }
+  return h.value();
+}
+
+} // namespace
+
+// -- configuration -------------------------------------------------------------------
+
+distro_config::distro_config(const node_config::distro_t& x)
+  : sync_delay_ms(x.sync_delay_ms),
+    sync_timeout_ms(x.sync_timeout_ms),
+    sync_retry_delay_ms(x.sync_retry_delay_ms),
+    verify_interval_ms(x.verify_interval_ms),
+    verify_timeout_ms(x.verify_timeout_ms),
+    copy_expiry_verify_rounds(x.copy_expiry_verify_rounds),
+    snapshot_timeout_ms(x.snapshot_timeout_ms),
+    snapshot_retry_delay_ms(x.snapshot_retry_delay_ms),
+    lone_ready_wait_ms(x.lone_ready_wait_ms) {
+  // nop
+}
+
+std::string validate(const distro_config& x) {
+  if (x.sync_delay_ms < 0)
+    return "sync_delay_ms must not be negative";
+  if (x.sync_timeout_ms <= 0)
+    return "sync_timeout_ms must be positive";
+  if (x.sync_retry_delay_ms <= 0)
+    return "sync_retry_delay_ms must be positive";
+  if (x.sync_batch_clients_max < 1)
+    return "sync_batch_clients_max must be at least 1";
+  if (x.verify_interval_ms <= 0)
+    return "verify_interval_ms must be positive";
+  if (x.verify_timeout_ms <= 0)
+    return "verify_timeout_ms must be positive";
+  // One round would expire a copy whenever a single verify arrives a little late.
+  if (x.copy_expiry_verify_rounds < 2)
+    return "copy_expiry_verify_rounds must be at least 2";
+  if (x.snapshot_timeout_ms <= 0)
+    return "snapshot_timeout_ms must be positive";
+  if (x.snapshot_retry_delay_ms <= 0)
+    return "snapshot_retry_delay_ms must be positive";
+  if (x.lone_ready_wait_ms < 0)
+    return "lone_ready_wait_ms must not be negative";
+  if (x.clients_max < 1)
+    return "clients_max must be at least 1";
+  if (x.members_max < 1)
+    return "members_max must be at least 1";
+  return {};
+}
+
+std::uint64_t content_revision(const client_services& services) {
+  canonical_hash h;
+  h.u64(services.size());
+  std::vector<std::uint64_t> xs;
+  for (const auto& [key, instances] : services) {
+    h.str(key.namespace_id);
+    h.str(key.group);
+    h.str(key.name);
+    // Sorted instance hashes: the same instances in another order are the same content.
+    xs.clear();
+    for (const auto& x : instances)
+      xs.push_back(instance_hash(x));
+    std::sort(xs.begin(), xs.end());
+    h.u64(xs.size());
+    for (auto x : xs)
+      h.u64(x);
+  }
+  auto result = h.value();
+  return result == 0 ? 1 : result;
+}
+
+bool distro_protocol::events::any() const {
+  return batches_sent + batches_failed + batches_retried + verify_failed + verify_mismatches
+             + verify_missing + copies_applied + copies_removed + copies_expired + copies_refused
+             + conflicts + stale_sessions + taken_over + handed_over + snapshot_failures
+             + stale_results + members_refused + unknown_sources
+           > 0
+         || snapshot_loaded.has_value() || ready_alone;
+}
+
+// -- constructors --------------------------------------------------------------------
+
+distro_protocol::distro_protocol(std::string self, distro_config cfg)
+  : self_(std::move(self)), cfg_(cfg) {
+  DISTRO_CHECK(!self_.empty());
+  DISTRO_CHECK(validate(cfg_).empty());
+}
+
+// -- inputs ----------------------------------------------------------------------------
+
+distro_protocol::effects distro_protocol::start(const std::vector<member_view>& members,
+                                                time_ms now_ms) {
+  DISTRO_CHECK(!started_);
+  effects fx;
+  started_ = true;
+  started_ms_ = now_ms;
+  next_attempt_ms_ = now_ms;
+  next_sweep_ms_ = now_ms + cfg_.verify_interval_ms;
+  update_members(members, now_ms, fx);
+  if (peers_.empty()) {
+    // Standalone: nobody to load from.
+    ready_ = true;
+    fx.ready_changed = true;
+    next_verify_ms_ = now_ms;
+  }
+  remap(now_ms, fx);
+  finish(now_ms, fx);
+  DISTRO_CHECK(!routing_.empty());
+  return fx;
+}
+
+distro_protocol::effects distro_protocol::on_local_change(const local_change& x, time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  DISTRO_CHECK(!x.id.empty());
+  effects fx;
+  auto i = records_.find(x.id);
+  bool responsible = responsible_node(x.id) == self_;
+  if (x.deleted) {
+    // Nothing recorded means nothing was ever sent: peers cannot hold a copy from us.
+    if (i != records_.end() && !i->second.tombstone)
+      make_tombstone(x.id, now_ms);
+  } else {
+    auto revision = content_revision(x.services);
+    bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
+    if (!same) {
+      auto& r = records_[x.id];
+      r.services = x.services;
+      r.revision = revision;
+      r.tombstone = false;
+      r.adopted = false;
+      r.local = responsible;
+      r.source = self_;
+      r.renewed_ms = now_ms;
+      mark_pending_all(x.id);
+    }
+    if (!responsible) {
+      // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced
+      // with the write): its change still travels, and the actor becomes a replica.
+      fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false});
+      ++fx.log.handed_over;
+    }
+  }
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::effects distro_protocol::on_members(const std::vector<member_view>& members,
+                                                     time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  update_members(members, now_ms, fx);
+  remap(now_ms, fx);
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::effects distro_protocol::on_sync_result(const std::string& peer,
+                                                         std::uint64_t batch_id, bool ok,
+                                                         time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  auto i = peers_.find(peer);
+  if (i == peers_.end() || !i->second.in_flight || i->second.in_flight->id != batch_id) {
+    ++fx.log.stale_results;
+  } else if (ok) {
+    auto& p = i->second;
+    auto ids = std::move(p.in_flight->ids);
+    p.in_flight.reset();
+    p.failure_streak = 0;
+    for (const auto& id : ids)
+      gc_tombstone(id);
+  } else {
+    fail_sync(i->second, now_ms, fx);
+  }
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::effects distro_protocol::on_sync_batch(const distro::sync_batch& x,
+                                                        time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  // Data from a node that is not (yet) a member is applied all the same: membership changes reach
+  // nodes at different times, and dropping a valid copy only delays it to the next verify.
+  if (x.source == self_ || peers_.count(x.source) == 0)
+    ++fx.log.unknown_sources;
+  std::size_t seen = 0;
+  for (const auto& c : x.clients) {
+    if (seen++ >= cfg_.clients_max)
+      break;
+    apply_incoming(c, x.source, now_ms, fx);
+  }
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::verify_batch& x,
+                                                                 time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  verify_outcome out;
+  auto& fx = out.fx;
+  auto pi = peers_.find(x.source);
+  if (pi == peers_.end()) {
+    // Renewing on behalf of a stranger would keep copies alive that no member vouches for.
+    ++fx.log.unknown_sources;
+    finish(now_ms, fx);
+    return out;
+  }
+  // Only a ready node verifies: the sender has its data now and may be routed to.
+  set_peer_ready(pi->second, pi->first, true, now_ms);
+  remap(now_ms, fx);
+  std::size_t seen = 0;
+  for (const auto& e : x.clients) {
+    if (seen++ >= cfg_.clients_max)
+      break;
+    auto ri = records_.find(e.id);
+    if (ri == records_.end()) {
+      out.reply.missing.push_back(e.id);
+      continue;
+    }
+    auto& r = ri->second;
+    if (r.local)
+      continue; // ours in our routing: the sender's view is behind; its copy is repaired by our verify
+    if (!r.tombstone && r.revision == e.revision) {
+      r.renewed_ms = now_ms;
+      r.source = x.source;
+    } else {
+      out.reply.missing.push_back(e.id);
+    }
+  }
+  fx.log.verify_missing += out.reply.missing.size();
+  finish(now_ms, fx);
+  return out;
+}
+
+distro_protocol::effects
+distro_protocol::on_verify_result(const std::string& peer, std::uint64_t verify_id,
+                                  const std::optional<distro::verify_reply>& x, time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  auto i = peers_.find(peer);
+  if (i == peers_.end() || !i->second.verify_in_flight
+      || i->second.verify_in_flight->first != verify_id) {
+    ++fx.log.stale_results;
+  } else if (!x) {
+    i->second.verify_in_flight.reset();
+    ++fx.log.verify_failed;
+  } else {
+    auto& p = i->second;
+    p.verify_in_flight.reset();
+    std::size_t seen = 0;
+    for (const auto& id : x->missing) {
+      if (seen++ >= cfg_.clients_max)
+        break;
+      auto ri = records_.find(id);
+      if (ri != records_.end() && ri->second.local && !ri->second.tombstone) {
+        p.pending.insert(id);
+        ++fx.log.verify_mismatches;
+      }
+    }
+  }
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::snapshot_outcome
+distro_protocol::on_snapshot_request(const distro::snapshot_request& x, time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  snapshot_outcome out;
+  auto pi = peers_.find(x.source);
+  if (pi == peers_.end()) {
+    ++out.fx.log.unknown_sources;
+    finish(now_ms, out.fx);
+    return out;
+  }
+  // A node that asks for a snapshot is loading: route nothing to it until it verifies.
+  set_peer_ready(pi->second, pi->first, false, now_ms);
+  remap(now_ms, out.fx);
+  if (ready_) {
+    distro::snapshot s;
+    s.source = self_;
+    for (const auto& [id, r] : records_)
+      if (!r.tombstone)
+        s.clients.push_back(to_data(id, r));
+    out.reply = std::move(s);
+  }
+  finish(now_ms, out.fx);
+  return out;
+}
+
+distro_protocol::effects distro_protocol::on_snapshot_result(const std::string& peer,
+                                                             std::uint64_t request_id,
+                                                             snapshot_status status,
+                                                             const distro::snapshot* x,
+                                                             time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  if (!attempt_ || attempt_->id != request_id || attempt_->peer != peer) {
+    ++fx.log.stale_results;
+    finish(now_ms, fx);
+    return fx;
+  }
+  if (status == snapshot_status::ok && x == nullptr)
+    status = snapshot_status::failed; // an ok without data is the caller's bug; treat as failure
+  auto pi = peers_.find(peer);
+  DISTRO_CHECK(pi != peers_.end()); // removal of the peer fails the attempt
+  if (status == snapshot_status::ok) {
+    attempt_.reset();
+    tried_.clear();
+    set_peer_ready(pi->second, peer, true, now_ms);
+    // Ready before applying, so the entries are mapped with self in the routing list at once.
+    ready_ = true;
+    fx.ready_changed = true;
+    next_verify_ms_ = now_ms;
+    remap(now_ms, fx);
+    std::size_t seen = 0;
+    for (const auto& c : x->clients) {
+      if (seen++ >= cfg_.clients_max)
+        break;
+      apply_incoming(c, peer, now_ms, fx);
+    }
+    fx.log.snapshot_loaded = snapshot_loaded_event{peer, x->clients.size(), now_ms - started_ms_};
+  } else {
+    fail_snapshot_attempt(fx);
+    if (status == snapshot_status::unavailable) {
+      set_peer_ready(pi->second, peer, false, now_ms);
+      pi->second.unavailable = true;
+      remap(now_ms, fx);
+    }
+  }
+  finish(now_ms, fx);
+  return fx;
+}
+
+distro_protocol::effects distro_protocol::tick(time_ms now_ms) {
+  DISTRO_CHECK(started_);
+  effects fx;
+  finish(now_ms, fx);
+  return fx;
+}
+
+// -- properties --------------------------------------------------------------------------
+
+std::string distro_protocol::responsible_node(const client_id& id) const {
+  return registry::responsible_node(routing_, id);
+}
+
+const distro_protocol::record* distro_protocol::find(const client_id& id) const {
+  auto i = records_.find(id);
+  return i == records_.end() ? nullptr : &i->second;
+}
+
+std::size_t distro_protocol::pending_count(const std::string& peer) const {
+  auto i = peers_.find(peer);
+  return i == peers_.end() ? 0 : i->second.pending.size();
+}
+
+bool distro_protocol::is_pending(const std::string& peer, const client_id& id) const {
+  auto i = peers_.find(peer);
+  return i != peers_.end() && i->second.pending.count(id) > 0;
+}
+
+bool distro_protocol::sync_in_flight(const std::string& peer) const {
+  auto i = peers_.find(peer);
+  return i != peers_.end() && i->second.in_flight.has_value();
+}
+
+std::vector<member_view> distro_protocol::peers() const {
+  std::vector<member_view> result;
+  for (const auto& [name, p] : peers_)
+    result.push_back(member_view{name, p.state});
+  return result;
+}
+
+bool distro_protocol::peer_ready(const std::string& peer) const {
+  auto i = peers_.find(peer);
+  return i != peers_.end() && i->second.ready;
+}
+
+std::string distro_protocol::check_invariants() const {
+  if (!started_)
+    return {};
+  if (routing_.empty())
+    return "routing list is empty";
+  if (!std::is_sorted(routing_.begin(), routing_.end())
+      || std::adjacent_find(routing_.begin(), routing_.end()) != routing_.end())
+    return "routing list is not sorted and unique";
+  if (routing_ != compute_routing())
+    return "routing list is out of date";
+  if (peers_.size() + 1 > cfg_.members_max)
+    return "more peers than members_max";
+  if (ready_ && attempt_)
+    return "a snapshot request in flight while ready";
+  if (attempt_) {
+    auto pi = peers_.find(attempt_->peer);
+    if (pi == peers_.end() || !is_alive(pi->second.state))
+      return "snapshot request in flight to a peer that is gone or DOWN: " + attempt_->peer;
+  }
+  for (const auto& [id, r] : records_) {
+    if (r.local != (responsible_node(id) == self_))
+      return "record " + id + ": local flag disagrees with the routing";
+    if (r.adopted && (!r.local || r.tombstone))
+      return "record " + id + ": adopted but not a live local client";
+    if (r.tombstone && (r.revision != 0 || !r.services.empty()))
+      return "record " + id + ": tombstone with content";
+    if (r.tombstone) {
+      bool pending = false;
+      for (const auto& [name, p] : peers_)
+        pending = pending || p.pending.count(id) > 0 || (p.in_flight && p.in_flight->ids.count(id) > 0);
+      if (!pending)
+        return "record " + id + ": tombstone that no peer waits for";
+    }
+  }
+  for (const auto& [name, p] : peers_) {
+    if (p.pending.size() > records_.size())
+      return "peer " + name + ": more pending than records";
+    for (const auto& id : p.pending)
+      if (records_.count(id) == 0)
+        return "peer " + name + ": pending client without record: " + id;
+    if (p.in_flight && p.in_flight->ids.size() > cfg_.sync_batch_clients_max)
+      return "peer " + name + ": batch over sync_batch_clients_max";
+    if (!is_alive(p.state) && (p.in_flight || p.verify_in_flight))
+      return "peer " + name + ": request in flight to a DOWN peer";
+  }
+  return {};
+}
+
+// -- steps -------------------------------------------------------------------------------
+
+void distro_protocol::finish(time_ms now_ms, effects& fx) {
+  expire_requests(now_ms, fx);
+  progress_load(now_ms, fx);
+  if (ready_ && now_ms >= next_verify_ms_)
+    verify_round(now_ms, fx);
+  if (now_ms >= next_sweep_ms_)
+    sweep_copies(now_ms, fx);
+  for (auto& [name, p] : peers_)
+    flush(name, p, now_ms, fx);
+  fx.wake_at = next_wake(now_ms);
+  DISTRO_CHECK(fx.wake_at.has_value());
+  DISTRO_CHECK(*fx.wake_at > now_ms);
+}
+
+void distro_protocol::expire_requests(time_ms now_ms, effects& fx) {
+  for (auto& [name, p] : peers_) {
+    if (p.in_flight && now_ms >= p.in_flight->sent_ms + cfg_.sync_timeout_ms)
+      fail_sync(p, now_ms, fx);
+    if (p.verify_in_flight && now_ms >= p.verify_in_flight->second + cfg_.verify_timeout_ms) {
+      p.verify_in_flight.reset();
+      ++fx.log.verify_failed;
+    }
+  }
+  if (attempt_ && now_ms >= attempt_->sent_ms + cfg_.snapshot_timeout_ms)
+    fail_snapshot_attempt(fx);
+}
+
+void distro_protocol::progress_load(time_ms now_ms, effects& fx) {
+  if (ready_)
+    return;
+  if (lone(now_ms)) {
+    attempt_.reset(); // a late answer is ignored; peers' verify fills in what it would have brought
+    tried_.clear();
+    ready_ = true;
+    fx.ready_changed = true;
+    fx.log.ready_alone = true;
+    next_verify_ms_ = now_ms;
+    remap(now_ms, fx);
+    return;
+  }
+  if (attempt_ || now_ms < next_attempt_ms_)
+    return;
+  // Next peer of this round: alive, not tried yet; proven ready first, then not known unavailable,
+  // then by address.
+  const std::string* best = nullptr;
+  auto rank = [](const peer_state& p) { return p.ready ? 0 : (p.unavailable ? 2 : 1); };
+  for (const auto& [name, p] : peers_) {
+    if (!is_alive(p.state) || tried_.count(name) > 0)
+      continue;
+    if (best == nullptr || rank(p) < rank(peers_.at(*best)))
+      best = &name;
+  }
+  if (best == nullptr) {
+    // Round over (or nobody alive): wait, then start a new round.
+    tried_.clear();
+    next_attempt_ms_ = now_ms + cfg_.snapshot_retry_delay_ms;
+    return;
+  }
+  attempt_ = snapshot_attempt{*best, next_id_++, now_ms};
+  fx.snapshot_requests.push_back(
+    outgoing_snapshot_request{*best, attempt_->id, distro::snapshot_request{self_}});
+}
+
+void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
+  DISTRO_CHECK(ready_);
+  for (auto& [name, p] : peers_)
+    if (is_alive(p.state) && !p.verify_in_flight)
+      send_verify(name, p, now_ms, fx);
+  next_verify_ms_ = now_ms + cfg_.verify_interval_ms;
+}
+
+void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
+  auto limit = static_cast<time_ms>(cfg_.copy_expiry_verify_rounds) * cfg_.verify_interval_ms;
+  for (auto i = records_.begin(); i != records_.end();) {
+    auto& r = i->second;
+    if (!r.local && !r.tombstone && now_ms - r.renewed_ms >= limit) {
+      fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false});
+      ++fx.log.copies_expired;
+      auto next = std::next(i);
+      erase_record(i);
+      i = next;
+    } else {
+      ++i;
+    }
+  }
+  next_sweep_ms_ = now_ms + cfg_.verify_interval_ms;
+}
+
+void distro_protocol::flush(const std::string& name, peer_state& p, time_ms now_ms, effects& fx) {
+  if (!is_alive(p.state) || p.in_flight || p.pending.empty() || now_ms < p.next_send_ms)
+    return;
+  outgoing_sync out;
+  out.peer = name;
+  out.batch_id = next_id_++;
+  out.batch.source = self_;
+  in_flight_sync f;
+  f.id = out.batch_id;
+  f.sent_ms = now_ms;
+  // Round-robin from the cursor, so a busy client with a small id cannot starve the others.
+  auto i = p.pending.upper_bound(p.cursor);
+  while (out.batch.clients.size() < cfg_.sync_batch_clients_max && !p.pending.empty()) {
+    if (i == p.pending.end())
+      i = p.pending.begin();
+    auto id = *i;
+    i = p.pending.erase(i);
+    auto ri = records_.find(id);
+    DISTRO_CHECK(ri != records_.end());
+    out.batch.clients.push_back(to_data(id, ri->second));
+    f.ids.insert(id);
+    p.cursor = id;
+  }
+  DISTRO_CHECK(!out.batch.clients.empty());
+  fx.log.batches_sent += 1;
+  fx.log.clients_sent += out.batch.clients.size();
+  if (p.failure_streak > 0)
+    ++fx.log.batches_retried;
+  p.in_flight = std::move(f);
+  p.next_send_ms = now_ms + cfg_.sync_delay_ms;
+  fx.syncs.push_back(std::move(out));
+}
+
+std::optional<time_ms> distro_protocol::next_wake(time_ms now_ms) const {
+  time_ms result = next_sweep_ms_;
+  auto consider = [&](time_ms t) { result = std::min(result, t); };
+  for (const auto& [name, p] : peers_) {
+    if (p.in_flight)
+      consider(p.in_flight->sent_ms + cfg_.sync_timeout_ms);
+    else if (is_alive(p.state) && !p.pending.empty())
+      consider(p.next_send_ms);
+    if (p.verify_in_flight)
+      consider(p.verify_in_flight->second + cfg_.verify_timeout_ms);
+  }
+  if (ready_) {
+    consider(next_verify_ms_);
+  } else {
+    consider(attempt_ ? attempt_->sent_ms + cfg_.snapshot_timeout_ms : next_attempt_ms_);
+    if (now_ms < started_ms_ + cfg_.lone_ready_wait_ms)
+      consider(started_ms_ + cfg_.lone_ready_wait_ms);
+  }
+  return result;
+}
+
+// -- helpers -------------------------------------------------------------------------------
+
+void distro_protocol::update_members(const std::vector<member_view>& members, time_ms now_ms,
+                                     effects& fx) {
+  std::map<std::string, member_state> wanted;
+  for (const auto& m : members)
+    if (!m.address.empty() && m.address != self_)
+      wanted[m.address] = m.state;
+  while (wanted.size() + 1 > cfg_.members_max) {
+    wanted.erase(std::prev(wanted.end()));
+    ++fx.log.members_refused;
+  }
+  bool removed = false;
+  for (auto i = peers_.begin(); i != peers_.end();) {
+    if (wanted.count(i->first) > 0) {
+      ++i;
+      continue;
+    }
+    if (attempt_ && attempt_->peer == i->first)
+      fail_snapshot_attempt(fx);
+    tried_.erase(i->first);
+    i = peers_.erase(i);
+    removed = true;
+  }
+  for (const auto& [name, state] : wanted) {
+    auto [i, added] = peers_.try_emplace(name);
+    auto& p = i->second;
+    auto before = added ? member_state::down : p.state;
+    p.state = state;
+    if (is_alive(state) && !is_alive(before))
+      peer_came_up(p, name, now_ms, fx);
+    else if (!is_alive(state) && is_alive(before))
+      peer_went_down(p, name, now_ms, fx);
+  }
+  if (removed) {
+    // A removed peer no longer holds deletes back.
+    std::vector<client_id> tombstones;
+    for (const auto& [id, r] : records_)
+      if (r.tombstone)
+        tombstones.push_back(id);
+    for (const auto& id : tombstones)
+      gc_tombstone(id);
+  }
+}
+
+void distro_protocol::apply_incoming(const distro::client_data& x, const std::string& source,
+                                     time_ms now_ms, effects& fx) {
+  if (x.id.empty())
+    return;
+  auto i = records_.find(x.id);
+  if (i != records_.end() && i->second.local) {
+    auto& r = i->second;
+    bool same = r.tombstone ? x.deleted : (!x.deleted && r.revision == x.revision);
+    if (same) {
+      r.renewed_ms = now_ms;
+    } else if (r.adopted && !r.tombstone) {
+      // Handed to us, not changed here since: the previous owner's newer write still applies.
+      if (x.deleted) {
+        erase_record(i);
+        fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+        ++fx.log.copies_removed;
+      } else {
+        r.revision = x.revision;
+        r.services = x.services;
+        r.source = source;
+        r.renewed_ms = now_ms;
+        fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, true});
+        ++fx.log.copies_applied;
+      }
+    } else {
+      ++fx.log.conflicts; // our own state wins; our verify repairs the sender's view
+    }
+    return;
+  }
+  if (auto owner = session_owner(x.id); owner && *owner == self_) {
+    // A session of this node that it does not hold: it ended with a previous run of this node.
+    DISTRO_CHECK(i == records_.end()); // a session of self is always local
+    if (!x.deleted) {
+      ++fx.log.stale_sessions;
+      if (records_.size() < cfg_.clients_max)
+        make_tombstone(x.id, now_ms); // else the copies elsewhere simply expire
+    }
+    return;
+  }
+  if (i != records_.end() && i->second.tombstone) {
+    // We deleted a client that another node is responsible for now: its data wins over our delete.
+    erase_record(i);
+    i = records_.end();
+  }
+  if (x.deleted) {
+    if (i != records_.end()) {
+      erase_record(i);
+      fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+      ++fx.log.copies_removed;
+    }
+    return;
+  }
+  if (i != records_.end()) {
+    auto& r = i->second;
+    r.renewed_ms = now_ms;
+    r.source = source;
+    if (r.revision == x.revision)
+      return;
+    r.revision = x.revision;
+    r.services = x.services;
+    fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false});
+    ++fx.log.copies_applied;
+    return;
+  }
+  if (records_.size() >= cfg_.clients_max) {
+    ++fx.log.copies_refused;
+    return;
+  }
+  record r;
+  r.revision = x.revision;
+  r.services = x.services;
+  r.local = responsible_node(x.id) == self_;
+  r.adopted = r.local;
+  r.source = source;
+  r.renewed_ms = now_ms;
+  fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local});
+  ++fx.log.copies_applied;
+  records_.emplace(x.id, std::move(r));
+}
+
+void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
+  auto& r = records_[id];
+  r.revision = 0;
+  r.services.clear();
+  r.tombstone = true;
+  r.adopted = false;
+  r.local = responsible_node(id) == self_;
+  r.source = self_;
+  r.renewed_ms = now_ms;
+  mark_pending_all(id);
+  gc_tombstone(id); // without peers nobody waits for it
+}
+
+void distro_protocol::erase_record(record_map::iterator i) {
+  for (auto& [name, p] : peers_)
+    p.pending.erase(i->first);
+  records_.erase(i);
+}
+
+void distro_protocol::gc_tombstone(const client_id& id) {
+  auto i = records_.find(id);
+  if (i == records_.end() || !i->second.tombstone)
+    return;
+  for (const auto& [name, p] : peers_)
+    if (p.pending.count(id) > 0 || (p.in_flight && p.in_flight->ids.count(id) > 0))
+      return;
+  records_.erase(i);
+}
+
+void distro_protocol::mark_pending_all(const client_id& id) {
+  DISTRO_CHECK(records_.count(id) > 0);
+  for (auto& [name, p] : peers_)
+    p.pending.insert(id);
+}
+
+void distro_protocol::send_verify(const std::string& name, peer_state& p, time_ms now_ms,
+                                  effects& fx) {
+  DISTRO_CHECK(ready_);
+  DISTRO_CHECK(!p.verify_in_flight);
+  outgoing_verify out;
+  out.peer = name;
+  out.verify_id = next_id_++;
+  out.batch.source = self_;
+  for (const auto& [id, r] : records_)
+    if (r.local && !r.tombstone)
+      out.batch.clients.push_back(distro::client_revision{id, r.revision});
+  p.verify_in_flight = std::make_pair(out.verify_id, now_ms);
+  ++fx.log.verify_sent;
+  fx.verifies.push_back(std::move(out));
+}
+
+void distro_protocol::fail_sync(peer_state& p, time_ms now_ms, effects& fx) {
+  DISTRO_CHECK(p.in_flight.has_value());
+  // Back into the pending set; the next batch reads the then newest state of each.
+  for (const auto& id : p.in_flight->ids)
+    if (records_.count(id) > 0)
+      p.pending.insert(id);
+  p.in_flight.reset();
+  ++p.failure_streak;
+  p.next_send_ms = now_ms + cfg_.sync_retry_delay_ms;
+  ++fx.log.batches_failed;
+}
+
+void distro_protocol::fail_snapshot_attempt(effects& fx) {
+  DISTRO_CHECK(attempt_.has_value());
+  tried_.insert(attempt_->peer);
+  attempt_.reset();
+  ++fx.log.snapshot_failures;
+}
+
+void distro_protocol::peer_came_up(peer_state& p, const std::string& name, time_ms now_ms,
+                                   effects& fx) {
+  // Pending changes go out at once; a retry delay from before the outage no longer applies.
+  p.next_send_ms = now_ms;
+  if (ready_ && !p.verify_in_flight)
+    send_verify(name, p, now_ms, fx); // tells the peer at once that we are ready
+  if (!ready_ && !attempt_) {
+    tried_.erase(name);
+    next_attempt_ms_ = std::min(next_attempt_ms_, now_ms);
+  }
+}
+
+void distro_protocol::peer_went_down(peer_state& p, const std::string& name, time_ms now_ms,
+                                     effects& fx) {
+  if (p.in_flight)
+    fail_sync(p, now_ms, fx);
+  p.verify_in_flight.reset();
+  // Whatever comes back may be a new run of that node: it must prove readiness again.
+  p.ready = false;
+  p.unavailable = false;
+  if (attempt_ && attempt_->peer == name)
+    fail_snapshot_attempt(fx);
+}
+
+void distro_protocol::set_peer_ready(peer_state& p, const std::string& name, bool ready,
+                                     time_ms now_ms) {
+  bool learned = ready && !p.ready;
+  p.ready = ready;
+  if (ready)
+    p.unavailable = false;
+  if (learned && !ready_ && !attempt_ && is_alive(p.state)) {
+    // A peer just proved it is ready while we are still loading: ask it now.
+    tried_.erase(name);
+    next_attempt_ms_ = std::min(next_attempt_ms_, now_ms);
+  }
+}
+
+void distro_protocol::remap(time_ms now_ms, effects& fx) {
+  auto routing = compute_routing();
+  if (routing == routing_)
+    return;
+  routing_ = std::move(routing);
+  fx.routing_changed = routing_;
+  for (auto& [id, r] : records_) {
+    bool local = responsible_node(id) == self_;
+    if (local == r.local)
+      continue;
+    r.local = local;
+    if (r.tombstone)
+      continue; // still sent to every peer; nothing to tell a client actor
+    if (local) {
+      r.adopted = true;
+      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true});
+      ++fx.log.taken_over;
+    } else {
+      r.adopted = false;
+      // A fresh expiry clock: the new owner's verify has a full expiry time to reach us.
+      r.renewed_ms = now_ms;
+      // The new owner may lack our latest state: send it there.
+      if (auto pi = peers_.find(responsible_node(id)); pi != peers_.end())
+        pi->second.pending.insert(id);
+      fx.apply.push_back(local_op{local_op::kind::hand_over, id, r.revision, {}, false});
+      ++fx.log.handed_over;
+    }
+  }
+}
+
+std::vector<std::string> distro_protocol::compute_routing() const {
+  std::vector<std::string> result;
+  if (ready_)
+    result.push_back(self_);
+  for (const auto& [name, p] : peers_)
+    if (is_alive(p.state) && p.ready)
+      result.push_back(name);
+  if (result.empty())
+    result.push_back(self_);
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+bool distro_protocol::lone(time_ms now_ms) const {
+  if (now_ms < started_ms_ + cfg_.lone_ready_wait_ms)
+    return false;
+  for (const auto& [name, p] : peers_)
+    if (is_alive(p.state) && !p.unavailable)
+      return false;
+  return true;
+}
+
+distro::client_data distro_protocol::to_data(const client_id& id, const record& r) const {
+  distro::client_data result;
+  result.id = id;
+  result.deleted = r.tombstone;
+  if (!r.tombstone) {
+    result.revision = r.revision;
+    result.services = r.services;
+  }
+  result.owner = responsible_node(id);
+  return result;
+}
+
+} // namespace registry

@@ -1,0 +1,511 @@
+#pragma once
+/// The Distro protocol of one node as a pure state machine (no CAF, no protobuf, no I/O, no clock).
+///
+/// The distro actor drives one `distro_protocol` like etcd's RawNode: it passes every input (a local
+/// client change, a membership view, a received message, the result of a request, a timer) together with
+/// the current time, and carries out the returned `effects`. The same state and inputs always give the
+/// same effects, so the protocol is tested and simulated without an actor system
+/// (test/unit/distro_protocol_test.cpp, test/unit/distro_sim_test.cpp).
+///
+/// ## What a node holds
+/// One *record* per client it knows: the client's whole state (services, revision), whether this node
+/// is *responsible* for it (`local`) and, for a copy, who sent it and when it was last renewed. A
+/// *tombstone* is a local deletion kept until every peer acknowledged it.
+///
+/// ## Responsibility
+/// A session client belongs to the node in its id. Any other client (heartbeat "ip:port#true") belongs to
+/// the rendezvous winner (member_tracker.hpp) over the *routing list*: this node once it is ready, plus
+/// every alive (UP or SUSPICIOUS) peer that proved it is ready by sending a VerifyBatch or a Snapshot
+/// since it last came up. A starting node is therefore handed no heartbeat client before it has loaded
+/// the data, and it takes none before it is ready itself (if the list would be empty it holds only self).
+/// Whenever the list changes every record is re-mapped: `take_over` / `hand_over` ops tell the client
+/// actors, so beat expiry moves with responsibility. Invariant: a record is local exactly when this node
+/// is responsible for it in the current routing list.
+///
+/// ## Revisions
+/// The revision on the wire is the client's *content revision*: content_revision(services), FNV-1a 64
+/// over a canonical encoding (order of instances does not matter). Equal revisions mean equal content,
+/// whoever computed them, so verify also catches divergence after a responsibility move or a re-created
+/// client (a per-client counter can reach the same number with other content: Nacos #10056, #10693).
+///
+/// ## Sync (owner -> every other member)
+/// * A local change marks the client pending for every peer; pending is a *set of client ids* per peer,
+///   and a batch reads each client's newest record when it is built, so only the newest state is ever
+///   pending (one entry per client per peer; a delete is a tombstone record, sent as deleted=true).
+/// * A peer that is idle (no batch in flight, none sent in the last sync_delay_ms) gets the batch at
+///   once; changes during the window or while a batch is in flight are merged into the next batch at
+///   (last send + sync_delay_ms). A batch holds at most sync_batch_clients_max clients, taken round-robin
+///   from the pending set. At most one batch is in flight per peer.
+/// * A failed batch (a failed result, no result within sync_timeout_ms, or the peer going DOWN) puts its
+///   clients back in the pending set; the next batch waits sync_retry_delay_ms. Nothing is sent to a
+///   DOWN peer; its pending set waits (bounded) until it is up again or leaves the member list (then it
+///   is dropped: Nacos retries forever into a full queue, #7151).
+/// * Receiving: a copy is created or replaced as a whole, or removed for deleted=true. Never applied:
+///   data for a client this node is responsible for and has changed itself (its own state wins;
+///   counted as a conflict, repaired by its own verify), and data for a session client *of this node*
+///   that it does not hold: that session belonged to a previous run of this node, so a delete is
+///   broadcast instead.
+/// * Handover: a node that loses responsibility for a client queues it for the new owner, and a client
+///   that became local by a re-mapping (or arrived for a client this node is responsible for) is
+///   *adopted*: until this node changes it itself, data from peers still replaces or deletes it. So the
+///   old owner's last write (a deregistration, say) reaches the new owner even if the new owner's copy
+///   was behind; it is neither lost nor resurrected.
+///
+/// ## Verify (every verify_interval_ms, only when ready)
+/// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
+/// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
+/// The receiver renews copies with equal revision and answers with the ids it lacks or holds at another
+/// revision; the sender marks those pending for that peer (full sync). A copy not renewed (by sync,
+/// verify or snapshot) for copy_expiry_verify_rounds * verify_interval_ms is removed: that is how a
+/// crashed node's sessions leave the cluster. Local records never expire this way.
+/// *Copies absent from their sender's batch are not deleted at once*; they are just not renewed and
+/// expire as above. Absence is weak evidence: the batch may have been built before a sync that overtook
+/// it, the sender may have just handed the client to another node, and the sender may be
+/// mistaken about membership. A lost delete thus lingers at most the expiry time (it cannot be lost
+/// by a live owner anyway: deletes are retried until acknowledged). A node that is not ready sends no
+/// verify at all, so it can wipe nothing.
+///
+/// ## Snapshot load and readiness
+/// A node with peers starts not ready and asks alive peers for a Snapshot one after another (peers
+/// known to be ready first, then in address order); a failure moves on to the next peer at once; when
+/// every alive peer failed in a round it waits snapshot_retry_delay_ms. The first Snapshot makes the
+/// node ready; it then verifies at once. A node answers SnapshotRequest only when ready (else
+/// UNAVAILABLE). A node becomes ready *alone* once lone_ready_wait_ms passed since start and every peer
+/// is DOWN or answered UNAVAILABLE to its last request (a cold start of the whole cluster would
+/// otherwise wait forever: Nacos #12012). A node without peers is ready at start.
+///
+/// ## Bounds and overflow policy
+/// * records (local + copies + tombstones) <= clients_max: a new copy over the bound is refused
+///   (`copies_refused`), the next verify asks for it again. Local changes are never refused here: the
+///   gateway bounds local clients before they reach Distro.
+/// * pending per peer <= records (every pending id has a record; erased records leave every set);
+///   in flight per peer: one SyncBatch, one VerifyBatch; one SnapshotRequest in total.
+/// * peers <= members_max - 1 (sorted; extra members are refused, `members_refused`).
+/// * received batches: at most clients_max entries are looked at; a verify reply is bounded by the
+///   records held.
+///
+/// ## Effects ordering (what the actor must respect)
+/// 1. `apply` ops first, in order, before replying to the message that produced them (a SyncBatch is
+///    acknowledged after its copies are queued to the client actors).
+/// 2. Then send `syncs`, `verifies`, `snapshot_requests` (any order) and report each result back with
+///    its id (on_sync_result, on_verify_result, on_snapshot_result). Results for unknown ids are
+///    ignored, so actor-side timeouts may equal or exceed the protocol's own.
+/// 3. Arm a timer for `wake_at` and call tick() then (stale or extra ticks are harmless). `wake_at` is
+///    always later than the `now` of the call.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/member/member_tracker.hpp"
+#include "config/defaults.hpp"
+#include "config/node_config.hpp"
+#include "messages/model.hpp"
+
+namespace registry {
+
+// -- wire messages as plain structs (mirror distro.proto; messages/convert does the protobuf) ----------
+
+namespace distro {
+
+/// ClientData: the whole state of one client, as its responsible node sees it.
+struct client_data {
+  client_id id;
+  std::uint64_t revision = 0; ///< content_revision(services); 0 for deleted
+  client_services services;   ///< empty when deleted
+  bool deleted = false;
+  std::string owner; ///< the responsible node in the sender's view (informational)
+};
+
+/// SyncBatch: owner -> peer. Reply: Ack (always, see on_sync_batch).
+struct sync_batch {
+  std::string source;
+  std::vector<client_data> clients;
+};
+
+/// ClientRevision.
+struct client_revision {
+  client_id id;
+  std::uint64_t revision = 0;
+};
+
+/// VerifyBatch: owner -> peer, every verify interval. Reply: VerifyReply.
+struct verify_batch {
+  std::string source;
+  std::vector<client_revision> clients;
+};
+
+/// VerifyReply: the ids the receiver lacks or holds at another revision.
+struct verify_reply {
+  std::vector<client_id> missing;
+};
+
+/// SnapshotRequest: starting node -> peer. Reply: Snapshot, or Error UNAVAILABLE when not ready.
+struct snapshot_request {
+  std::string source;
+};
+
+/// Snapshot: every client the sender holds (local and copies, not tombstones).
+struct snapshot {
+  std::string source;
+  std::vector<client_data> clients;
+};
+
+} // namespace distro
+
+// -- configuration -------------------------------------------------------------------
+
+struct distro_config {
+  /// Merge window: changes within this time after a send go out together.
+  time_ms sync_delay_ms = defaults::sync_delay_ms;
+  /// A SyncBatch without result after this is failed.
+  time_ms sync_timeout_ms = defaults::sync_timeout_ms;
+  /// Wait after a failed SyncBatch before the next one to that peer.
+  time_ms sync_retry_delay_ms = defaults::sync_retry_delay_ms;
+  /// Clients per SyncBatch.
+  std::size_t sync_batch_clients_max = defaults::sync_batch_clients_max;
+  /// Verify period; also the period of the copy expiry sweep.
+  time_ms verify_interval_ms = defaults::verify_interval_ms;
+  /// A VerifyBatch without reply after this is failed (the next round sends again).
+  time_ms verify_timeout_ms = defaults::verify_timeout_ms;
+  /// A copy not renewed for this many verify intervals is removed.
+  int copy_expiry_verify_rounds = defaults::copy_expiry_verify_rounds;
+  /// A SnapshotRequest without result after this is failed.
+  time_ms snapshot_timeout_ms = defaults::snapshot_timeout_ms;
+  /// Wait after a round of failed snapshot requests.
+  time_ms snapshot_retry_delay_ms = defaults::snapshot_retry_delay_ms;
+  /// A node whose peers are all DOWN (or not ready) becomes ready after this time since start.
+  time_ms lone_ready_wait_ms = defaults::lone_ready_wait_ms;
+  /// Records held (local, copies, tombstones).
+  std::size_t clients_max = defaults::clients_max;
+  /// Members, self included.
+  std::size_t members_max = defaults::members_max;
+
+  distro_config() = default;
+
+  /// Takes the timings of the node config's `distro:` section; limits keep their defaults.
+  explicit distro_config(const node_config::distro_t& x);
+};
+
+/// "" when fine, else the first broken rule (e.g. "copy_expiry_verify_rounds must be at least 2").
+std::string validate(const distro_config& x);
+
+/// The content revision of a client: FNV-1a 64 over a canonical encoding of every service key and
+/// instance field (instances of a service in any order). Never 0, so 0 can mean "no content".
+std::uint64_t content_revision(const client_services& services);
+
+// -- the protocol -----------------------------------------------------------------
+
+class distro_protocol {
+public:
+  // -- member types: inputs ---------------------------------------------------------
+
+  /// A client this node's client actor changed: a new or changed client (whole state), or its end.
+  struct local_change {
+    client_id id;
+    client_services services; ///< ignored when deleted
+    bool deleted = false;
+  };
+
+  /// How a snapshot request ended.
+  enum class snapshot_status {
+    ok,          ///< a Snapshot arrived
+    failed,      ///< error, timeout, peer gone
+    unavailable, ///< the peer is not ready itself
+  };
+
+  // -- member types: outputs --------------------------------------------------------
+
+  /// A change the client actors of this node must make, in order.
+  struct local_op {
+    enum class kind {
+      replace,   ///< create or replace the client with `services`/`revision`; `local` tells which
+                 ///< kind (responsible: heartbeat client with fresh beats; else replica)
+      remove,    ///< the copy is gone (deleted by its owner, expired): drop client and instances
+      take_over, ///< an existing replica: this node is now responsible (start beat checks, renewed)
+      hand_over, ///< an existing client: another node is now responsible (stop beat checks)
+    };
+    kind what = kind::replace;
+    client_id id;
+    std::uint64_t revision = 0;
+    client_services services;
+    bool local = false;
+  };
+
+  struct outgoing_sync {
+    std::string peer;
+    std::uint64_t batch_id = 0; ///< pass back to on_sync_result
+    distro::sync_batch batch;
+  };
+
+  struct outgoing_verify {
+    std::string peer;
+    std::uint64_t verify_id = 0; ///< pass back to on_verify_result
+    distro::verify_batch batch;
+  };
+
+  struct outgoing_snapshot_request {
+    std::string peer;
+    std::uint64_t request_id = 0; ///< pass back to on_snapshot_result
+    distro::snapshot_request request;
+  };
+
+  /// Emitted once, when a Snapshot made this node ready.
+  struct snapshot_loaded_event {
+    std::string source;
+    std::size_t clients = 0;
+    time_ms duration_ms = 0; ///< since start()
+  };
+
+  /// Log-worthy counts of one step (all zero when nothing happened worth logging).
+  struct events {
+    std::size_t batches_sent = 0;      ///< SyncBatches emitted
+    std::size_t clients_sent = 0;      ///< clients in them
+    std::size_t batches_failed = 0;    ///< failed, timed out, or lost with their peer going DOWN
+    std::size_t batches_retried = 0;   ///< sent to a peer whose previous batch failed
+    std::size_t verify_sent = 0;       ///< VerifyBatches emitted
+    std::size_t verify_failed = 0;     ///< failed or timed out
+    std::size_t verify_mismatches = 0; ///< ids peers reported missing or stale (synced in full)
+    std::size_t verify_missing = 0;    ///< ids this node reported missing or stale to a peer
+    std::size_t copies_applied = 0;    ///< copies created or replaced
+    std::size_t copies_removed = 0;    ///< copies deleted by their owner
+    std::size_t copies_expired = 0;    ///< copies not renewed in time
+    std::size_t copies_refused = 0;    ///< over clients_max
+    std::size_t conflicts = 0;         ///< data for a client this node is responsible for
+    std::size_t stale_sessions = 0;    ///< sessions of a previous run of this node, deleted
+    std::size_t taken_over = 0;        ///< clients this node became responsible for
+    std::size_t handed_over = 0;       ///< clients another node became responsible for
+    std::size_t snapshot_failures = 0; ///< failed or unavailable snapshot requests
+    std::size_t stale_results = 0;     ///< results of unknown or old requests, ignored
+    std::size_t members_refused = 0;   ///< members over members_max
+    std::size_t unknown_sources = 0;   ///< messages from a node that is not a member
+    std::optional<snapshot_loaded_event> snapshot_loaded;
+    bool ready_alone = false; ///< became ready without a snapshot (lone node or cold start)
+
+    bool any() const;
+  };
+
+  /// What the actor must do now (ordering rules in the file comment).
+  struct effects {
+    std::vector<local_op> apply;
+    std::vector<outgoing_sync> syncs;
+    std::vector<outgoing_verify> verifies;
+    std::vector<outgoing_snapshot_request> snapshot_requests; ///< at most one
+    std::optional<bool> ready_changed;                        ///< the new readiness
+    std::optional<std::vector<std::string>> routing_changed;  ///< the new routing list
+    std::optional<time_ms> wake_at;                           ///< call tick() then
+    events log;
+  };
+
+  /// on_verify_batch's result: the reply to send back and the effects.
+  struct verify_outcome {
+    distro::verify_reply reply;
+    effects fx;
+  };
+
+  /// on_snapshot_request's result: a Snapshot, or nothing (reply Error UNAVAILABLE), and the effects.
+  struct snapshot_outcome {
+    std::optional<distro::snapshot> reply;
+    effects fx;
+  };
+
+  /// One client as this node holds it.
+  struct record {
+    std::uint64_t revision = 0; ///< content revision (0 for tombstones)
+    client_services services;
+    bool local = false;     ///< this node is responsible (routing); tombstones too
+    bool tombstone = false; ///< deleted here, kept until every peer acknowledged the delete
+    bool adopted = false;   ///< local by a re-mapping or by arriving data, not changed here since
+    std::string source;     ///< who sent the current content (self for local changes)
+    time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
+  };
+
+  // -- constructors -----------------------------------------------------------------
+
+  /// @pre `self` is not empty and validate(cfg) is "".
+  distro_protocol(std::string self, distro_config cfg);
+
+  // -- inputs -------------------------------------------------------------------------
+
+  /// First call: the initial membership (self may be in it). Without peers the node is ready at once;
+  /// else snapshot loading starts.
+  effects start(const std::vector<member_view>& members, time_ms now_ms);
+
+  /// A client of this node changed or ended. Never refused. A change to a client another node is
+  /// responsible for in the current routing (a race with a re-mapping) is still synced, and answered
+  /// with a `hand_over` op.
+  effects on_local_change(const local_change& x, time_ms now_ms);
+
+  /// The whole membership view (member_tracker::view()) whenever it changed. Self entries are ignored.
+  effects on_members(const std::vector<member_view>& members, time_ms now_ms);
+
+  /// The result of outgoing sync `batch_id` to `peer`.
+  effects on_sync_result(const std::string& peer, std::uint64_t batch_id, bool ok, time_ms now_ms);
+
+  /// A SyncBatch arrived; reply Ack after carrying out `apply` (always Ack: what was not applied is
+  /// repaired by verify, and an error would only make the sender resend the same data).
+  effects on_sync_batch(const distro::sync_batch& x, time_ms now_ms);
+
+  /// A VerifyBatch arrived; reply with the outcome's `reply`.
+  verify_outcome on_verify_batch(const distro::verify_batch& x, time_ms now_ms);
+
+  /// The result of outgoing verify `verify_id` to `peer`: the reply, or nothing when it failed.
+  effects on_verify_result(const std::string& peer, std::uint64_t verify_id,
+                           const std::optional<distro::verify_reply>& x, time_ms now_ms);
+
+  /// A SnapshotRequest arrived (marks its sender not ready); reply with the outcome's `reply`.
+  snapshot_outcome on_snapshot_request(const distro::snapshot_request& x, time_ms now_ms);
+
+  /// The result of outgoing snapshot request `request_id` to `peer` (`x` only with status ok).
+  effects on_snapshot_result(const std::string& peer, std::uint64_t request_id,
+                             snapshot_status status, const distro::snapshot* x, time_ms now_ms);
+
+  /// A timer fired.
+  effects tick(time_ms now_ms);
+
+  // -- properties ---------------------------------------------------------------------
+
+  const std::string& self() const {
+    return self_;
+  }
+
+  const distro_config& config() const {
+    return cfg_;
+  }
+
+  /// Loaded (or alone, or standalone): serves snapshots and verifies.
+  bool ready() const {
+    return ready_;
+  }
+
+  /// The sorted routing list (see the file comment).
+  const std::vector<std::string>& routing() const {
+    return routing_;
+  }
+
+  /// The node responsible for `id` (a client id or "ip:port") in the current routing: where the gateway
+  /// forwards a heartbeat client's write.
+  std::string responsible_node(const client_id& id) const;
+
+  /// Every record, tombstones included.
+  const std::map<client_id, record>& records() const {
+    return records_;
+  }
+
+  /// The record of `id`, if any.
+  const record* find(const client_id& id) const;
+
+  /// Clients pending for `peer` (0 for unknown peers).
+  std::size_t pending_count(const std::string& peer) const;
+
+  /// Whether `id` is pending for `peer`.
+  bool is_pending(const std::string& peer, const client_id& id) const;
+
+  /// Whether a SyncBatch to `peer` awaits its result.
+  bool sync_in_flight(const std::string& peer) const;
+
+  /// The peers (members other than self) with their state, sorted.
+  std::vector<member_view> peers() const;
+
+  /// Whether `peer` proved it is ready since it last came up.
+  bool peer_ready(const std::string& peer) const;
+
+  /// "" when every internal invariant holds, else the first one broken (tests and simulation call it
+  /// after every step; cost O(records * peers)).
+  std::string check_invariants() const;
+
+private:
+  // -- member types -------------------------------------------------------------------
+
+  struct in_flight_sync {
+    std::uint64_t id = 0;
+    time_ms sent_ms = 0;
+    std::set<client_id> ids;
+  };
+
+  struct peer_state {
+    member_state state = member_state::down;
+    bool ready = false;       ///< proved ready (VerifyBatch or Snapshot) since it last came up
+    bool unavailable = false; ///< answered UNAVAILABLE to our last snapshot request
+    std::set<client_id> pending;
+    client_id cursor;         ///< last id sent; the next batch starts after it (round-robin)
+    std::optional<in_flight_sync> in_flight;
+    time_ms next_send_ms = 0; ///< merge window end or retry time
+    int failure_streak = 0;   ///< failed batches in a row
+    std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
+  };
+
+  struct snapshot_attempt {
+    std::string peer;
+    std::uint64_t id = 0;
+    time_ms sent_ms = 0;
+  };
+
+  using record_map = std::map<client_id, record>;
+
+  // -- steps (each input ends with finish) --------------------------------------------
+
+  void finish(time_ms now_ms, effects& fx);
+  void expire_requests(time_ms now_ms, effects& fx);
+  void progress_load(time_ms now_ms, effects& fx);
+  void verify_round(time_ms now_ms, effects& fx);
+  void sweep_copies(time_ms now_ms, effects& fx);
+  void flush(const std::string& name, peer_state& p, time_ms now_ms, effects& fx);
+  std::optional<time_ms> next_wake(time_ms now_ms) const;
+
+  // -- helpers ------------------------------------------------------------------------
+
+  void update_members(const std::vector<member_view>& members, time_ms now_ms, effects& fx);
+  void apply_incoming(const distro::client_data& x, const std::string& source, time_ms now_ms,
+                      effects& fx);
+  void make_tombstone(const client_id& id, time_ms now_ms);
+  void erase_record(record_map::iterator i);
+  void gc_tombstone(const client_id& id);
+  void mark_pending_all(const client_id& id);
+  void send_verify(const std::string& name, peer_state& p, time_ms now_ms, effects& fx);
+  void fail_sync(peer_state& p, time_ms now_ms, effects& fx);
+  void fail_snapshot_attempt(effects& fx);
+  void peer_came_up(peer_state& p, const std::string& name, time_ms now_ms, effects& fx);
+  void peer_went_down(peer_state& p, const std::string& name, time_ms now_ms, effects& fx);
+  void set_peer_ready(peer_state& p, const std::string& name, bool ready, time_ms now_ms);
+  void remap(time_ms now_ms, effects& fx);
+  std::vector<std::string> compute_routing() const;
+  bool lone(time_ms now_ms) const;
+  distro::client_data to_data(const client_id& id, const record& r) const;
+
+  // -- member variables ---------------------------------------------------------------
+
+  /// This node's address.
+  std::string self_;
+  /// Timings and limits.
+  distro_config cfg_;
+  /// Every other member.
+  std::map<std::string, peer_state> peers_;
+  /// Every client this node knows.
+  record_map records_;
+  /// Self (when ready) and alive, ready peers; sorted; never empty after start().
+  std::vector<std::string> routing_;
+  /// start() was called.
+  bool started_ = false;
+  /// See ready().
+  bool ready_ = false;
+  /// When start() was called.
+  time_ms started_ms_ = 0;
+  /// The snapshot request in flight, if any.
+  std::optional<snapshot_attempt> attempt_;
+  /// Peers tried in the current snapshot round.
+  std::set<std::string> tried_;
+  /// Earliest time of the next snapshot request.
+  time_ms next_attempt_ms_ = 0;
+  /// Next verify round (when ready).
+  time_ms next_verify_ms_ = 0;
+  /// Next copy expiry sweep.
+  time_ms next_sweep_ms_ = 0;
+  /// Id source for batches, verifies and snapshot requests.
+  std::uint64_t next_id_ = 1;
+};
+
+} // namespace registry

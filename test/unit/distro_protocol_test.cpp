@@ -1,0 +1,784 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "actors/distro/distro_protocol.hpp"
+
+using namespace registry;
+
+namespace {
+
+using proto = distro_protocol;
+using op_kind = proto::local_op::kind;
+
+const std::string a = "10.0.0.1:8848";
+const std::string b = "10.0.0.2:8848";
+const std::string c = "10.0.0.3:8848";
+const std::string d = "10.0.0.4:8848";
+
+distro_config make_config() {
+  distro_config cfg;
+  cfg.sync_delay_ms = 10;
+  cfg.sync_timeout_ms = 1000;
+  cfg.sync_retry_delay_ms = 100;
+  cfg.sync_batch_clients_max = 3;
+  cfg.verify_interval_ms = 1000;
+  cfg.verify_timeout_ms = 500;
+  cfg.copy_expiry_verify_rounds = 3;
+  cfg.snapshot_timeout_ms = 500;
+  cfg.snapshot_retry_delay_ms = 300;
+  cfg.lone_ready_wait_ms = 2000;
+  return cfg;
+}
+
+std::vector<member_view> up(const std::vector<std::string>& xs) {
+  std::vector<member_view> result;
+  for (const auto& x : xs)
+    result.push_back(member_view{x, member_state::up});
+  return result;
+}
+
+client_services make_services(const std::string& name, std::uint32_t port = 8080) {
+  instance x;
+  x.ip = "192.168.1.1";
+  x.port = port;
+  x.instance_id = x.ip + "#" + std::to_string(port);
+  return client_services{{service_key{"public", "DEFAULT_GROUP", name}, {x}}};
+}
+
+proto::local_change change(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
+  return proto::local_change{id, make_services(name, port), false};
+}
+
+proto::local_change removal(const client_id& id) {
+  return proto::local_change{id, {}, true};
+}
+
+distro::client_data data(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
+  auto s = make_services(name, port);
+  return distro::client_data{id, content_revision(s), s, false, ""};
+}
+
+std::vector<proto::outgoing_sync> syncs_to(const proto::effects& fx, const std::string& peer) {
+  std::vector<proto::outgoing_sync> result;
+  for (const auto& s : fx.syncs)
+    if (s.peer == peer)
+      result.push_back(s);
+  return result;
+}
+
+std::vector<client_id> ids_of(const distro::sync_batch& x) {
+  std::vector<client_id> result;
+  for (const auto& x_client : x.clients)
+    result.push_back(x_client.id);
+  return result;
+}
+
+/// A session client of `node`.
+client_id session(const std::string& node, int n) {
+  return node + "/" + std::to_string(n) + "/1700000000000";
+}
+
+/// A heartbeat client.
+client_id heartbeat(int n) {
+  return "192.168.7." + std::to_string(n) + ":9000#true";
+}
+
+/// A ready node `self` at time 0 whose peers are UP and proved ready; its first verifies answered.
+proto make_ready(const std::string& self, const std::vector<std::string>& peers,
+                 distro_config cfg = make_config()) {
+  proto p{self, cfg};
+  auto fx = p.start(up(peers), 0);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  auto rq = fx.snapshot_requests[0];
+  distro::snapshot s{rq.peer, {}};
+  fx = p.on_snapshot_result(rq.peer, rq.request_id, proto::snapshot_status::ok, &s, 0);
+  REQUIRE(p.ready());
+  for (const auto& v : fx.verifies)
+    p.on_verify_result(v.peer, v.verify_id, distro::verify_reply{}, 0);
+  for (const auto& peer : peers)
+    p.on_verify_batch(distro::verify_batch{peer, {}}, 0);
+  REQUIRE(p.check_invariants() == "");
+  return p;
+}
+
+/// Acknowledges `syncs` at `now`.
+void ack(proto& p, const std::vector<proto::outgoing_sync>& syncs, time_ms now) {
+  for (const auto& s : syncs)
+    p.on_sync_result(s.peer, s.batch_id, true, now);
+}
+
+/// Acknowledges every sync of `fx` at `now`.
+void ack_all(proto& p, const proto::effects& fx, time_ms now) {
+  ack(p, fx.syncs, now);
+}
+
+} // namespace
+
+// -- configuration ---------------------------------------------------------------------
+
+TEST_CASE("distro: config from the node config, validation") {
+  node_config::distro_t x;
+  x.sync_delay_ms = 5;
+  x.verify_interval_ms = 700;
+  x.copy_expiry_verify_rounds = 4;
+  x.lone_ready_wait_ms = 123;
+  distro_config cfg{x};
+  CHECK(cfg.sync_delay_ms == 5);
+  CHECK(cfg.verify_interval_ms == 700);
+  CHECK(cfg.copy_expiry_verify_rounds == 4);
+  CHECK(cfg.lone_ready_wait_ms == 123);
+  CHECK(cfg.sync_batch_clients_max == defaults::sync_batch_clients_max);
+  CHECK(validate(cfg).empty());
+  cfg.copy_expiry_verify_rounds = 1;
+  CHECK(validate(cfg) == "copy_expiry_verify_rounds must be at least 2");
+  cfg = make_config();
+  cfg.sync_batch_clients_max = 0;
+  CHECK_FALSE(validate(cfg).empty());
+}
+
+TEST_CASE("distro: content revision sees every field but not the order of instances") {
+  auto s = make_services("orders");
+  auto one = s.begin()->second.front();
+  auto two = one;
+  two.port = 9090;
+  client_services xs{{s.begin()->first, {one, two}}};
+  client_services ys{{s.begin()->first, {two, one}}};
+  CHECK(content_revision(xs) == content_revision(ys));
+  CHECK(content_revision(xs) != 0);
+  auto zs = xs;
+  zs.begin()->second[0].weight = 2.0;
+  CHECK(content_revision(zs) != content_revision(xs));
+  zs = xs;
+  zs.begin()->second[0].metadata = {{"k", "v"}};
+  CHECK(content_revision(zs) != content_revision(xs));
+  CHECK(content_revision(make_services("a")) != content_revision(make_services("b")));
+  CHECK(content_revision({}) != 0);
+}
+
+// -- start and readiness -----------------------------------------------------------------
+
+TEST_CASE("distro: a standalone node is ready at once and sends nothing") {
+  proto p{a, make_config()};
+  auto fx = p.start(up({a}), 0);
+  CHECK(p.ready());
+  CHECK(fx.ready_changed == true);
+  CHECK(fx.snapshot_requests.empty());
+  CHECK(p.routing() == std::vector<std::string>{a});
+  fx = p.on_local_change(change(heartbeat(1), "orders"), 5);
+  CHECK(fx.syncs.empty());
+  CHECK(fx.apply.empty());
+  REQUIRE(p.find(heartbeat(1)) != nullptr);
+  CHECK(p.find(heartbeat(1))->local);
+  fx = p.on_local_change(removal(heartbeat(1)), 6);
+  CHECK(p.find(heartbeat(1)) == nullptr); // no peer waits for the delete
+  REQUIRE(fx.wake_at.has_value());
+  CHECK(*fx.wake_at > 6);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: snapshot load asks peers one after another and retries after a round") {
+  proto p{a, make_config()};
+  auto fx = p.start(up({a, b, c, d}), 0);
+  CHECK_FALSE(p.ready());
+  CHECK(fx.verifies.empty());
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  CHECK(fx.snapshot_requests[0].peer == b);
+  CHECK(fx.snapshot_requests[0].request.source == a);
+  // A failure moves on to the next peer at once.
+  fx = p.on_snapshot_result(b, fx.snapshot_requests[0].request_id, proto::snapshot_status::failed,
+                            nullptr, 50);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  CHECK(fx.snapshot_requests[0].peer == c);
+  CHECK(fx.log.snapshot_failures == 1);
+  fx = p.on_snapshot_result(c, fx.snapshot_requests[0].request_id,
+                            proto::snapshot_status::unavailable, nullptr, 60);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  CHECK(fx.snapshot_requests[0].peer == d);
+  // No answer: the protocol times the request out itself.
+  auto d_request = fx.snapshot_requests[0];
+  CHECK(fx.wake_at == 60 + 500);
+  fx = p.tick(560);
+  CHECK(fx.snapshot_requests.empty()); // round over: wait snapshot_retry_delay_ms
+  CHECK(fx.wake_at == 560 + 300);
+  fx = p.on_snapshot_result(d, d_request.request_id, proto::snapshot_status::ok, nullptr, 600);
+  CHECK(fx.log.stale_results == 1); // a late answer to a timed-out request is ignored
+  fx = p.tick(860);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  CHECK(fx.snapshot_requests[0].peer == b); // new round, same order
+  CHECK_FALSE(p.ready());
+  // B answers: applied, ready, verify at once to every peer.
+  distro::snapshot s{b, {data(session(b, 1), "orders"), data(heartbeat(3), "pay")}};
+  fx = p.on_snapshot_result(b, fx.snapshot_requests[0].request_id, proto::snapshot_status::ok, &s,
+                            900);
+  CHECK(p.ready());
+  CHECK(fx.ready_changed == true);
+  REQUIRE(fx.log.snapshot_loaded.has_value());
+  CHECK(fx.log.snapshot_loaded->source == b);
+  CHECK(fx.log.snapshot_loaded->clients == 2);
+  CHECK(fx.log.snapshot_loaded->duration_ms == 900);
+  CHECK(fx.apply.size() == 2);
+  CHECK(fx.verifies.size() == 3);
+  CHECK(p.find(session(b, 1)) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a peer that proves it is ready is asked first") {
+  proto p{a, make_config()};
+  auto fx = p.start(up({a, b, c, d}), 0);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  auto first = fx.snapshot_requests[0];
+  CHECK(first.peer == b);
+  // D verifies: it is ready. B fails; D is asked before C.
+  auto out = p.on_verify_batch(distro::verify_batch{d, {}}, 10);
+  CHECK(out.fx.snapshot_requests.empty()); // one request at a time
+  fx = p.on_snapshot_result(b, first.request_id, proto::snapshot_status::failed, nullptr, 20);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  CHECK(fx.snapshot_requests[0].peer == d);
+}
+
+TEST_CASE("distro: a loading node neither verifies nor serves snapshots") {
+  proto p{a, make_config()};
+  p.start(up({a, b}), 0);
+  auto out = p.on_snapshot_request(distro::snapshot_request{b}, 10);
+  CHECK_FALSE(out.reply.has_value()); // the actor replies UNAVAILABLE
+  auto fx = p.tick(5000);
+  CHECK(fx.verifies.empty());
+}
+
+TEST_CASE("distro: a ready node serves its snapshot and routes nothing to the loading asker") {
+  auto p = make_ready(a, {b, c});
+  p.on_local_change(change(session(a, 1), "orders"), 10);
+  p.on_local_change(change(session(a, 2), "orders"), 10);
+  p.on_local_change(removal(session(a, 2)), 11);
+  CHECK(p.routing() == std::vector<std::string>{a, b, c});
+  auto out = p.on_snapshot_request(distro::snapshot_request{c}, 20);
+  REQUIRE(out.reply.has_value());
+  CHECK(out.reply->source == a);
+  REQUIRE(out.reply->clients.size() == 1); // tombstones are not part of it
+  CHECK(out.reply->clients[0].id == session(a, 1));
+  CHECK(out.reply->clients[0].owner == a);
+  CHECK(p.routing() == std::vector<std::string>{a, b});
+  REQUIRE(out.fx.routing_changed.has_value());
+  // C verifies once loaded: routed to again.
+  auto v = p.on_verify_batch(distro::verify_batch{c, {}}, 30);
+  CHECK(p.routing() == std::vector<std::string>{a, b, c});
+  CHECK(v.fx.routing_changed.has_value());
+}
+
+TEST_CASE("distro: a lone node with every peer DOWN becomes ready after lone_ready_wait_ms") {
+  proto p{a, make_config()};
+  std::vector<member_view> down{{b, member_state::down}, {c, member_state::down}};
+  auto fx = p.start(down, 0);
+  CHECK(fx.snapshot_requests.empty());
+  CHECK_FALSE(p.ready());
+  time_ms now = 0;
+  while (!p.ready()) {
+    REQUIRE(fx.wake_at.has_value());
+    now = *fx.wake_at;
+    REQUIRE(now <= 2000);
+    fx = p.tick(now);
+    CHECK(fx.snapshot_requests.empty());
+  }
+  CHECK(now == 2000);
+  CHECK(fx.ready_changed == true);
+  CHECK(fx.log.ready_alone);
+  CHECK(p.routing() == std::vector<std::string>{a});
+}
+
+TEST_CASE("distro: a cold start (every peer not ready) does not wait forever") {
+  proto p{a, make_config()};
+  auto fx = p.start(up({a, b}), 0);
+  time_ms now = 0;
+  for (int i = 0; i < 100 && !p.ready(); ++i) {
+    for (const auto& rq : fx.snapshot_requests) {
+      fx = p.on_snapshot_result(rq.peer, rq.request_id, proto::snapshot_status::unavailable,
+                                nullptr, now);
+      break;
+    }
+    if (p.ready())
+      break;
+    now = *fx.wake_at;
+    fx = p.tick(now);
+  }
+  CHECK(p.ready());
+  CHECK(now >= 2000);
+  CHECK(now < 2000 + 300 + 1);
+}
+
+TEST_CASE("distro: a peer that only fails (timeouts) keeps a starting node waiting") {
+  proto p{a, make_config()};
+  auto fx = p.start(up({a, b}), 0);
+  time_ms now = 0;
+  for (int i = 0; i < 50; ++i) {
+    now = *fx.wake_at;
+    fx = p.tick(now);
+  }
+  CHECK(now > 2000);
+  CHECK_FALSE(p.ready()); // B may hold data: wait for it (or for it to be DOWN)
+  fx = p.on_members({{b, member_state::down}}, now);
+  CHECK(p.ready());
+  CHECK(fx.log.ready_alone);
+}
+
+// -- sync ----------------------------------------------------------------------------
+
+TEST_CASE("distro: an idle node sends a change to every peer at once") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  REQUIRE(fx.syncs.size() == 2);
+  for (const auto& s : fx.syncs) {
+    CHECK(s.batch.source == a);
+    REQUIRE(s.batch.clients.size() == 1);
+    const auto& x = s.batch.clients[0];
+    CHECK(x.id == session(a, 1));
+    CHECK(x.revision == content_revision(make_services("orders")));
+    CHECK(x.services == make_services("orders"));
+    CHECK_FALSE(x.deleted);
+    CHECK(x.owner == a);
+  }
+  CHECK(fx.log.batches_sent == 2);
+  CHECK(p.sync_in_flight(b));
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: changes within sync_delay_ms are merged into one batch") {
+  auto p = make_ready(a, {b});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  ack_all(p, fx, 101);
+  fx = p.on_local_change(change(session(a, 2), "orders"), 102);
+  CHECK(fx.syncs.empty());
+  CHECK(fx.wake_at == 110);
+  fx = p.on_local_change(change(session(a, 3), "orders"), 105);
+  CHECK(fx.syncs.empty());
+  fx = p.on_local_change(change(session(a, 2), "orders", 9), 106); // newer state of the same client
+  CHECK(fx.syncs.empty());
+  fx = p.tick(110);
+  REQUIRE(fx.syncs.size() == 1);
+  CHECK(ids_of(fx.syncs[0].batch) == std::vector<client_id>{session(a, 2), session(a, 3)});
+  CHECK(fx.syncs[0].batch.clients[0].services == make_services("orders", 9));
+  // After a quiet window, the next change is sent at once again.
+  ack_all(p, fx, 111);
+  fx = p.on_local_change(change(session(a, 4), "orders"), 500);
+  CHECK(fx.syncs.size() == 1);
+}
+
+TEST_CASE("distro: at most one batch is in flight per peer") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  auto to_b = syncs_to(fx, b);
+  REQUIRE(to_b.size() == 1);
+  ack(p, syncs_to(fx, c), 105); // C acknowledges, B does not yet
+  fx = p.on_local_change(change(session(a, 2), "orders"), 200);
+  CHECK(syncs_to(fx, b).empty());
+  CHECK(syncs_to(fx, c).size() == 1);
+  CHECK(p.pending_count(b) == 1);
+  fx = p.tick(300);
+  CHECK(syncs_to(fx, b).empty());
+  fx = p.on_sync_result(b, to_b[0].batch_id, true, 350);
+  auto next = syncs_to(fx, b);
+  REQUIRE(next.size() == 1);
+  CHECK(ids_of(next[0].batch) == std::vector<client_id>{session(a, 2)});
+}
+
+TEST_CASE("distro: a batch holds at most sync_batch_clients_max clients") {
+  auto p = make_ready(a, {b});
+  auto fx = p.on_local_change(change(session(a, 0), "orders"), 100);
+  auto first = fx.syncs.at(0);
+  for (int i = 1; i <= 7; ++i)
+    p.on_local_change(change(session(a, i), "orders"), 100 + i);
+  CHECK(p.pending_count(b) == 7);
+  fx = p.on_sync_result(b, first.batch_id, true, 200);
+  REQUIRE(fx.syncs.size() == 1);
+  CHECK(fx.syncs[0].batch.clients.size() == 3);
+  std::size_t total = 3;
+  time_ms now = 200;
+  while (p.pending_count(b) > 0) {
+    now += 20;
+    fx = p.on_sync_result(b, fx.syncs.at(0).batch_id, true, now);
+    REQUIRE(fx.syncs.size() == 1);
+    CHECK(fx.syncs[0].batch.clients.size() <= 3);
+    total += fx.syncs[0].batch.clients.size();
+  }
+  CHECK(total == 7);
+}
+
+TEST_CASE("distro: a failed batch is retried after the delay with only the newest state") {
+  auto p = make_ready(a, {b});
+  auto fx = p.on_local_change(change(heartbeat(1), "orders"), 100);
+  auto first = fx.syncs.at(0);
+  CHECK(first.batch.clients.at(0).services == make_services("orders"));
+  p.on_local_change(change(heartbeat(1), "orders", 1), 150);
+  p.on_local_change(change(heartbeat(1), "orders", 2), 160);
+  CHECK(p.pending_count(b) == 1); // one entry per client per peer
+  fx = p.on_sync_result(b, first.batch_id, false, 200);
+  CHECK(fx.syncs.empty());
+  CHECK(fx.log.batches_failed == 1);
+  CHECK(fx.wake_at == 300);
+  CHECK(p.pending_count(b) == 1);
+  fx = p.tick(300);
+  REQUIRE(fx.syncs.size() == 1);
+  REQUIRE(fx.syncs[0].batch.clients.size() == 1);
+  CHECK(fx.syncs[0].batch.clients[0].services == make_services("orders", 2));
+  CHECK(fx.log.batches_retried == 1);
+  // A result for the old batch is ignored.
+  fx = p.on_sync_result(b, first.batch_id, true, 310);
+  CHECK(fx.log.stale_results == 1);
+  CHECK(p.sync_in_flight(b));
+}
+
+TEST_CASE("distro: a batch without result is failed after sync_timeout_ms") {
+  auto p = make_ready(a, {b});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  REQUIRE(fx.syncs.size() == 1);
+  fx = p.tick(1099);
+  CHECK(fx.log.batches_failed == 0);
+  fx = p.tick(1100);
+  CHECK(fx.log.batches_failed == 1);
+  CHECK(p.is_pending(b, session(a, 1)));
+  fx = p.tick(1200);
+  CHECK(fx.syncs.size() == 1);
+}
+
+TEST_CASE("distro: deletes travel as deleted=true; the tombstone goes once every peer has it") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  ack_all(p, fx, 101);
+  fx = p.on_local_change(removal(session(a, 1)), 200);
+  REQUIRE(fx.syncs.size() == 2);
+  for (const auto& s : fx.syncs) {
+    REQUIRE(s.batch.clients.size() == 1);
+    CHECK(s.batch.clients[0].deleted);
+    CHECK(s.batch.clients[0].services.empty());
+  }
+  REQUIRE(p.find(session(a, 1)) != nullptr);
+  CHECK(p.find(session(a, 1))->tombstone);
+  p.on_sync_result(b, syncs_to(fx, b)[0].batch_id, true, 201);
+  CHECK(p.find(session(a, 1)) != nullptr); // C still waits for it
+  p.on_sync_result(c, syncs_to(fx, c)[0].batch_id, true, 202);
+  CHECK(p.find(session(a, 1)) == nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: nothing goes to a DOWN peer; its pending waits until it is back") {
+  auto p = make_ready(a, {b, c});
+  std::vector<member_view> view{{b, member_state::down}, {c, member_state::up}};
+  p.on_members(view, 50);
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  CHECK(syncs_to(fx, b).empty());
+  CHECK(syncs_to(fx, c).size() == 1);
+  CHECK(p.pending_count(b) == 1);
+  fx = p.tick(5000);
+  CHECK(syncs_to(fx, b).empty());
+  view[0].state = member_state::up;
+  fx = p.on_members(view, 6000);
+  REQUIRE(syncs_to(fx, b).size() == 1);
+  CHECK(ids_of(syncs_to(fx, b)[0].batch) == std::vector<client_id>{session(a, 1)});
+  // And a verify at once, so B learns that we are ready.
+  CHECK(std::count_if(fx.verifies.begin(), fx.verifies.end(),
+                      [](const auto& v) { return v.peer == b; })
+        == 1);
+}
+
+TEST_CASE("distro: a peer going DOWN fails its batch in flight; leaving drops its pending") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  fx = p.on_members({{b, member_state::down}, {c, member_state::up}}, 150);
+  CHECK(fx.log.batches_failed == 1);
+  CHECK_FALSE(p.sync_in_flight(b));
+  CHECK(p.is_pending(b, session(a, 1)));
+  p.on_local_change(removal(session(a, 1)), 200);
+  CHECK(p.find(session(a, 1)) != nullptr);
+  fx = p.on_members(up({c}), 300); // B leaves the member list
+  CHECK(p.pending_count(b) == 0);
+  CHECK(p.peers().size() == 1);
+  CHECK(p.check_invariants() == "");
+}
+
+// -- receiving -----------------------------------------------------------------------
+
+TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
+  auto p = make_ready(b, {a, c});
+  auto id = session(a, 1);
+  auto fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders")}}, 100);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::replace);
+  CHECK(fx.apply[0].id == id);
+  CHECK_FALSE(fx.apply[0].local);
+  CHECK(fx.apply[0].services == make_services("orders"));
+  CHECK(fx.syncs.empty()); // copies are never re-synced
+  // Same revision: renewed, nothing to apply.
+  fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders")}}, 200);
+  CHECK(fx.apply.empty());
+  CHECK(p.find(id)->renewed_ms == 200);
+  fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9)}}, 300);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].services == make_services("orders", 9));
+  distro::client_data gone{id, 0, {}, true, a};
+  fx = p.on_sync_batch(distro::sync_batch{a, {gone}}, 400);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::remove);
+  CHECK(p.find(id) == nullptr);
+  fx = p.on_sync_batch(distro::sync_batch{a, {gone}}, 401); // unknown: nothing to do
+  CHECK(fx.apply.empty());
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: data for a client this node is responsible for is not applied") {
+  auto p = make_ready(b, {a, c});
+  auto id = session(b, 1);
+  p.on_local_change(change(id, "orders"), 10);
+  auto fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9)}}, 20);
+  CHECK(fx.apply.empty());
+  CHECK(fx.log.conflicts == 1);
+  CHECK(p.find(id)->services == make_services("orders"));
+}
+
+TEST_CASE("distro: a session of a previous run of this node is deleted cluster-wide") {
+  auto p = make_ready(b, {a, c});
+  auto old = session(b, 1);
+  auto fx = p.on_sync_batch(distro::sync_batch{a, {data(old, "orders")}}, 100);
+  CHECK(fx.apply.empty());
+  CHECK(fx.log.stale_sessions == 1);
+  REQUIRE(fx.syncs.size() == 2);
+  for (const auto& s : fx.syncs) {
+    REQUIRE(s.batch.clients.size() == 1);
+    CHECK(s.batch.clients[0].id == old);
+    CHECK(s.batch.clients[0].deleted);
+  }
+}
+
+TEST_CASE("distro: copies over clients_max are refused") {
+  auto cfg = make_config();
+  cfg.clients_max = 2;
+  auto p = make_ready(b, {a}, cfg);
+  auto fx =
+    p.on_sync_batch(distro::sync_batch{a, {data(session(a, 1), "x"), data(session(a, 2), "x")}}, 100);
+  CHECK(fx.apply.size() == 2);
+  fx = p.on_sync_batch(distro::sync_batch{a, {data(session(a, 3), "x")}}, 101);
+  CHECK(fx.apply.empty());
+  CHECK(fx.log.copies_refused == 1);
+  CHECK(p.records().size() == 2);
+}
+
+// -- verify --------------------------------------------------------------------------
+
+TEST_CASE("distro: verify renews equal copies and reports missing and stale ones") {
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2), z = session(a, 3);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
+  distro::verify_batch v{a,
+                         {{x, content_revision(make_services("orders"))},
+                          {y, content_revision(make_services("orders", 1))},
+                          {z, 42}}};
+  auto out = p.on_verify_batch(v, 700);
+  CHECK(out.reply.missing == std::vector<client_id>{y, z});
+  CHECK(out.fx.log.verify_missing == 2);
+  CHECK(p.find(x)->renewed_ms == 700);
+  CHECK(p.find(y)->renewed_ms == 100);
+}
+
+TEST_CASE("distro: every verify_interval_ms a ready node verifies its clients; mismatches go in full") {
+  auto p = make_ready(a, {b});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 10);
+  ack_all(p, fx, 11);
+  p.on_sync_batch(distro::sync_batch{b, {data(session(b, 1), "pay")}}, 12); // a copy: not verified
+  fx = p.tick(999);
+  CHECK(fx.verifies.empty());
+  fx = p.tick(1000);
+  REQUIRE(fx.verifies.size() == 1);
+  const auto& v = fx.verifies[0];
+  CHECK(v.peer == b);
+  CHECK(v.batch.source == a);
+  REQUIRE(v.batch.clients.size() == 1);
+  CHECK(v.batch.clients[0].id == session(a, 1));
+  CHECK(v.batch.clients[0].revision == content_revision(make_services("orders")));
+  fx = p.on_verify_result(b, v.verify_id, distro::verify_reply{{session(a, 1), session(b, 1)}}, 1010);
+  CHECK(fx.log.verify_mismatches == 1); // the copy is not ours to sync
+  REQUIRE(fx.syncs.size() == 1);
+  CHECK(ids_of(fx.syncs[0].batch) == std::vector<client_id>{session(a, 1)});
+  CHECK(fx.syncs[0].batch.clients[0].services == make_services("orders"));
+  fx = p.tick(2000);
+  CHECK(fx.verifies.size() == 1);
+}
+
+TEST_CASE("distro: a verify without reply is failed after verify_timeout_ms") {
+  auto p = make_ready(a, {b});
+  auto fx = p.tick(1000);
+  REQUIRE(fx.verifies.size() == 1);
+  fx = p.tick(1500);
+  CHECK(fx.log.verify_failed == 1);
+  fx = p.on_verify_result(b, 12345, distro::verify_reply{}, 1600);
+  CHECK(fx.log.stale_results == 1);
+}
+
+// -- copy expiry -----------------------------------------------------------------------
+
+TEST_CASE("distro: a copy not renewed for copy_expiry_verify_rounds intervals is removed") {
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2);
+  auto rev = content_revision(make_services("orders"));
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
+  p.on_local_change(change(session(b, 1), "orders"), 100);
+  // A keeps verifying x, but not y (y is absent: not deleted at once, just not renewed).
+  for (time_ms t = 1000; t <= 3000; t += 1000) {
+    auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
+    CHECK(out.reply.missing.empty());
+    CHECK(p.find(y) != nullptr);
+  }
+  // The sweep runs every verify_interval_ms: y (renewed at 100) is due at 3100, removed at 4000.
+  auto fx = p.tick(3100);
+  CHECK(fx.apply.empty());
+  fx = p.tick(4000);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::remove);
+  CHECK(fx.apply[0].id == y);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(y) == nullptr);
+  CHECK(p.find(x) != nullptr);
+  // A stops verifying (crashed): x goes too; our own client never expires.
+  fx = p.tick(7000);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+  CHECK(p.find(session(b, 1)) != nullptr);
+  fx = p.tick(100000);
+  CHECK(p.find(session(b, 1)) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+// -- responsibility ----------------------------------------------------------------------
+
+TEST_CASE("distro: heartbeat clients map over ready members; a leaving member moves only its own") {
+  auto p = make_ready(a, {b, c, d});
+  CHECK(p.routing() == std::vector<std::string>{a, b, c, d});
+  // Copies of heartbeat clients from their owners, and local ones.
+  std::map<client_id, std::string> owner;
+  for (int i = 0; i < 60; ++i) {
+    auto id = heartbeat(i);
+    owner[id] = p.responsible_node(id);
+    if (owner[id] == a)
+      p.on_local_change(change(id, "orders"), 10);
+    else
+      p.on_sync_batch(distro::sync_batch{owner[id], {data(id, "orders")}}, 10);
+    REQUIRE(p.find(id) != nullptr);
+    CHECK(p.find(id)->local == (owner[id] == a));
+  }
+  auto fx = p.on_members({{b, member_state::up}, {c, member_state::down}, {d, member_state::up}},
+                         100);
+  REQUIRE(fx.routing_changed.has_value());
+  CHECK(*fx.routing_changed == std::vector<std::string>{a, b, d});
+  std::size_t moved_here = 0;
+  for (const auto& o : fx.apply) {
+    CHECK(o.what == op_kind::take_over);
+    CHECK(owner[o.id] == c); // only C's clients move
+    ++moved_here;
+  }
+  for (const auto& [id, o] : owner) {
+    auto now_owner = p.responsible_node(id);
+    if (o != c)
+      CHECK(now_owner == o);
+    CHECK(p.find(id)->local == (now_owner == a));
+  }
+  CHECK(moved_here > 0);
+  CHECK(fx.log.taken_over == moved_here);
+  // C comes back: not routed to until it proves it is ready, then its clients go back.
+  fx = p.on_members(up({b, c, d}), 200);
+  CHECK_FALSE(fx.routing_changed.has_value());
+  auto out = p.on_verify_batch(distro::verify_batch{c, {}}, 300);
+  std::size_t moved_back = 0;
+  for (const auto& o : out.fx.apply) {
+    CHECK(o.what == op_kind::hand_over);
+    CHECK(owner[o.id] == c);
+    CHECK(p.find(o.id)->renewed_ms == 300); // a fresh expiry clock
+    ++moved_back;
+  }
+  CHECK(moved_back == moved_here);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: handover: the old owner sends its latest state; the new owner applies it") {
+  // A is responsible for `id` while C is not routed to; then C proves ready and wins `id`.
+  auto p = make_ready(a, {b, c});
+  p.on_snapshot_request(distro::snapshot_request{c}, 1); // C (re)loads: not routed to
+  client_id id;
+  for (int i = 0; id.empty(); ++i)
+    if (responsible_node({a, b, c}, heartbeat(i)) == c && p.responsible_node(heartbeat(i)) == a)
+      id = heartbeat(i);
+  auto fx = p.on_local_change(change(id, "orders"), 10);
+  ack_all(p, fx, 11);
+  fx = p.on_local_change(change(id, "orders", 9), 30);
+  ack_all(p, fx, 31);
+  CHECK(p.pending_count(c) == 0);
+  auto out = p.on_verify_batch(distro::verify_batch{c, {}}, 100); // C is ready: it wins `id`
+  REQUIRE(out.fx.apply.size() == 1);
+  CHECK(out.fx.apply[0].what == op_kind::hand_over);
+  auto to_c = syncs_to(out.fx, c);
+  REQUIRE(to_c.size() == 1); // queued for the new owner, which may lack it
+  CHECK(to_c[0].batch.clients.at(0).services == make_services("orders", 9));
+  CHECK(syncs_to(out.fx, b).empty());
+
+  // On C's side: it got the old state, then it is responsible: adopted, and the old owner's newer
+  // write still applies.
+  auto q = make_ready(c, {a, b});
+  REQUIRE(q.responsible_node(id) == c);
+  auto fy = q.on_sync_batch(distro::sync_batch{a, {data(id, "orders")}}, 5);
+  REQUIRE(fy.apply.size() == 1);
+  CHECK(fy.apply[0].local);
+  CHECK(q.find(id)->adopted);
+  fy = q.on_sync_batch(to_c[0].batch, 101);
+  REQUIRE(fy.apply.size() == 1);
+  CHECK(fy.apply[0].what == op_kind::replace);
+  CHECK(fy.apply[0].local);
+  CHECK(fy.apply[0].services == make_services("orders", 9));
+  // Once C changes it itself, C's state wins.
+  q.on_local_change(change(id, "orders", 7), 110);
+  CHECK_FALSE(q.find(id)->adopted);
+  fy = q.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9)}}, 120);
+  CHECK(fy.apply.empty());
+  CHECK(fy.log.conflicts == 1);
+  CHECK(p.check_invariants() == "");
+  CHECK(q.check_invariants() == "");
+}
+
+TEST_CASE("distro: a client arriving for which this node is responsible becomes local") {
+  auto p = make_ready(a, {b});
+  client_id mine;
+  for (int i = 0; mine.empty(); ++i)
+    if (p.responsible_node(heartbeat(i)) == a)
+      mine = heartbeat(i);
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {data(mine, "orders")}}, 10);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::replace);
+  CHECK(fx.apply[0].local);
+  CHECK(p.find(mine)->local);
+}
+
+TEST_CASE("distro: a local change for a client another node is responsible for is handed over") {
+  auto p = make_ready(a, {b});
+  client_id theirs;
+  for (int i = 0; theirs.empty(); ++i)
+    if (p.responsible_node(heartbeat(i)) == b)
+      theirs = heartbeat(i);
+  auto fx = p.on_local_change(change(theirs, "orders"), 10);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::hand_over);
+  CHECK(fx.syncs.size() == 1); // the write still travels to the responsible node
+  CHECK_FALSE(p.find(theirs)->local);
+}
+
+TEST_CASE("distro: wake_at is always later than now") {
+  auto p = make_ready(a, {b, c});
+  time_ms now = 0;
+  auto fx = p.tick(now);
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(fx.wake_at.has_value());
+    CHECK(*fx.wake_at > now);
+    now = *fx.wake_at;
+    if (i % 7 == 0)
+      p.on_local_change(change(session(a, i), "orders"), now);
+    fx = p.tick(now);
+    CHECK(p.check_invariants() == "");
+  }
+}

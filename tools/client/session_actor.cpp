@@ -1,0 +1,911 @@
+#include "tools/client/session_actor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "config/defaults.hpp"
+#include "messages/convert.hpp"
+#include "messages/type_ids.hpp"
+#include "tools/client/failover.hpp"
+#include "tools/client/service_cache.hpp"
+#include "tools/client/update_schedule.hpp"
+
+namespace registry::client::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using wire::envelope;
+
+time_ms steady_ms() {
+  return std::chrono::duration_cast<milliseconds>(clock_type::now().time_since_epoch()).count();
+}
+
+envelope error_envelope(v1::Error::Code code, const std::string& message) {
+  return wire::pack(make_error(code, "", message));
+}
+
+envelope ack_envelope(const std::string& detail = {}) {
+  v1::Ack ack;
+  ack.set_detail(detail);
+  return wire::pack(ack);
+}
+
+envelope info_envelope(const service_info& x) {
+  v1::ServiceInfo out;
+  to_wire(x, out);
+  return wire::pack(out);
+}
+
+std::string join(const std::vector<std::string>& xs, const char* sep) {
+  std::string result;
+  for (const auto& x : xs) {
+    if (!result.empty())
+      result += sep;
+    result += x;
+  }
+  return result;
+}
+
+/// The identity of an instance registered through the session: namespace, service, ip, port, cluster.
+std::string registration_key(const service_key& key, const std::string& ip, std::uint32_t port,
+                             const std::string& cluster) {
+  return key.to_string() + "#" + ip + ":" + std::to_string(port) + "#" +
+         (cluster.empty() ? std::string{defaults::cluster} : cluster);
+}
+
+// -- state ----------------------------------------------------------------------------------------
+
+struct session_state;
+using session_actor_type = caf::stateful_actor<session_state>;
+
+/// A request on its way to a node: queued (no node yet) or in flight.
+struct pending_op {
+  enum class via { gateway, session };
+  /// Post-processing inside the actor; returns what the requester gets. Runs exactly once, also for
+  /// local failures.
+  using done_fn = std::function<envelope(envelope reply, bool local)>;
+
+  via target = via::gateway;
+  caf::atom_value atom;
+  envelope payload;
+  caf::response_promise rp; ///< not pending for internal requests
+  clock_type::time_point deadline;
+  done_fn done;
+  bool redo = false;        ///< regenerated on every new session: dropped instead of re-sent
+  bool in_flight = false;
+  std::uint64_t attempt = 0; ///< replies of older attempts are stale
+};
+
+/// One subscribed key (GROUP@@SERVICE[@@clusters]).
+struct subscription {
+  std::string key;
+  service_key service;
+  std::string clusters;              ///< as asked, comma-joined
+  std::set<std::string> cluster_set; ///< to match pushes whose clusters come in another order
+  envelope subscribe_request;        ///< SubscribeRequest
+  envelope query_request;            ///< QueryRequest for the update task
+  std::set<listener_id> listeners;
+  bool implicit = false;       ///< subscribed by a read (get_service/select_instances with subscribe)
+  bool confirmed = false;      ///< the current session holds the subscription
+  bool baseline_reset = true;  ///< accept the next state even if older (first state of a session)
+  update_schedule schedule;
+
+  subscription(std::int64_t interval_ms, std::int64_t backoff_max_ms)
+    : schedule(interval_ms, backoff_max_ms) {}
+};
+
+struct session_state {
+  const char* name = "registry.client.session";
+
+  explicit session_state(session_actor_type* self) : self_(self), failover_(std::string{}) {}
+
+  // -- initialization ---------------------------------------------------------------------------
+
+  void init(session_config cfg) {
+    cfg_ = std::move(cfg);
+    failover_ = failover_switch{cfg_.opts.cache_dir};
+    check_failover(); // once at construction, before any read
+    if (!cfg_.opts.cache_dir.empty())
+      self_->delayed_send(self_, cfg_.opts.failover_check_interval, failover_tick_atom::value);
+  }
+
+  const std::string& ns() const { return cfg_.opts.namespace_id; }
+  std::size_t server_count() const { return cfg_.servers.size(); }
+  std::string address_of(std::size_t idx) const { return cfg_.servers[idx].address(); }
+
+  std::string describe(const caf::error& err) const {
+    if (!err)
+      return "normal exit"; // CAF 0.17: category() of an empty error dereferences null
+    if (err.category() == caf::atom("system")) {
+      switch (static_cast<caf::sec>(err.code())) {
+        case caf::sec::cannot_connect_to_node:
+          return "cannot connect: refused or unreachable";
+        case caf::sec::request_timeout:
+          return "no answer in time";
+        case caf::sec::incompatible_application_ids:
+          return "incompatible protocol version (CAF app identifier)";
+        case caf::sec::request_receiver_down:
+          return "the node's actor is down";
+        case caf::sec::no_actor_published_at_port:
+          return "no registry published at that port";
+        case caf::sec::connection_timeout:
+          return "connection timed out (no heartbeat)";
+        default:
+          break;
+      }
+    }
+    if (err.category() == caf::atom("exit")) {
+      if (static_cast<caf::exit_reason>(err.code()) == caf::exit_reason::remote_link_unreachable)
+        return "connection lost";
+    }
+    return self_->system().render(err);
+  }
+
+  // -- requests ---------------------------------------------------------------------------------
+
+  /// Starts a request to the gateway or the session; it waits for a node if there is none yet.
+  std::uint64_t add_op(pending_op::via target, caf::atom_value atom, envelope payload,
+                       caf::response_promise rp, pending_op::done_fn done, bool redo = false) {
+    auto id = next_op_++;
+    pending_op op;
+    op.target = target;
+    op.atom = atom;
+    op.payload = std::move(payload);
+    op.rp = std::move(rp);
+    op.deadline = clock_type::now() + cfg_.opts.request_timeout;
+    op.done = std::move(done);
+    op.redo = redo;
+    ops_.emplace(id, std::move(op));
+    self_->delayed_send(self_, cfg_.opts.request_timeout + milliseconds(5), op_timeout_atom::value,
+                        id);
+    dispatch(id);
+    return id;
+  }
+
+  void dispatch(std::uint64_t id) {
+    auto i = ops_.find(id);
+    if (i == ops_.end())
+      return;
+    auto& op = i->second;
+    if (closing_) {
+      complete(id, error_envelope(v1::Error::UNAVAILABLE, "the client is closing"), true);
+      return;
+    }
+    if (op.target == pending_op::via::gateway) {
+      if (gateway_) {
+        send_op(id, gateway_);
+      } else {
+        wait_gateway_.push_back(id);
+        ensure_connected();
+      }
+      return;
+    }
+    want_session_ = true;
+    if (session_) {
+      send_op(id, session_);
+    } else if (op.redo) {
+      complete(id, error_envelope(v1::Error::UNAVAILABLE, "session lost"), true);
+    } else {
+      wait_session_.push_back(id);
+      if (gateway_)
+        hello();
+      else
+        ensure_connected();
+    }
+  }
+
+  void send_op(std::uint64_t id, const caf::actor& dest) {
+    auto& op = ops_.at(id);
+    auto left = std::chrono::ceil<milliseconds>(op.deadline - clock_type::now());
+    if (left.count() <= 0) {
+      complete(id, error_envelope(v1::Error::UNAVAILABLE, timeout_message()), true);
+      return;
+    }
+    op.in_flight = true;
+    auto attempt = ++op.attempt;
+    auto node = gateway_addr_;
+    auto total = cfg_.opts.request_timeout.count();
+    self_->request(dest, left, op.atom, op.payload)
+      .then(
+        [this, id, attempt](envelope& reply) {
+          if (is_current(id, attempt))
+            complete(id, std::move(reply), false);
+        },
+        [this, id, attempt, node, total](caf::error& err) {
+          if (!is_current(id, attempt))
+            return;
+          auto msg = err == caf::sec::request_timeout
+                       ? "node " + node + " did not answer within " + std::to_string(total) + " ms"
+                       : "node " + node + ": " + describe(err);
+          complete(id, error_envelope(v1::Error::UNAVAILABLE, msg), true);
+        });
+  }
+
+  bool is_current(std::uint64_t id, std::uint64_t attempt) const {
+    auto i = ops_.find(id);
+    return i != ops_.end() && i->second.in_flight && i->second.attempt == attempt;
+  }
+
+  void complete(std::uint64_t id, envelope reply, bool local) {
+    auto i = ops_.find(id);
+    if (i == ops_.end())
+      return;
+    auto op = std::move(i->second);
+    ops_.erase(i);
+    if (op.done)
+      reply = op.done(std::move(reply), local);
+    if (op.rp.pending())
+      op.rp.deliver(std::move(reply), local);
+  }
+
+  void on_op_timeout(std::uint64_t id) {
+    auto i = ops_.find(id);
+    if (i == ops_.end() || i->second.in_flight)
+      return; // done, or in flight: the request's own timeout answers
+    complete(id, error_envelope(v1::Error::UNAVAILABLE, timeout_message()), true);
+  }
+
+  /// Why a queued request found no node within its time.
+  std::string timeout_message() const {
+    auto within = std::to_string(cfg_.opts.request_timeout.count()) + " ms";
+    if (gateway_ && !session_)
+      return "node " + gateway_addr_ + " did not open a session within " + within;
+    std::vector<std::string> tried = round_log_;
+    if (connecting_)
+      tried.push_back(current_attempt_ + " (no answer yet)");
+    if (tried.empty())
+      for (std::size_t i = 0; i < server_count(); ++i)
+        tried.push_back(address_of(i));
+    return "no registry node answered within " + within + "; tried " + join(tried, ", ");
+  }
+
+  /// Fails every queued request at once (no node reachable this round).
+  void fail_waiting(const std::string& msg) {
+    std::vector<std::uint64_t> ids(wait_gateway_.begin(), wait_gateway_.end());
+    ids.insert(ids.end(), wait_session_.begin(), wait_session_.end());
+    wait_gateway_.clear();
+    wait_session_.clear();
+    for (auto id : ids) {
+      auto i = ops_.find(id);
+      if (i != ops_.end() && !i->second.in_flight)
+        complete(id, error_envelope(v1::Error::UNAVAILABLE, msg), true);
+    }
+  }
+
+  /// Requests in flight to a node that went away go back to the queue (redo requests are dropped:
+  /// the next session redoes everything anyway).
+  void requeue_in_flight(bool session_only) {
+    std::vector<std::uint64_t> ids;
+    for (auto& [id, op] : ops_)
+      if (op.in_flight && (!session_only || op.target == pending_op::via::session))
+        ids.push_back(id);
+    for (auto id : ids) {
+      auto& op = ops_.at(id);
+      op.in_flight = false;
+      if (op.redo) {
+        complete(id, error_envelope(v1::Error::UNAVAILABLE, "session lost"), true);
+        continue;
+      }
+      (op.target == pending_op::via::gateway ? wait_gateway_ : wait_session_).push_back(id);
+    }
+  }
+
+  void flush(std::deque<std::uint64_t>& queue, const caf::actor& dest) {
+    auto ids = std::move(queue);
+    queue.clear();
+    for (auto id : ids) {
+      auto i = ops_.find(id);
+      if (i != ops_.end() && !i->second.in_flight)
+        send_op(id, dest);
+    }
+  }
+
+  // -- connection -------------------------------------------------------------------------------
+
+  void ensure_connected() {
+    if (closing_ || gateway_ || connecting_)
+      return;
+    connecting_ = true;
+    round_tried_ = 0;
+    round_log_.clear();
+    try_next_server();
+  }
+
+  void try_next_server() {
+    auto idx = next_server_ % server_count();
+    const auto& ep = cfg_.servers[idx];
+    current_attempt_ = ep.address();
+    auto gen = ++connect_gen_;
+    auto mm = self_->system().middleman().actor_handle();
+    self_->request(mm, cfg_.opts.connect_timeout, caf::connect_atom::value, ep.host, ep.port)
+      .then(
+        [this, idx, gen](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                         const std::set<std::string>&) {
+          if (gen != connect_gen_)
+            return;
+          if (!ptr)
+            connect_failed(idx, "no registry published at that port");
+          else
+            connected(idx, caf::actor_cast<caf::actor>(ptr));
+        },
+        [this, idx, gen](caf::error& err) {
+          if (gen != connect_gen_)
+            return;
+          connect_failed(idx, err == caf::sec::request_timeout
+                                ? "no answer within " +
+                                    std::to_string(cfg_.opts.connect_timeout.count()) + " ms"
+                                : describe(err));
+        });
+  }
+
+  void connect_failed(std::size_t idx, const std::string& reason) {
+    round_log_.push_back(address_of(idx) + " (" + reason + ")");
+    next_server_ = (idx + 1) % server_count();
+    if (++round_tried_ < server_count() && !closing_) {
+      try_next_server();
+      return;
+    }
+    connecting_ = false;
+    fail_waiting("no registry node reachable; tried " + join(round_log_, ", "));
+    if (want_session_)
+      arm_reconnect();
+  }
+
+  void connected(std::size_t idx, caf::actor gw) {
+    connecting_ = false;
+    gateway_ = std::move(gw);
+    gateway_index_ = idx;
+    gateway_addr_ = address_of(idx);
+    ++conn_gen_;
+    self_->monitor(gateway_);
+    cfg_.view->set_node(gateway_addr_);
+    flush(wait_gateway_, gateway_);
+    if (want_session_ && !closing_)
+      hello();
+  }
+
+  void hello() {
+    if (closing_ || !gateway_ || session_ || hello_pending_)
+      return;
+    hello_pending_ = true;
+    auto gen = conn_gen_;
+    v1::Hello msg;
+    msg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    msg.set_client_name(cfg_.opts.client_name);
+    self_
+      ->request(gateway_, cfg_.opts.request_timeout, wire::hello_atom::value, wire::pack(msg),
+                caf::actor_cast<caf::actor>(self_))
+      .then(
+        [this, gen](envelope& reply, caf::actor& sess) {
+          if (gen != conn_gen_)
+            return;
+          hello_pending_ = false;
+          v1::Welcome welcome;
+          v1::Error err;
+          if (wire::unpack(reply, welcome) && sess)
+            opened(std::move(sess));
+          else if (wire::unpack(reply, err))
+            hello_refused(err);
+          else
+            abandon_gateway("unexpected answer to hello: " + reply.kind);
+        },
+        [this, gen](caf::error& err) {
+          if (gen != conn_gen_)
+            return;
+          hello_pending_ = false;
+          abandon_gateway("hello: " + describe(err));
+        });
+  }
+
+  void hello_refused(const v1::Error& err) {
+    if (err.code() == v1::Error::UNAVAILABLE) {
+      abandon_gateway("node refused the session: " + err.message());
+      return;
+    }
+    // Refused for another reason (e.g. a limit): tell the waiting requests, retry later.
+    auto ids = std::move(wait_session_);
+    wait_session_.clear();
+    for (auto id : ids)
+      complete(id, wire::pack(err), false);
+    arm_reconnect();
+  }
+
+  /// The node is unusable (hello failed): move on to the next one.
+  void abandon_gateway(const std::string& reason) {
+    round_log_ = {gateway_addr_ + " (" + reason + ")"};
+    lost_connection(reason);
+  }
+
+  void opened(caf::actor sess) {
+    session_ = std::move(sess);
+    self_->monitor(session_);
+    cfg_.view->set_node(gateway_addr_);
+    bool first = !had_session_;
+    had_session_ = true;
+    notify(session_event{session_event::opened, gateway_addr_, {}, first});
+    redo();
+    flush(wait_session_, session_);
+  }
+
+  /// Re-registers every instance and re-subscribes every subscription on the new session.
+  void redo() {
+    for (const auto& [key, req] : registered_)
+      add_op(pending_op::via::session, wire::reg_atom::value, req, {}, {}, true);
+    for (auto& [key, s] : subs_) {
+      s.confirmed = false;
+      s.baseline_reset = true;
+      subscribe_on_node(key, {}, 0, true);
+    }
+  }
+
+  void lost_connection(const std::string& reason) {
+    auto old = gateway_addr_;
+    bool had = static_cast<bool>(session_);
+    if (gateway_)
+      self_->demonitor(gateway_);
+    if (session_)
+      self_->demonitor(session_);
+    gateway_ = nullptr;
+    session_ = nullptr;
+    hello_pending_ = false;
+    ++conn_gen_;
+    next_server_ = (gateway_index_ + 1) % server_count();
+    cfg_.view->set_node("");
+    for (auto& [key, s] : subs_)
+      s.confirmed = false;
+    requeue_in_flight(false);
+    if (had)
+      notify(session_event{session_event::lost, old, reason, false});
+    if (closing_)
+      return;
+    if (want_session_ || !wait_gateway_.empty() || !wait_session_.empty())
+      ensure_connected(); // at once, starting with the next server
+  }
+
+  void lost_session(const std::string& reason) {
+    self_->demonitor(session_);
+    session_ = nullptr;
+    for (auto& [key, s] : subs_)
+      s.confirmed = false;
+    requeue_in_flight(true);
+    notify(session_event{session_event::lost, gateway_addr_, reason, false});
+    if (!closing_)
+      hello();
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    if (closing_) { // the session ends because we said bye: nothing to redo or report
+      if (session_ && dm.source == session_.address())
+        session_ = nullptr;
+      if (gateway_ && dm.source == gateway_.address())
+        gateway_ = nullptr;
+      return;
+    }
+    if (gateway_ && dm.source == gateway_.address())
+      lost_connection("node " + gateway_addr_ + " went down (" + describe(dm.reason) + ")");
+    else if (session_ && dm.source == session_.address())
+      lost_session("session ended by node " + gateway_addr_ + " (" + describe(dm.reason) + ")");
+  }
+
+  void arm_reconnect() {
+    if (reconnect_armed_ || closing_)
+      return;
+    reconnect_armed_ = true;
+    self_->delayed_send(self_, cfg_.opts.redo_interval, reconnect_atom::value);
+  }
+
+  void on_reconnect() {
+    reconnect_armed_ = false;
+    if (closing_ || !want_session_)
+      return;
+    if (!gateway_)
+      ensure_connected();
+    else if (!session_)
+      hello();
+  }
+
+  void notify(session_event ev) {
+    if (!cfg_.opts.on_session)
+      return;
+    auto fn = cfg_.opts.on_session;
+    cfg_.events->post([fn, ev] { fn(ev); });
+  }
+
+  // -- registration -----------------------------------------------------------------------------
+
+  void on_register(envelope env, caf::response_promise rp) {
+    v1::RegisterRequest req;
+    if (!wire::unpack(env, req)) {
+      rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed register request"), true);
+      return;
+    }
+    auto key = registration_key(from_wire(req.service()), req.instance().ip(),
+                                req.instance().port(), req.instance().cluster());
+    auto intent = ++intent_counter_;
+    intents_[key] = intent;
+    ++pending_registers_[key];
+    add_op(pending_op::via::session, wire::reg_atom::value, env, std::move(rp),
+           [this, key, intent, env](envelope reply, bool) {
+             if (--pending_registers_[key] == 0)
+               pending_registers_.erase(key);
+             // Remember it for redo, unless a deregister came in meanwhile.
+             auto i = intents_.find(key);
+             if (wire::holds<v1::Ack>(reply) && i != intents_.end() && i->second == intent)
+               registered_[key] = env;
+             return reply;
+           });
+  }
+
+  void on_deregister(envelope env, caf::response_promise rp) {
+    v1::DeregisterRequest req;
+    if (!wire::unpack(env, req)) {
+      rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed deregister request"), true);
+      return;
+    }
+    auto key = registration_key(from_wire(req.service()), req.ip(), req.port(), req.cluster());
+    bool known = registered_.erase(key) > 0;
+    intents_.erase(key);
+    if (!session_ && pending_registers_.count(key) == 0 && (known || had_session_)) {
+      // No open session holds it: the node removed the session's instances when it ended.
+      rp.deliver(ack_envelope("no open session holds this instance"), true);
+      return;
+    }
+    add_op(pending_op::via::session, wire::dereg_atom::value, std::move(env), std::move(rp), {});
+  }
+
+  // -- subscriptions and reads ------------------------------------------------------------------
+
+  subscription& subscription_for(const v1::SubscribeRequest& req, const envelope& env) {
+    auto service = from_wire(req.service());
+    std::vector<std::string> clusters(req.clusters().begin(), req.clusters().end());
+    auto clusters_text = join_clusters(clusters);
+    auto key = cache_key(service.grouped_name(), clusters_text);
+    auto i = subs_.find(key);
+    if (i != subs_.end())
+      return i->second;
+    subscription s{cfg_.opts.update_interval.count(), cfg_.opts.update_backoff_max.count()};
+    s.key = key;
+    s.service = service;
+    s.clusters = clusters_text;
+    s.cluster_set.insert(clusters.begin(), clusters.end());
+    s.subscribe_request = env;
+    v1::QueryRequest q;
+    *q.mutable_service() = req.service();
+    *q.mutable_clusters() = req.clusters();
+    q.set_healthy_only(false);
+    s.query_request = wire::pack(q);
+    return subs_.emplace(key, std::move(s)).first->second;
+  }
+
+  void on_subscribe(envelope env, listener_id lid, caf::response_promise rp) {
+    v1::SubscribeRequest req;
+    if (!wire::unpack(env, req)) {
+      rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed subscribe request"), true);
+      return;
+    }
+    auto& s = subscription_for(req, env);
+    if (lid != 0)
+      s.listeners.insert(lid);
+    else
+      s.implicit = true;
+    want_session_ = true;
+    auto key = s.key;
+    // Failover first, then the cache of a subscription the session holds.
+    if (cache_.failover_covers(key) || (s.confirmed && cache_.stored(key))) {
+      auto state = *cache_.view(key);
+      if (lid != 0)
+        cfg_.events->post_initial(lid, state);
+      rp.deliver(info_envelope(state), true);
+      if (!s.confirmed)
+        subscribe_on_node(key, {}, 0, false); // in the background; redo retries it
+      return;
+    }
+    subscribe_on_node(key, std::move(rp), lid, false);
+  }
+
+  void subscribe_on_node(const std::string& key, caf::response_promise rp, listener_id lid,
+                         bool redo) {
+    bool asked = rp.pending();
+    auto& s = subs_.at(key);
+    add_op(
+      pending_op::via::session, wire::sub_atom::value, s.subscribe_request, std::move(rp),
+      [this, key, lid, asked](envelope reply, bool) -> envelope {
+        auto i = subs_.find(key);
+        v1::ServiceInfo si;
+        if (!wire::unpack(reply, si)) {
+          // A subscription that never got through is dropped with the call that failed.
+          if (asked && i != subs_.end() && !i->second.confirmed) {
+            if (lid != 0)
+              i->second.listeners.erase(lid);
+            if (i->second.listeners.empty() && (lid == 0 || !i->second.implicit))
+              drop_subscription(i);
+          }
+          return reply;
+        }
+        if (i == subs_.end())
+          return reply; // unsubscribed meanwhile
+        auto& s = i->second;
+        s.confirmed = true;
+        apply_state(s, from_wire(si));
+        if (!s.schedule.active())
+          arm_update(s, s.schedule.start(steady_ms()));
+        auto state = cache_.view(key).value_or(service_info{});
+        if (lid != 0)
+          cfg_.events->post_initial(lid, state);
+        return info_envelope(state);
+      },
+      redo);
+  }
+
+  void drop_subscription(std::map<std::string, subscription>::iterator i) {
+    i->second.schedule.stop();
+    cache_.erase(i->first);
+    subs_.erase(i);
+  }
+
+  void on_unsubscribe(const std::string& key, listener_id lid) {
+    auto i = subs_.find(key);
+    if (i == subs_.end())
+      return;
+    i->second.listeners.erase(lid);
+    if (!i->second.listeners.empty() || i->second.implicit)
+      return;
+    if (session_ && i->second.confirmed) {
+      // Best effort: the node drops the subscriber with the session anyway.
+      self_->request(session_, cfg_.opts.request_timeout, wire::unsub_atom::value,
+                     i->second.subscribe_request)
+        .then([](envelope&) {}, [](caf::error&) {});
+    }
+    drop_subscription(i);
+  }
+
+  void on_query(envelope env, caf::response_promise rp) {
+    v1::QueryRequest req;
+    if (!wire::unpack(env, req)) {
+      rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed query request"), true);
+      return;
+    }
+    std::vector<std::string> clusters(req.clusters().begin(), req.clusters().end());
+    auto key = cache_key(from_wire(req.service()).grouped_name(), join_clusters(clusters));
+    if (cache_.failover_covers(key)) {
+      auto state = *cache_.view(key);
+      if (req.healthy_only()) {
+        auto& hs = state.hosts;
+        hs.erase(std::remove_if(hs.begin(), hs.end(), [](const instance& x) { return !x.healthy; }),
+                 hs.end());
+      }
+      rp.deliver(info_envelope(state), true);
+      return;
+    }
+    add_op(pending_op::via::gateway, wire::query_atom::value, std::move(env), std::move(rp), {});
+  }
+
+  /// Finds the subscription a pushed state belongs to.
+  subscription* match(const service_info& info) {
+    auto grouped = info.key.grouped_name();
+    if (auto i = subs_.find(cache_key(grouped, info.clusters)); i != subs_.end())
+      return &i->second;
+    std::set<std::string> clusters;
+    std::string::size_type pos = 0;
+    while (pos <= info.clusters.size() && !info.clusters.empty()) {
+      auto comma = info.clusters.find(',', pos);
+      auto end = comma == std::string::npos ? info.clusters.size() : comma;
+      clusters.insert(info.clusters.substr(pos, end - pos));
+      if (comma == std::string::npos)
+        break;
+      pos = comma + 1;
+    }
+    for (auto& [key, s] : subs_)
+      if (s.service.group == info.key.group && s.service.name == info.key.name &&
+          s.cluster_set == clusters)
+        return &s;
+    return nullptr;
+  }
+
+  envelope on_push(const envelope& env) {
+    v1::ServiceInfo si;
+    if (wire::unpack(env, si)) {
+      auto info = from_wire(si);
+      bool same_ns = si.namespace_id().empty() || si.namespace_id() == ns();
+      if (auto s = same_ns ? match(info) : nullptr)
+        apply_state(*s, std::move(info));
+    }
+    return ack_envelope();
+  }
+
+  /// Applies a state from a node to the cache: disk file and listener events on a real change.
+  void apply_state(subscription& s, service_info info) {
+    info.key = s.service; // the subscription's names: namespace, group and service as asked
+    info.clusters = s.clusters;
+    auto u = cache_.apply(info, s.baseline_reset);
+    if (!u.accepted)
+      return;
+    s.baseline_reset = false;
+    if (u.stored_changed)
+      persist(s.key);
+    if (u.event)
+      cfg_.events->post_change(s.key, std::move(*u.event));
+  }
+
+  void persist(const std::string& key) {
+    if (cfg_.opts.cache_dir.empty())
+      return;
+    auto stored = cache_.stored(key);
+    if (!stored)
+      return;
+    if (auto problem = write_service_file(naming_cache_dir(cfg_.opts.cache_dir, ns()), *stored)) {
+      if (!disk_warned_)
+        std::fprintf(stderr, "registry-client: cannot write the disk cache: %s\n", problem->c_str());
+      disk_warned_ = true;
+    }
+  }
+
+  // -- update task ------------------------------------------------------------------------------
+
+  void arm_update(subscription& s, time_ms due) {
+    auto delay = std::max<time_ms>(due - steady_ms(), 0);
+    self_->delayed_send(self_, milliseconds(delay), update_tick_atom::value, s.key,
+                        s.schedule.generation());
+  }
+
+  void on_update_tick(const std::string& key, std::uint64_t gen) {
+    auto i = subs_.find(key);
+    if (i == subs_.end() || !i->second.schedule.is_current(gen))
+      return; // unsubscribed or restarted: a stale timer
+    add_op(pending_op::via::gateway, wire::query_atom::value, i->second.query_request, {},
+           [this, key, gen](envelope reply, bool) {
+             auto i = subs_.find(key);
+             if (i == subs_.end() || !i->second.schedule.is_current(gen))
+               return reply;
+             auto& s = i->second;
+             v1::ServiceInfo si;
+             time_ms due;
+             if (wire::unpack(reply, si)) {
+               apply_state(s, from_wire(si)); // newer state only: repairs a lost push
+               due = s.schedule.succeeded(steady_ms());
+             } else {
+               due = s.schedule.failed(steady_ms());
+             }
+             arm_update(s, due);
+             return reply;
+           });
+  }
+
+  // -- failover ---------------------------------------------------------------------------------
+
+  void check_failover() {
+    if (cfg_.opts.cache_dir.empty())
+      return;
+    bool flipped = failover_.check();
+    if (!flipped && !failover_.on())
+      return;
+    std::map<std::string, service_info> data;
+    if (failover_.on())
+      data = read_service_files(failover_dir(cfg_.opts.cache_dir), ns());
+    auto events = cache_.set_failover(failover_.on(), std::move(data));
+    cfg_.view->failover = failover_.on();
+    for (auto& [key, ev] : events)
+      if (subs_.count(key))
+        cfg_.events->post_change(key, std::move(ev));
+  }
+
+  void on_failover_tick() {
+    check_failover();
+    self_->delayed_send(self_, cfg_.opts.failover_check_interval, failover_tick_atom::value);
+  }
+
+  // -- close ------------------------------------------------------------------------------------
+
+  void on_bye(caf::response_promise rp) {
+    closing_ = true;
+    ++connect_gen_;
+    fail_waiting("the client is closing");
+    if (!session_) {
+      rp.deliver(ack_envelope(), true);
+      return;
+    }
+    auto wait = std::min<milliseconds>(cfg_.opts.request_timeout, milliseconds(2000));
+    self_->request(session_, wait, wire::bye_atom::value)
+      .then([rp](envelope& reply) mutable { rp.deliver(std::move(reply), false); },
+            [rp](caf::error&) mutable { rp.deliver(ack_envelope(), true); });
+  }
+
+  // -- member variables -------------------------------------------------------------------------
+
+  session_actor_type* self_;
+  session_config cfg_;
+
+  // connection
+  caf::actor gateway_;
+  std::size_t gateway_index_ = 0;
+  std::string gateway_addr_;
+  caf::actor session_;
+  bool connecting_ = false;
+  bool hello_pending_ = false;
+  bool want_session_ = false; ///< a session was asked for once: keep one open (redo)
+  bool had_session_ = false;
+  bool closing_ = false;
+  bool reconnect_armed_ = false;
+  std::size_t next_server_ = 0;
+  std::size_t round_tried_ = 0;
+  std::vector<std::string> round_log_; ///< "address (reason)" of this round's failed attempts
+  std::string current_attempt_;
+  std::uint64_t connect_gen_ = 0; ///< stale connect replies are ignored
+  std::uint64_t conn_gen_ = 0;    ///< bumped per gateway: stale hello replies are ignored
+
+  // requests
+  std::uint64_t next_op_ = 1;
+  std::map<std::uint64_t, pending_op> ops_;
+  std::deque<std::uint64_t> wait_gateway_;
+  std::deque<std::uint64_t> wait_session_;
+
+  // redo data
+  std::map<std::string, envelope> registered_; ///< registration key -> RegisterRequest (acked)
+  std::map<std::string, std::uint64_t> intents_;
+  std::map<std::string, int> pending_registers_;
+  std::uint64_t intent_counter_ = 0;
+  std::map<std::string, subscription> subs_;
+
+  // data
+  service_cache cache_;
+  failover_switch failover_;
+  bool disk_warned_ = false;
+};
+
+caf::behavior session_behavior(session_actor_type* self, session_config cfg) {
+  self->state.init(std::move(cfg));
+  self->set_down_handler([self](caf::down_msg& dm) { self->state.on_down(dm); });
+  self->set_error_handler([](caf::error&) {
+    // Every request has its own error handler; nothing else can fail here.
+  });
+  self->set_default_handler(caf::drop);
+  using via = pending_op::via;
+  return {
+    [self](gw_atom, caf::atom_value op, envelope& env) {
+      self->state.add_op(via::gateway, op, std::move(env), self->make_response_promise(), {});
+    },
+    [self](wire::reg_atom, envelope& env) {
+      self->state.on_register(std::move(env), self->make_response_promise());
+    },
+    [self](wire::dereg_atom, envelope& env) {
+      self->state.on_deregister(std::move(env), self->make_response_promise());
+    },
+    [self](wire::sub_atom, envelope& env, std::uint64_t lid) {
+      self->state.on_subscribe(std::move(env), lid, self->make_response_promise());
+    },
+    [self](wire::unsub_atom, const std::string& key, std::uint64_t lid) {
+      self->state.on_unsubscribe(key, lid);
+      return caf::make_message(ack_envelope(), true);
+    },
+    [self](wire::query_atom, envelope& env) {
+      self->state.on_query(std::move(env), self->make_response_promise());
+    },
+    [self](wire::bye_atom) { self->state.on_bye(self->make_response_promise()); },
+    [self](wire::push_atom, const envelope& env) { return self->state.on_push(env); },
+    [self](op_timeout_atom, std::uint64_t id) { self->state.on_op_timeout(id); },
+    [self](reconnect_atom) { self->state.on_reconnect(); },
+    [self](update_tick_atom, const std::string& key, std::uint64_t gen) {
+      self->state.on_update_tick(key, gen);
+    },
+    [self](failover_tick_atom) { self->state.on_failover_tick(); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_session_actor(caf::actor_system& sys, session_config cfg) {
+  return sys.spawn(session_behavior, std::move(cfg));
+}
+
+} // namespace registry::client::detail

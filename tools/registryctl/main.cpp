@@ -1,0 +1,645 @@
+// registryctl: the command-line client of registryd, built on the client library
+// (tools/client/registry_client.hpp).
+//
+//   registryctl [--node HOST:PORT[,HOST:PORT...]] [--json] [--cache-dir DIR] [--timeout-ms N] COMMAND
+//
+// Exit codes: 0 success; 1 the node refused (its reason and field on stderr); 2 usage errors (bad
+// arguments, caught before any node is contacted); 3 no node answered (the addresses tried on stderr).
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "config/defaults.hpp"
+#include "config/node_config.hpp"
+#include "messages/validate.hpp"
+#include "tools/client/registry_client.hpp"
+
+namespace {
+
+using namespace registry;
+using registry::client::naming_client;
+using json = nlohmann::ordered_json;
+
+enum exit_code : int { exit_ok = 0, exit_refused = 1, exit_usage = 2, exit_unavailable = 3 };
+
+/// A usage error found locally: exit 2 with this message.
+struct usage_error {
+  std::string message;
+};
+
+// -- signals ----------------------------------------------------------------------------------------
+
+/// SIGINT/SIGTERM are blocked in every thread and taken by one sigwait thread, which wakes whoever
+/// waits here; a command can also end the wait itself (subscribe --count).
+struct stop_signal {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopped = false;
+
+  void trigger() {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      stopped = true;
+    }
+    cv.notify_all();
+  }
+
+  /// Waits until stopped; false on timeout.
+  bool wait_for(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, d, [this] { return stopped; });
+  }
+
+  void wait() {
+    std::unique_lock<std::mutex> guard{mtx};
+    cv.wait(guard, [this] { return stopped; });
+  }
+};
+
+stop_signal& stop() {
+  static stop_signal instance;
+  return instance;
+}
+
+/// Blocks SIGINT and SIGTERM before any thread exists (threads inherit the mask) and starts the
+/// thread that waits for them.
+void install_signal_thread() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int signo = 0;
+    sigwait(&set, &signo);
+    stop().trigger();
+  }).detach();
+}
+
+// -- output -----------------------------------------------------------------------------------------
+
+std::mutex& out_mutex() {
+  static std::mutex mtx;
+  return mtx;
+}
+
+/// One line (or block) to stdout, flushed at once: tests wait for lines.
+void print(const std::string& text) {
+  std::lock_guard<std::mutex> guard{out_mutex()};
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (text.empty() || text.back() != '\n')
+    std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+void print_err(const std::string& text) {
+  std::lock_guard<std::mutex> guard{out_mutex()};
+  std::fprintf(stderr, "registryctl: %s\n", text.c_str());
+  std::fflush(stderr);
+}
+
+std::string format_weight(double w) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", w);
+  return buf;
+}
+
+std::string format_host(const instance& h) {
+  std::string meta;
+  for (const auto& [k, v] : h.metadata)
+    meta += (meta.empty() ? "" : ",") + k + "=" + v;
+  return "  " + h.ip + ":" + std::to_string(h.port) + "  cluster=" + h.cluster +
+         "  weight=" + format_weight(h.weight) + "  healthy=" + (h.healthy ? "true" : "false") +
+         "  enabled=" + (h.enabled ? "true" : "false") +
+         "  ephemeral=" + (h.ephemeral ? "true" : "false") + "  metadata={" + meta + "}";
+}
+
+std::string format_info(const service_info& x, const std::string& note = {}) {
+  std::string text = x.key.grouped_name() + " (namespace " + x.key.namespace_id +
+                     (x.clusters.empty() ? "" : ", clusters " + x.clusters) + "): " +
+                     std::to_string(x.hosts.size()) + " instance(s)";
+  if (x.reach_protection_threshold)
+    text += ", protection threshold reached (unhealthy instances shown as healthy)";
+  if (!note.empty())
+    text += " " + note;
+  text += "\n";
+  for (const auto& h : x.hosts)
+    text += format_host(h) + "\n";
+  return text;
+}
+
+// -- argument parsing -------------------------------------------------------------------------------
+
+/// IP:PORT (IPv6 as [addr]:port). The port must be a number 0..65535 (0 is refused by validation).
+instance parse_ip_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    throw usage_error{"bad IP:PORT '" + text + "': expected IP:PORT, e.g. 10.0.0.1:8080"};
+  auto ip = text.substr(0, colon);
+  auto port_text = text.substr(colon + 1);
+  if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']')
+    ip = ip.substr(1, ip.size() - 2);
+  if (port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    throw usage_error{"bad IP:PORT '" + text + "': port '" + port_text + "' is not a number"};
+  auto port = std::stoul(port_text);
+  if (port > 65535)
+    throw usage_error{"bad IP:PORT '" + text + "': port " + port_text + " is out of range 1..65535"};
+  instance x;
+  x.ip = ip;
+  x.port = static_cast<std::uint32_t>(port);
+  return x;
+}
+
+double parse_weight(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double w = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(w))
+    throw usage_error{"bad --weight '" + text + "': not a number"};
+  return w;
+}
+
+std::vector<std::string> parse_nodes(const std::string& text) {
+  std::vector<std::string> result;
+  std::string::size_type pos = 0;
+  for (;;) {
+    auto comma = text.find(',', pos);
+    auto item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    auto parsed = parse_host_port(item);
+    if (auto why = std::get_if<std::string>(&parsed))
+      throw usage_error{"bad --node '" + item + "': " + *why};
+    result.push_back(std::get<host_port>(parsed).to_string());
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return result;
+}
+
+// -- commands ---------------------------------------------------------------------------------------
+
+struct global_args {
+  std::string nodes = "127.0.0.1:8848";
+  bool json = false;
+  std::string cache_dir;
+  int timeout_ms = static_cast<int>(defaults::request_timeout_ms);
+  bool no_local_check = false;
+};
+
+/// Options shared by register, beat and deregister.
+struct instance_args {
+  std::string service;
+  std::string address;
+  std::string namespace_id = defaults::namespace_id;
+  std::string group = defaults::group;
+  std::string cluster = defaults::cluster;
+  std::string weight = "1";
+  std::vector<std::string> meta;
+  bool disabled = false;
+  bool hold = false;   // register
+  int every_ms = 0;    // beat
+};
+
+struct query_args {
+  std::string service;
+  std::string namespace_id = defaults::namespace_id;
+  std::string group = defaults::group;
+  std::vector<std::string> clusters;
+  bool healthy_only = false;
+  int count = 0;        // subscribe
+  std::uint32_t page = 1; // services
+  std::uint32_t size = defaults::page_size_default;
+};
+
+client::options make_options(const global_args& g, const std::string& namespace_id) {
+  client::options o;
+  o.servers = parse_nodes(g.nodes);
+  o.namespace_id = namespace_id;
+  o.client_name = "registryctl";
+  if (g.timeout_ms <= 0)
+    throw usage_error{"bad --timeout-ms " + std::to_string(g.timeout_ms) + ": must be > 0"};
+  o.request_timeout = std::chrono::milliseconds(g.timeout_ms);
+  o.connect_timeout =
+    std::chrono::milliseconds(std::min<int>(g.timeout_ms, defaults::connect_timeout_ms));
+  o.cache_dir = g.cache_dir;
+  // The same CAF heartbeats as the nodes, or one side drops the other while idle.
+  o.caf_heartbeat_interval = std::chrono::milliseconds(defaults::caf_heartbeat_interval_ms);
+  o.caf_connection_timeout = std::chrono::milliseconds(defaults::caf_connection_timeout_ms);
+  o.check_locally = !g.no_local_check;
+  return o;
+}
+
+instance make_instance(const instance_args& a) {
+  auto x = parse_ip_port(a.address);
+  x.cluster = a.cluster;
+  x.weight = parse_weight(a.weight);
+  x.enabled = !a.disabled;
+  for (const auto& m : a.meta) {
+    std::pair<std::string, std::string> kv;
+    if (auto e = parse_metadata_entry(m, kv))
+      throw usage_error{"bad --meta '" + m + "': " + e->message + " (expected k=v)"};
+    auto i = std::find_if(x.metadata.begin(), x.metadata.end(),
+                          [&](const auto& p) { return p.first == kv.first; });
+    if (i != x.metadata.end())
+      i->second = kv.second;
+    else
+      x.metadata.push_back(std::move(kv));
+  }
+  std::sort(x.metadata.begin(), x.metadata.end());
+  return x;
+}
+
+std::string describe(const instance_args& a) {
+  return a.service + " " + a.address + " (namespace " + a.namespace_id + ", group " + a.group +
+         ", cluster " + a.cluster + ")";
+}
+
+/// Maps a library error to the exit code, printing the reason.
+int report(const client::error& e) {
+  std::string field = e.field().empty() ? "" : " (field '" + e.field() + "')";
+  if (e.from_node()) {
+    print_err(std::string{"the node refused: "} + e.what() + field);
+    return exit_refused;
+  }
+  if (e.code() == client::error_code::invalid_argument) {
+    print_err(std::string{"invalid argument"} + field + ": " + e.what());
+    return exit_usage;
+  }
+  if (e.code() == client::error_code::unavailable) {
+    print_err(e.what());
+    return exit_unavailable;
+  }
+  print_err(e.what());
+  return exit_refused;
+}
+
+/// Runs `fn` with a client; the client is closed (bye) before returning, bounded by a watchdog.
+template <class F>
+int with_client(const global_args& g, const std::string& namespace_id, F fn,
+                std::function<void(const client::session_event&)> on_session = {}) {
+  auto opts = make_options(g, namespace_id);
+  opts.on_session = std::move(on_session);
+  auto c = std::make_unique<naming_client>(opts);
+  int code = exit_ok;
+  try {
+    code = fn(*c);
+  } catch (const client::error& e) {
+    code = report(e);
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // Closing sends bye and stops CAF; never let a stuck shutdown keep the process (or a test) waiting.
+  std::thread([code, ms = g.timeout_ms] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms + 3000));
+    std::fflush(stdout);
+    std::_Exit(code);
+  }).detach();
+  c.reset();
+  return code;
+}
+
+int cmd_register(const global_args& g, const instance_args& a) {
+  auto x = make_instance(a);
+  if (!a.hold) {
+    return with_client(g, a.namespace_id, [&](naming_client& c) {
+      c.register_heartbeat_instance(a.service, a.group, x);
+      print("registered " + describe(a) + " on " + c.connected_node() +
+            " as a heartbeat client: it becomes unhealthy after " +
+            std::to_string(defaults::beat_unhealthy_timeout_ms / 1000) +
+            " s and is removed after " + std::to_string(defaults::beat_delete_timeout_ms / 1000) +
+            " s without beats; keep it alive with `registryctl beat " + a.service + " " +
+            a.address + " --every-ms " + std::to_string(defaults::beat_interval_ms) +
+            "` or register with --hold");
+      return exit_ok;
+    });
+  }
+  auto on_session = [](const client::session_event& ev) {
+    if (ev.kind == client::session_event::opened && !ev.first)
+      print("moved to " + ev.node + ": session re-opened, instance re-registered");
+    else if (ev.kind == client::session_event::lost)
+      print_err("lost node " + ev.node + ": " + ev.reason + "; moving on");
+  };
+  return with_client(
+    g, a.namespace_id,
+    [&](naming_client& c) {
+      c.register_instance(a.service, a.group, x);
+      print("registered " + describe(a) + " through a session on " + c.connected_node() +
+            "; holding until SIGINT/SIGTERM");
+      stop().wait();
+      try {
+        c.deregister_instance(a.service, a.group, x);
+        print("deregistered " + describe(a));
+      } catch (const client::error& e) {
+        // The session ends with bye anyway, which removes the instance.
+        print_err(std::string{"deregister: "} + e.what() + " (the session close removes it)");
+      }
+      return exit_ok;
+    },
+    on_session);
+}
+
+int cmd_beat(const global_args& g, const instance_args& a) {
+  auto x = make_instance(a);
+  return with_client(g, a.namespace_id, [&](naming_client& c) {
+    c.beat(a.service, a.group, x);
+    if (a.every_ms <= 0) {
+      print("beat sent for " + describe(a) + " to " + c.connected_node());
+      return exit_ok;
+    }
+    print("beating " + describe(a) + " every " + std::to_string(a.every_ms) +
+          " ms until SIGINT/SIGTERM");
+    while (!stop().wait_for(std::chrono::milliseconds(a.every_ms))) {
+      try {
+        c.beat(a.service, a.group, x);
+      } catch (const client::error& e) {
+        print_err(std::string{"beat failed (will retry): "} + e.what());
+      }
+    }
+    return exit_ok;
+  });
+}
+
+int cmd_deregister(const global_args& g, const instance_args& a) {
+  auto x = make_instance(a);
+  return with_client(g, a.namespace_id, [&](naming_client& c) {
+    c.deregister_heartbeat_instance(a.service, a.group, x);
+    print("deregistered " + describe(a));
+    return exit_ok;
+  });
+}
+
+int cmd_instances(const global_args& g, const query_args& q) {
+  return with_client(g, q.namespace_id, [&](naming_client& c) {
+    auto info = q.healthy_only ? c.query(q.service, q.group, q.clusters, true)
+                               : c.get_service(q.service, q.group, q.clusters, false);
+    if (g.json)
+      print(client::to_json(info));
+    else
+      print(format_info(info, c.failover_active() ? "[failover]" : ""));
+    return exit_ok;
+  });
+}
+
+int cmd_services(const global_args& g, const query_args& q) {
+  return with_client(g, q.namespace_id, [&](naming_client& c) {
+    auto list = c.list_services(q.group, q.page, q.size);
+    if (g.json) {
+      print(json{{"count", list.count}, {"services", list.services}}.dump());
+    } else {
+      std::string text = std::to_string(list.count) + " service(s) in namespace " +
+                         q.namespace_id + ", group " + q.group + " (page " +
+                         std::to_string(q.page) + ", size " + std::to_string(q.size) + ")\n";
+      for (const auto& s : list.services)
+        text += "  " + s + "\n";
+      print(text);
+    }
+    return exit_ok;
+  });
+}
+
+int cmd_subscribe(const global_args& g, const query_args& q) {
+  if (q.count < 0)
+    throw usage_error{"bad --count " + std::to_string(q.count) + ": must be >= 0"};
+  return with_client(g, q.namespace_id, [&](naming_client& c) {
+    std::atomic<int> lists{0};
+    auto id = c.subscribe(q.service, q.group, q.clusters, [&](const client::change_event& ev) {
+      int n = ++lists;
+      if (q.count > 0 && n > q.count)
+        return;
+      if (g.json) {
+        print(client::to_json(ev.info));
+      } else {
+        print(format_info(ev.info, "(+" + std::to_string(ev.added.size()) + " -" +
+                                     std::to_string(ev.removed.size()) + " ~" +
+                                     std::to_string(ev.modified.size()) + ")"));
+      }
+      if (q.count > 0 && n == q.count)
+        stop().trigger();
+    });
+    stop().wait();
+    try {
+      c.unsubscribe(id);
+    } catch (const client::error&) {
+      // closing anyway
+    }
+    return exit_ok;
+  });
+}
+
+int cmd_status(const global_args& g) {
+  return with_client(g, defaults::namespace_id, [&](naming_client& c) {
+    auto st = c.status();
+    if (g.json) {
+      json members = json::array();
+      for (const auto& m : st.members)
+        members.push_back({{"address", m.address}, {"state", m.state}});
+      print(json{{"address", st.address},
+                 {"clusterName", st.cluster_name},
+                 {"version", st.version},
+                 {"ready", st.ready},
+                 {"members", members},
+                 {"clients", st.clients},
+                 {"services", st.services},
+                 {"instances", st.instances},
+                 {"subscribers", st.subscribers}}
+              .dump());
+      return exit_ok;
+    }
+    std::string text = "node:        " + st.address + "\n" +
+                       "cluster:     " + st.cluster_name + "\n" +
+                       "version:     " + st.version + "\n" +
+                       "ready:       " + (st.ready ? "yes" : "no") + "\n" +
+                       "members:     " + std::to_string(st.members.size()) + "\n";
+    for (const auto& m : st.members)
+      text += "  " + m.address + "  " + m.state + "\n";
+    text += "clients:     " + std::to_string(st.clients) + "\n" +
+            "services:    " + std::to_string(st.services) + "\n" +
+            "instances:   " + std::to_string(st.instances) + "\n" +
+            "subscribers: " + std::to_string(st.subscribers);
+    print(text);
+    return exit_ok;
+  });
+}
+
+int cmd_members(const global_args& g) {
+  return with_client(g, defaults::namespace_id, [&](naming_client& c) {
+    auto ms = c.members();
+    if (g.json) {
+      json members = json::array();
+      for (const auto& m : ms)
+        members.push_back({{"address", m.address}, {"state", m.state}});
+      print(json{{"members", members}}.dump());
+      return exit_ok;
+    }
+    std::string text;
+    for (const auto& m : ms)
+      text += m.address + "  " + m.state + "\n";
+    print(text.empty() ? "no members" : text);
+    return exit_ok;
+  });
+}
+
+int cmd_failover(const global_args& g, const std::string& mode) {
+  if (g.cache_dir.empty())
+    throw usage_error{"failover needs --cache-dir DIR"};
+  client::write_failover_switch(g.cache_dir, mode == "on");
+  print("failover " + mode + " (" + g.cache_dir +
+        "/failover/00-00---000-VIPSRV_FAILOVER_SWITCH-000---00-00)");
+  return exit_ok;
+}
+
+// -- command-line definition ------------------------------------------------------------------------
+
+void add_instance_options(CLI::App* cmd, instance_args& a) {
+  cmd->add_option("SERVICE", a.service, "service name")->required();
+  cmd->add_option("IP:PORT", a.address, "the instance's address")->required();
+  cmd->add_option("--namespace", a.namespace_id, "namespace")->capture_default_str();
+  cmd->add_option("--group", a.group, "group")->capture_default_str();
+  cmd->add_option("--cluster", a.cluster, "cluster")->capture_default_str();
+  cmd->add_option("--weight", a.weight, "weight, 0..10000")->capture_default_str();
+  cmd->add_option("--meta", a.meta, "metadata entry k=v (repeatable)");
+  cmd->add_flag("--disabled", a.disabled, "register the instance disabled");
+}
+
+void add_query_options(CLI::App* cmd, query_args& q, bool with_service) {
+  if (with_service)
+    cmd->add_option("SERVICE", q.service, "service name")->required();
+  cmd->add_option("--namespace", q.namespace_id, "namespace")->capture_default_str();
+  cmd->add_option("--group", q.group, "group")->capture_default_str();
+}
+
+/// The first word that should be a command but is none ("" if there is no such word).
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--node" || arg == "--cache-dir" || arg == "--timeout-ms") {
+      ++i; // skip the value
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-')
+      continue;
+    try {
+      app.get_subcommand(arg);
+      return {};
+    } catch (const CLI::OptionNotFound&) {
+      return arg;
+    }
+  }
+  return {};
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"registryctl: the command-line client of registryd"};
+  app.require_subcommand(1);
+  app.fallthrough(); // global options may come after the command too
+  global_args g;
+  app.add_option("--node", g.nodes, "node(s) HOST:PORT[,HOST:PORT...], tried in order")
+    ->capture_default_str();
+  app.add_flag("--json", g.json, "print JSON");
+  app.add_option("--cache-dir", g.cache_dir, "disk cache and failover directory");
+  app.add_option("--timeout-ms", g.timeout_ms, "request timeout in ms")->capture_default_str();
+  app.add_flag("--no-local-check", g.no_local_check, "send input unchecked (tests)")->group("");
+
+  instance_args ia;
+  query_args qa;
+  std::string failover_mode;
+
+  auto reg = app.add_subcommand("register", "register an instance (heartbeat client, or --hold)");
+  add_instance_options(reg, ia);
+  reg->add_flag("--hold", ia.hold,
+                "register through a session and stay until SIGINT/SIGTERM (then deregister)");
+  auto beat = app.add_subcommand("beat", "send a heartbeat (re-creates an unknown instance)");
+  add_instance_options(beat, ia);
+  beat->add_option("--every-ms", ia.every_ms, "keep beating at this period until signalled");
+  auto dereg = app.add_subcommand("deregister", "deregister a heartbeat-client instance");
+  add_instance_options(dereg, ia);
+
+  auto inst = app.add_subcommand("instances", "list a service's instances (direct query)");
+  add_query_options(inst, qa, true);
+  inst->add_option("--cluster", qa.clusters, "cluster (repeatable)")->delimiter(',');
+  inst->add_flag("--healthy-only", qa.healthy_only, "healthy instances only");
+  auto svcs = app.add_subcommand("services", "list services");
+  add_query_options(svcs, qa, false);
+  svcs->add_option("--page", qa.page, "page, from 1")->capture_default_str();
+  svcs->add_option("--size", qa.size, "page size")->capture_default_str();
+  auto sub = app.add_subcommand("subscribe", "print a service's instances now and on every change");
+  add_query_options(sub, qa, true);
+  sub->add_option("--cluster", qa.clusters, "cluster (repeatable)")->delimiter(',');
+  sub->add_option("--count", qa.count, "exit after this many lists");
+  auto status = app.add_subcommand("status", "the node's state");
+  auto members = app.add_subcommand("members", "the cluster members and their states");
+  auto fo = app.add_subcommand("failover", "turn the failover switch on or off (needs --cache-dir)");
+  fo->add_option("MODE", failover_mode, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    if (auto unknown = unknown_command(app, argc, argv); !unknown.empty())
+      print_err("unknown command '" + unknown + "' (see registryctl --help)");
+    else
+      print_err(std::string{e.what()} + " (see registryctl --help)");
+    return exit_usage;
+  }
+
+  if (reg->parsed())
+    return cmd_register(g, ia);
+  if (beat->parsed())
+    return cmd_beat(g, ia);
+  if (dereg->parsed())
+    return cmd_deregister(g, ia);
+  if (inst->parsed())
+    return cmd_instances(g, qa);
+  if (svcs->parsed())
+    return cmd_services(g, qa);
+  if (sub->parsed())
+    return cmd_subscribe(g, qa);
+  if (status->parsed())
+    return cmd_status(g);
+  if (members->parsed())
+    return cmd_members(g);
+  if (fo->parsed())
+    return cmd_failover(g, failover_mode);
+  print_err("no command (see registryctl --help)");
+  return exit_usage;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  install_signal_thread();
+  try {
+    return run(argc, argv);
+  } catch (const usage_error& e) {
+    print_err(e.message);
+    return exit_usage;
+  } catch (const client::error& e) {
+    return report(e);
+  } catch (const std::exception& e) {
+    print_err(std::string{"error: "} + e.what());
+    return exit_refused;
+  }
+}
