@@ -92,6 +92,19 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, rebuild_atom, "rebuild")
   CAF_ADD_ATOM(registry, registry::wire, start_atom, "start")
 
+  // -- in-process atoms: between the distro actor, its peer actors and the gateway
+  CAF_ADD_ATOM(registry, registry::wire, dial_atom, "dial")
+  CAF_ADD_ATOM(registry, registry::wire, peer_up_atom, "peer_up")
+  CAF_ADD_ATOM(registry, registry::wire, peer_fail_atom, "peer_fail")
+  CAF_ADD_ATOM(registry, registry::wire, peer_lost_atom, "peer_lost")
+  CAF_ADD_ATOM(registry, registry::wire, sync_res_atom, "sync_res")
+  CAF_ADD_ATOM(registry, registry::wire, verify_res_atom, "verif_res")
+  CAF_ADD_ATOM(registry, registry::wire, snap_res_atom, "snap_res")
+  CAF_ADD_ATOM(registry, registry::wire, replica_atom, "replica")
+  CAF_ADD_ATOM(registry, registry::wire, view_atom, "view")
+  CAF_ADD_ATOM(registry, registry::wire, reload_atom, "reload")
+  CAF_ADD_ATOM(registry, registry::wire, kind_atom, "kind")
+
   // -- INTERNAL: atoms an actor sends to itself -------------------------------
   CAF_ADD_ATOM(registry, registry::wire, tick_atom, "tick")
   CAF_ADD_ATOM(registry, registry::wire, flush_atom, "flush")

@@ -6,6 +6,7 @@
 #include "actors/common/delegate.hpp"
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/distro/distro_protocol.hpp"
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
@@ -54,7 +55,7 @@ std::vector<instance> instances_in(client_actor_t* self, const service_key& key)
 /// Tells the distro actor that this client changed (it syncs the whole client to the peers).
 void announce(client_actor_t* self) {
   auto& st = self->state;
-  if (st.distro)
+  if (st.distro && st.data->kind() != client_kind::replica)
     self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services());
 }
 
@@ -76,10 +77,14 @@ void end_client(client_actor_t* self, const std::string& how) {
     keys.insert(s.key);
   for (auto& key : keys)
     self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
-  log().info("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
+  if (st.data->kind() == client_kind::replica)
+    log().debug("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
+  else
+    log().info("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
   auto had_instances = !st.data->empty();
   st.data->replace({}, st.data->revision() + (had_instances ? 1 : 0));
-  if (st.distro)
+  // A replica's end is its owner's business: only clients of this node announce their end.
+  if (st.distro && st.data->kind() != client_kind::replica)
     self->send(st.distro, sync_atom_v, id_of(self), st.data->revision(), client_services{});
   self->send(st.gateway, client_gone_atom_v, id_of(self));
   self->quit();
@@ -271,6 +276,49 @@ void on_tick(client_actor_t* self) {
     self->delayed_send(self, std::chrono::milliseconds(st.settings.check_interval_ms), tick_atom_v);
 }
 
+/// Carries out a Distro op for this client (see distro_protocol::local_op).
+void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
+                client_services& services, bool local) {
+  using kind = distro_protocol::local_op::kind;
+  auto& st = self->state;
+  if (st.ending || st.data->kind() == client_kind::session)
+    return; // a live session of this node is never overwritten by a copy
+  switch (static_cast<kind>(op)) {
+    case kind::replace: {
+      if (local && st.data->kind() == client_kind::replica)
+        st.data->set_kind(client_kind::heartbeat);
+      std::set<service_key> before;
+      for (auto& kv : st.data->services())
+        before.insert(kv.first);
+      auto changed = st.data->replace(services, revision);
+      if (st.data->kind() == client_kind::heartbeat)
+        st.data->renew_beats(actor_now_ms(self));
+      for (auto& key : changed)
+        publish(self, key);
+      if (st.data->empty()) {
+        st.data->set_kind(client_kind::replica); // Distro's own op: nothing to announce back
+        end_client(self, "was deleted by its owner");
+      }
+      break;
+    }
+    case kind::remove:
+      st.data->set_kind(client_kind::replica);
+      end_client(self, "was removed by distro");
+      break;
+    case kind::take_over:
+      st.data->set_kind(client_kind::heartbeat);
+      st.data->renew_beats(actor_now_ms(self));
+      log().info("client {} is now checked by this node", st.data->id());
+      break;
+    case kind::hand_over:
+      if (!is_heartbeat_client(st.data->id()))
+        break;
+      st.data->set_kind(client_kind::replica);
+      log().info("client {} is now checked by another node", st.data->id());
+      break;
+  }
+}
+
 caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
                            client_settings settings, caf::actor gateway, caf::actor remote,
                            caf::actor distro) {
@@ -292,7 +340,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
     if (self->state.remote && dm.source == self->state.remote)
       end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
   });
-  if (kind == client_kind::heartbeat)
+  // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
+  if (kind != client_kind::session)
     self->delayed_send(self, std::chrono::milliseconds(settings.check_interval_ms), tick_atom_v);
   return {
     [=](reg_atom, const envelope& env) { return on_register(self, env, false); },
@@ -313,6 +362,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
           self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
     },
     [=](tick_atom) { on_tick(self); },
+    [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
+        bool local) { on_replica(self, op, revision, services, local); },
     // Replies to fire-and-forget updates (expiry, rebuild) need no action.
     [=](const envelope&) {},
   };

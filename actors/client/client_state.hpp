@@ -46,6 +46,9 @@ public:
 
   const client_id& id() const { return id_; }
   client_kind kind() const { return kind_; }
+  /// Responsibility moved (Distro take-over or hand-over): a replica becomes a heartbeat client or
+  /// back. Beat clocks restart at the next renew_beats() or tick().
+  void set_kind(client_kind k) { kind_ = k; }
 
   /// Adds or replaces the instance with the same (ip, port, cluster) in `key`. `now_ms` is its beat
   /// time. Error (field "instances") when instances_max would be exceeded; nothing changes then.

@@ -8,6 +8,8 @@
 #include "actors/common/delegate.hpp"
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/distro/distro_protocol.hpp"
+#include "actors/member/member_tracker.hpp"
 #include "actors/service/service_actor.hpp"
 #include "actors/service/service_index.hpp"
 #include "messages/convert.hpp"
@@ -39,6 +41,11 @@ struct gateway_state {
   std::unordered_map<caf::actor_addr, service_key> service_by_addr;
   std::uint64_t session_counter = 0;
   time_ms started_ms = system_now_ms();
+  /// The cluster as the distro actor last reported it.
+  std::vector<std::string> routing;
+  bool ready = false;
+  std::vector<std::string> member_addresses;
+  std::vector<std::string> member_states;
 };
 
 using gateway_actor_t = caf::stateful_actor<gateway_state>;
@@ -109,7 +116,10 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   self->monitor(handle);
   st.client_by_addr.emplace(handle.address(), id);
   st.clients.emplace(id, handle);
-  log().info("gateway connected {} client {}", to_string(kind), id);
+  if (kind == client_kind::replica)
+    log().debug("gateway created replica client {}", id);
+  else
+    log().info("gateway connected {} client {}", to_string(kind), id);
   return handle;
 }
 
@@ -121,9 +131,31 @@ envelope clients_full(gateway_actor_t* self) {
 }
 
 /// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
+/// Wraps a heartbeat client's request for the responsible node.
+envelope make_forward(gateway_actor_t* self, const v1::RegisterRequest& req) {
+  v1::ForwardedRequest fwd;
+  fwd.set_source(self->state.cfg->listen.to_string());
+  *fwd.mutable_register_() = req;
+  return pack(fwd);
+}
+envelope make_forward(gateway_actor_t* self, const v1::BeatRequest& req) {
+  v1::ForwardedRequest fwd;
+  fwd.set_source(self->state.cfg->listen.to_string());
+  *fwd.mutable_beat() = req;
+  return pack(fwd);
+}
+envelope make_forward(gateway_actor_t* self, const v1::DeregisterRequest& req) {
+  v1::ForwardedRequest fwd;
+  fwd.set_source(self->state.cfg->listen.to_string());
+  *fwd.mutable_deregister() = req;
+  return pack(fwd);
+}
+
+/// Routes a heartbeat client's request (reg, beat, dereg) to its client actor, or forwards it once
+/// to the responsible node when that is another node (`forwarded` requests are never forwarded).
 template <class Request, class Atom>
 caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const envelope& env,
-                                      bool create) {
+                                      bool create, bool forwarded = false) {
   Request req;
   if (!unpack(env, req))
     return error_reply(v1::Error::INVALID_ARGUMENT, "request",
@@ -144,6 +176,11 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
                        "Param 'port' is illegal, the value should be between 1 and 65535.");
   auto id = heartbeat_client_id(ip, port);
   auto& st = self->state;
+  if (!forwarded && st.distro && !st.routing.empty()) {
+    auto owner = responsible_node(st.routing, id);
+    if (!owner.empty() && owner != st.cfg->listen.to_string())
+      return delegate_envelope(self, st.distro, forward_atom_v, owner, make_forward(self, req));
+  }
   if (!create) {
     auto i = st.clients.find(id);
     if (i == st.clients.end()) {
@@ -188,11 +225,19 @@ envelope on_list(gateway_actor_t* self, const envelope& env) {
 }
 
 void fill_members(gateway_actor_t* self, google::protobuf::RepeatedPtrField<v1::Member>* out) {
-  auto& cfg = *self->state.cfg;
-  for (auto& m : cfg.members) {
+  auto& st = self->state;
+  if (!st.member_addresses.empty()) {
+    for (std::size_t i = 0; i < st.member_addresses.size(); ++i) {
+      auto* x = out->Add();
+      x->set_address(st.member_addresses[i]);
+      x->set_state(st.member_states[i]);
+    }
+    return;
+  }
+  for (auto& m : st.cfg->members) {
     auto* x = out->Add();
     x->set_address(m.to_string());
-    x->set_state(m == cfg.listen ? "SELF" : "UNKNOWN");
+    x->set_state(m == st.cfg->listen ? "SELF" : "DOWN");
   }
 }
 
@@ -202,7 +247,7 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_address(st.cfg->listen.to_string());
   reply.set_cluster_name(st.cfg->cluster_name);
   reply.set_version(REGISTRY_VERSION);
-  reply.set_ready(true);
+  reply.set_ready(st.ready);
   fill_members(self, reply.mutable_members());
   std::uint64_t instances = 0, subscribers = 0, services = 0;
   for (auto& kv : st.services) {
@@ -252,6 +297,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
                             caf::actor distro) {
   self->state.cfg = std::move(cfg);
   self->state.distro = std::move(distro);
+  self->state.ready = !self->state.distro;
   install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   return {
@@ -356,6 +402,62 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         i->second.instances = instances;
         i->second.subscribers = subscribers;
       }
+    },
+    // -- the distro actor --------------------------------------------------------
+    [=](view_atom, std::vector<std::string>& routing, bool ready,
+        std::vector<std::string>& member_addresses, std::vector<std::string>& member_states) {
+      auto& st = self->state;
+      st.routing = std::move(routing);
+      st.ready = ready;
+      st.member_addresses = std::move(member_addresses);
+      st.member_states = std::move(member_states);
+    },
+    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
+      if (!self->state.distro)
+        return caf::make_message(error_reply(v1::Error::UNAVAILABLE, "peer",
+                                             "this node runs without distro"),
+                                 caf::actor{});
+      self->delegate(self->state.distro, atom, env);
+      return caf::delegated<caf::message>{};
+    },
+    [=](forward_atom, const envelope& env) -> caf::result<envelope> {
+      v1::ForwardedRequest fwd;
+      if (!unpack(env, fwd))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed ForwardedRequest");
+      switch (fwd.request_case()) {
+        case v1::ForwardedRequest::kRegister:
+          return route_heartbeat<v1::RegisterRequest>(self, reg_atom_v, pack(fwd.register_()),
+                                                      true, true);
+        case v1::ForwardedRequest::kBeat:
+          return route_heartbeat<v1::BeatRequest>(self, beat_atom_v, pack(fwd.beat()), true,
+                                                  true);
+        case v1::ForwardedRequest::kDeregister:
+          return route_heartbeat<v1::DeregisterRequest>(self, dereg_atom_v,
+                                                        pack(fwd.deregister()), false, true);
+        default:
+          return error_reply(v1::Error::INVALID_ARGUMENT, "request", "empty ForwardedRequest");
+      }
+    },
+    [=](replica_atom atom, std::int32_t op, const client_id& id, std::uint64_t revision,
+        client_services& services, bool local) {
+      using kind = distro_protocol::local_op::kind;
+      auto& st = self->state;
+      auto i = st.clients.find(id);
+      caf::actor handle;
+      if (i != st.clients.end()) {
+        handle = i->second;
+      } else {
+        // Only a replace creates a client; remove/take-over/hand-over of an unknown one is moot.
+        if (op != static_cast<std::int32_t>(kind::replace) || services.empty())
+          return;
+        handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica,
+                            nullptr);
+        if (!handle) {
+          log().error("gateway refused replica {}: client limit reached", id);
+          return;
+        }
+      }
+      self->send(handle, atom, op, revision, std::move(services), local);
     },
     [=](client_gone_atom, const client_id& id) {
       auto& st = self->state;

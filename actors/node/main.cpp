@@ -1,6 +1,8 @@
 // registryd: one registry node. Loads the YAML config, starts the actor system and the node
 // supervisor, publishes the gateway on `listen`, and runs until SIGTERM or SIGINT.
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -24,6 +26,14 @@ constexpr int exit_bad_config = 2;
 
 /// Seconds the shutdown may take before the process ends anyway.
 constexpr int shutdown_grace_s = 10;
+
+/// The modification time of `path` (0 when it cannot be read).
+std::int64_t file_mtime(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return 0;
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
 
 std::string summary(const registry::node_config& cfg) {
   std::string members;
@@ -100,16 +110,51 @@ int main(int argc, char** argv) {
           });
     }
     if (started) {
+      // Wait for a signal; re-read the member list on SIGHUP or when the file changes.
+      auto members_of = [](const registry::node_config& c) {
+        std::vector<std::string> result;
+        for (auto& m : c.members)
+          result.push_back(m.to_string());
+        return result;
+      };
+      auto current_members = members_of(*cfg);
+      auto last_mtime = file_mtime(config_path);
       for (;;) {
-        int sig = 0;
-        sigwait(&signals, &sig);
-        if (sig == SIGHUP) {
-          registry::log().info("node {} received SIGHUP", cfg->listen.to_string());
+        timespec wait{1, 0};
+        int sig = sigtimedwait(&signals, nullptr, &wait);
+        bool reload = sig == SIGHUP;
+        if (sig < 0) {
+          auto mtime = file_mtime(config_path);
+          reload = mtime != last_mtime;
+          last_mtime = mtime;
+        } else if (sig != SIGHUP) {
+          registry::log().info("node {} received {}; shutting down", cfg->listen.to_string(),
+                               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+          break;
+        }
+        if (!reload)
+          continue;
+        auto fresh = registry::load_node_config(config_path);
+        if (auto* err = std::get_if<std::string>(&fresh)) {
+          registry::log().error("node {} kept its member list: {}", cfg->listen.to_string(), *err);
           continue;
         }
-        registry::log().info("node {} received {}; shutting down", cfg->listen.to_string(),
-                             sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
+        auto& next = std::get<registry::node_config>(fresh);
+        if (!(next.listen == cfg->listen)) {
+          registry::log().error("node {} kept its member list: listen cannot change without a "
+                                "restart", cfg->listen.to_string());
+          continue;
+        }
+        auto members = members_of(next);
+        if (members == current_members) {
+          registry::log().info("node {} re-read {}; members unchanged (other settings take "
+                               "effect at the next start)", cfg->listen.to_string(), config_path);
+          continue;
+        }
+        registry::log().info("node {} re-read {}; {} members", cfg->listen.to_string(),
+                             config_path, members.size());
+        current_members = members;
+        caf::anon_send(supervisor, registry::wire::reload_atom_v, members);
       }
     } else {
       exit_code = exit_runtime_error;

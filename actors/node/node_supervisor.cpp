@@ -1,10 +1,13 @@
 #include "actors/node/node_supervisor.hpp"
 
+#include <optional>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/distro/distro_actor.hpp"
 #include "actors/gateway/gateway_actor.hpp"
 #include "messages/type_ids.hpp"
 
@@ -19,8 +22,11 @@ struct supervisor_state {
 
   std::shared_ptr<const node_config> cfg;
   caf::actor gateway;
+  caf::actor distro;
   std::uint16_t published_port = 0;
   bool stopping = false;
+  /// The member list of the last reload, replayed to a restarted distro actor.
+  std::optional<std::vector<std::string>> reloaded_members;
 };
 
 using supervisor_t = caf::stateful_actor<supervisor_state>;
@@ -38,25 +44,34 @@ void publish_gateway(supervisor_t* self, Done done) {
           [=](caf::error& err) mutable { done(std::uint16_t{0}, std::move(err)); });
 }
 
-void start_gateway(supervisor_t* self) {
+/// The distro actor and the gateway depend on each other and are started (and restarted) together.
+void start_children(supervisor_t* self) {
   auto& st = self->state;
-  st.gateway = spawn_gateway_actor(self->system(), st.cfg, caf::actor{});
+  st.distro = spawn_distro_actor(self->system(), st.cfg);
+  st.gateway = spawn_gateway_actor(self->system(), st.cfg, st.distro);
+  self->monitor(st.distro);
   self->monitor(st.gateway);
+  self->send(st.distro, start_atom_v, st.gateway);
+  if (st.reloaded_members)
+    self->send(st.distro, reload_atom_v, *st.reloaded_members);
 }
 
 caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_config> cfg) {
   self->state.cfg = std::move(cfg);
   install_default_handlers(self, "supervisor");
-  start_gateway(self);
+  start_children(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source != st.gateway.address() || st.stopping)
-      return;
-    log().error("supervisor restarted gateway after failure ({})",
-                self->system().render(dm.reason));
+    bool is_gateway = dm.source == st.gateway.address();
+    bool is_distro = dm.source == st.distro.address();
+    if ((!is_gateway && !is_distro) || st.stopping)
+      return; // a child of an earlier generation
+    log().error("supervisor restarted gateway and distro after the {} failed ({})",
+                is_gateway ? "gateway" : "distro", self->system().render(dm.reason));
     auto mm = self->system().middleman().actor_handle();
-    self->anon_send(mm, caf::unpublish_atom::value, dm.source, st.published_port);
-    start_gateway(self);
+    self->anon_send(mm, caf::unpublish_atom::value, st.gateway.address(), st.published_port);
+    self->send_exit(is_gateway ? st.distro : st.gateway, caf::exit_reason::user_shutdown);
+    start_children(self);
     publish_gateway(self, [=](std::uint16_t, const caf::error& err) {
       if (err)
         log().error("supervisor failed to publish the restarted gateway: {}",
@@ -67,8 +82,8 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
     auto& st = self->state;
     st.stopping = true;
     log().info("supervisor stopping children ({})", self->system().render(em.reason));
-    if (st.gateway)
-      self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
+    self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
+    self->send_exit(st.distro, caf::exit_reason::user_shutdown);
     self->quit(em.reason);
   });
   return {
@@ -83,6 +98,10 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
         rp.deliver(port);
       });
       return rp;
+    },
+    [=](reload_atom, const std::vector<std::string>& members) {
+      self->state.reloaded_members = members;
+      self->send(self->state.distro, reload_atom_v, members);
     },
   };
 }

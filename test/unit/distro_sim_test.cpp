@@ -481,7 +481,7 @@ private:
       if (t < 0 || !nodes_[t].up)
         continue;
       auto held = nodes_[t].applied.find(id);
-      if (held == nodes_[t].applied.end() || held->second != s) {
+      if (held == nodes_[t].applied.end() || normalized(held->second) != normalized(s)) {
         auto copy = s;
         local_change(t, id, &copy);
       }
@@ -499,11 +499,28 @@ private:
 
   // -- checks ----------------------------------------------------------------------------
 
+  /// Instances sorted: their order carries no meaning (content_revision ignores it too, so a write
+  /// that only reorders them is no change).
+  static client_services normalized(client_services xs) {
+    for (auto& [key, instances] : xs)
+      std::sort(instances.begin(), instances.end(), [](const instance& x, const instance& y) {
+        return std::tie(x.ip, x.port, x.cluster) < std::tie(y.ip, y.port, y.cluster);
+      });
+    return xs;
+  }
+
+  static std::map<client_id, client_services> normalized(const std::map<client_id, client_services>& xs) {
+    std::map<client_id, client_services> result;
+    for (const auto& [id, s] : xs)
+      result.emplace(id, normalized(s));
+    return result;
+  }
+
   static std::map<client_id, client_services> held(const proto& p) {
     std::map<client_id, client_services> result;
     for (const auto& [id, r] : p.records())
       if (!r.tombstone)
-        result.emplace(id, r.services);
+        result.emplace(id, normalized(r.services));
     return result;
   }
 
@@ -514,14 +531,22 @@ private:
     auto broken = n.p->check_invariants();
     if (!broken.empty())
       return fail(n.addr + ": " + broken);
-    if (held(*n.p) != n.applied)
-      fail(n.addr + ": the client actors and the protocol's records differ");
+    auto have = held(*n.p);
+    auto applied = normalized(n.applied);
+    if (have == applied)
+      return;
+    for (const auto& [id, s] : have)
+      if (applied.count(id) == 0 || applied.at(id) != s)
+        return fail(n.addr + ": the client actors lack the protocol's state of " + id);
+    for (const auto& [id, s] : applied)
+      if (have.count(id) == 0)
+        return fail(n.addr + ": the client actors hold " + id + ", the protocol does not");
   }
 
   void check_converged(int round) {
-    auto expected = sessions_;
+    auto expected = normalized(sessions_);
     for (const auto& [id, s] : heartbeats_)
-      expected[id] = s;
+      expected[id] = normalized(s);
     auto ups = up_nodes();
     std::vector<std::string> live;
     for (int i : ups)

@@ -1,0 +1,413 @@
+#include "actors/distro/distro_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/common/clock.hpp"
+#include "actors/common/delegate.hpp"
+#include "actors/common/handlers.hpp"
+#include "actors/common/log.hpp"
+#include "actors/distro/distro_protocol.hpp"
+#include "actors/distro/distro_wire.hpp"
+#include "actors/member/member_tracker.hpp"
+#include "actors/member/peer_actor.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+
+namespace registry {
+
+namespace {
+
+using namespace wire;
+
+struct distro_actor_state {
+  static inline const char* name = "distro";
+
+  std::shared_ptr<const node_config> cfg;
+  std::string self_address;
+  std::unique_ptr<member_tracker> tracker;
+  std::unique_ptr<distro_protocol> protocol;
+  std::map<std::string, caf::actor> peers;
+  caf::actor gateway;
+  std::uint64_t timer_generation = 0;
+  std::optional<time_ms> timer_due;
+};
+
+using distro_actor_t = caf::stateful_actor<distro_actor_state>;
+
+std::vector<std::string> addresses(const std::vector<host_port>& xs) {
+  std::vector<std::string> result;
+  for (auto& x : xs)
+    result.push_back(x.to_string());
+  return result;
+}
+
+void carry(distro_actor_t* self, distro_protocol::effects fx);
+
+void arm_timer(distro_actor_t* self, std::optional<time_ms> due) {
+  auto& st = self->state;
+  auto tracker_due = st.tracker->next_wake();
+  if (!due || (tracker_due && *tracker_due < *due))
+    due = tracker_due;
+  if (!due)
+    return;
+  auto now = actor_now_ms(self);
+  if (st.timer_due && *st.timer_due <= *due && *st.timer_due >= now)
+    return; // an earlier timer is armed; tick() re-arms for later work
+  st.timer_due = *due;
+  auto gen = ++st.timer_generation;
+  self->delayed_send(self, std::chrono::milliseconds(std::max<time_ms>(0, *due - now)),
+                     tick_atom_v, gen);
+}
+
+void send_view(distro_actor_t* self) {
+  auto& st = self->state;
+  if (!st.gateway)
+    return;
+  std::vector<std::string> member_addresses, member_states;
+  for (auto& m : st.tracker->view()) {
+    member_addresses.push_back(m.address);
+    member_states.push_back(m.address == st.self_address ? "SELF" : to_string(m.state));
+  }
+  self->send(st.gateway, view_atom_v, st.protocol->routing(), st.protocol->ready(),
+             std::move(member_addresses), std::move(member_states));
+}
+
+void dial_due(distro_actor_t* self) {
+  auto& st = self->state;
+  for (auto& member : st.tracker->due_reconnects(actor_now_ms(self))) {
+    auto i = st.peers.find(member);
+    if (i != st.peers.end())
+      self->send(i->second, dial_atom_v);
+  }
+}
+
+/// Passes a membership change on to the protocol and the gateway, and logs it.
+void members_changed(distro_actor_t* self, const member_tracker::changes& ch) {
+  auto& st = self->state;
+  if (ch.empty())
+    return;
+  for (auto& t : ch.transitions) {
+    if (!t.before)
+      log().info("member {} added ({})", t.address, to_string(*t.after));
+    else if (!t.after)
+      log().info("member {} removed", t.address);
+    else if (*t.after == member_state::up)
+      log().info("member {} changed from {} to {}", t.address, to_string(*t.before),
+                 to_string(*t.after));
+    else
+      log().warn("member {} changed from {} to {}", t.address, to_string(*t.before),
+                 to_string(*t.after));
+  }
+  if (ch.members_refused > 0)
+    log().error("distro refused {} members over the limit {}", ch.members_refused,
+                defaults::members_max);
+  carry(self, st.protocol->on_members(st.tracker->view(), actor_now_ms(self)));
+  send_view(self);
+}
+
+void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
+  if (!ev.any())
+    return;
+  auto& name = self->state.self_address;
+  if (ev.batches_sent > 0)
+    log().debug("distro {} sent {} sync batches with {} clients{}", name, ev.batches_sent,
+                ev.clients_sent,
+                ev.batches_retried > 0 ? " (" + std::to_string(ev.batches_retried) + " retried)"
+                                       : std::string{});
+  if (ev.batches_failed > 0)
+    log().warn("distro {} failed {} sync batches; retrying", name, ev.batches_failed);
+  if (ev.verify_failed > 0)
+    log().debug("distro {} failed {} verify batches", name, ev.verify_failed);
+  if (ev.verify_mismatches > 0)
+    log().info("distro {} found {} clients missing or stale at peers; syncing them", name,
+               ev.verify_mismatches);
+  if (ev.verify_missing > 0)
+    log().info("distro {} reported {} clients missing or stale to a peer", name,
+               ev.verify_missing);
+  if (ev.copies_expired > 0)
+    log().warn("distro {} expired {} copies not renewed by their owner", name, ev.copies_expired);
+  if (ev.copies_refused > 0)
+    log().error("distro {} refused {} copies over the client limit", name, ev.copies_refused);
+  if (ev.conflicts > 0)
+    log().info("distro {} ignored {} copies of clients it is responsible for", name,
+               ev.conflicts);
+  if (ev.stale_sessions > 0)
+    log().info("distro {} deleted {} sessions of its previous run", name, ev.stale_sessions);
+  if (ev.taken_over > 0 || ev.handed_over > 0)
+    log().info("distro {} took over {} and handed over {} heartbeat clients", name,
+               ev.taken_over, ev.handed_over);
+  if (ev.snapshot_failures > 0)
+    log().info("distro {} got no snapshot from {} peers (not ready or unreachable); retrying", name,
+               ev.snapshot_failures);
+  if (ev.unknown_sources > 0)
+    log().warn("distro {} ignored {} messages from non-members", name, ev.unknown_sources);
+  if (ev.snapshot_loaded)
+    log().info("distro {} loaded a snapshot of {} clients from {} in {} ms", name,
+               ev.snapshot_loaded->clients, ev.snapshot_loaded->source,
+               ev.snapshot_loaded->duration_ms);
+  if (ev.ready_alone)
+    log().warn("distro {} became ready alone: no peer could give a snapshot", name);
+}
+
+void carry(distro_actor_t* self, distro_protocol::effects fx) {
+  auto& st = self->state;
+  // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards).
+  for (auto& op : fx.apply)
+    self->send(st.gateway, replica_atom_v, static_cast<std::int32_t>(op.what), op.id, op.revision,
+               std::move(op.services), op.local);
+  // 2. Requests through the peer actors; they report results back.
+  auto peer_of = [&](const std::string& name) -> caf::actor {
+    auto i = st.peers.find(name);
+    return i == st.peers.end() ? caf::actor{} : i->second;
+  };
+  auto now = actor_now_ms(self);
+  for (auto& s : fx.syncs) {
+    if (auto p = peer_of(s.peer))
+      self->send(p, sync_atom_v, s.batch_id, pack(distro::to_wire(s.batch)));
+    else
+      carry(self, st.protocol->on_sync_result(s.peer, s.batch_id, false, now));
+  }
+  for (auto& v : fx.verifies) {
+    if (auto p = peer_of(v.peer))
+      self->send(p, verify_atom_v, v.verify_id, pack(distro::to_wire(v.batch)));
+    else
+      carry(self, st.protocol->on_verify_result(v.peer, v.verify_id, std::nullopt, now));
+  }
+  for (auto& r : fx.snapshot_requests) {
+    if (auto p = peer_of(r.peer))
+      self->send(p, snapshot_atom_v, r.request_id, pack(distro::to_wire(r.request)));
+    else
+      carry(self, st.protocol->on_snapshot_result(r.peer, r.request_id,
+                                                  distro_protocol::snapshot_status::failed,
+                                                  nullptr, now));
+  }
+  if (fx.ready_changed) {
+    log().info("distro {} is {}", st.self_address, *fx.ready_changed ? "ready" : "not ready");
+  }
+  if (fx.ready_changed || fx.routing_changed)
+    send_view(self);
+  log_events(self, fx.log);
+  arm_timer(self, fx.wake_at);
+}
+
+void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
+  auto& st = self->state;
+  std::set<std::string> wanted;
+  for (auto& m : members) {
+    auto name = m.to_string();
+    if (name == st.self_address)
+      continue;
+    wanted.insert(name);
+    if (st.peers.count(name))
+      continue;
+    peer_settings ps;
+    ps.member = m;
+    ps.self_address = st.self_address;
+    ps.cluster_name = st.cfg->cluster_name;
+    ps.connect_timeout_ms = defaults::connect_timeout_ms;
+    ps.request_timeout_ms = defaults::request_timeout_ms;
+    ps.sync_timeout_ms = st.cfg->distro.sync_timeout_ms;
+    ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
+    ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
+    ps.probe_interval_ms = defaults::member_check_interval_ms;
+    st.peers.emplace(name, spawn_peer_actor(self->system(), ps, caf::actor{self}));
+  }
+  for (auto i = st.peers.begin(); i != st.peers.end();) {
+    if (wanted.count(i->first)) {
+      ++i;
+      continue;
+    }
+    self->send_exit(i->second, caf::exit_reason::user_shutdown);
+    i = st.peers.erase(i);
+  }
+}
+
+/// A PeerHello from another node: refuse another cluster or protocol version.
+caf::message on_peer_hello(distro_actor_t* self, const envelope& env) {
+  auto& st = self->state;
+  v1::PeerHello hello;
+  auto refuse = [&](const std::string& why) {
+    log().warn("distro {} refused peer {}: {}", st.self_address,
+               hello.address().empty() ? "(unknown)" : hello.address(), why);
+    return caf::make_message(pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)),
+                             caf::actor{});
+  };
+  if (!unpack(env, hello))
+    return refuse("malformed PeerHello");
+  if (hello.protocol_version() != v1::PROTOCOL_VERSION_CURRENT)
+    return refuse("protocol version " + std::to_string(hello.protocol_version())
+                  + " is not supported");
+  if (hello.cluster_name() != st.cfg->cluster_name)
+    return refuse("cluster '" + hello.cluster_name() + "' is not '" + st.cfg->cluster_name + "'");
+  v1::PeerWelcome welcome;
+  welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  welcome.set_cluster_name(st.cfg->cluster_name);
+  welcome.set_address(st.self_address);
+  return caf::make_message(pack(welcome), caf::actor{self});
+}
+
+caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.self_address = st.cfg->listen.to_string();
+  install_default_handlers(self, "distro");
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (self->state.gateway && dm.source == self->state.gateway.address())
+      self->quit(dm.reason);
+  });
+  return {
+    [=](start_atom, caf::actor gateway) {
+      auto& st = self->state;
+      st.gateway = gateway;
+      self->monitor(gateway);
+      auto now = actor_now_ms(self);
+      st.tracker = std::make_unique<member_tracker>(st.self_address, addresses(st.cfg->members),
+                                                    member_tracker_config{st.cfg->distro}, now);
+      distro_config dc{st.cfg->distro};
+      dc.clients_max = st.cfg->limits.clients_max;
+      st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
+      spawn_peers(self, st.cfg->members);
+      carry(self, st.protocol->start(st.tracker->view(), now));
+      send_view(self);
+      dial_due(self);
+      arm_timer(self, std::nullopt);
+    },
+    [=](sync_atom, const client_id& id, std::uint64_t, client_services& services) {
+      auto& st = self->state;
+      if (!st.protocol)
+        return;
+      distro_protocol::local_change change;
+      change.id = id;
+      change.deleted = services.empty();
+      change.services = std::move(services);
+      carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
+    },
+    [=](reload_atom, const std::vector<std::string>& members) {
+      auto& st = self->state;
+      if (!st.tracker)
+        return;
+      std::vector<host_port> parsed;
+      for (auto& m : members) {
+        auto x = parse_host_port(m);
+        if (auto* hp = std::get_if<host_port>(&x))
+          parsed.push_back(*hp);
+      }
+      spawn_peers(self, parsed);
+      members_changed(self, st.tracker->set_members(members, actor_now_ms(self)));
+      dial_due(self);
+      arm_timer(self, std::nullopt);
+    },
+    // -- from other nodes -------------------------------------------------------
+    [=](peer_atom, const envelope& env) { return on_peer_hello(self, env); },
+    [=](sync_atom, const envelope& env) -> envelope {
+      auto& st = self->state;
+      v1::SyncBatch msg;
+      if (!st.protocol || !unpack(env, msg))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed SyncBatch"));
+      carry(self, st.protocol->on_sync_batch(distro::from_wire(msg), actor_now_ms(self)));
+      return pack(v1::Ack{});
+    },
+    [=](verify_atom, const envelope& env) -> envelope {
+      auto& st = self->state;
+      v1::VerifyBatch msg;
+      if (!st.protocol || !unpack(env, msg))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed VerifyBatch"));
+      auto outcome = st.protocol->on_verify_batch(distro::from_wire(msg), actor_now_ms(self));
+      carry(self, std::move(outcome.fx));
+      return pack(distro::to_wire(outcome.reply));
+    },
+    [=](snapshot_atom, const envelope& env) -> envelope {
+      auto& st = self->state;
+      v1::SnapshotRequest msg;
+      if (!st.protocol || !unpack(env, msg))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                               "malformed SnapshotRequest"));
+      auto outcome = st.protocol->on_snapshot_request(distro::from_wire(msg), actor_now_ms(self));
+      carry(self, std::move(outcome.fx));
+      if (!outcome.reply)
+        return pack(make_error(v1::Error::UNAVAILABLE, "", "node " + st.self_address
+                                                             + " is not ready"));
+      log().info("distro {} sent a snapshot of {} clients to {}", st.self_address,
+                 outcome.reply->clients.size(), msg.source());
+      return pack(distro::to_wire(*outcome.reply));
+    },
+    [=](forward_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!self->state.gateway)
+        return pack(make_error(v1::Error::UNAVAILABLE, "", "node is starting"));
+      return delegate_envelope(self, self->state.gateway, atom, env);
+    },
+    // -- from the gateway ------------------------------------------------------
+    [=](forward_atom atom, const std::string& node, const envelope& env)
+      -> caf::result<envelope> {
+      auto i = self->state.peers.find(node);
+      if (i == self->state.peers.end())
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "the responsible node " + node + " is not a member"));
+      return delegate_envelope(self, i->second, atom, env);
+    },
+    // -- from peer actors -------------------------------------------------------
+    [=](peer_up_atom, const std::string& member) {
+      members_changed(self, self->state.tracker->on_success(member, actor_now_ms(self)));
+    },
+    [=](peer_fail_atom, const std::string& member, const std::string& why) {
+      auto& st = self->state;
+      auto before = st.tracker->state(member);
+      auto ch = st.tracker->on_failure(member, actor_now_ms(self));
+      if (before && *before != member_state::down)
+        log().warn("member {} failed: {}", member, why);
+      else
+        log().debug("member {} still unreachable: {}", member, why);
+      members_changed(self, ch);
+      arm_timer(self, std::nullopt);
+    },
+    [=](peer_lost_atom, const std::string& member, const std::string& why) {
+      log().warn("member {} lost: {}", member, why);
+      members_changed(self, self->state.tracker->on_connection_lost(member, actor_now_ms(self)));
+      arm_timer(self, std::nullopt);
+    },
+    [=](sync_res_atom, const std::string& member, std::uint64_t id, bool ok) {
+      carry(self, self->state.protocol->on_sync_result(member, id, ok, actor_now_ms(self)));
+    },
+    [=](verify_res_atom, const std::string& member, std::uint64_t id, bool ok,
+        const envelope& env) {
+      std::optional<distro::verify_reply> reply;
+      v1::VerifyReply msg;
+      if (ok && unpack(env, msg))
+        reply = distro::from_wire(msg);
+      carry(self, self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self)));
+    },
+    [=](snap_res_atom, const std::string& member, std::uint64_t id, std::int32_t status,
+        const envelope& env) {
+      auto& st = self->state;
+      auto now = actor_now_ms(self);
+      v1::Snapshot msg;
+      if (status == 0 && unpack(env, msg)) {
+        auto snap = distro::from_wire(msg);
+        carry(self, st.protocol->on_snapshot_result(member, id,
+                                                    distro_protocol::snapshot_status::ok, &snap,
+                                                    now));
+        return;
+      }
+      auto s = status == 2 ? distro_protocol::snapshot_status::unavailable
+                           : distro_protocol::snapshot_status::failed;
+      carry(self, st.protocol->on_snapshot_result(member, id, s, nullptr, now));
+    },
+    [=](tick_atom, std::uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.timer_generation || !st.protocol)
+        return;
+      st.timer_due.reset();
+      dial_due(self);
+      carry(self, st.protocol->tick(actor_now_ms(self)));
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg) {
+  return sys.spawn(distro_actor, std::move(cfg));
+}
+
+} // namespace registry

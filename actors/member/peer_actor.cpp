@@ -1,0 +1,252 @@
+#include "actors/member/peer_actor.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/common/handlers.hpp"
+#include "actors/common/log.hpp"
+#include "messages/convert.hpp"
+#include "messages/type_ids.hpp"
+
+namespace registry {
+
+namespace {
+
+using namespace wire;
+using std::chrono::milliseconds;
+
+struct peer_state {
+  static inline const char* name = "peer";
+
+  peer_settings settings;
+  std::string address;
+  caf::actor distro;
+  caf::actor remote; ///< the member's distro actor, when connected
+  bool connecting = false;
+  bool probing = false;
+  std::uint64_t generation = 0; ///< bumps on every (dis)connect; stale callbacks check it
+};
+
+using peer_actor_t = caf::stateful_actor<peer_state>;
+
+void report_fail(peer_actor_t* self, const std::string& why) {
+  self->send(self->state.distro, peer_fail_atom_v, self->state.address, why);
+}
+
+v1::PeerHello make_hello(peer_actor_t* self) {
+  v1::PeerHello hello;
+  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  hello.set_cluster_name(self->state.settings.cluster_name);
+  hello.set_address(self->state.settings.self_address);
+  return hello;
+}
+
+/// Checks a PeerWelcome; "" when it is acceptable.
+std::string check_welcome(peer_actor_t* self, const envelope& env) {
+  v1::PeerWelcome welcome;
+  if (!unpack(env, welcome)) {
+    v1::Error err;
+    if (unpack(env, err))
+      return "refused: " + err.message();
+    return "malformed PeerWelcome";
+  }
+  if (welcome.cluster_name() != self->state.settings.cluster_name)
+    return "belongs to cluster '" + welcome.cluster_name() + "', not '"
+           + self->state.settings.cluster_name + "'";
+  return {};
+}
+
+/// Step 2 of connecting: the handshake with the member's gateway yields its distro actor.
+void hello(peer_actor_t* self, caf::actor gateway, std::uint64_t gen) {
+  auto& st = self->state;
+  self->request(gateway, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
+                pack(make_hello(self)))
+    .then(
+      [=](envelope& env, caf::actor& remote) {
+        auto& st = self->state;
+        st.connecting = false;
+        if (gen != st.generation)
+          return;
+        if (auto why = check_welcome(self, env); !why.empty() || !remote) {
+          log().warn("peer {} refused the member: {}", st.address, why.empty() ? "no actor" : why);
+          report_fail(self, why);
+          return;
+        }
+        st.remote = remote;
+        self->monitor(remote);
+        log().info("peer {} connected", st.address);
+        self->send(st.distro, peer_up_atom_v, st.address);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.connecting = false;
+        if (gen == st.generation)
+          report_fail(self, "handshake failed: " + self->system().render(err));
+      });
+}
+
+/// Step 1 of connecting: the asynchronous connect with a timeout (never the blocking remote_actor).
+void dial(peer_actor_t* self) {
+  auto& st = self->state;
+  if (st.remote || st.connecting)
+    return;
+  st.connecting = true;
+  auto gen = ++st.generation;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, milliseconds(st.settings.connect_timeout_ms), caf::connect_atom::value,
+                st.settings.member.host, st.settings.member.port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+        auto gateway = caf::actor_cast<caf::actor>(ptr);
+        if (!gateway) {
+          self->state.connecting = false;
+          report_fail(self, "no actor published at the member's port");
+          return;
+        }
+        hello(self, gateway, gen);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.connecting = false;
+        if (gen == st.generation)
+          report_fail(self, "connect failed: " + self->system().render(err));
+      });
+}
+
+void probe(peer_actor_t* self) {
+  auto& st = self->state;
+  self->delayed_send(self, milliseconds(st.settings.probe_interval_ms), tick_atom_v);
+  if (!st.remote || st.probing)
+    return;
+  st.probing = true;
+  auto gen = st.generation;
+  self->request(st.remote, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
+                pack(make_hello(self)))
+    .then(
+      [=](envelope& env, caf::actor&) {
+        auto& st = self->state;
+        st.probing = false;
+        if (gen != st.generation)
+          return;
+        if (auto why = check_welcome(self, env); !why.empty())
+          report_fail(self, why);
+        else
+          self->send(st.distro, peer_up_atom_v, st.address);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.probing = false;
+        if (gen == st.generation)
+          report_fail(self, "probe failed: " + self->system().render(err));
+      });
+}
+
+caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor distro) {
+  auto& st = self->state;
+  st.address = settings.member.to_string();
+  st.settings = std::move(settings);
+  st.distro = std::move(distro);
+  install_default_handlers(self, "peer");
+  self->monitor(st.distro);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source == st.distro.address()) {
+      self->quit(dm.reason);
+      return;
+    }
+    if (st.remote && dm.source == st.remote.address()) {
+      log().warn("peer {} lost the connection ({})", st.address, self->system().render(dm.reason));
+      st.remote = nullptr;
+      ++st.generation;
+      self->send(st.distro, peer_lost_atom_v, st.address, self->system().render(dm.reason));
+    }
+  });
+  self->send(self, tick_atom_v);
+  return {
+    [=](dial_atom) { dial(self); },
+    [=](tick_atom) { probe(self); },
+    [=](sync_atom, std::uint64_t id, envelope& batch) {
+      auto& st = self->state;
+      auto address = st.address;
+      if (!st.remote) {
+        self->send(st.distro, sync_res_atom_v, address, id, false);
+        return;
+      }
+      self->request(st.remote, milliseconds(st.settings.sync_timeout_ms), sync_atom_v,
+                    std::move(batch))
+        .then(
+          [=](const envelope& reply) {
+            self->send(self->state.distro, sync_res_atom_v, address, id, holds<v1::Ack>(reply));
+          },
+          [=](caf::error& err) {
+            log().warn("peer {} failed a sync batch: {}", address, self->system().render(err));
+            self->send(self->state.distro, sync_res_atom_v, address, id, false);
+          });
+    },
+    [=](verify_atom, std::uint64_t id, envelope& batch) {
+      auto& st = self->state;
+      auto address = st.address;
+      if (!st.remote) {
+        self->send(st.distro, verify_res_atom_v, address, id, false, envelope{});
+        return;
+      }
+      self->request(st.remote, milliseconds(st.settings.verify_timeout_ms), verify_atom_v,
+                    std::move(batch))
+        .then(
+          [=](envelope& reply) {
+            auto ok = holds<v1::VerifyReply>(reply);
+            self->send(self->state.distro, verify_res_atom_v, address, id, ok, std::move(reply));
+          },
+          [=](caf::error&) {
+            self->send(self->state.distro, verify_res_atom_v, address, id, false, envelope{});
+          });
+    },
+    [=](snapshot_atom, std::uint64_t id, envelope& request) {
+      auto& st = self->state;
+      auto address = st.address;
+      if (!st.remote) {
+        self->send(st.distro, snap_res_atom_v, address, id, std::int32_t{1}, envelope{});
+        return;
+      }
+      self->request(st.remote, milliseconds(st.settings.snapshot_timeout_ms), snapshot_atom_v,
+                    std::move(request))
+        .then(
+          [=](envelope& reply) {
+            std::int32_t status = holds<v1::Snapshot>(reply) ? 0 : 2;
+            self->send(self->state.distro, snap_res_atom_v, address, id, status, std::move(reply));
+          },
+          [=](caf::error& err) {
+            log().warn("peer {} failed a snapshot request: {}", address,
+                       self->system().render(err));
+            self->send(self->state.distro, snap_res_atom_v, address, id, std::int32_t{1},
+                       envelope{});
+          });
+    },
+    [=](forward_atom, envelope& request) -> caf::result<envelope> {
+      auto& st = self->state;
+      if (!st.remote)
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "the responsible node " + st.address + " is not connected"));
+      auto rp = self->make_response_promise<envelope>();
+      auto address = st.address;
+      self->request(st.remote, milliseconds(st.settings.request_timeout_ms), forward_atom_v,
+                    std::move(request))
+        .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
+              [=](caf::error& err) mutable {
+                rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                           "the responsible node " + address
+                                             + " did not answer: "
+                                             + self->system().render(err))));
+              });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, caf::actor distro) {
+  return sys.spawn(peer_actor, std::move(settings), std::move(distro));
+}
+
+} // namespace registry
