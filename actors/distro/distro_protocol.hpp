@@ -349,14 +349,16 @@ public:
   /// repaired by verify, and an error would only make the sender resend the same data).
   effects on_sync_batch(const distro::sync_batch& x, time_ms now_ms);
 
-  /// A VerifyBatch arrived; reply with the outcome's `reply`.
+  /// A VerifyBatch arrived (proves its sender ready); reply with the outcome's `reply`. A batch from a
+  /// node that is not a member renews nothing and gets an empty reply.
   verify_outcome on_verify_batch(const distro::verify_batch& x, time_ms now_ms);
 
   /// The result of outgoing verify `verify_id` to `peer`: the reply, or nothing when it failed.
   effects on_verify_result(const std::string& peer, std::uint64_t verify_id,
                            const std::optional<distro::verify_reply>& x, time_ms now_ms);
 
-  /// A SnapshotRequest arrived (marks its sender not ready); reply with the outcome's `reply`.
+  /// A SnapshotRequest arrived (marks its sender not ready); reply with the outcome's `reply`:
+  /// nothing (Error UNAVAILABLE) while this node is not ready or when the sender is not a member.
   snapshot_outcome on_snapshot_request(const distro::snapshot_request& x, time_ms now_ms);
 
   /// The result of outgoing snapshot request `request_id` to `peer` (`x` only with status ok).

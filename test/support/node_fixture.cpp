@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace registry::test {
 
 test_node::test_node(const std::string& extra_yaml)
@@ -9,6 +11,50 @@ test_node::test_node(const std::string& extra_yaml)
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
                              + "]\nlog:\n  level: debug\n  file: " + dir_ + "/node.log\n"
                              + extra_yaml);
+}
+
+test_node::test_node(int port, const std::vector<int>& member_ports,
+                     const std::string& extra_yaml)
+  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  std::string members;
+  for (auto p : member_ports)
+    members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
+  write_file(config_path_, "listen: " + address() + "\nmembers: [" + members
+                             + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
+                             + "/node.log\n" + extra_yaml);
+}
+
+std::vector<std::string> host_set(const nlohmann::json& hosts) {
+  std::vector<std::string> result;
+  if (hosts.is_array())
+    for (auto& h : hosts)
+      result.push_back(h["ip"].get<std::string>() + ":" + std::to_string(h["port"].get<int>()));
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+void test_node::launch() {
+  proc_ = std::make_unique<child_process>(
+    std::vector<std::string>{registryd_path(), "--config", config_path_}, dir_, "registryd");
+}
+
+bool test_node::wait_ready(std::chrono::milliseconds timeout) {
+  return wait_until(
+    [&] {
+      auto st = ctl_json({"status"});
+      return st.is_object() && st["ready"] == true;
+    },
+    timeout);
+}
+
+std::string test_node::member_state(const std::string& member) const {
+  auto j = ctl_json({"members"});
+  if (!j.is_object())
+    return "";
+  for (auto& m : j["members"])
+    if (m["address"] == member)
+      return m["state"];
+  return "";
 }
 
 test_node::~test_node() {
@@ -19,8 +65,7 @@ test_node::~test_node() {
 }
 
 bool test_node::start() {
-  proc_ = std::make_unique<child_process>(
-    std::vector<std::string>{registryd_path(), "--config", config_path_}, dir_, "registryd");
+  launch();
   return wait_until(
     [&] {
       if (!proc_->running())

@@ -12,14 +12,26 @@
 
 namespace registry::test {
 
+/// Sorted "ip:port" of every host of a ServiceInfo hosts array (for comparing nodes).
+std::vector<std::string> host_set(const nlohmann::json& hosts);
+
 class test_node {
 public:
   /// Writes a config listening on a free port; `extra_yaml` is appended (top-level keys).
   explicit test_node(const std::string& extra_yaml = "");
+  /// A cluster member on `port` listing every port of `member_ports` (this one included).
+  test_node(int port, const std::vector<int>& member_ports, const std::string& extra_yaml);
   ~test_node();
 
   /// Starts registryd and waits until `status` answers. Returns false on failure.
   bool start();
+  /// Starts registryd without waiting.
+  void launch();
+  /// Waits until `status` reports ready.
+  bool wait_ready(std::chrono::milliseconds timeout);
+  /// The state of `member` as this node sees it ("" when unknown or no answer).
+  std::string member_state(const std::string& member) const;
+  int port() const { return port_; }
   /// SIGTERM, then waits for the exit; returns the exit code.
   int stop();
   child_process& process() { return *proc_; }

@@ -1,0 +1,209 @@
+// Three real registryd processes on loopback, replicating with Distro.
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <thread>
+
+#include "actors/member/member_tracker.hpp"
+#include "test/support/node_fixture.hpp"
+
+using namespace registry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Short timings: copies expire after 3 x 500 ms, a frozen peer is dropped after 1 s, heartbeat
+/// instances turn unhealthy after 600 ms and are removed after 1.2 s.
+const char* cluster_timings = "session:\n  caf_heartbeat_interval_ms: 200\n"
+                              "  caf_connection_timeout_ms: 1000\n"
+                              "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
+                              "  delete_timeout_ms: 1200\n  check_interval_ms: 50\n"
+                              "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
+                              "  snapshot_retry_delay_ms: 200\n  reconnect_backoff_min_ms: 100\n"
+                              "  reconnect_backoff_max_ms: 500\n";
+
+struct cluster {
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<test_node>> nodes;
+
+  explicit cluster(std::size_t n = 3) {
+    for (std::size_t i = 0; i < n; ++i)
+      ports.push_back(free_port());
+    for (auto p : ports)
+      nodes.push_back(std::make_unique<test_node>(p, ports, cluster_timings));
+  }
+
+  test_node& operator[](std::size_t i) { return *nodes[i]; }
+
+  bool start() {
+    for (auto& n : nodes)
+      n->launch();
+    for (auto& n : nodes)
+      if (!n->wait_ready(20s))
+        return false;
+    // Every node sees every other one UP.
+    return wait_until(
+      [&] {
+        for (auto& a : nodes)
+          for (auto& b : nodes)
+            if (a != b && a->member_state(b->address()) != "UP")
+              return false;
+        return true;
+      },
+      20s);
+  }
+
+  /// True when every listed node returns `expected` hosts for `service`.
+  bool all_see(const std::vector<std::size_t>& which, const std::string& service,
+               const std::vector<std::string>& expected, std::chrono::milliseconds timeout) {
+    return wait_until(
+      [&] {
+        for (auto i : which)
+          if (host_set(nodes[i]->hosts(service)) != expected)
+            return false;
+        return true;
+      },
+      timeout);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a registration at A becomes visible at B and C; a subscriber on C is notified") {
+  cluster c;
+  REQUIRE(c.start());
+  auto sub = c[2].start_ctl({"--json", "subscribe", "orders", "--count", "2"}, "sub");
+  REQUIRE(sub.wait_for_output("\n", 5s));
+  auto holder = c[0].start_ctl({"register", "orders", "10.1.0.1:80", "--hold"}, "holder");
+  REQUIRE(holder.wait_for_output("registered", 5s));
+  CHECK(c.all_see({0, 1, 2}, "orders", {"10.1.0.1:80"}, 5s));
+  REQUIRE(sub.wait(5s) == 0);
+  auto lines = sub.out_lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(host_set(nlohmann::json::parse(lines[1])["hosts"]) == std::vector<std::string>{"10.1.0.1:80"});
+  // A clean close at A removes it everywhere.
+  holder.signal(SIGTERM);
+  REQUIRE(holder.wait(5s) == 0);
+  CHECK(c.all_see({0, 1, 2}, "orders", {}, 5s));
+}
+
+TEST_CASE("a heartbeat write at a node that is not responsible is forwarded") {
+  cluster c;
+  REQUIRE(c.start());
+  // Register five heartbeat clients through node A: some belong to B or C.
+  std::vector<std::string> expected;
+  for (int i = 1; i <= 5; ++i) {
+    auto addr = "10.2.0." + std::to_string(i) + ":80";
+    REQUIRE(c[0].ctl({"register", "pay", addr}).code == 0);
+    expected.push_back(addr);
+  }
+  CHECK(c.all_see({0, 1, 2}, "pay", expected, 5s));
+  auto forwarded = c[0].log().find("forward") != std::string::npos
+                   || c[1].log().find("registered instance 10.2.0.") != std::string::npos
+                   || c[2].log().find("registered instance 10.2.0.") != std::string::npos;
+  CHECK(forwarded);
+}
+
+TEST_CASE("kill -9 of a node: nothing is lost at the others, its sessions leave, it rejoins") {
+  cluster c;
+  REQUIRE(c.start());
+  auto at_a = c[0].start_ctl({"register", "orders", "10.3.0.1:80", "--hold"}, "a");
+  auto at_b = c[1].start_ctl({"register", "orders", "10.3.0.2:80", "--hold"}, "b");
+  auto at_c = c[2].start_ctl({"register", "orders", "10.3.0.3:80", "--hold"}, "c");
+  REQUIRE(at_a.wait_for_output("registered", 5s));
+  REQUIRE(at_b.wait_for_output("registered", 5s));
+  REQUIRE(at_c.wait_for_output("registered", 5s));
+  REQUIRE(c.all_see({0, 1, 2}, "orders", {"10.3.0.1:80", "10.3.0.2:80", "10.3.0.3:80"}, 5s));
+
+  // The holder at B would move to another node; stop it first so B's session really ends.
+  at_b.signal(SIGKILL);
+  c[1].process().signal(SIGKILL);
+  c[1].process().wait(5s);
+  auto killed = std::chrono::steady_clock::now();
+  // A and C keep their own clients and drop B's within the copy expiry window (3 x 500 ms).
+  REQUIRE(c.all_see({0, 2}, "orders", {"10.3.0.1:80", "10.3.0.3:80"}, 5s));
+  auto gone_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - killed)
+                   .count();
+  MESSAGE("B's session left A and C after " << gone_ms << " ms");
+  CHECK(c[0].member_state(c[1].address()) == "DOWN");
+
+  // B restarts, loads a snapshot, becomes ready and converges.
+  c[1].launch();
+  REQUIRE(c[1].wait_ready(20s));
+  CHECK(c[1].log().find("loaded a snapshot") != std::string::npos);
+  CHECK(c.all_see({0, 1, 2}, "orders", {"10.3.0.1:80", "10.3.0.3:80"}, 5s));
+}
+
+TEST_CASE("a heartbeat client whose responsible node dies keeps its instance") {
+  cluster c;
+  REQUIRE(c.start());
+  std::vector<std::string> all{c[0].address(), c[1].address(), c[2].address()};
+  // Find an address whose responsible node is B, so that beats through A are forwarded to B.
+  std::string addr;
+  for (int i = 1; i < 200 && addr.empty(); ++i) {
+    auto candidate = "10.4.0." + std::to_string(i) + ":80";
+    if (registry::responsible_node(all, candidate) == c[1].address())
+      addr = candidate;
+  }
+  REQUIRE(!addr.empty());
+  auto beater = c[0].start_ctl({"beat", "pay", addr, "--every-ms", "150"}, "beater");
+  REQUIRE(c.all_see({0, 1, 2}, "pay", {addr}, 5s));
+  c[1].process().signal(SIGKILL);
+  c[1].process().wait(5s);
+  // Well past the delete timeout (1.2 s) and the copy expiry (1.5 s): still there at A and C.
+  auto deadline = std::chrono::steady_clock::now() + 4s;
+  bool always_present = true;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (auto i : {0, 2})
+      if (host_set(c[i].hosts("pay")) != std::vector<std::string>{addr})
+        always_present = false;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(always_present);
+  auto hosts = c[0].hosts("pay", {"--healthy-only"});
+  CHECK(host_set(hosts) == std::vector<std::string>{addr});
+  beater.signal(SIGTERM);
+}
+
+TEST_CASE("after writes stop all nodes return identical instance lists") {
+  cluster c;
+  REQUIRE(c.start());
+  std::vector<child_process> holders;
+  for (int i = 0; i < 9; ++i)
+    holders.push_back(c[i % 3].start_ctl(
+      {"register", "svc" + std::to_string(i % 2), "10.5.0." + std::to_string(i) + ":80", "--hold"},
+      "h" + std::to_string(i)));
+  for (int i = 0; i < 6; ++i)
+    REQUIRE(c[(i + 1) % 3].ctl({"register", "svc" + std::to_string(i % 2),
+                                "10.6.0." + std::to_string(i) + ":80"})
+              .code
+            == 0);
+  for (auto& h : holders)
+    REQUIRE(h.wait_for_output("registered", 5s));
+  for (auto svc : {"svc0", "svc1"}) {
+    CAPTURE(svc);
+    CHECK(wait_until(
+      [&] {
+        auto a = host_set(c[0].hosts(svc));
+        return a.size() == (std::string{svc} == "svc0" ? 8u : 7u)
+               && a == host_set(c[1].hosts(svc)) && a == host_set(c[2].hosts(svc));
+      },
+      5s));
+  }
+}
+
+TEST_CASE("a frozen node is marked DOWN, and UP again after it resumes") {
+  cluster c;
+  REQUIRE(c.start());
+  c[2].process().signal(SIGSTOP);
+  CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "DOWN"; }, 10s));
+  CHECK(wait_until([&] { return c[1].member_state(c[2].address()) == "DOWN"; }, 10s));
+  // Writes during the freeze reach C after it resumes.
+  REQUIRE(c[0].ctl({"register", "late", "10.7.0.1:80"}).code == 0);
+  c[2].process().signal(SIGCONT);
+  CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "UP"; }, 10s));
+  CHECK(c.all_see({0, 1, 2}, "late", {"10.7.0.1:80"}, 10s));
+}
