@@ -207,3 +207,45 @@ TEST_CASE("a frozen node is marked DOWN, and UP again after it resumes") {
   CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "UP"; }, 10s));
   CHECK(c.all_see({0, 1, 2}, "late", {"10.7.0.1:80"}, 10s));
 }
+
+TEST_CASE("a node of another cluster is refused") {
+  auto pa = free_port(), pb = free_port();
+  test_node a{pa, {pa, pb}, cluster_timings};
+  // B names the same members but another cluster.
+  test_node b{pb, {pa, pb}, cluster_timings};
+  write_file(b.config_path(), "listen: " + b.address() + "\nmembers: [" + a.address() + ", "
+                                + b.address() + "]\ncluster_name: other\nlog:\n  level: debug\n"
+                                + "  file: " + b.dir() + "/node.log\n" + cluster_timings);
+  a.launch();
+  b.launch();
+  REQUIRE(a.wait_ready(20s));
+  REQUIRE(b.wait_ready(20s));
+  CHECK(wait_until([&] { return a.log().find("refused") != std::string::npos; }, 10s));
+  CHECK(a.member_state(b.address()) == "DOWN");
+  CHECK(b.member_state(a.address()) == "DOWN");
+}
+
+TEST_CASE("members added to the file take effect without a restart") {
+  auto pa = free_port(), pb = free_port();
+  test_node a{pa, {pa}, cluster_timings};
+  test_node b{pb, {pa, pb}, cluster_timings};
+  a.launch();
+  b.launch();
+  REQUIRE(a.wait_ready(20s));
+  CHECK(a.member_state(b.address()) == "");
+  // A learns of B from its re-read file (SIGHUP makes it immediate; the file watch would too).
+  write_file(a.config_path(), "listen: " + a.address() + "\nmembers: [" + a.address() + ", "
+                                + b.address() + "]\ncluster_name: test\nlog:\n  level: debug\n"
+                                + "  file: " + a.dir() + "/node.log\n" + cluster_timings);
+  a.process().signal(SIGHUP);
+  CHECK(wait_until([&] { return a.member_state(b.address()) == "UP"; }, 10s));
+  REQUIRE(b.wait_ready(20s));
+  REQUIRE(b.ctl({"register", "orders", "10.8.0.1:80"}).code == 0);
+  CHECK(wait_until([&] { return host_set(a.hosts("orders")).size() == 1; }, 5s));
+  // And forgets it again.
+  write_file(a.config_path(), "listen: " + a.address() + "\nmembers: [" + a.address()
+                                + "]\ncluster_name: test\nlog:\n  level: debug\n  file: "
+                                + a.dir() + "/node.log\n" + cluster_timings);
+  a.process().signal(SIGHUP);
+  CHECK(wait_until([&] { return a.member_state(b.address()).empty(); }, 10s));
+}
