@@ -104,13 +104,23 @@ public:
 private:
   // -- model ------------------------------------------------------------------------
 
+  /// A client as the node's client actors hold it.
+  struct actor_client {
+    client_services services;
+    std::uint64_t revision = 0; ///< content_revision(services): equal content, in any order
+  };
+
+  static actor_client make_actor_client(const client_services& xs) {
+    return actor_client{xs, content_revision(xs)};
+  }
+
   struct node {
     std::string addr;
     bool up = false;
     unsigned inc = 0; ///< incarnation: bumped on every restart
     std::unique_ptr<proto> p;
     std::unique_ptr<member_tracker> tracker;
-    std::map<client_id, client_services> applied; ///< what the client actors hold
+    std::map<client_id, actor_client> applied; ///< what the client actors hold
     std::set<time_ms> ticks;
     int sessions_created = 0;
   };
@@ -164,7 +174,8 @@ private:
 
   void run_until(time_ms end) {
     while (!queue_.empty() && queue_.top().at <= end && error_.empty()) {
-      auto e = queue_.top();
+      // priority_queue has no pop-and-return; moving the top out is safe as it is popped at once.
+      auto e = std::move(const_cast<event&>(queue_.top()));
       queue_.pop();
       now_ = std::max(now_, e.at);
       e.fn();
@@ -294,7 +305,7 @@ private:
     for (const auto& op : fx.apply) {
       switch (op.what) {
         case proto::local_op::kind::replace:
-          n.applied[op.id] = op.services;
+          n.applied[op.id] = make_actor_client(op.services);
           break;
         case proto::local_op::kind::remove:
           n.applied.erase(op.id);
@@ -339,7 +350,7 @@ private:
     auto& n = nodes_[i];
     proto::local_change x{id, services ? *services : client_services{}, services == nullptr};
     if (services)
-      n.applied[id] = *services;
+      n.applied[id] = make_actor_client(*services);
     else
       n.applied.erase(id);
     process(i, n.p->on_local_change(x, now_));
@@ -481,7 +492,7 @@ private:
       if (t < 0 || !nodes_[t].up)
         continue;
       auto held = nodes_[t].applied.find(id);
-      if (held == nodes_[t].applied.end() || normalized(held->second) != normalized(s)) {
+      if (held == nodes_[t].applied.end() || held->second.revision != content_revision(s)) {
         auto copy = s;
         local_change(t, id, &copy);
       }
@@ -509,7 +520,8 @@ private:
     return xs;
   }
 
-  static std::map<client_id, client_services> normalized(const std::map<client_id, client_services>& xs) {
+  static std::map<client_id, client_services>
+  normalized(const std::map<client_id, client_services>& xs) {
     std::map<client_id, client_services> result;
     for (const auto& [id, s] : xs)
       result.emplace(id, normalized(s));
@@ -531,16 +543,21 @@ private:
     auto broken = n.p->check_invariants();
     if (!broken.empty())
       return fail(n.addr + ": " + broken);
-    auto have = held(*n.p);
-    auto applied = normalized(n.applied);
-    if (have == applied)
-      return;
-    for (const auto& [id, s] : have)
-      if (applied.count(id) == 0 || applied.at(id) != s)
-        return fail(n.addr + ": the client actors lack the protocol's state of " + id);
-    for (const auto& [id, s] : applied)
-      if (have.count(id) == 0)
-        return fail(n.addr + ": the client actors hold " + id + ", the protocol does not");
+    // Lockstep over both sorted maps; revisions stand for content (compared in full at convergence).
+    auto x = n.applied.begin();
+    for (const auto& [id, r] : n.p->records()) {
+      if (r.tombstone)
+        continue;
+      if (x == n.applied.end() || x->first > id)
+        return fail(n.addr + ": the client actors lack " + id);
+      if (x->first < id)
+        return fail(n.addr + ": the client actors hold " + x->first + ", the protocol does not");
+      if (x->second.revision != r.revision)
+        return fail(n.addr + ": the client actors hold another state of " + id);
+      ++x;
+    }
+    if (x != n.applied.end())
+      fail(n.addr + ": the client actors hold " + x->first + ", the protocol does not");
   }
 
   void check_converged(int round) {
@@ -559,6 +576,11 @@ private:
       if (p.routing() != live)
         return fail(prefix + nodes_[i].addr + " routes over other members");
       auto have = held(p);
+      std::map<client_id, client_services> actors;
+      for (const auto& [id, x] : nodes_[i].applied)
+        actors.emplace(id, normalized(x.services));
+      if (actors != have)
+        return fail(prefix + nodes_[i].addr + ": the client actors and the protocol differ in content");
       for (const auto& [id, s] : expected) {
         auto h = have.find(id);
         if (h == have.end())

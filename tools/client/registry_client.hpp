@@ -173,6 +173,9 @@ public:
   /// Subscribes and calls `fn` with the current state at once, then on every real change.
   listener_id subscribe(const std::string& service, const std::string& group,
                         const std::vector<std::string>& clusters, listener fn);
+  /// Removes a listener (no call reaches it after this returns, except one already running). The
+  /// last listener of a service ends its subscription, update task included, as in Nacos; a later
+  /// read with subscribe subscribes again.
   void unsubscribe(listener_id id);
 
   // -- operations ------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ struct subscription {
   envelope query_request;            ///< QueryRequest for the update task
   std::set<listener_id> listeners;
   bool implicit = false;       ///< subscribed by a read (get_service/select_instances with subscribe)
+                               ///< (kept when a failed listener subscription is rolled back)
   bool confirmed = false;      ///< the current session holds the subscription
   bool baseline_reset = true;  ///< accept the next state even if older (first state of a session)
   update_schedule schedule;
@@ -421,13 +422,22 @@ struct session_state {
     arm_reconnect();
   }
 
-  /// The node is unusable (hello failed): move on to the next one.
+  /// The node is reachable but unusable (hello failed or refused as not ready): move on to the next
+  /// one, but once every server was abandoned in a row only after redo_interval (no busy loop over
+  /// nodes that are all starting up).
   void abandon_gateway(const std::string& reason) {
-    round_log_ = {gateway_addr_ + " (" + reason + ")"};
-    lost_connection(reason);
+    ++abandoned_in_row_;
+    lost_connection(reason, abandoned_in_row_ < server_count());
+    if (abandoned_in_row_ >= server_count()) {
+      abandoned_in_row_ = 0;
+      fail_waiting("no registry node opened a session; last: " + address_of(gateway_index_) + " (" +
+                   reason + ")");
+      arm_reconnect();
+    }
   }
 
   void opened(caf::actor sess) {
+    abandoned_in_row_ = 0;
     session_ = std::move(sess);
     self_->monitor(session_);
     cfg_.view->set_node(gateway_addr_);
@@ -449,7 +459,7 @@ struct session_state {
     }
   }
 
-  void lost_connection(const std::string& reason) {
+  void lost_connection(const std::string& reason, bool reconnect_now = true) {
     auto old = gateway_addr_;
     bool had = static_cast<bool>(session_);
     if (gateway_)
@@ -467,7 +477,7 @@ struct session_state {
     requeue_in_flight(false);
     if (had)
       notify(session_event{session_event::lost, old, reason, false});
-    if (closing_)
+    if (closing_ || !reconnect_now)
       return;
     if (want_session_ || !wait_gateway_.empty() || !wait_session_.empty())
       ensure_connected(); // at once, starting with the next server
@@ -659,7 +669,9 @@ struct session_state {
     if (i == subs_.end())
       return;
     i->second.listeners.erase(lid);
-    if (!i->second.listeners.empty() || i->second.implicit)
+    // As in Nacos: the last listener gone ends the subscription, also one a read started; the next
+    // read with subscribe subscribes again.
+    if (!i->second.listeners.empty())
       return;
     if (session_ && i->second.confirmed) {
       // Best effort: the node drops the subscriber with the session anyway.
@@ -837,6 +849,7 @@ struct session_state {
   bool had_session_ = false;
   bool closing_ = false;
   bool reconnect_armed_ = false;
+  std::size_t abandoned_in_row_ = 0; ///< nodes given up after connecting, since the last session
   std::size_t next_server_ = 0;
   std::size_t round_tried_ = 0;
   std::vector<std::string> round_log_; ///< "address (reason)" of this round's failed attempts
