@@ -403,6 +403,11 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         i->second.subscribers = subscribers;
       }
     },
+    // -- introspection (tests and operators) -------------------------------------
+    [=](caf::get_atom, const service_key& key) -> caf::actor {
+      auto i = self->state.services.find(key);
+      return i == self->state.services.end() ? caf::actor{} : i->second.handle;
+    },
     // -- the distro actor --------------------------------------------------------
     [=](view_atom, std::vector<std::string>& routing, bool ready,
         std::vector<std::string>& member_addresses, std::vector<std::string>& member_states) {

@@ -11,6 +11,7 @@
 /// - (svc_unsub_atom, service_key, client_id, string clusters)                -> delegated
 /// - (svc_stats_atom, service_key, uint64 instances, uint64 subscribers)
 /// - (client_gone_atom, client_id)
+/// - (get_atom, service_key) -> actor: the service actor (introspection for tests)
 /// A service actor that fails is restarted and rebuilt from the client actors (the source of truth);
 /// a client actor that fails has its instances removed.
 

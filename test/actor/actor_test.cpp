@@ -251,3 +251,26 @@ TEST_CASE_FIXTURE(fixture, "the node refuses a bad field and changes nothing") {
   REQUIRE(unpack(ask(gateway, reg_atom_v, junk), err));
   CHECK(err.code() == v1::Error::INVALID_ARGUMENT);
 }
+
+TEST_CASE_FIXTURE(fixture, "a failed service actor is restarted and rebuilt from its clients") {
+  start();
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.2", 80)));
+  service_key key{"public", "DEFAULT_GROUP", "orders"};
+  caf::actor service;
+  auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value, key);
+  sched->run();
+  h.receive([&](caf::actor& x) { service = x; }, [&](caf::error& err) { FAIL(sys->render(err)); });
+  REQUIRE(service);
+  caf::anon_send_exit(service, caf::exit_reason::unhandled_exception);
+  sched->run();
+  auto info = query("orders");
+  CHECK(info.hosts_size() == 2);
+  caf::actor restarted;
+  auto h2 = (*self)->request(gateway, caf::infinite, caf::get_atom::value, key);
+  sched->run();
+  h2.receive([&](caf::actor& x) { restarted = x; },
+             [&](caf::error& err) { FAIL(sys->render(err)); });
+  CHECK(restarted);
+  CHECK(restarted != service);
+}

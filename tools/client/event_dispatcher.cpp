@@ -1,10 +1,10 @@
 #include "tools/client/event_dispatcher.hpp"
 
-#include "tools/client/service_cache.hpp"
-
 #include <cstdio>
 #include <exception>
 #include <vector>
+
+#include "tools/client/service_cache.hpp"
 
 namespace registry::client {
 

@@ -421,9 +421,10 @@ int cmd_subscribe(const global_args& g, const query_args& q) {
   if (q.count < 0)
     throw usage_error{"bad --count " + std::to_string(q.count) + ": must be >= 0"};
   return with_client(g, q.namespace_id, [&](naming_client& c) {
-    std::atomic<int> lists{0};
-    auto id = c.subscribe(q.service, q.group, q.clusters, [&](const client::change_event& ev) {
-      int n = ++lists;
+    // Shared with the listener, which may still be running when this function returns.
+    auto lists = std::make_shared<std::atomic<int>>(0);
+    auto id = c.subscribe(q.service, q.group, q.clusters, [lists, &q, &g](const client::change_event& ev) {
+      int n = ++*lists;
       if (q.count > 0 && n > q.count)
         return;
       if (g.json) {
