@@ -6,11 +6,22 @@
 
 namespace registry::test {
 
+namespace {
+
+/// Every test node and every registryctl run share these CAF heartbeat settings: a frozen process is
+/// dropped after 1 s. Both sides must agree, or the side with the timeout drops idle healthy peers.
+const char* session_yaml = "session:\n  caf_heartbeat_interval_ms: 200\n"
+                           "  caf_connection_timeout_ms: 1000\n";
+const std::vector<std::string> session_flags{"--caf-heartbeat-ms", "200", "--caf-timeout-ms",
+                                             "1000"};
+
+} // namespace
+
 test_node::test_node(const std::string& extra_yaml)
   : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
                              + "]\nlog:\n  level: debug\n  file: " + dir_ + "/node.log\n"
-                             + extra_yaml);
+                             + session_yaml + extra_yaml);
 }
 
 test_node::test_node(int port, const std::vector<int>& member_ports,
@@ -21,7 +32,11 @@ test_node::test_node(int port, const std::vector<int>& member_ports,
     members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + members
                              + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
-                             + "/node.log\n" + extra_yaml);
+                             + "/node.log\n" + session_yaml + extra_yaml);
+}
+
+std::string session_config() {
+  return session_yaml;
 }
 
 std::vector<std::string> host_set(const nlohmann::json& hosts) {
@@ -89,6 +104,7 @@ std::string test_node::log() const {
 
 run_result test_node::ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv{registryctl_path(), "--node", address()};
+  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return run(std::move(argv), timeout);
 }
@@ -112,6 +128,7 @@ nlohmann::json test_node::hosts(const std::string& service, std::vector<std::str
 
 child_process test_node::start_ctl(std::vector<std::string> args, const std::string& name) const {
   std::vector<std::string> argv{registryctl_path(), "--node", address()};
+  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return child_process{std::move(argv), dir_, name};
 }

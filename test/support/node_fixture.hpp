@@ -12,6 +12,9 @@
 
 namespace registry::test {
 
+/// The `session:` YAML every test node gets (shared CAF heartbeat settings).
+std::string session_config();
+
 /// Sorted "ip:port" of every host of a ServiceInfo hosts array (for comparing nodes).
 std::vector<std::string> host_set(const nlohmann::json& hosts);
 

@@ -16,9 +16,7 @@ namespace {
 
 /// Short timings: copies expire after 3 x 500 ms, a frozen peer is dropped after 1 s, heartbeat
 /// instances turn unhealthy after 600 ms and are removed after 1.2 s.
-const char* cluster_timings = "session:\n  caf_heartbeat_interval_ms: 200\n"
-                              "  caf_connection_timeout_ms: 1000\n"
-                              "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
+const char* cluster_timings = "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
                               "  delete_timeout_ms: 1200\n  check_interval_ms: 50\n"
                               "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
                               "  snapshot_retry_delay_ms: 200\n  reconnect_backoff_min_ms: 100\n"
@@ -215,7 +213,7 @@ TEST_CASE("a node of another cluster is refused") {
   test_node b{pb, {pa, pb}, cluster_timings};
   write_file(b.config_path(), "listen: " + b.address() + "\nmembers: [" + a.address() + ", "
                                 + b.address() + "]\ncluster_name: other\nlog:\n  level: debug\n"
-                                + "  file: " + b.dir() + "/node.log\n" + cluster_timings);
+                                + "  file: " + b.dir() + "/node.log\n" + session_config() + cluster_timings);
   a.launch();
   b.launch();
   REQUIRE(a.wait_ready(20s));
@@ -236,7 +234,7 @@ TEST_CASE("members added to the file take effect without a restart") {
   // A learns of B from its re-read file (SIGHUP makes it immediate; the file watch would too).
   write_file(a.config_path(), "listen: " + a.address() + "\nmembers: [" + a.address() + ", "
                                 + b.address() + "]\ncluster_name: test\nlog:\n  level: debug\n"
-                                + "  file: " + a.dir() + "/node.log\n" + cluster_timings);
+                                + "  file: " + a.dir() + "/node.log\n" + session_config() + cluster_timings);
   a.process().signal(SIGHUP);
   CHECK(wait_until([&] { return a.member_state(b.address()) == "UP"; }, 10s));
   REQUIRE(b.wait_ready(20s));
@@ -245,7 +243,7 @@ TEST_CASE("members added to the file take effect without a restart") {
   // And forgets it again.
   write_file(a.config_path(), "listen: " + a.address() + "\nmembers: [" + a.address()
                                 + "]\ncluster_name: test\nlog:\n  level: debug\n  file: "
-                                + a.dir() + "/node.log\n" + cluster_timings);
+                                + a.dir() + "/node.log\n" + session_config() + cluster_timings);
   a.process().signal(SIGHUP);
   CHECK(wait_until([&] { return a.member_state(b.address()).empty(); }, 10s));
 }

@@ -15,9 +15,6 @@ namespace {
 const char* short_beats = "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
                           "  delete_timeout_ms: 1200\n  check_interval_ms: 50\n";
 
-/// Session timings: a frozen client is dropped after 1 s.
-const char* short_session = "session:\n  caf_heartbeat_interval_ms: 200\n"
-                            "  caf_connection_timeout_ms: 1000\n";
 
 bool has_host(const nlohmann::json& hosts, const std::string& ip, int port) {
   if (!hosts.is_array())
@@ -121,7 +118,7 @@ TEST_CASE("a subscriber gets the list at once and again on a change") {
 }
 
 TEST_CASE("a held session instance is removed within 2 s of kill -9") {
-  test_node node{short_session};
+  test_node node;
   REQUIRE(node.start());
   auto holder = node.start_ctl({"register", "orders", "10.0.0.5:7000", "--hold"}, "holder");
   REQUIRE(holder.wait_for_output("registered", 5s));
@@ -149,11 +146,9 @@ TEST_CASE("a held session deregisters at once on SIGTERM") {
 }
 
 TEST_CASE("a frozen session client is dropped after the CAF connection timeout") {
-  test_node node{short_session};
+  test_node node;
   REQUIRE(node.start());
-  auto holder = node.start_ctl({"register", "orders", "10.0.0.7:7000", "--hold",
-                                "--caf-heartbeat-ms", "200", "--caf-timeout-ms", "1000"},
-                               "holder");
+  auto holder = node.start_ctl({"register", "orders", "10.0.0.7:7000", "--hold"}, "holder");
   REQUIRE(holder.wait_for_output("registered", 5s));
   holder.signal(SIGSTOP);
   CHECK(wait_until([&] { return node.hosts("orders").empty(); }, 5s));

@@ -204,6 +204,10 @@ struct global_args {
   std::string cache_dir;
   int timeout_ms = static_cast<int>(defaults::request_timeout_ms);
   bool no_local_check = false;
+  /// CAF heartbeats: must match the node's session.caf_* settings (the side with a timeout drops an
+  /// idle peer that beats less often).
+  std::int64_t caf_heartbeat_ms = defaults::caf_heartbeat_interval_ms;
+  std::int64_t caf_timeout_ms = defaults::caf_connection_timeout_ms;
 };
 
 /// Options shared by register, beat and deregister.
@@ -243,8 +247,8 @@ client::options make_options(const global_args& g, const std::string& namespace_
     std::chrono::milliseconds(std::min<int>(g.timeout_ms, defaults::connect_timeout_ms));
   o.cache_dir = g.cache_dir;
   // The same CAF heartbeats as the nodes, or one side drops the other while idle.
-  o.caf_heartbeat_interval = std::chrono::milliseconds(defaults::caf_heartbeat_interval_ms);
-  o.caf_connection_timeout = std::chrono::milliseconds(defaults::caf_connection_timeout_ms);
+  o.caf_heartbeat_interval = std::chrono::milliseconds(g.caf_heartbeat_ms);
+  o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
   return o;
 }
@@ -560,6 +564,14 @@ int run(int argc, char** argv) {
   app.add_option("--cache-dir", g.cache_dir, "disk cache and failover directory");
   app.add_option("--timeout-ms", g.timeout_ms, "request timeout in ms")->capture_default_str();
   app.add_flag("--no-local-check", g.no_local_check, "send input unchecked (tests)")->group("");
+  app.add_option("--caf-heartbeat-ms", g.caf_heartbeat_ms,
+                 "CAF heartbeat interval; must match the node's session.caf_heartbeat_interval_ms")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 3600000));
+  app.add_option("--caf-timeout-ms", g.caf_timeout_ms,
+                 "CAF connection timeout; must match the node's session.caf_connection_timeout_ms")
+    ->capture_default_str()
+    ->check(CLI::Range(2, 3600000));
 
   instance_args ia;
   query_args qa;
