@@ -88,7 +88,7 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"log", {"level", "file"}},
     {"heartbeat", {}},
     {"session", {}},
-    {"push", {}},
+    {"push", {"enabled"}},
     {"discovery", {"protection_enabled", "protect_threshold", "service_thresholds"}},
     {"limits", {}},
     {"distro", {}},
@@ -420,6 +420,8 @@ void parse_section(const YAML::Node& node, const std::string& section, node_conf
                        quote(cfg.log_level), value);
     } else if (section == "log" && name == "file") {
       cfg.log_file = read_string(value, full);
+    } else if (section == "push" && name == "enabled") {
+      cfg.push.enabled = read_bool(value, full);
     } else if (section == "discovery" && name == "protection_enabled") {
       cfg.discovery.protection_enabled = read_bool(value, full);
     } else if (section == "discovery" && name == "protect_threshold") {

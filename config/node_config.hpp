@@ -22,6 +22,7 @@
 ///     caf_heartbeat_interval_ms: 1000 # CAF heartbeats (same on clients)
 ///     caf_connection_timeout_ms: 5000 # a frozen peer/client is dropped after this
 ///   push:
+///     enabled: true                   # false: no pushes (subscribers rely on their update task)
 ///     merge_window_ms: 20
 ///     timeout_ms: 3000
 ///     retry_delay_ms: 1000
@@ -99,6 +100,7 @@ struct node_config {
   } session;
 
   struct push_t {
+    bool enabled = true;
     std::int64_t merge_window_ms = defaults::push_merge_window_ms;
     std::int64_t timeout_ms = defaults::push_timeout_ms;
     std::int64_t retry_delay_ms = defaults::push_retry_delay_ms;

@@ -69,6 +69,7 @@ service_settings make_service_settings(const node_config& cfg, const service_key
   service_settings result;
   result.protect_threshold = cfg.threshold_for(key.namespace_id, key.grouped_name());
   result.cache_millis = cfg.discovery.cache_millis;
+  result.push_enabled = cfg.push.enabled;
   result.push_timeout_ms = cfg.push.timeout_ms;
   result.push.merge_window_ms = cfg.push.merge_window_ms;
   result.push.retry_delay_ms = cfg.push.retry_delay_ms;

@@ -154,7 +154,8 @@ void apply(service_actor_t* self, const push_scheduler::effects& fx) {
 }
 
 void changed(service_actor_t* self) {
-  apply(self, self->state.pushes->on_change(actor_now_ms(self)));
+  if (self->state.settings.push_enabled)
+    apply(self, self->state.pushes->on_change(actor_now_ms(self)));
   report_stats(self);
 }
 

@@ -23,6 +23,7 @@ namespace registry {
 struct service_settings {
   double protect_threshold = 0.0; ///< negative = protection off
   std::int64_t cache_millis = 10000;
+  bool push_enabled = true; ///< false: subscribers get the state in the subscribe reply only
   std::int64_t push_timeout_ms = 3000;
   push_scheduler::config push;
   std::size_t instances_max = 100000;

@@ -69,6 +69,21 @@ std::vector<instance> service_index::all() const {
   for (const auto& [client, xs] : by_client_)
     r.insert(r.end(), xs.begin(), xs.end());
   std::sort(r.begin(), r.end(), instance_less);
+  // Two clients may publish the same (ip, port, cluster) for a while: a session that moved to
+  // another node re-registers before the copy of its old session expires. Show it once, healthy if
+  // any publisher says so.
+  auto out = r.begin();
+  for (auto i = r.begin(); i != r.end(); ++i) {
+    if (out != r.begin() && std::prev(out)->same_identity(*i)) {
+      if (i->healthy && !std::prev(out)->healthy)
+        *std::prev(out) = std::move(*i);
+      continue;
+    }
+    if (out != i)
+      *out = std::move(*i);
+    ++out;
+  }
+  r.erase(out, r.end());
   return r;
 }
 

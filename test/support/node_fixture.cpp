@@ -127,7 +127,19 @@ nlohmann::json test_node::hosts(const std::string& service, std::vector<std::str
 }
 
 child_process test_node::start_ctl(std::vector<std::string> args, const std::string& name) const {
-  std::vector<std::string> argv{registryctl_path(), "--node", address()};
+  return start_ctl_on(address(), std::move(args), name);
+}
+
+run_result test_node::ctl_on(const std::string& node_list, std::vector<std::string> args) const {
+  std::vector<std::string> argv{registryctl_path(), "--node", node_list};
+  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(std::move(argv), std::chrono::seconds(10));
+}
+
+child_process test_node::start_ctl_on(const std::string& node_list, std::vector<std::string> args,
+                                      const std::string& name) const {
+  std::vector<std::string> argv{registryctl_path(), "--node", node_list};
   argv.insert(argv.end(), session_flags.begin(), session_flags.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return child_process{std::move(argv), dir_, name};

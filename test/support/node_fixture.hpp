@@ -53,6 +53,11 @@ public:
   nlohmann::json hosts(const std::string& service, std::vector<std::string> extra = {}) const;
   /// Starts registryctl with these args in the background (output in dir()).
   child_process start_ctl(std::vector<std::string> args, const std::string& name) const;
+  /// Same, against the nodes `node_list` ("A,B,C") instead of this node alone.
+  child_process start_ctl_on(const std::string& node_list, std::vector<std::string> args,
+                             const std::string& name) const;
+  /// Runs registryctl against `node_list`.
+  run_result ctl_on(const std::string& node_list, std::vector<std::string> args) const;
 
 private:
   int port_;
@@ -60,5 +65,67 @@ private:
   std::string config_path_;
   std::unique_ptr<child_process> proc_;
 };
+
+/// Short cluster timings: copies expire after 3 x 500 ms, heartbeat instances turn unhealthy after
+/// 600 ms and are removed after 1.2 s.
+inline const std::string cluster_timings = "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
+                              "  delete_timeout_ms: 1200\n  check_interval_ms: 50\n"
+                              "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
+                              "  snapshot_retry_delay_ms: 200\n  reconnect_backoff_min_ms: 100\n"
+                              "  reconnect_backoff_max_ms: 500\n";
+
+struct test_cluster {
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<test_node>> nodes;
+
+  explicit test_cluster(std::size_t n = 3, const std::string& extra_yaml = "") {
+    for (std::size_t i = 0; i < n; ++i)
+      ports.push_back(free_port());
+    for (auto p : ports)
+      nodes.push_back(std::make_unique<test_node>(p, ports, cluster_timings + extra_yaml));
+  }
+
+  /// "A,B,C": every node, in order, for a client that moves between them.
+  std::string node_list() const {
+    std::string result;
+    for (auto& n : nodes)
+      result += (result.empty() ? "" : ",") + n->address();
+    return result;
+  }
+
+  test_node& operator[](std::size_t i) { return *nodes[i]; }
+
+  bool start() {
+    for (auto& n : nodes)
+      n->launch();
+    for (auto& n : nodes)
+      if (!n->wait_ready(std::chrono::seconds(20)))
+        return false;
+    // Every node sees every other one UP.
+    return wait_until(
+      [&] {
+        for (auto& a : nodes)
+          for (auto& b : nodes)
+            if (a != b && a->member_state(b->address()) != "UP")
+              return false;
+        return true;
+      },
+      std::chrono::seconds(20));
+  }
+
+  /// True when every listed node returns `expected` hosts for `service`.
+  bool all_see(const std::vector<std::size_t>& which, const std::string& service,
+               const std::vector<std::string>& expected, std::chrono::milliseconds timeout) {
+    return wait_until(
+      [&] {
+        for (auto i : which)
+          if (host_set(nodes[i]->hosts(service)) != expected)
+            return false;
+        return true;
+      },
+      timeout);
+  }
+};
+
 
 } // namespace registry::test

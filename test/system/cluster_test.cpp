@@ -12,65 +12,9 @@
 using namespace registry::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-/// Short timings: copies expire after 3 x 500 ms, a frozen peer is dropped after 1 s, heartbeat
-/// instances turn unhealthy after 600 ms and are removed after 1.2 s.
-const char* cluster_timings = "heartbeat:\n  interval_ms: 200\n  unhealthy_timeout_ms: 600\n"
-                              "  delete_timeout_ms: 1200\n  check_interval_ms: 50\n"
-                              "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
-                              "  snapshot_retry_delay_ms: 200\n  reconnect_backoff_min_ms: 100\n"
-                              "  reconnect_backoff_max_ms: 500\n";
-
-struct cluster {
-  std::vector<int> ports;
-  std::vector<std::unique_ptr<test_node>> nodes;
-
-  explicit cluster(std::size_t n = 3) {
-    for (std::size_t i = 0; i < n; ++i)
-      ports.push_back(free_port());
-    for (auto p : ports)
-      nodes.push_back(std::make_unique<test_node>(p, ports, cluster_timings));
-  }
-
-  test_node& operator[](std::size_t i) { return *nodes[i]; }
-
-  bool start() {
-    for (auto& n : nodes)
-      n->launch();
-    for (auto& n : nodes)
-      if (!n->wait_ready(20s))
-        return false;
-    // Every node sees every other one UP.
-    return wait_until(
-      [&] {
-        for (auto& a : nodes)
-          for (auto& b : nodes)
-            if (a != b && a->member_state(b->address()) != "UP")
-              return false;
-        return true;
-      },
-      20s);
-  }
-
-  /// True when every listed node returns `expected` hosts for `service`.
-  bool all_see(const std::vector<std::size_t>& which, const std::string& service,
-               const std::vector<std::string>& expected, std::chrono::milliseconds timeout) {
-    return wait_until(
-      [&] {
-        for (auto i : which)
-          if (host_set(nodes[i]->hosts(service)) != expected)
-            return false;
-        return true;
-      },
-      timeout);
-  }
-};
-
-} // namespace
 
 TEST_CASE("a registration at A becomes visible at B and C; a subscriber on C is notified") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   auto sub = c[2].start_ctl({"--json", "subscribe", "orders", "--count", "2"}, "sub");
   REQUIRE(sub.wait_for_output("\n", 5s));
@@ -88,7 +32,7 @@ TEST_CASE("a registration at A becomes visible at B and C; a subscriber on C is 
 }
 
 TEST_CASE("a heartbeat write at a node that is not responsible is forwarded") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   // Register five heartbeat clients through node A: some belong to B or C.
   std::vector<std::string> expected;
@@ -105,7 +49,7 @@ TEST_CASE("a heartbeat write at a node that is not responsible is forwarded") {
 }
 
 TEST_CASE("kill -9 of a node: nothing is lost at the others, its sessions leave, it rejoins") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   auto at_a = c[0].start_ctl({"register", "orders", "10.3.0.1:80", "--hold"}, "a");
   auto at_b = c[1].start_ctl({"register", "orders", "10.3.0.2:80", "--hold"}, "b");
@@ -136,7 +80,7 @@ TEST_CASE("kill -9 of a node: nothing is lost at the others, its sessions leave,
 }
 
 TEST_CASE("a heartbeat client whose responsible node dies keeps its instance") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   std::vector<std::string> all{c[0].address(), c[1].address(), c[2].address()};
   // Find an address whose responsible node is B, so that beats through A are forwarded to B.
@@ -167,7 +111,7 @@ TEST_CASE("a heartbeat client whose responsible node dies keeps its instance") {
 }
 
 TEST_CASE("after writes stop all nodes return identical instance lists") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   std::vector<child_process> holders;
   for (int i = 0; i < 9; ++i)
@@ -194,7 +138,7 @@ TEST_CASE("after writes stop all nodes return identical instance lists") {
 }
 
 TEST_CASE("a frozen node is marked DOWN, and UP again after it resumes") {
-  cluster c;
+  test_cluster c;
   REQUIRE(c.start());
   c[2].process().signal(SIGSTOP);
   CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "DOWN"; }, 10s));

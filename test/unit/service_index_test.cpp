@@ -234,3 +234,21 @@ TEST_CASE("service_index: paginate") {
   CHECK(paginate({}, 1, 20).count == 0);
   CHECK(paginate({}, 1, 20).items.empty());
 }
+
+TEST_CASE("an instance published by two clients shows once, healthy if either says so") {
+  registry::service_index idx{registry::service_key{"public", "DEFAULT_GROUP", "orders"}};
+  registry::instance x;
+  x.ip = "10.0.0.1";
+  x.port = 80;
+  x.healthy = false;
+  idx.put("old-session", {x});
+  x.healthy = true;
+  idx.put("new-session", {x});
+  auto info = idx.select({}, -1.0, 0, 10000);
+  REQUIRE(info.hosts.size() == 1);
+  CHECK(info.hosts[0].healthy);
+  idx.remove_client("new-session");
+  info = idx.select({}, -1.0, 0, 10000);
+  REQUIRE(info.hosts.size() == 1);
+  CHECK_FALSE(info.hosts[0].healthy);
+}

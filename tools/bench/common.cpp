@@ -437,21 +437,14 @@ caf::behavior reg_client(reg_client_t* self, caf::actor gateway, reg_plan plan,
       });
   return {
     [self](start_atom) {
-      auto& st = self->state;
-      st.started = true;
-      if (st.plan.rate_per_s > 0)
-        self->send(self, tick_atom_v);
-      else
-        pump(self);
+      self->state.started = true;
+      pump(self);
     },
+    // Paced mode: one permit per tick from the pacer (start_pacer).
     [self](tick_atom) {
       auto& st = self->state;
-      if (st.closing || st.counters->stop.load() || st.next >= st.plan.instances)
-        return;
-      st.budget = std::min(st.budget + st.plan.rate_per_s * 0.01,
-                           std::max(1.0, st.plan.rate_per_s * 0.05));
+      st.budget = std::min(st.budget + 1.0, 1000.0);
       pump(self);
-      self->delayed_send(self, ms(10), tick_atom_v);
     },
     [self](bye_atom) {
       auto& st = self->state;
@@ -476,6 +469,48 @@ caf::actor spawn_reg_client(caf::actor_system& sys, caf::actor gateway, reg_plan
                             std::shared_ptr<sample_box> samples) {
   return sys.spawn(reg_client, std::move(gateway), std::move(plan), std::move(counters),
                    std::move(samples));
+}
+
+namespace {
+
+struct pacer_state {
+  static inline const char* name = "bench-pacer";
+  std::vector<caf::actor> clients;
+  double rate = 0;
+  steady::time_point t0;
+  std::uint64_t sent = 0;
+  std::size_t next = 0;
+  std::shared_ptr<run_counters> counters;
+};
+
+caf::behavior pacer(caf::stateful_actor<pacer_state>* self, std::vector<caf::actor> clients,
+                    double rate, std::shared_ptr<run_counters> counters) {
+  auto& st = self->state;
+  st.clients = std::move(clients);
+  st.rate = rate;
+  st.counters = std::move(counters);
+  st.t0 = steady::now();
+  self->send(self, tick_atom_v);
+  return {
+    [self](tick_atom) {
+      auto& st = self->state;
+      if (st.counters->stop.load() || st.clients.empty()) {
+        self->quit();
+        return;
+      }
+      auto due = static_cast<std::uint64_t>(st.rate * ms_since(st.t0) / 1000.0);
+      for (; st.sent < due; ++st.sent)
+        self->send(st.clients[st.next++ % st.clients.size()], tick_atom_v);
+      self->delayed_send(self, ms(2), tick_atom_v);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor start_pacer(caf::actor_system& sys, std::vector<caf::actor> clients, double rate,
+                       std::shared_ptr<run_counters> counters) {
+  return sys.spawn(pacer, std::move(clients), rate, std::move(counters));
 }
 
 bool wait_for(const std::function<bool()>& cond, steady::time_point deadline) {

@@ -153,7 +153,7 @@ struct reg_plan {
   std::uint32_t inflight = 4;     ///< requests in flight
   std::uint32_t services = 100;   ///< spread over this many services
   std::string service_prefix = "bench-svc-";
-  double rate_per_s = 0;          ///< > 0: paced (background load); 0: as fast as possible
+  double rate_per_s = 0;          ///< > 0: paced by start_pacer's permits; 0: as fast as possible
   ms request_timeout{10000};
 };
 
@@ -162,6 +162,11 @@ struct reg_plan {
 caf::actor spawn_reg_client(caf::actor_system& sys, caf::actor gateway, reg_plan plan,
                             std::shared_ptr<run_counters> counters,
                             std::shared_ptr<sample_box> samples);
+
+/// Paced load: hands `rate` permits per second round-robin to `clients` (each a registration)
+/// until counters->stop. Clients must have been planned with rate_per_s > 0.
+caf::actor start_pacer(caf::actor_system& sys, std::vector<caf::actor> clients, double rate,
+                       std::shared_ptr<run_counters> counters);
 
 /// Opens `n` sessions round-robin on `gateways`, at most `wave` hellos at a time. Returns the
 /// clients (also those whose hello failed; counters say how many). `plan_for(i)` gives each plan.
@@ -203,7 +208,8 @@ int cmd_fill(const common_opts& o, std::size_t clients, std::uint64_t instances,
 int cmd_query(const common_opts& o, std::size_t actors, std::uint32_t inflight,
               std::uint32_t services, std::uint32_t instances_per_service);
 int cmd_replication(const common_opts& o, const std::string& write, const std::string& read,
-                    double background_rate, std::uint32_t probes);
+                    double background_rate, std::uint32_t background_per_client,
+                    std::uint32_t probes);
 int cmd_push(const common_opts& o, const std::string& write, const std::string& same,
              const std::string& other, std::uint32_t probes);
 int cmd_crash(const common_opts& o, const std::string& session_node, std::uint32_t rounds);

@@ -212,12 +212,12 @@ double round3(double x) {
 
 /// Starts paced background registrations on `gateway`: `rate` per second for about `seconds`.
 std::vector<caf::actor> start_background(caf::actor_system& sys, const caf::actor& gateway,
-                                         double rate, double seconds,
+                                         double rate, double seconds, std::uint32_t per_client,
                                          const std::shared_ptr<run_counters>& counters,
                                          json& out) {
   if (rate <= 0)
     return {};
-  constexpr std::uint32_t per_client = 900; // below the node's instances_per_client_max (1000)
+  per_client = std::clamp<std::uint32_t>(per_client, 1, 1000);
   auto clients = static_cast<std::size_t>(std::ceil(rate * seconds / per_client));
   clients = std::max<std::size_t>(clients, 10);
   auto base = static_cast<std::uint64_t>(::getpid() % 256) * 50000 + 20000;
@@ -227,7 +227,7 @@ std::vector<caf::actor> start_background(caf::actor_system& sys, const caf::acto
       reg_plan p;
       p.client_index = base + i;
       p.instances = per_client;
-      p.inflight = 64;
+      p.inflight = 4;
       p.services = 100;
       p.service_prefix = "bench-bg-";
       p.rate_per_s = rate / static_cast<double>(clients);
@@ -237,13 +237,15 @@ std::vector<caf::actor> start_background(caf::actor_system& sys, const caf::acto
   out["background_clients"] = counters->sessions_ok.load();
   for (auto& c : all)
     caf::anon_send(c, start_atom_v);
+  start_pacer(sys, all, rate, counters);
   return all;
 }
 
 } // namespace
 
 int cmd_replication(const common_opts& o, const std::string& write, const std::string& read,
-                    double background_rate, std::uint32_t probes) {
+                    double background_rate, std::uint32_t background_per_client,
+                    std::uint32_t probes) {
   start_watchdog(std::chrono::seconds(o.max_s > 0 ? o.max_s : static_cast<std::int64_t>(o.duration_s) + 120),
                  "replication");
   json out;
@@ -255,7 +257,9 @@ int cmd_replication(const common_opts& o, const std::string& write, const std::s
   auto gw_a = must_connect(sys, write, out);
   auto gw_c = must_connect(sys, read, out);
   auto bg = std::make_shared<run_counters>();
-  auto bg_clients = start_background(sys, gw_a, background_rate, o.duration_s + 8, bg, out);
+  auto bg_clients = start_background(sys, gw_a, background_rate, o.duration_s + 8,
+                                   background_per_client, bg, out);
+  out["background_per_client"] = background_per_client;
   auto result = std::make_shared<probe_result>();
   auto probe = sys.spawn(repl_probe, gw_a, gw_c, probes, result);
   wait_for([&] { return result->ready.load() || result->done.load(); }, steady::now() + ms(15000));

@@ -103,6 +103,9 @@ int main(int argc, char** argv) {
   repl->add_option("--read", read, "node C (HOST:PORT)")->required();
   repl->add_option("--background-rate", bg_rate, "background registrations/s at A (0 = none)");
   repl->add_option("--probes", probes, "probes at most");
+  std::uint32_t bg_per_client = 20;
+  repl->add_option("--background-per-client", bg_per_client,
+                   "instances each background session registers (clients = rate x time / this)");
 
   // push
   auto* push = app.add_subcommand("push", "register -> subscriber notified, same and other node");
@@ -185,7 +188,7 @@ int main(int argc, char** argv) {
   if (ping_srv->parsed())
     return bench::cmd_pingpong_server(o, hold_s);
   if (repl->parsed())
-    return bench::cmd_replication(o, write, read, bg_rate, probes);
+    return bench::cmd_replication(o, write, read, bg_rate, bg_per_client, probes);
   if (push->parsed())
     return bench::cmd_push(o, write, same.empty() ? write : same, other, probes);
   if (crash->parsed())

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <sys/types.h>
+#include <csignal>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -215,7 +218,9 @@ int cmd_join(const common_opts& o, const std::string& registryd, const std::stri
         out["logged_ms"] = std::stoull(m[3]);
       }
   }
-  out["stop_status"] = stop_child(child.pid, ms(10000));
+  // A throwaway node: kill it at once (its graceful shutdown is not what is measured).
+  ::kill(child.pid, SIGKILL);
+  stop_child(child.pid, ms(5000));
   if (!ready && !out.contains("error"))
     out["error"] = "the joining node did not become ready in time";
   finish(out, ready ? 0 : 1);
@@ -369,6 +374,14 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
     std::cout << ", " << meta["date"].get<std::string>();
   if (meta.contains("runs"))
     std::cout << ", " << meta["runs"] << " runs per figure (median, spread = min..max)";
+  if (meta.contains("cores"))
+    std::cout << ", " << meta["cores"] << " cores";
+  if (meta.contains("loadavg_start"))
+    std::cout << ", load average " << meta["loadavg_start"].get<std::string>() << " at start";
+  if (meta.contains("loadavg_end"))
+    std::cout << ", " << meta["loadavg_end"].get<std::string>() << " at end";
+  if (meta.contains("wall_s"))
+    std::cout << ", " << meta["wall_s"] << " s";
   std::cout << "\n";
   std::cout << pad("figure", w0) << " | " << pad("median", w1) << " | "
             << pad("spread (min..max)", w2) << " | " << pad("runs", w3) << " | "
@@ -379,6 +392,17 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   for (auto& r : rows)
     std::cout << pad(r.key, w0) << " | " << pad(r.median, w1) << " | " << pad(r.spread, w2)
               << " | " << pad(r.runs, w3) << " | " << pad(r.target, w4) << " | " << r.met << "\n";
+  // Fills cut short by their time budget: the memory and snapshot figures hold at the size reached.
+  for (auto* set : {"memory_small", "memory_large"})
+    for (auto& run : sets[set])
+      if (run.contains("complete") && run["complete"] == false)
+        std::cout << "note: " << set << ": the fill reached " << run.value("instances", 0)
+                  << " instances within its time budget"
+                  << (run.contains("target_instances")
+                        ? " (of " + std::to_string(run["target_instances"].get<std::uint64_t>()) + ")"
+                        : std::string{})
+                  << "; the node registered at " << run.value("registrations_per_s", run.value("fill_registrations_per_s", 0.0))
+                  << "/s. Memory and snapshot figures of this size hold at that count.\n";
   // Errors seen in any run, so a bad figure can be explained.
   for (auto& [set, runs] : sets)
     for (auto& run : runs)

@@ -25,6 +25,8 @@
 
 #include <pthread.h>
 
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -208,6 +210,10 @@ struct global_args {
   /// idle peer that beats less often).
   std::int64_t caf_heartbeat_ms = defaults::caf_heartbeat_interval_ms;
   std::int64_t caf_timeout_ms = defaults::caf_connection_timeout_ms;
+  /// The namespace whose cache `failover on` freezes.
+  std::string failover_namespace = defaults::namespace_id;
+  /// The client library's update task period for subscribed services.
+  std::int64_t update_interval_ms = 10000;
 };
 
 /// Options shared by register, beat and deregister.
@@ -247,6 +253,7 @@ client::options make_options(const global_args& g, const std::string& namespace_
     std::chrono::milliseconds(std::min<int>(g.timeout_ms, defaults::connect_timeout_ms));
   o.cache_dir = g.cache_dir;
   // The same CAF heartbeats as the nodes, or one side drops the other while idle.
+  o.update_interval = std::chrono::milliseconds(g.update_interval_ms);
   o.caf_heartbeat_interval = std::chrono::milliseconds(g.caf_heartbeat_ms);
   o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
@@ -507,9 +514,31 @@ int cmd_members(const global_args& g) {
 int cmd_failover(const global_args& g, const std::string& mode) {
   if (g.cache_dir.empty())
     throw usage_error{"failover needs --cache-dir DIR"};
+  std::size_t saved = 0;
+  if (mode == "on") {
+    // Freeze the last known state: every cached service without a failover file gets one, so
+    // reads keep working with every node down. Files already in failover/ (an operator's own)
+    // are kept.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path failover_dir = fs::path{g.cache_dir} / "failover";
+    fs::create_directories(failover_dir, ec);
+    fs::path cache = fs::path{g.cache_dir} / "naming" / g.failover_namespace;
+    if (fs::is_directory(cache, ec)) {
+      for (auto& entry : fs::directory_iterator{cache, ec}) {
+        if (!entry.is_regular_file())
+          continue;
+        auto target = failover_dir / entry.path().filename();
+        if (!fs::exists(target, ec) && fs::copy_file(entry.path(), target, ec))
+          ++saved;
+      }
+    }
+  }
   client::write_failover_switch(g.cache_dir, mode == "on");
   print("failover " + mode + " (" + g.cache_dir +
-        "/failover/00-00---000-VIPSRV_FAILOVER_SWITCH-000---00-00)");
+        "/failover/00-00---000-VIPSRV_FAILOVER_SWITCH-000---00-00)"
+        + (mode == "on" ? "; " + std::to_string(saved) + " cached services saved as failover data"
+                        : std::string{}));
   return exit_ok;
 }
 
@@ -564,6 +593,10 @@ int run(int argc, char** argv) {
   app.add_option("--cache-dir", g.cache_dir, "disk cache and failover directory");
   app.add_option("--timeout-ms", g.timeout_ms, "request timeout in ms")->capture_default_str();
   app.add_flag("--no-local-check", g.no_local_check, "send input unchecked (tests)")->group("");
+  app.add_option("--update-interval-ms", g.update_interval_ms,
+                 "how often subscribed services are re-queried (repairs lost pushes)")
+    ->capture_default_str()
+    ->check(CLI::Range(10, 3600000));
   app.add_option("--caf-heartbeat-ms", g.caf_heartbeat_ms,
                  "CAF heartbeat interval; must match the node's session.caf_heartbeat_interval_ms")
     ->capture_default_str()
@@ -602,7 +635,11 @@ int run(int argc, char** argv) {
   auto status = app.add_subcommand("status", "the node's state");
   auto members = app.add_subcommand("members", "the cluster members and their states");
   auto fo = app.add_subcommand("failover", "turn the failover switch on or off (needs --cache-dir)");
-  fo->add_option("MODE", failover_mode, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  fo->add_option("MODE", failover_mode, "on (saves the disk cache as failover data) or off")
+    ->required()
+    ->check(CLI::IsMember({"on", "off"}));
+  fo->add_option("--namespace", g.failover_namespace, "namespace whose cache is saved")
+    ->capture_default_str();
 
   try {
     app.parse(argc, argv);
