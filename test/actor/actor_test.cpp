@@ -81,6 +81,22 @@ struct fixture {
     return ask(gateway, reg_atom_v, pack(req));
   }
 
+  /// Opens a session for `remote` (standing in for a client process); returns the session actor.
+  caf::actor open_session(const caf::actor& remote) {
+    v1::Hello hello;
+    hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    caf::actor session;
+    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
+    sched->run();
+    h.receive(
+      [&](envelope& env, caf::actor& s) {
+        CHECK(holds<v1::Welcome>(env));
+        session = s;
+      },
+      [&](caf::error& err) { FAIL(sys->render(err)); });
+    return session;
+  }
+
   v1::ServiceInfo query(const std::string& service, bool healthy_only = false) {
     v1::QueryRequest req;
     req.mutable_service()->set_service(service);
@@ -150,15 +166,7 @@ TEST_CASE_FIXTURE(fixture, "pushes are immediate when idle and merged under a bu
   start();
   auto shared = std::make_shared<receiver_state>();
   auto receiver = sys->spawn(push_receiver, shared);
-  v1::Hello hello;
-  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-  caf::actor session;
-  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), receiver);
-  sched->run();
-  h.receive([&](envelope& env, caf::actor& s) {
-    CHECK(holds<v1::Welcome>(env));
-    session = s;
-  }, [&](caf::error& err) { FAIL(sys->render(err)); });
+  auto session = open_session(receiver);
   REQUIRE(session);
   v1::SubscribeRequest sub;
   sub.mutable_service()->set_service("orders");
@@ -186,13 +194,7 @@ TEST_CASE_FIXTURE(fixture, "a failed push is retried with the current state") {
   auto shared = std::make_shared<receiver_state>();
   shared->silent_pushes = 1;
   auto receiver = sys->spawn(push_receiver, shared);
-  v1::Hello hello;
-  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-  caf::actor session;
-  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), receiver);
-  sched->run();
-  h.receive([&](envelope&, caf::actor& s) { session = s; },
-            [&](caf::error& err) { FAIL(sys->render(err)); });
+  auto session = open_session(receiver);
   REQUIRE(session);
   v1::SubscribeRequest sub;
   sub.mutable_service()->set_service("orders");
@@ -212,13 +214,7 @@ TEST_CASE_FIXTURE(fixture, "a session's instances leave when its process goes do
   start();
   auto shared = std::make_shared<receiver_state>();
   auto remote = sys->spawn(push_receiver, shared);
-  v1::Hello hello;
-  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-  caf::actor session;
-  auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
-  sched->run();
-  h.receive([&](envelope&, caf::actor& s) { session = s; },
-            [&](caf::error& err) { FAIL(sys->render(err)); });
+  auto session = open_session(remote);
   REQUIRE(session);
   v1::RegisterRequest req;
   req.mutable_service()->set_service("orders");
