@@ -350,6 +350,7 @@ void send_one(reg_client_t* self) {
   auto env = pack(make_register(svc, st.ip, 1 + k));
   auto t0 = steady::now();
   ++st.inflight;
+  ++st.counters->sent;
   self->request(st.session, st.plan.request_timeout, reg_atom_v, std::move(env))
     .then(
       [self, t0](envelope& reply) {
@@ -357,6 +358,7 @@ void send_one(reg_client_t* self) {
         --st.inflight;
         ++st.counters->finished;
         if (holds<v1::Ack>(reply)) {
+          ++st.counters->acked;
           if (!st.counters->stop.load(std::memory_order_relaxed)) {
             ++st.counters->ok;
             if (st.samples) {

@@ -130,6 +130,8 @@ struct run_counters {
   std::atomic<std::uint64_t> ok{0};          ///< acks received before stop
   std::atomic<std::uint64_t> refused{0};     ///< Error replies
   std::atomic<std::uint64_t> failed{0};      ///< CAF errors (timeouts, ...)
+  std::atomic<std::uint64_t> acked{0};       ///< acks received, also after stop
+  std::atomic<std::uint64_t> sent{0};        ///< requests sent
   std::atomic<std::uint64_t> finished{0};    ///< requests answered in any way
   std::atomic<std::uint64_t> sessions_ok{0};
   std::atomic<std::uint64_t> sessions_failed{0};
@@ -209,14 +211,15 @@ int cmd_query(const common_opts& o, std::size_t actors, std::uint32_t inflight,
               std::uint32_t services, std::uint32_t instances_per_service);
 int cmd_replication(const common_opts& o, const std::string& write, const std::string& read,
                     double background_rate, std::uint32_t background_per_client,
-                    std::uint32_t probes);
+                    std::uint32_t probes, const std::string& trace_file);
 int cmd_push(const common_opts& o, const std::string& write, const std::string& same,
              const std::string& other, std::uint32_t probes);
 int cmd_crash(const common_opts& o, const std::string& session_node, std::uint32_t rounds);
 int cmd_crash_child(const common_opts& o, const std::string& service, const std::string& ip,
                     std::uint32_t port, double hold_s);
-int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t inflight);
-int cmd_pingpong_server(const common_opts& o, double hold_s);
+int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t inflight,
+                 std::uint32_t reply_hosts);
+int cmd_pingpong_server(const common_opts& o, double hold_s, std::uint32_t reply_hosts);
 int cmd_status(const common_opts& o, bool wait_ready, std::size_t wait_members,
                std::uint64_t wait_instances, double timeout_s);
 int cmd_join(const common_opts& o, const std::string& registryd, const std::string& config,

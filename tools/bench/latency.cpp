@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -38,6 +39,7 @@ v1::Hello make_hello(const std::string& name) {
 struct probe_result {
   std::mutex m;
   std::vector<double> lat_ms[2];
+  std::vector<std::pair<double, double>> trace;
   std::uint32_t probes = 0;
   std::uint32_t lost = 0;
   std::uint32_t errors = 0;
@@ -74,6 +76,8 @@ struct repl_state {
   std::string service;
   steady::time_point t0;
   std::vector<double> lat;
+  std::vector<std::pair<double, double>> trace; ///< (probe start since first probe, latency) in ms
+  steady::time_point first;
   std::uint32_t lost = 0;
   std::shared_ptr<probe_result> out;
   std::minstd_rand rng{12345};
@@ -88,6 +92,7 @@ void repl_done(repl_t* self) {
   {
     std::lock_guard<std::mutex> guard{st.out->m};
     st.out->lat_ms[0] = st.lat;
+    st.out->trace = st.trace;
     st.out->probes = st.i;
     st.out->lost = st.lost;
   }
@@ -118,6 +123,8 @@ void repl_poll(repl_t* self) {
           return;
         if (info_has(reply, st.ip, st.i)) {
           st.lat.push_back(ms_since(st.t0));
+          st.trace.emplace_back(
+            std::chrono::duration<double, std::milli>(st.t0 - st.first).count(), st.lat.back());
           repl_after(self);
         } else if (ms_since(st.t0) > 5000) {
           ++st.lost;
@@ -190,6 +197,7 @@ caf::behavior repl_probe(repl_t* self, caf::actor gw_write, caf::actor gw_read,
       });
   return {
     [self](start_atom, double duration_s) {
+      self->state.first = steady::now();
       self->state.end_time = steady::now()
                              + std::chrono::duration_cast<ms>(std::chrono::duration<double>(duration_s));
       repl_next(self);
@@ -245,7 +253,7 @@ std::vector<caf::actor> start_background(caf::actor_system& sys, const caf::acto
 
 int cmd_replication(const common_opts& o, const std::string& write, const std::string& read,
                     double background_rate, std::uint32_t background_per_client,
-                    std::uint32_t probes) {
+                    std::uint32_t probes, const std::string& trace_file) {
   start_watchdog(std::chrono::seconds(o.max_s > 0 ? o.max_s : static_cast<std::int64_t>(o.duration_s) + 120),
                  "replication");
   json out;
@@ -289,6 +297,12 @@ int cmd_replication(const common_opts& o, const std::string& write, const std::s
     if (!result->first_error.empty())
       out["first_error"] = result->first_error;
     add_latency(out, "replication", "ms", result->lat_ms[0]);
+    if (!trace_file.empty()) {
+      std::ofstream f(trace_file);
+      f << "# probe_start_ms latency_ms\n";
+      for (auto& [t, l] : result->trace)
+        f << t << " " << l << "\n";
+    }
   }
   close_sessions(bg_clients, bg, steady::now() + ms(30000));
   finish(out);

@@ -162,7 +162,11 @@ int cmd_fill(const common_opts& o, std::size_t clients, std::uint64_t instances,
     caf::anon_send(c, start_atom_v);
   auto sessions = counters->sessions_ok.load();
   bool complete = wait_for([&] { return counters->clients_done.load() >= sessions; }, deadline);
-  auto ok = counters->ok.load();
+  // Out of time: stop sending and let what is in flight finish, so the node is idle when measured.
+  counters->stop = true;
+  wait_for([&] { return counters->finished.load() >= counters->sent.load(); },
+           steady::now() + ms(60000));
+  auto ok = counters->acked.load();
   out["complete"] = complete;
   out["instances"] = ok;
   out["fill_ms"] = round1(ms_since(t0));

@@ -88,9 +88,13 @@ int main(int argc, char** argv) {
   add_common(ping, o, nodes, false);
   ping->add_option("--actors", actors, "requesting actors");
   ping->add_option("--inflight", q_inflight, "requests in flight per actor");
+  std::uint32_t reply_hosts = 10;
+  ping->add_option("--reply-hosts", reply_hosts,
+                   "hosts in the ServiceInfo reply (10 = the query benchmark's reply size)");
   auto* ping_srv = app.add_subcommand("caf-pingpong-server", "(internal) the reference's server");
   add_common(ping_srv, o, nodes, false);
   ping_srv->add_option("--hold-s", hold_s, "serve this long at most");
+  ping_srv->add_option("--reply-hosts", reply_hosts, "hosts in the reply");
   ping_srv->group("");
 
   // replication
@@ -103,6 +107,8 @@ int main(int argc, char** argv) {
   repl->add_option("--read", read, "node C (HOST:PORT)")->required();
   repl->add_option("--background-rate", bg_rate, "background registrations/s at A (0 = none)");
   repl->add_option("--probes", probes, "probes at most");
+  std::string trace_file;
+  repl->add_option("--trace", trace_file, "write each probe's start and latency (ms) to this file");
   std::uint32_t bg_per_client = 20;
   repl->add_option("--background-per-client", bg_per_client,
                    "instances each background session registers (clients = rate x time / this)");
@@ -184,11 +190,11 @@ int main(int argc, char** argv) {
   if (query->parsed())
     return bench::cmd_query(o, actors, q_inflight, q_services, q_per_service);
   if (ping->parsed())
-    return bench::cmd_pingpong(o, actors, q_inflight);
+    return bench::cmd_pingpong(o, actors, q_inflight, reply_hosts);
   if (ping_srv->parsed())
-    return bench::cmd_pingpong_server(o, hold_s);
+    return bench::cmd_pingpong_server(o, hold_s, reply_hosts);
   if (repl->parsed())
-    return bench::cmd_replication(o, write, read, bg_rate, bg_per_client, probes);
+    return bench::cmd_replication(o, write, read, bg_rate, bg_per_client, probes, trace_file);
   if (push->parsed())
     return bench::cmd_push(o, write, same.empty() ? write : same, other, probes);
   if (crash->parsed())

@@ -48,11 +48,11 @@ envelope sample_reply(std::uint32_t hosts) {
 
 } // namespace
 
-int cmd_pingpong_server(const common_opts& o, double hold_s) {
+int cmd_pingpong_server(const common_opts& o, double hold_s, std::uint32_t reply_hosts) {
   start_watchdog(std::chrono::seconds(static_cast<std::int64_t>(hold_s) + 10), "caf-pingpong-server");
   system_holder h{o.caf};
   auto& sys = *h.sys;
-  auto reply = sample_reply(10);
+  auto reply = sample_reply(reply_hosts);
   auto server = sys.spawn([reply](caf::event_based_actor* self) -> caf::behavior {
     self->set_default_handler(caf::drop);
     return {[reply](query_atom, const envelope&) { return reply; }};
@@ -69,7 +69,8 @@ int cmd_pingpong_server(const common_opts& o, double hold_s) {
   std::_Exit(0);
 }
 
-int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t inflight) {
+int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t inflight,
+                 std::uint32_t reply_hosts) {
   start_watchdog(std::chrono::seconds(o.max_s > 0 ? o.max_s : static_cast<std::int64_t>(o.duration_s) + 60),
                  "caf-pingpong");
   json out;
@@ -77,7 +78,8 @@ int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t infligh
   // The server is a second process with the node's CAF settings (2 scheduler threads).
   auto child = spawn_child({self_exe(), "caf-pingpong-server", "--hb-ms", std::to_string(o.caf.hb_ms),
                             "--timeout-ms", std::to_string(o.caf.timeout_ms), "--threads", "2",
-                            "--hold-s", std::to_string(static_cast<int>(o.duration_s) + 30)});
+                            "--hold-s", std::to_string(static_cast<int>(o.duration_s) + 30),
+                            "--reply-hosts", std::to_string(reply_hosts)});
   std::string line;
   if (child.pid <= 0 || !read_line(child.out_fd, line, ms(10000)) || line.rfind("PORT ", 0) != 0) {
     out["error"] = "pingpong server did not start: " + line;
@@ -95,7 +97,7 @@ int cmd_pingpong(const common_opts& o, std::size_t actors, std::uint32_t infligh
   }
   auto requests = std::make_shared<std::vector<envelope>>();
   requests->push_back(pack(make_query("bench-query-0")));
-  out["reply_bytes"] = sample_reply(10).payload.size();
+  out["reply_bytes"] = sample_reply(reply_hosts).payload.size();
   run_request_load(sys, server, requests, v1::ServiceInfo::descriptor()->full_name(), actors,
                    inflight, o.duration_s, "pingpong", out);
   stop_child(child.pid, ms(2000));
