@@ -75,6 +75,10 @@ void to_wire(const service_info& x, v1::ServiceInfo& out) {
     auto* w = out.add_hosts();
     to_wire(h, *w);
     w->set_service_name(grouped);
+    // The node stores no instance id that equals the default one (ip#port#cluster#group@@service),
+    // so every copy of an instance saves that string; replies always carry the id.
+    if (h.instance_id.empty())
+      w->set_instance_id(make_instance_id(h, x.key));
   }
 }
 

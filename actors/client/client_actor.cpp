@@ -156,8 +156,9 @@ std::optional<field_error> decode(const v1::ServiceRef& ref, const v1::Instance&
   apply_defaults(x);
   if (auto err = validate_instance(x))
     return err;
-  if (x.instance_id.empty())
-    x.instance_id = make_instance_id(x, key);
+  // The default instance id is not stored (it is derived in replies); a custom one is kept.
+  if (x.instance_id == make_instance_id(x, key))
+    x.instance_id.clear();
   return std::nullopt;
 }
 

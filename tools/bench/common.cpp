@@ -305,6 +305,32 @@ std::optional<bool> has_instance(caf::scoped_actor& self, const caf::actor& gate
   return result;
 }
 
+std::vector<std::int64_t> instance_counts(caf::actor_system& sys,
+                                          const std::vector<caf::actor>& gateways) {
+  caf::scoped_actor self{sys};
+  std::vector<std::int64_t> result;
+  for (auto& gw : gateways) {
+    auto st = fetch_status(self, gw, ms(3000));
+    result.push_back(st ? static_cast<std::int64_t>(st->instances()) : -1);
+  }
+  return result;
+}
+
+double settle(caf::actor_system& sys, const std::vector<caf::actor>& gateways,
+              const std::vector<std::int64_t>& baseline, ms timeout) {
+  auto t0 = steady::now();
+  bool ok = wait_for(
+    [&] {
+      auto now = instance_counts(sys, gateways);
+      for (std::size_t i = 0; i < now.size(); ++i)
+        if (now[i] < 0 || (i < baseline.size() && baseline[i] >= 0 && now[i] > baseline[i]))
+          return false;
+      return true;
+    },
+    t0 + timeout);
+  return ok ? std::round(ms_since(t0)) : -1;
+}
+
 // -- session load --------------------------------------------------------------------------
 
 void run_counters::note_error(const std::string& what) {

@@ -191,6 +191,15 @@ void run_request_load(caf::actor_system& sys, const caf::actor& gateway,
                       const std::string& expect_kind, std::size_t actors, std::uint32_t window,
                       double duration_s, const std::string& prefix, json& out);
 
+/// Instances each node holds (-1 where the status request failed).
+std::vector<std::int64_t> instance_counts(caf::actor_system& sys,
+                                          const std::vector<caf::actor>& gateways);
+
+/// After a run: waits until every node holds at most `baseline[i]` instances again (removals
+/// replicated), so the next run starts from a quiet cluster. Returns the ms waited, -1 on timeout.
+double settle(caf::actor_system& sys, const std::vector<caf::actor>& gateways,
+              const std::vector<std::int64_t>& baseline, ms timeout);
+
 /// Polls `cond` every 5 ms until it holds or `deadline` passes.
 bool wait_for(const std::function<bool()>& cond, steady::time_point deadline);
 

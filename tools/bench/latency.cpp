@@ -112,6 +112,19 @@ void repl_after(repl_t* self) {
   self->delayed_send(self, gap, retry_atom_v, st.gen);
 }
 
+/// A probe not visible after this long counts as lost; it enters the samples at this value
+/// (censored), so that the percentiles do not hide it.
+constexpr double repl_give_up_ms = 5000;
+
+void repl_lost(repl_t* self) {
+  auto& st = self->state;
+  ++st.lost;
+  st.lat.push_back(repl_give_up_ms);
+  st.trace.emplace_back(std::chrono::duration<double, std::milli>(st.t0 - st.first).count(),
+                        repl_give_up_ms);
+  repl_after(self);
+}
+
 void repl_poll(repl_t* self) {
   auto& st = self->state;
   auto gen = st.gen;
@@ -126,9 +139,8 @@ void repl_poll(repl_t* self) {
           st.trace.emplace_back(
             std::chrono::duration<double, std::milli>(st.t0 - st.first).count(), st.lat.back());
           repl_after(self);
-        } else if (ms_since(st.t0) > 5000) {
-          ++st.lost;
-          repl_after(self);
+        } else if (ms_since(st.t0) > repl_give_up_ms) {
+          repl_lost(self);
         } else {
           self->delayed_send(self, ms(1), tick_atom_v, gen);
         }
@@ -138,9 +150,8 @@ void repl_poll(repl_t* self) {
         if (gen != st.gen)
           return;
         st.out->note("query: " + self->system().render(err));
-        if (ms_since(st.t0) > 5000) {
-          ++st.lost;
-          repl_after(self);
+        if (ms_since(st.t0) > repl_give_up_ms) {
+          repl_lost(self);
         } else {
           self->delayed_send(self, ms(1), tick_atom_v, gen);
         }
@@ -264,6 +275,7 @@ int cmd_replication(const common_opts& o, const std::string& write, const std::s
   auto& sys = *h.sys;
   auto gw_a = must_connect(sys, write, out);
   auto gw_c = must_connect(sys, read, out);
+  auto baseline = instance_counts(sys, {gw_a, gw_c});
   auto bg = std::make_shared<run_counters>();
   auto bg_clients = start_background(sys, gw_a, background_rate, o.duration_s + 8,
                                    background_per_client, bg, out);
@@ -305,6 +317,7 @@ int cmd_replication(const common_opts& o, const std::string& write, const std::s
     }
   }
   close_sessions(bg_clients, bg, steady::now() + ms(30000));
+  out["settle_ms"] = settle(sys, {gw_a, gw_c}, baseline, ms(30000));
   finish(out);
 }
 
@@ -466,7 +479,13 @@ caf::behavior push_probe(push_t* self, caf::actor gw_write, std::string service,
       auto& st = self->state;
       if (gen != st.gen)
         return;
+      // Not notified within 3 s: lost, counted at 3000 ms (censored) for each waiting subscriber.
       ++st.lost;
+      for (int i = 0; i < 2; ++i)
+        if (st.pending[i]) {
+          st.pending[i] = false;
+          st.lat[i].push_back(3000.0);
+        }
       push_after(self);
     },
     [self](retry_atom, std::uint64_t gen) {

@@ -71,6 +71,7 @@ int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_cl
   system_holder h{o.caf};
   auto& sys = *h.sys;
   auto gateways = connect_all(sys, o.nodes, out);
+  auto baseline = instance_counts(sys, gateways);
   auto counters = std::make_shared<run_counters>();
   std::vector<std::shared_ptr<sample_box>> boxes;
   auto base = index_base();
@@ -113,6 +114,7 @@ int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_cl
   auto t_close = steady::now();
   close_sessions(all, counters, steady::now() + ms(60000));
   out["close_ms"] = round1(ms_since(t_close));
+  out["settle_ms"] = settle(sys, gateways, baseline, ms(30000));
   add_counters(out, *counters);
   finish(out);
 }
