@@ -28,6 +28,7 @@ struct client_actor_state {
   caf::actor remote;
   caf::actor distro;
   bool ending = false;
+  bool announce_pending = false; ///< a flush_atom is queued (see announce)
 };
 
 using client_actor_t = caf::stateful_actor<client_actor_state>;
@@ -52,9 +53,22 @@ std::vector<instance> instances_in(client_actor_t* self, const service_key& key)
   return i == services.end() ? std::vector<instance>{} : i->second;
 }
 
-/// Tells the distro actor that this client changed (it syncs the whole client to the peers).
+/// Tells the distro actor that this client changed (it syncs the whole client to the peers). A burst
+/// of changes is announced once: the flush message queues behind the changes already in the mailbox,
+/// so the whole client is copied once per burst instead of once per change.
 void announce(client_actor_t* self) {
   auto& st = self->state;
+  if (!st.distro || st.data->kind() == client_kind::replica || st.announce_pending)
+    return;
+  st.announce_pending = true;
+  self->send(self, flush_atom_v);
+}
+
+void flush_announcement(client_actor_t* self) {
+  auto& st = self->state;
+  if (!st.announce_pending || st.ending)
+    return;
+  st.announce_pending = false;
   if (st.distro && st.data->kind() != client_kind::replica)
     self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services());
 }
@@ -363,6 +377,7 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
           self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
     },
     [=](tick_atom) { on_tick(self); },
+    [=](flush_atom) { flush_announcement(self); },
     [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
         bool local) { on_replica(self, op, revision, services, local); },
     // Replies to fire-and-forget updates (expiry, rebuild) need no action.

@@ -37,6 +37,7 @@ struct service_state {
   /// Encoded ServiceInfo per cluster filter, valid for `cache_revision`.
   std::map<std::string, envelope> encoded;
   std::uint64_t cache_revision = ~std::uint64_t{0};
+  bool stats_pending = false; ///< a flush_atom is queued (see report_stats)
 };
 
 using service_actor_t = caf::stateful_actor<service_state>;
@@ -88,8 +89,18 @@ const envelope& view(service_actor_t* self, const std::string& clusters) {
   return st.encoded.emplace(clusters, pack(msg)).first->second;
 }
 
+/// Reports the counts to the gateway, once per burst of changes (see flush_stats).
 void report_stats(service_actor_t* self) {
   auto& st = self->state;
+  if (st.stats_pending)
+    return;
+  st.stats_pending = true;
+  self->send(self, flush_atom_v);
+}
+
+void flush_stats(service_actor_t* self) {
+  auto& st = self->state;
+  st.stats_pending = false;
   self->send(st.parent, svc_stats_atom_v, st.index->key(),
              static_cast<std::uint64_t>(st.index->instance_count()),
              static_cast<std::uint64_t>(st.subscribers.size()));
@@ -249,6 +260,7 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       to_wire(info, msg);
       return pack(msg);
     },
+    [=](flush_atom) { flush_stats(self); },
     [=](tick_atom, std::uint64_t generation) {
       auto& st = self->state;
       if (generation != st.timer_generation)

@@ -232,7 +232,8 @@ int cmd_pingpong_server(const common_opts& o, double hold_s, std::uint32_t reply
 int cmd_status(const common_opts& o, bool wait_ready, std::size_t wait_members,
                std::uint64_t wait_instances, double timeout_s);
 int cmd_join(const common_opts& o, const std::string& registryd, const std::string& config,
-             const std::string& log, std::uint64_t expect_instances, double timeout_s);
+             const std::string& log, std::uint64_t expect_instances, double timeout_s,
+             double applied_timeout_s);
 int cmd_report(const std::string& results, const std::string& json_out, const std::string& mode);
 
 } // namespace bench

@@ -186,10 +186,14 @@ int cmd_fill(const common_opts& o, std::size_t clients, std::uint64_t instances,
       steady::now() + ms(30000));
     std::this_thread::sleep_for(ms(1000));
     auto rss_after = rss_bytes(rss_pid);
+    // Per instance the node holds: requests that timed out here may still have been carried out.
+    auto st = fetch_status(self, gateways.front(), ms(5000));
+    auto held = st ? std::max<std::uint64_t>(st->instances(), 1) : ok;
+    out["node_instances"] = held;
     out["rss_after_bytes"] = rss_after;
     out["rss_bytes_per_instance"] =
       round1((static_cast<double>(rss_after) - static_cast<double>(rss_before))
-             / static_cast<double>(ok));
+             / static_cast<double>(held));
   }
   print_json(out);
   // Hold the sessions until killed (or the hold time ends).

@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
   join->add_option("--config", config, "its YAML config")->required();
   join->add_option("--log", log, "its log file")->required();
   join->add_option("--expect-instances", expect, "also time until it holds N instances");
-  join->add_option("--timeout-s", timeout_s, "give up after this long");
+  join->add_option("--timeout-s", timeout_s, "give up waiting for ready after this long");
+  double applied_timeout_s = 20;
+  join->add_option("--applied-timeout-s", applied_timeout_s,
+                   "after ready, wait this long at most for --expect-instances");
 
   // report
   std::string results, json_out, mode = "standard";
@@ -204,7 +207,7 @@ int main(int argc, char** argv) {
   if (status->parsed())
     return bench::cmd_status(o, wait_ready, wait_members, wait_instances, timeout_s);
   if (join->parsed())
-    return bench::cmd_join(o, registryd, config, log, expect, timeout_s);
+    return bench::cmd_join(o, registryd, config, log, expect, timeout_s, applied_timeout_s);
   if (report->parsed())
     return bench::cmd_report(results, json_out, mode);
   return 2;

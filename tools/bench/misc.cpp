@@ -164,7 +164,8 @@ int cmd_status(const common_opts& o, bool wait_ready, std::size_t wait_members,
 }
 
 int cmd_join(const common_opts& o, const std::string& registryd, const std::string& config,
-             const std::string& log, std::uint64_t expect_instances, double timeout_s) {
+             const std::string& log, std::uint64_t expect_instances, double timeout_s,
+             double applied_timeout_s) {
   start_watchdog(std::chrono::seconds(static_cast<std::int64_t>(timeout_s) + 30), "join");
   json out;
   out["cmd"] = "join";
@@ -194,12 +195,14 @@ int cmd_join(const common_opts& o, const std::string& registryd, const std::stri
       deadline);
     if (ready)
       out["ready_ms"] = std::round(ms_since(t0) * 10) / 10;
+    auto applied_deadline = std::min(
+      deadline, steady::now() + std::chrono::duration_cast<ms>(std::chrono::duration<double>(applied_timeout_s)));
     applied = ready && wait_for(
                          [&] {
                            last = fetch_status(self, gw, ms(2000), &why);
                            return last && last->instances() >= expect_instances;
                          },
-                         deadline);
+                         applied_deadline);
     if (applied)
       out["applied_ms"] = std::round(ms_since(t0) * 10) / 10;
     if (last)
