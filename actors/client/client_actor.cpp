@@ -145,6 +145,10 @@ void commit(client_actor_t* self, const service_key& key, std::optional<instance
           self->state.data->put(key, *previous, actor_now_ms(self));
         else
           self->state.data->remove(key, changed.ip, changed.port, changed.cluster);
+        // The timed-out update may still be applied later: follow it with the reverted list on the
+        // same path (client -> gateway -> service keeps the order), so the service never keeps an
+        // instance its client does not hold.
+        publish(self, key);
         rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
                                    "service update failed: " + self->system().render(err))));
       });
@@ -154,7 +158,11 @@ void commit(client_actor_t* self, const service_key& key, std::optional<instance
 std::optional<instance> find_instance(client_actor_t* self, const service_key& key,
                                       const std::string& ip, std::uint32_t port,
                                       const std::string& cluster) {
-  for (auto& x : instances_in(self, key))
+  auto& services = self->state.data->services();
+  auto i = services.find(key);
+  if (i == services.end())
+    return std::nullopt;
+  for (auto& x : i->second)
     if (x.ip == ip && x.port == port && x.cluster == cluster)
       return x;
   return std::nullopt;

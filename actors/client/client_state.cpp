@@ -65,7 +65,8 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
     auto& xs = si->second;
     auto i = find_same(xs, x.ip, x.port, x.cluster);
     if (i != xs.end()) {
-      beats_[key][ident] = now_ms;
+      if (kind_ == client_kind::heartbeat) // only heartbeat clients expire by beats
+        beats_[key][ident] = now_ms;
       // The registered content is authoritative again, whatever expiry did to its health.
       expired_unhealthy_.erase({key, ident});
       if (*i != x) {
@@ -84,7 +85,8 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
   }
   auto& xs = services_[key];
   xs.insert(std::upper_bound(xs.begin(), xs.end(), x, identity_less), std::move(x));
-  beats_[key][ident] = now_ms;
+  if (kind_ == client_kind::heartbeat)
+    beats_[key][ident] = now_ms;
   expired_unhealthy_.erase({key, ident});
   ++instance_count_;
   ++revision_;

@@ -317,7 +317,7 @@ int cmd_replication(const common_opts& o, const std::string& write, const std::s
     }
   }
   close_sessions(bg_clients, bg, steady::now() + ms(30000));
-  out["settle_ms"] = settle(sys, {gw_a, gw_c}, baseline, ms(30000));
+  out["settle_ms"] = settle(sys, {gw_a, gw_c}, baseline, ms(15000));
   finish(out);
 }
 

@@ -114,7 +114,7 @@ int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_cl
   auto t_close = steady::now();
   close_sessions(all, counters, steady::now() + ms(60000));
   out["close_ms"] = round1(ms_since(t_close));
-  out["settle_ms"] = settle(sys, gateways, baseline, ms(30000));
+  out["settle_ms"] = settle(sys, gateways, baseline, ms(15000));
   add_counters(out, *counters);
   finish(out);
 }
