@@ -50,6 +50,8 @@ inline constexpr int push_retries_max = 5;
 inline constexpr double protect_threshold = 0.0;
 inline constexpr std::uint32_t page_size_default = 20;
 inline constexpr std::uint32_t page_size_max = 500;
+/// A service without instances and subscribers that got no message for this long is removed.
+inline constexpr std::int64_t service_idle_sweep_ms = 30000;
 
 // -- bounds (overflow policy: the request is refused with LIMIT_EXCEEDED) ----
 inline constexpr std::size_t clients_max = 200000;

@@ -100,8 +100,20 @@ void end_client(client_actor_t* self, const std::string& how) {
   // A replica's end is its owner's business: only clients of this node announce their end.
   if (st.distro && st.data->kind() != client_kind::replica)
     self->send(st.distro, sync_atom_v, id_of(self), st.data->revision(), client_services{});
-  self->send(st.gateway, client_gone_atom_v, id_of(self));
-  self->quit();
+  // Quit only after the gateway forgot us: until then it may still route messages here, and those
+  // are handed back to it (see the `ending` checks in the behavior).
+  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                client_gone_atom_v, id_of(self))
+    .then([=](bool) { self->quit(); }, [=](caf::error&) { self->quit(); });
+}
+
+/// While ending: a heartbeat client's or replica's message goes back to the gateway, which routes it
+/// to a fresh client actor once it has forgotten this one; a session's requests are refused.
+template <class Atom>
+caf::result<envelope> hand_back(client_actor_t* self, Atom atom, const envelope& env) {
+  if (self->state.data->kind() == client_kind::session)
+    return pack(make_error(v1::Error::UNAVAILABLE, "", "the session is closed"));
+  return delegate_envelope(self, self->state.gateway, atom, env);
 }
 
 /// After a change: a heartbeat client without instances ends.
@@ -184,6 +196,16 @@ std::optional<field_error> decode(const v1::ServiceRef& ref, const v1::Instance&
   return std::nullopt;
 }
 
+/// A write reached a replica (a forwarded request during a membership change): this node takes the
+/// client over, so the write is announced and Distro settles who is responsible (hand_over).
+void adopt_if_replica(client_actor_t* self) {
+  auto& st = self->state;
+  if (st.data->kind() != client_kind::replica)
+    return;
+  st.data->set_kind(client_kind::heartbeat);
+  st.data->renew_beats(actor_now_ms(self));
+}
+
 caf::result<envelope> on_register(client_actor_t* self, const envelope& env, bool is_beat) {
   service_key key;
   instance x;
@@ -201,8 +223,9 @@ caf::result<envelope> on_register(client_actor_t* self, const envelope& env, boo
       return error_reply(*err);
   }
   auto& st = self->state;
-  if (st.data->kind() == client_kind::heartbeat && x.address() + "#true" != st.data->id())
+  if (st.data->kind() != client_kind::session && x.address() + "#true" != st.data->id())
     return error_reply({"ip", "a heartbeat client registers only its own ip:port"});
+  adopt_if_replica(self);
   auto previous = find_instance(self, key, x.ip, x.port, x.cluster);
   bool changed = false;
   if (is_beat) {
@@ -236,6 +259,7 @@ caf::result<envelope> on_deregister(client_actor_t* self, const envelope& env) {
   auto cluster = req.cluster().empty() ? std::string{registry::defaults::cluster} : req.cluster();
   if (auto err = validate_cluster(cluster))
     return error_reply(*err);
+  adopt_if_replica(self);
   auto previous = find_instance(self, key, req.ip(), req.port(), cluster);
   if (!previous || !self->state.data->remove(key, req.ip(), req.port(), cluster)) {
     v1::Ack ack;
@@ -367,9 +391,15 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
   if (kind != client_kind::session)
     self->delayed_send(self, std::chrono::milliseconds(settings.check_interval_ms), tick_atom_v);
   return {
-    [=](reg_atom, const envelope& env) { return on_register(self, env, false); },
-    [=](beat_atom, const envelope& env) { return on_register(self, env, true); },
-    [=](dereg_atom, const envelope& env) { return on_deregister(self, env); },
+    [=](reg_atom atom, const envelope& env) {
+      return self->state.ending ? hand_back(self, atom, env) : on_register(self, env, false);
+    },
+    [=](beat_atom atom, const envelope& env) {
+      return self->state.ending ? hand_back(self, atom, env) : on_register(self, env, true);
+    },
+    [=](dereg_atom atom, const envelope& env) {
+      return self->state.ending ? hand_back(self, atom, env) : on_deregister(self, env);
+    },
     [=](sub_atom, const envelope& env) { return on_subscribe(self, env, true); },
     [=](unsub_atom, const envelope& env) { return on_subscribe(self, env, false); },
     [=](bye_atom) {
@@ -386,10 +416,21 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
     },
     [=](tick_atom) { on_tick(self); },
     [=](flush_atom) { flush_announcement(self); },
-    [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
-        bool local) { on_replica(self, op, revision, services, local); },
-    // Replies to fire-and-forget updates (expiry, rebuild) need no action.
-    [=](const envelope&) {},
+    [=](replica_atom atom, std::int32_t op, std::uint64_t revision, client_services& services,
+        bool local) {
+      if (self->state.ending)
+        self->send(self->state.gateway, atom, op, self->state.data->id(), revision,
+                   std::move(services), local);
+      else
+        on_replica(self, op, revision, services, local);
+    },
+    // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.
+    [=](const envelope& reply) {
+      v1::Error err;
+      if (unpack(reply, err))
+        log().warn("client {} had a service update refused: {}", self->state.data->id(),
+                   err.message());
+    },
   };
 }
 

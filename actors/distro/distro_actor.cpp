@@ -28,6 +28,8 @@ struct distro_actor_state {
   std::unique_ptr<member_tracker> tracker;
   std::unique_ptr<distro_protocol> protocol;
   std::map<std::string, caf::actor> peers;
+  /// The current member list (config, then reloads).
+  std::vector<host_port> members;
   caf::actor gateway;
   std::uint64_t timer_generation = 0;
   std::optional<time_ms> timer_due;
@@ -211,7 +213,9 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
-    st.peers.emplace(name, spawn_peer_actor(self->system(), ps, caf::actor{self}));
+    auto peer = spawn_peer_actor(self->system(), ps, caf::actor{self});
+    self->monitor(peer);
+    st.peers.emplace(name, peer);
   }
   for (auto i = st.peers.begin(); i != st.peers.end();) {
     if (wanted.count(i->first)) {
@@ -253,8 +257,26 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
   st.self_address = st.cfg->listen.to_string();
   install_default_handlers(self, "distro");
   self->set_down_handler([=](caf::down_msg& dm) {
-    if (self->state.gateway && dm.source == self->state.gateway.address())
+    auto& st = self->state;
+    if (st.gateway && dm.source == st.gateway.address()) {
       self->quit(dm.reason);
+      return;
+    }
+    // A failed peer actor is replaced; its member counts as disconnected meanwhile.
+    for (auto& [name, peer] : st.peers) {
+      if (peer.address() != dm.source)
+        continue;
+      auto member = name;
+      log().error("distro restarted the peer actor of {} ({})", member,
+                  self->system().render(dm.reason));
+      st.peers.erase(member);
+      spawn_peers(self, st.members);
+      if (st.tracker) {
+        members_changed(self, st.tracker->on_connection_lost(member, actor_now_ms(self)));
+        arm_timer(self, std::nullopt);
+      }
+      return;
+    }
   });
   return {
     [=](start_atom, caf::actor gateway) {
@@ -267,7 +289,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       distro_config dc{st.cfg->distro};
       dc.clients_max = st.cfg->limits.clients_max;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
-      spawn_peers(self, st.cfg->members);
+      st.members = st.cfg->members;
+      spawn_peers(self, st.members);
       carry(self, st.protocol->start(st.tracker->view(), now));
       send_view(self);
       dial_due(self);
@@ -293,6 +316,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
         if (auto* hp = std::get_if<host_port>(&x))
           parsed.push_back(*hp);
       }
+      st.members = parsed;
       spawn_peers(self, parsed);
       members_changed(self, st.tracker->set_members(members, actor_now_ms(self)));
       dial_due(self);

@@ -27,6 +27,8 @@ struct service_entry {
   caf::actor handle;
   std::uint64_t instances = 0;
   std::uint64_t subscribers = 0;
+  /// A message went to the service since the last sweep (see sweep_services).
+  bool touched = true;
 };
 
 struct gateway_state {
@@ -83,8 +85,10 @@ service_settings make_service_settings(const node_config& cfg, const service_key
 caf::actor service_for(gateway_actor_t* self, const service_key& key) {
   auto& st = self->state;
   auto i = st.services.find(key);
-  if (i != st.services.end())
+  if (i != st.services.end()) {
+    i->second.touched = true;
     return i->second.handle;
+  }
   if (st.services.size() >= st.cfg->limits.services_max)
     return nullptr;
   auto handle = spawn_service_actor(self->system(), key, make_service_settings(*st.cfg, key),
@@ -263,6 +267,27 @@ envelope on_status(gateway_actor_t* self) {
   return pack(reply);
 }
 
+/// Stops service actors that hold nothing and got no message for a whole sweep interval, so that
+/// short-lived service names do not use up services_max. Nothing the gateway forwarded can still be
+/// in such an actor's mailbox.
+void sweep_services(gateway_actor_t* self) {
+  auto& st = self->state;
+  for (auto i = st.services.begin(); i != st.services.end();) {
+    auto& e = i->second;
+    if (e.instances == 0 && e.subscribers == 0 && !e.touched) {
+      log().debug("gateway removed idle service {}", i->first.to_string());
+      st.service_by_addr.erase(e.handle.address());
+      self->demonitor(e.handle);
+      self->send_exit(e.handle, caf::exit_reason::user_shutdown);
+      i = st.services.erase(i);
+      continue;
+    }
+    e.touched = false;
+    ++i;
+  }
+  self->delayed_send(self, std::chrono::milliseconds(defaults::service_idle_sweep_ms), tick_atom_v);
+}
+
 void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
   auto& st = self->state;
   if (auto i = st.client_by_addr.find(dm.source); i != st.client_by_addr.end()) {
@@ -301,6 +326,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
   self->state.ready = !self->state.distro;
   install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  self->delayed_send(self, std::chrono::milliseconds(defaults::service_idle_sweep_ms), tick_atom_v);
   return {
     // -- client processes ------------------------------------------------------
     [=](hello_atom, const envelope& env, caf::actor remote) -> caf::message {
@@ -360,6 +386,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         to_wire(empty, reply);
         return pack(reply);
       }
+      i->second.touched = true;
       return delegate_envelope(self, i->second.handle, atom, env);
     },
     [=](list_atom, const envelope& env) { return on_list(self, env); },
@@ -379,9 +406,12 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     [=](svc_drop_atom, const service_key& key, const client_id& client) {
       auto i = self->state.services.find(key);
-      if (i != self->state.services.end())
+      if (i != self->state.services.end()) {
+        i->second.touched = true;
         self->send(i->second.handle, svc_drop_atom_v, client);
+      }
     },
+    [=](tick_atom) { sweep_services(self); },
     [=](svc_sub_atom atom, const service_key& key, const client_id& client,
         const std::string& clusters, caf::actor subscriber) -> caf::result<envelope> {
       auto handle = service_for(self, key);
@@ -394,6 +424,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       auto i = self->state.services.find(key);
       if (i == self->state.services.end())
         return pack(v1::Ack{});
+      i->second.touched = true;
       return delegate_envelope(self, i->second.handle, atom, client, clusters);
     },
     [=](svc_stats_atom, const service_key& key, std::uint64_t instances,
@@ -468,11 +499,12 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     [=](client_gone_atom, const client_id& id) {
       auto& st = self->state;
       auto i = st.clients.find(id);
-      if (i == st.clients.end())
-        return;
-      st.client_by_addr.erase(i->second.address());
-      self->demonitor(i->second);
-      st.clients.erase(i);
+      if (i != st.clients.end() && i->second.address() == self->current_sender()) {
+        st.client_by_addr.erase(i->second.address());
+        self->demonitor(i->second);
+        st.clients.erase(i);
+      }
+      return true;
     },
   };
 }

@@ -72,10 +72,12 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
     self->anon_send(mm, caf::unpublish_atom::value, st.gateway.address(), st.published_port);
     self->send_exit(is_gateway ? st.distro : st.gateway, caf::exit_reason::user_shutdown);
     start_children(self);
-    publish_gateway(self, [=](std::uint16_t, const caf::error& err) {
+    publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
       if (err)
         log().error("supervisor failed to publish the restarted gateway: {}",
                     self->system().render(err));
+      else
+        self->state.published_port = port;
     });
   });
   self->set_exit_handler([=](caf::exit_msg& em) {

@@ -42,6 +42,9 @@ struct service_state {
 
 using service_actor_t = caf::stateful_actor<service_state>;
 
+/// Encoded views (one per cluster filter) kept per index revision.
+constexpr std::size_t encoded_views_max = 64;
+
 std::vector<std::string> split_clusters(const std::string& clusters) {
   std::vector<std::string> result;
   std::string::size_type start = 0;
@@ -73,7 +76,8 @@ std::string join_clusters(const google::protobuf::RepeatedPtrField<std::string>&
 /// The protected view for one cluster filter, encoded once per index revision.
 const envelope& view(service_actor_t* self, const std::string& clusters) {
   auto& st = self->state;
-  if (st.cache_revision != st.index->revision()) {
+  // Bounded: one-off cluster filters must not grow the cache without limit.
+  if (st.cache_revision != st.index->revision() || st.encoded.size() >= encoded_views_max) {
     st.encoded.clear();
     st.cache_revision = st.index->revision();
   }

@@ -270,3 +270,27 @@ TEST_CASE_FIXTURE(fixture, "a failed service actor is restarted and rebuilt from
   CHECK(restarted);
   CHECK(restarted != service);
 }
+
+TEST_CASE_FIXTURE(fixture, "an idle empty service is removed, so names do not use up the limit") {
+  start();
+  REQUIRE(holds<v1::Ack>(register_heartbeat("short-lived", "10.0.0.1", 80)));
+  v1::DeregisterRequest req;
+  req.mutable_service()->set_service("short-lived");
+  req.set_ip("10.0.0.1");
+  req.set_port(80);
+  REQUIRE(holds<v1::Ack>(ask(gateway, dereg_atom_v, pack(req))));
+  auto service_of = [&] {
+    caf::actor result;
+    auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value,
+                              service_key{"public", "DEFAULT_GROUP", "short-lived"});
+    sched->run();
+    h.receive([&](caf::actor& x) { result = x; }, [&](caf::error& err) { FAIL(sys->render(err)); });
+    return result;
+  };
+  CHECK(service_of());
+  advance(61s, 1s);
+  CHECK_FALSE(service_of());
+  // The name works again at once.
+  REQUIRE(holds<v1::Ack>(register_heartbeat("short-lived", "10.0.0.1", 80)));
+  CHECK(query("short-lived").hosts_size() == 1);
+}
