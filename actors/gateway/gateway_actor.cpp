@@ -302,6 +302,14 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
                   self->system().render(dm.reason));
       for (auto& kv : st.services)
         self->send(kv.second.handle, svc_drop_atom_v, id);
+      // A client of this node (its session, or a heartbeat client it is responsible for) is gone
+      // cluster-wide too. A replica stays missing here until its owner changes it (Distro still
+      // holds the copy); this path only runs after a bug in a client actor.
+      auto self_address = st.cfg->listen.to_string();
+      bool ours = session_owner(id) ? *session_owner(id) == self_address
+                                    : responsible_node(st.routing, id) == self_address;
+      if (st.distro && ours)
+        self->send(st.distro, sync_atom_v, id, std::uint64_t{0}, client_services{});
     }
     return;
   }
