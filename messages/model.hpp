@@ -84,7 +84,7 @@ struct service_info {
 };
 
 /// A client id: heartbeat clients are "ip:port#true" (Nacos's ip-port client), session clients are
-/// "<node address>/<counter>/<start ms>".
+/// "<node address>/<node start ms>/<counter>" (the owner is the text before the first '/').
 using client_id = std::string;
 
 inline client_id heartbeat_client_id(const std::string& ip, std::uint32_t port) {

@@ -136,6 +136,27 @@ envelope clients_full(gateway_actor_t* self) {
 }
 
 /// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
+/// Wraps a heartbeat client's request for the responsible node; `field` selects the oneof member.
+template <class Request>
+envelope make_forward(gateway_actor_t* self, const Request& req,
+                      Request* (v1::ForwardedRequest::*field)()) {
+  v1::ForwardedRequest fwd;
+  fwd.set_source(self->state.cfg->listen.to_string());
+  *(fwd.*field)() = req;
+  return pack(fwd);
+}
+
+inline auto forward_field(const v1::RegisterRequest*) {
+  return &v1::ForwardedRequest::mutable_register_;
+}
+inline auto forward_field(const v1::BeatRequest*) {
+  return &v1::ForwardedRequest::mutable_beat;
+}
+inline auto forward_field(const v1::DeregisterRequest*) {
+  return &v1::ForwardedRequest::mutable_deregister;
+}
+
+/// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
 /// Wraps a heartbeat client's request for the responsible node.
 envelope make_forward(gateway_actor_t* self, const v1::RegisterRequest& req) {
   v1::ForwardedRequest fwd;
@@ -184,7 +205,8 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
   if (!forwarded && st.distro && !st.routing.empty()) {
     auto owner = responsible_node(st.routing, id);
     if (!owner.empty() && owner != st.cfg->listen.to_string())
-      return delegate_envelope(self, st.distro, forward_atom_v, owner, make_forward(self, req));
+      return delegate_envelope(self, st.distro, forward_atom_v, owner,
+                               make_forward(self, req, forward_field(&req)));
   }
   if (!create) {
     auto i = st.clients.find(id);
