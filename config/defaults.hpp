@@ -78,6 +78,13 @@ inline constexpr std::int64_t reconnect_backoff_max_ms = 5000;
 inline constexpr int member_failures_until_down = 3;
 inline constexpr std::int64_t member_check_interval_ms = 1000;
 inline constexpr std::size_t members_max = 64;
+/// Peer handshakes waiting for the dialer's proof (overflow: the handshake is refused), and how
+/// long one may wait.
+inline constexpr std::size_t pending_peer_handshakes_max = 64;
+inline constexpr std::int64_t peer_handshake_timeout_ms = 10000;
+/// Peer processes remembered as authenticated (overflow: the longest unseen is forgotten and must
+/// authenticate again).
+inline constexpr std::size_t trusted_peer_processes_max = 4 * members_max;
 /// Longest HOST:PORT or node id a peer may announce; longer ones are refused.
 inline constexpr std::size_t address_chars_max = 256;
 

@@ -84,6 +84,9 @@ struct node_config {
   host_port listen;
   std::vector<host_port> members; ///< sorted, unique, includes `listen`
   std::string cluster_name = "default";
+  /// The resolved cluster secret (cluster_secret or the content of cluster_secret_file); empty = an
+  /// unauthenticated cluster. Never logged.
+  std::string cluster_secret;
   std::string log_level = "info";
   std::string log_file;
 

@@ -380,6 +380,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
   if (remote)
     self->monitor(remote);
   self->set_down_handler([=](caf::down_msg& dm) {
+    if (!trusted_down(self, dm))
+      return;
     if (dm.source == self->state.gateway) {
       self->quit(dm.reason);
       return;
@@ -390,23 +392,56 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
   // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
   if (kind != client_kind::session)
     self->delayed_send(self, std::chrono::milliseconds(settings.check_interval_ms), tick_atom_v);
+  // A session's requests come from its own process (or delegated within this node); a heartbeat
+  // client's from anyone, through the gateway, as the protocol has it.
+  auto from_owner = [=](const char* what) {
+    auto& st = self->state;
+    const auto& sender = self->current_sender();
+    if (!st.remote || (sender && (sender->node() == st.remote.node()
+                                  || sender->node() == self->node())))
+      return true;
+    log_foreign("client", what, sender_text(self));
+    return false;
+  };
+  auto not_owner = [] {
+    return pack(make_error(v1::Error::INVALID_ARGUMENT, "session",
+                           "this session belongs to another process"));
+  };
   return {
-    [=](reg_atom atom, const envelope& env) {
+    [=](reg_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_owner("a register for another process's session"))
+        return not_owner();
       return self->state.ending ? hand_back(self, atom, env) : on_register(self, env, false);
     },
-    [=](beat_atom atom, const envelope& env) {
+    [=](beat_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_owner("a beat for another process's session"))
+        return not_owner();
       return self->state.ending ? hand_back(self, atom, env) : on_register(self, env, true);
     },
-    [=](dereg_atom atom, const envelope& env) {
+    [=](dereg_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_owner("a deregister for another process's session"))
+        return not_owner();
       return self->state.ending ? hand_back(self, atom, env) : on_deregister(self, env);
     },
-    [=](sub_atom, const envelope& env) { return on_subscribe(self, env, true); },
-    [=](unsub_atom, const envelope& env) { return on_subscribe(self, env, false); },
+    [=](sub_atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_owner("a subscribe for another process's session"))
+        return not_owner();
+      return on_subscribe(self, env, true);
+    },
+    [=](unsub_atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_owner("an unsubscribe for another process's session"))
+        return not_owner();
+      return on_subscribe(self, env, false);
+    },
     [=](bye_atom) {
+      if (!from_owner("a bye for another process's session"))
+        return not_owner();
       end_client(self, "closed its session");
       return pack(v1::Ack{});
     },
     [=](rebuild_atom, const service_key& key) {
+      if (!local_only(self, "client", "rebuild"))
+        return;
       auto& st = self->state;
       if (st.data->services().count(key))
         publish(self, key);
@@ -414,10 +449,20 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
         if (s.key == key && st.remote)
           self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
     },
-    [=](tick_atom) { on_tick(self); },
-    [=](flush_atom) { flush_announcement(self); },
+    [=](tick_atom) {
+      if (local_only(self, "client", "tick"))
+        on_tick(self);
+    },
+    // Everything the gateway sent before is processed, and its service updates are on their way.
+    [=](barrier_atom) { return local_only(self, "client", "barrier"); },
+    [=](flush_atom) {
+      if (local_only(self, "client", "flush"))
+        flush_announcement(self);
+    },
     [=](replica_atom atom, std::int32_t op, std::uint64_t revision, client_services& services,
         bool local) {
+      if (!local_only(self, "client", "replica"))
+        return;
       if (self->state.ending)
         self->send(self->state.gateway, atom, op, self->state.data->id(), revision,
                    std::move(services), local);
@@ -426,6 +471,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
     },
     // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.
     [=](const envelope& reply) {
+      if (!local_only(self, "client", "a reply"))
+        return;
       v1::Error err;
       if (unpack(reply, err))
         log().warn("client {} had a service update refused: {}", self->state.data->id(),

@@ -12,6 +12,7 @@
 #include "actors/distro/distro_protocol.hpp"
 #include "actors/distro/distro_wire.hpp"
 #include "actors/member/member_identity.hpp"
+#include "actors/member/peer_auth.hpp"
 #include "actors/member/member_tracker.hpp"
 #include "actors/member/peer_actor.hpp"
 #include "messages/convert.hpp"
@@ -40,6 +41,23 @@ struct distro_actor_state {
   /// The current member list (config, then reloads).
   std::vector<host_port> members;
   caf::actor gateway;
+  /// The handle authenticated peers get: it answers only the node-to-node protocol.
+  caf::actor peer_port;
+  /// Handshakes waiting for the dialer's PeerAuth, by this node's nonce.
+  struct pending_auth {
+    caf::node_id node;
+    std::string dialer_nonce;
+    std::string dialer_address;
+    time_ms expires_ms = 0;
+  };
+  std::map<std::string, pending_auth> pending_auths;
+  /// Processes that proved the cluster secret (or any peer in an unauthenticated cluster), with the
+  /// time they last did.
+  std::map<caf::node_id, time_ms> trusted_nodes;
+  /// The snapshot is applied to every index (the gateway answered the barrier after the last
+  /// replica of the load); until then the node does not report ready.
+  bool applied = false;
+  std::uint64_t barrier_generation = 0;
   std::uint64_t timer_generation = 0;
   std::optional<time_ms> timer_due;
 };
@@ -111,7 +129,7 @@ void send_view(distro_actor_t* self) {
     member_nodes.push_back(row.listed == st.self_address ? st.self_address : row.node);
     member_problems.push_back(row.problem);
   }
-  self->send(st.gateway, view_atom_v, st.protocol->routing(), st.protocol->ready(),
+  self->send(st.gateway, view_atom_v, st.protocol->routing(), st.protocol->ready() && st.applied,
              std::move(member_addresses), std::move(member_states), std::move(member_nodes),
              std::move(member_problems));
 }
@@ -194,6 +212,37 @@ void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
     log().warn("distro {} became ready alone: no peer could give a snapshot", name);
 }
 
+/// The protocol is loaded: wait until the gateway applied every replica handed to it so far, then
+/// report ready. A failed barrier (a child actor too slow) is tried again.
+void await_applied(distro_actor_t* self, time_ms since_ms) {
+  auto& st = self->state;
+  auto gen = ++st.barrier_generation;
+  self->request(st.gateway, std::chrono::milliseconds(st.cfg->distro.snapshot_timeout_ms),
+                barrier_atom_v)
+    .then(
+      [=](bool ok) {
+        auto& st = self->state;
+        if (gen != st.barrier_generation || !st.protocol->ready())
+          return;
+        if (!ok) {
+          await_applied(self, since_ms);
+          return;
+        }
+        st.applied = true;
+        log().info("distro {} is ready: the data is applied to every index ({} ms)",
+                   st.self_address, actor_now_ms(self) - since_ms);
+        send_view(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (gen != st.barrier_generation)
+          return;
+        log().warn("distro {} waits for its indexes: {}", st.self_address,
+                   self->system().render(err));
+        await_applied(self, since_ms);
+      });
+}
+
 void carry(distro_actor_t* self, distro_protocol::effects fx) {
   auto& st = self->state;
   // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards).
@@ -224,7 +273,11 @@ void carry(distro_actor_t* self, distro_protocol::effects fx) {
                                                   nullptr, now));
   }
   if (fx.ready_changed) {
-    log().info("distro {} is {}", st.self_address, *fx.ready_changed ? "ready" : "not ready");
+    st.applied = false;
+    if (*fx.ready_changed)
+      await_applied(self, actor_now_ms(self));
+    else
+      log().info("distro {} is not ready", st.self_address);
   }
   if (fx.ready_changed || fx.routing_changed)
     send_view(self);
@@ -246,6 +299,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.member = m;
     ps.self_address = st.self_address;
     ps.self_node_id = st.node_id;
+    ps.cluster_secret = st.cfg->cluster_secret;
     ps.cluster_name = st.cfg->cluster_name;
     ps.connect_timeout_ms = defaults::connect_timeout_ms;
     ps.request_timeout_ms = defaults::request_timeout_ms;
@@ -267,29 +321,135 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
   }
 }
 
-/// A PeerHello from another node: refuse another cluster or protocol version.
-caf::message on_peer_hello(distro_actor_t* self, const envelope& env) {
+/// True when the current message comes from a process that proved the cluster secret.
+bool from_trusted_peer(distro_actor_t* self, const char* what) {
+  const auto& sender = self->current_sender();
+  if (sender && self->state.trusted_nodes.count(sender->node()))
+    return true;
+  log_foreign("distro", what, sender_text(self));
+  return false;
+}
+
+envelope untrusted_reply() {
+  return pack(make_error(v1::Error::INVALID_ARGUMENT, "peer",
+                         "the sender is not an authenticated member of this cluster"));
+}
+
+void trust(distro_actor_t* self, const caf::node_id& node) {
   auto& st = self->state;
-  v1::PeerHello hello;
-  auto refuse = [&](const std::string& why) {
-    log().warn("distro {} refused peer {}: {}", st.self_address,
-               hello.address().empty() ? "(unknown)" : hello.address(), why);
-    return caf::make_message(pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)),
-                             caf::actor{});
-  };
-  if (!unpack(env, hello))
-    return refuse("malformed PeerHello");
-  if (hello.protocol_version() != v1::PROTOCOL_VERSION_CURRENT)
-    return refuse("protocol version " + std::to_string(hello.protocol_version())
-                  + " is not supported");
-  if (hello.cluster_name() != st.cfg->cluster_name)
-    return refuse("cluster '" + hello.cluster_name() + "' is not '" + st.cfg->cluster_name + "'");
+  auto now = actor_now_ms(self);
+  st.trusted_nodes[node] = now;
+  // Bounded: restarted members bring new processes; forget the longest unseen ones.
+  while (st.trusted_nodes.size() > defaults::trusted_peer_processes_max) {
+    auto oldest = st.trusted_nodes.begin();
+    for (auto i = st.trusted_nodes.begin(); i != st.trusted_nodes.end(); ++i)
+      if (i->second < oldest->second)
+        oldest = i;
+    st.trusted_nodes.erase(oldest);
+  }
+}
+
+v1::PeerWelcome make_welcome(distro_actor_t* self) {
+  auto& st = self->state;
   v1::PeerWelcome welcome;
   welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   welcome.set_cluster_name(st.cfg->cluster_name);
   welcome.set_address(st.self_address);
   welcome.set_node_id(st.node_id);
-  return caf::make_message(pack(welcome), caf::actor{self});
+  return welcome;
+}
+
+/// The peer handshake (see actors/member/peer_auth.hpp): PeerHello, then PeerAuth when this node
+/// has a cluster secret. Refuses another cluster, protocol version or secret.
+caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
+  auto& st = self->state;
+  const auto& sender = self->current_sender();
+  std::string claimed;
+  auto refuse = [&](const std::string& why) {
+    log().warn("distro {} refused peer {}: {}", st.self_address,
+               claimed.empty() ? sender_text(self) : claimed.substr(0, 256), why);
+    return caf::make_message(pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)),
+                             caf::actor{});
+  };
+  if (!sender)
+    return refuse("anonymous handshake");
+  auto now = actor_now_ms(self);
+  for (auto i = st.pending_auths.begin(); i != st.pending_auths.end();)
+    i = i->second.expires_ms < now ? st.pending_auths.erase(i) : std::next(i);
+  const auto& secret = st.cfg->cluster_secret;
+  if (holds<v1::PeerAuth>(env)) {
+    v1::PeerAuth auth;
+    if (!unpack(env, auth))
+      return refuse("malformed PeerAuth");
+    auto i = st.pending_auths.find(auth.nonce());
+    if (i == st.pending_auths.end() || i->second.node != sender->node())
+      return refuse("PeerAuth for no open handshake");
+    auto pending = i->second;
+    st.pending_auths.erase(i);
+    claimed = pending.dialer_address;
+    auto expected = peer_auth::hello_proof(secret, auth.nonce(), pending.dialer_nonce,
+                                           pending.dialer_address, st.self_address);
+    if (!peer_auth::same_proof(expected, auth.proof()))
+      return refuse("wrong cluster secret");
+    trust(self, sender->node());
+    log().info("distro {} authenticated peer {}", st.self_address, claimed);
+    return caf::make_message(pack(make_welcome(self)), st.peer_port);
+  }
+  v1::PeerHello hello;
+  if (!unpack(env, hello))
+    return refuse("malformed PeerHello");
+  claimed = hello.address();
+  if (hello.protocol_version() != v1::PROTOCOL_VERSION_CURRENT)
+    return refuse("protocol version " + std::to_string(hello.protocol_version())
+                  + " is not supported");
+  if (hello.cluster_name() != st.cfg->cluster_name)
+    return refuse("cluster '" + hello.cluster_name().substr(0, 256) + "' is not '"
+                  + st.cfg->cluster_name + "'");
+  auto welcome = make_welcome(self);
+  // A process that proved itself already (a probe) or an unauthenticated cluster: no challenge.
+  if (st.trusted_nodes.count(sender->node()) || secret.empty()) {
+    trust(self, sender->node());
+    return caf::make_message(pack(welcome), st.peer_port);
+  }
+  if (hello.nonce().size() != peer_auth::nonce_bytes)
+    return refuse("PeerHello without a handshake nonce");
+  if (st.pending_auths.size() >= defaults::pending_peer_handshakes_max)
+    return refuse("too many handshakes in progress");
+  auto nonce = peer_auth::make_nonce();
+  welcome.set_nonce(nonce);
+  welcome.set_proof(peer_auth::welcome_proof(secret, hello.nonce(), nonce, st.self_address,
+                                             hello.address()));
+  st.pending_auths.emplace(nonce, distro_actor_state::pending_auth{
+                                    sender->node(), hello.nonce(), hello.address(),
+                                    now + defaults::peer_handshake_timeout_ms});
+  return caf::make_message(pack(welcome), caf::actor{});
+}
+
+/// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol
+/// and hands each request to the distro actor, which checks that the sending process is trusted.
+caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
+  install_default_handlers(self, "peer port");
+  self->monitor(distro);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (trusted_down(self, dm))
+      self->quit(dm.reason);
+  });
+  return {
+    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
+      self->delegate(distro, atom, env);
+      return caf::delegated<caf::message>{};
+    },
+    [=](sync_atom atom, const envelope& env) { return delegate_envelope(self, distro, atom, env); },
+    [=](verify_atom atom, const envelope& env) {
+      return delegate_envelope(self, distro, atom, env);
+    },
+    [=](snapshot_atom atom, const envelope& env) {
+      return delegate_envelope(self, distro, atom, env);
+    },
+    [=](forward_atom atom, const envelope& env) {
+      return delegate_envelope(self, distro, atom, env);
+    },
+  };
 }
 
 caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg) {
@@ -298,8 +458,11 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
   st.self_address = st.cfg->listen.to_string();
   st.node_id = make_node_id();
   install_default_handlers(self, "distro");
+  st.peer_port = self->spawn(peer_port_actor, caf::actor{self});
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (!trusted_down(self, dm))
+      return;
     if (st.gateway && dm.source == st.gateway.address()) {
       self->quit(dm.reason);
       return;
@@ -323,10 +486,16 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
   });
   return {
     [=](start_atom, caf::actor gateway) {
+      if (!local_only(self, "distro", "start"))
+        return;
       auto& st = self->state;
       st.gateway = gateway;
       self->monitor(gateway);
       auto now = actor_now_ms(self);
+      if (st.cfg->cluster_secret.empty() && st.cfg->members.size() > 1)
+        log().warn("distro {} runs an UNAUTHENTICATED cluster: any process that reaches port {} "
+                   "can join it and change its data; set cluster_secret or cluster_secret_file",
+                   st.self_address, st.cfg->listen.port);
       st.identity = std::make_unique<member_identity>(st.self_address,
                                                       addresses(st.cfg->members));
       st.tracker = std::make_unique<member_tracker>(st.self_address, st.identity->names(),
@@ -342,6 +511,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       arm_timer(self, std::nullopt);
     },
     [=](sync_atom, const client_id& id, std::uint64_t, client_services& services) {
+      if (!local_only(self, "distro", "sync"))
+        return;
       auto& st = self->state;
       if (!st.protocol)
         return;
@@ -352,6 +523,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
     },
     [=](reload_atom, const std::vector<std::string>& members) {
+      if (!local_only(self, "distro", "reload"))
+        return;
       auto& st = self->state;
       if (!st.tracker)
         return;
@@ -369,8 +542,10 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       arm_timer(self, std::nullopt);
     },
     // -- from other nodes -------------------------------------------------------
-    [=](peer_atom, const envelope& env) { return on_peer_hello(self, env); },
+    [=](peer_atom, const envelope& env) { return on_peer_handshake(self, env); },
     [=](sync_atom, const envelope& env) -> envelope {
+      if (!from_trusted_peer(self, "a SyncBatch"))
+        return untrusted_reply();
       auto& st = self->state;
       v1::SyncBatch msg;
       if (!st.protocol || !unpack(env, msg))
@@ -379,6 +554,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       return pack(v1::Ack{});
     },
     [=](verify_atom, const envelope& env) -> envelope {
+      if (!from_trusted_peer(self, "a VerifyBatch"))
+        return untrusted_reply();
       auto& st = self->state;
       v1::VerifyBatch msg;
       if (!st.protocol || !unpack(env, msg))
@@ -388,6 +565,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       return pack(distro::to_wire(outcome.reply));
     },
     [=](snapshot_atom, const envelope& env) -> envelope {
+      if (!from_trusted_peer(self, "a SnapshotRequest"))
+        return untrusted_reply();
       auto& st = self->state;
       v1::SnapshotRequest msg;
       if (!st.protocol || !unpack(env, msg))
@@ -403,13 +582,27 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       return pack(distro::to_wire(*outcome.reply));
     },
     [=](forward_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_trusted_peer(self, "a ForwardedRequest"))
+        return untrusted_reply();
       if (!self->state.gateway)
         return pack(make_error(v1::Error::UNAVAILABLE, "", "node is starting"));
-      return delegate_envelope(self, self->state.gateway, atom, env);
+      // Asked on this actor's own behalf: the gateway takes in-process messages only.
+      auto rp = self->make_response_promise<envelope>();
+      self->request(self->state.gateway, std::chrono::milliseconds(defaults::request_timeout_ms),
+                    atom, env)
+        .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
+              [=](caf::error& err) mutable {
+                rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                           "the forwarded request failed: "
+                                             + self->system().render(err))));
+              });
+      return rp;
     },
     // -- from the gateway ------------------------------------------------------
     [=](forward_atom atom, const std::string& node, const envelope& env)
       -> caf::result<envelope> {
+      if (!local_only(self, "distro", "forward"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       auto peer = peer_for(self, node);
       if (!peer)
         return pack(make_error(v1::Error::UNAVAILABLE, "",
@@ -419,6 +612,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
     // -- from peer actors -------------------------------------------------------
     [=](peer_up_atom, const std::string& listed, const std::string& node,
         const std::string& node_id) {
+      if (!local_only(self, "distro", "peer_up"))
+        return;
       auto& st = self->state;
       auto now = actor_now_ms(self);
       auto outcome = st.identity->on_announce(listed, node, node_id);
@@ -437,6 +632,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       arm_timer(self, std::nullopt);
     },
     [=](peer_fail_atom, const std::string& listed, const std::string& why) {
+      if (!local_only(self, "distro", "peer_fail"))
+        return;
       auto& st = self->state;
       auto name = member_name(self, listed);
       if (!name)
@@ -452,6 +649,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       arm_timer(self, std::nullopt);
     },
     [=](peer_lost_atom, const std::string& listed, const std::string& why) {
+      if (!local_only(self, "distro", "peer_lost"))
+        return;
       auto name = member_name(self, listed);
       if (!name)
         return;
@@ -460,11 +659,15 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       arm_timer(self, std::nullopt);
     },
     [=](sync_res_atom, const std::string& listed, std::uint64_t id, bool ok) {
+      if (!local_only(self, "distro", "sync_res"))
+        return;
       if (auto member = member_name(self, listed))
         carry(self, self->state.protocol->on_sync_result(*member, id, ok, actor_now_ms(self)));
     },
     [=](verify_res_atom, const std::string& listed, std::uint64_t id, bool ok,
         const envelope& env) {
+      if (!local_only(self, "distro", "verify_res"))
+        return;
       auto name = member_name(self, listed);
       if (!name)
         return;
@@ -477,6 +680,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
     },
     [=](snap_res_atom, const std::string& listed, std::uint64_t id, std::int32_t status,
         const envelope& env) {
+      if (!local_only(self, "distro", "snap_res"))
+        return;
       auto& st = self->state;
       auto name = member_name(self, listed);
       if (!name)
@@ -496,6 +701,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       carry(self, st.protocol->on_snapshot_result(member, id, s, nullptr, now));
     },
     [=](tick_atom, std::uint64_t generation) {
+      if (!local_only(self, "distro", "tick"))
+        return;
       auto& st = self->state;
       if (generation != st.timer_generation || !st.protocol)
         return;

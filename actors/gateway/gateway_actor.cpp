@@ -281,6 +281,9 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_cluster_name(st.cfg->cluster_name);
   reply.set_version(REGISTRY_VERSION);
   reply.set_ready(st.ready);
+  reply.set_security(st.cfg->standalone()             ? "standalone"
+                     : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
+                                                      : "authenticated cluster");
   fill_members(self, reply.mutable_members());
   std::uint64_t instances = 0, subscribers = 0, services = 0;
   for (auto& kv : st.services) {
@@ -293,6 +296,66 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_instances(instances);
   reply.set_subscribers(subscribers);
   return pack(reply);
+}
+
+/// The readiness barrier: answers once every client actor and then every service actor has
+/// processed what the gateway sent them before (mailboxes are FIFO per sender, and a client
+/// actor's service updates reach the gateway before its answer). So when it answers, every
+/// replica the distro actor handed over before it is in every index.
+caf::result<bool> on_barrier(gateway_actor_t* self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<bool>();
+  auto timeout = std::chrono::milliseconds(st.cfg->distro.snapshot_timeout_ms);
+  auto services_then_done = [=]() mutable {
+    auto& services = self->state.services;
+    if (services.empty()) {
+      rp.deliver(true);
+      return;
+    }
+    auto left = std::make_shared<std::size_t>(services.size());
+    auto failed = std::make_shared<bool>(false);
+    for (auto& kv : services)
+      self->request(kv.second.handle, timeout, barrier_atom_v)
+        .then(
+          [=](bool) mutable {
+            if (--*left == 0)
+              rp.deliver(!*failed);
+          },
+          [=](caf::error&) mutable {
+            *failed = true;
+            if (--*left == 0)
+              rp.deliver(false);
+          });
+  };
+  if (st.clients.empty()) {
+    services_then_done();
+    return rp;
+  }
+  auto left = std::make_shared<std::size_t>(st.clients.size());
+  for (auto& kv : st.clients)
+    self->request(kv.second, timeout, barrier_atom_v)
+      .then(
+        [=](bool) mutable {
+          if (--*left == 0)
+            services_then_done();
+        },
+        // A client that ended meanwhile has nothing left to apply.
+        [=](caf::error&) mutable {
+          if (--*left == 0)
+            services_then_done();
+        });
+  return rp;
+}
+
+/// Refuses a client request while the node is not ready (its snapshot is not applied yet), so a
+/// client moves on to a node that has the whole picture.
+std::optional<envelope> refuse_unready(gateway_actor_t* self) {
+  auto& st = self->state;
+  if (st.ready)
+    return std::nullopt;
+  return error_reply(v1::Error::UNAVAILABLE, "",
+                     "node " + st.cfg->listen.to_string()
+                       + " is not ready: it is still loading the cluster's data");
 }
 
 /// Stops service actors that hold nothing and got no message for a whole sweep interval, so that
@@ -361,7 +424,10 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
   self->state.distro = std::move(distro);
   self->state.ready = !self->state.distro;
   install_default_handlers(self, "gateway");
-  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (trusted_down(self, dm))
+      on_down(self, dm);
+  });
   self->delayed_send(self, std::chrono::milliseconds(defaults::service_idle_sweep_ms), tick_atom_v);
   return {
     // -- client processes ------------------------------------------------------
@@ -378,6 +444,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
                         + std::to_string(v1::PROTOCOL_VERSION_CURRENT) + ")"),
           caf::actor{});
       auto& st = self->state;
+      if (auto refusal = refuse_unready(self))
+        return caf::make_message(*refusal, caf::actor{});
       auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
                 + std::to_string(++st.session_counter);
       auto handle = client_for(self, id, client_kind::session, remote);
@@ -391,16 +459,24 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
       return caf::make_message(pack(welcome), handle);
     },
-    [=](reg_atom atom, const envelope& env) {
+    [=](reg_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
       return route_heartbeat<v1::RegisterRequest>(self, atom, env, true);
     },
-    [=](beat_atom atom, const envelope& env) {
+    [=](beat_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
       return route_heartbeat<v1::BeatRequest>(self, atom, env, true);
     },
-    [=](dereg_atom atom, const envelope& env) {
+    [=](dereg_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
       return route_heartbeat<v1::DeregisterRequest>(self, atom, env, false);
     },
     [=](query_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
       v1::QueryRequest req;
       if (!unpack(env, req))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest");
@@ -425,7 +501,11 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       i->second.touched = true;
       return delegate_envelope(self, i->second.handle, atom, env);
     },
-    [=](list_atom, const envelope& env) { return on_list(self, env); },
+    [=](list_atom, const envelope& env) {
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
+      return on_list(self, env);
+    },
     [=](status_atom, const envelope&) { return on_status(self); },
     [=](members_atom, const envelope&) {
       v1::MemberList reply;
@@ -435,21 +515,29 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     // -- children --------------------------------------------------------------
     [=](svc_put_atom atom, const service_key& key, const client_id& client,
         std::vector<instance>& xs) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "svc_put"))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       auto handle = service_for(self, key);
       if (!handle)
         return services_full(self);
       return delegate_envelope(self, handle, atom, key, client, std::move(xs));
     },
     [=](svc_drop_atom, const service_key& key, const client_id& client) {
+      if (!local_only(self, "gateway", "svc_drop"))
+        return;
       auto i = self->state.services.find(key);
       if (i != self->state.services.end()) {
         i->second.touched = true;
         self->send(i->second.handle, svc_drop_atom_v, client);
       }
     },
-    [=](tick_atom) { sweep_services(self); },
+    [=](tick_atom) {
+      if (!local_only(self, "gateway", "tick"))
+        return; sweep_services(self); },
     [=](svc_sub_atom atom, const service_key& key, const client_id& client,
         const std::string& clusters, caf::actor subscriber) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "svc_sub"))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       auto handle = service_for(self, key);
       if (!handle)
         return services_full(self);
@@ -457,6 +545,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     [=](svc_unsub_atom atom, const service_key& key, const client_id& client,
         const std::string& clusters) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "svc_unsub"))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       auto i = self->state.services.find(key);
       if (i == self->state.services.end())
         return pack(v1::Ack{});
@@ -465,6 +555,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     [=](svc_stats_atom, const service_key& key, std::uint64_t instances,
         std::uint64_t subscribers) {
+      if (!local_only(self, "gateway", "svc_stats"))
+        return;
       auto i = self->state.services.find(key);
       if (i != self->state.services.end()) {
         i->second.instances = instances;
@@ -473,6 +565,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     // -- introspection (tests and operators) -------------------------------------
     [=](caf::get_atom, const service_key& key) -> caf::actor {
+      if (!local_only(self, "gateway", "get"))
+        return caf::actor{};
       auto i = self->state.services.find(key);
       return i == self->state.services.end() ? caf::actor{} : i->second.handle;
     },
@@ -480,6 +574,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     [=](view_atom, std::vector<std::string>& routing, bool ready,
         std::vector<std::string>& member_addresses, std::vector<std::string>& member_states,
         std::vector<std::string>& member_nodes, std::vector<std::string>& member_problems) {
+      if (!local_only(self, "gateway", "view"))
+        return;
       auto& st = self->state;
       st.routing = std::move(routing);
       st.ready = ready;
@@ -488,15 +584,9 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       st.member_nodes = std::move(member_nodes);
       st.member_problems = std::move(member_problems);
     },
-    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
-      if (!self->state.distro)
-        return caf::make_message(error_reply(v1::Error::UNAVAILABLE, "peer",
-                                             "this node runs without distro"),
-                                 caf::actor{});
-      self->delegate(self->state.distro, atom, env);
-      return caf::delegated<caf::message>{};
-    },
     [=](forward_atom, const envelope& env) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "forward"))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       v1::ForwardedRequest fwd;
       if (!unpack(env, fwd))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed ForwardedRequest");
@@ -516,6 +606,8 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     [=](replica_atom atom, std::int32_t op, const client_id& id, std::uint64_t revision,
         client_services& services, bool local) {
+      if (!local_only(self, "gateway", "replica"))
+        return;
       using kind = distro_protocol::local_op::kind;
       auto& st = self->state;
       auto i = st.clients.find(id);
@@ -535,7 +627,14 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       }
       self->send(handle, atom, op, revision, std::move(services), local);
     },
+    [=](barrier_atom) -> caf::result<bool> {
+      if (!local_only(self, "gateway", "barrier"))
+        return false;
+      return on_barrier(self);
+    },
     [=](client_gone_atom, const client_id& id) {
+      if (!local_only(self, "gateway", "client_gone"))
+        return false;
       auto& st = self->state;
       auto i = st.clients.find(id);
       if (i != st.clients.end() && i->second.address() == self->current_sender()) {

@@ -5,6 +5,7 @@
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/member/peer_auth.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
 
@@ -24,6 +25,8 @@ struct peer_state {
   caf::actor remote; ///< the member's distro actor, when connected
   bool connecting = false;
   bool probing = false;
+  /// This handshake's nonce (see peer_auth.hpp).
+  std::string nonce;
   std::uint64_t generation = 0; ///< bumps on every (dis)connect; stale callbacks check it
 };
 
@@ -39,6 +42,7 @@ v1::PeerHello make_hello(peer_actor_t* self) {
   hello.set_cluster_name(self->state.settings.cluster_name);
   hello.set_address(self->state.settings.self_address);
   hello.set_node_id(self->state.settings.self_node_id);
+  hello.set_nonce(self->state.nonce);
   return hello;
 }
 
@@ -64,28 +68,93 @@ void report_up(peer_actor_t* self, const v1::PeerWelcome& welcome) {
              welcome.node_id().substr(0, defaults::address_chars_max));
 }
 
-/// Step 2 of connecting: the handshake with the member's gateway yields its distro actor.
-void hello(peer_actor_t* self, caf::actor gateway, std::uint64_t gen) {
+/// The member answered the handshake with its peer-facing handle: connected.
+void connected(peer_actor_t* self, const v1::PeerWelcome& welcome, caf::actor remote) {
   auto& st = self->state;
-  self->request(gateway, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
-                pack(make_hello(self)))
+  st.remote = remote;
+  self->monitor(remote);
+  log().info("peer {} connected to node {} ({}{})", st.address, welcome.address(),
+             welcome.node_id(), st.settings.cluster_secret.empty() ? ", unauthenticated" : "");
+  report_up(self, welcome);
+}
+
+/// Step 3 (with a cluster secret): prove the secret; the answer carries the peer-facing handle.
+void authenticate(peer_actor_t* self, caf::actor front_door, const v1::PeerWelcome& welcome,
+                  std::uint64_t gen) {
+  auto& st = self->state;
+  v1::PeerAuth auth;
+  auth.set_nonce(welcome.nonce());
+  auth.set_proof(peer_auth::hello_proof(st.settings.cluster_secret, welcome.nonce(), st.nonce,
+                                        st.settings.self_address, welcome.address()));
+  self->request(front_door, milliseconds(st.settings.request_timeout_ms), peer_atom_v, pack(auth))
     .then(
       [=](envelope& env, caf::actor& remote) {
         auto& st = self->state;
         st.connecting = false;
         if (gen != st.generation)
           return;
-        v1::PeerWelcome welcome;
-        if (auto why = check_welcome(self, env, welcome); !why.empty() || !remote) {
-          log().warn("peer {} refused the member: {}", st.address, why.empty() ? "no actor" : why);
+        v1::PeerWelcome again;
+        auto why = check_welcome(self, env, again);
+        if (why.empty() && !remote)
+          why = "no peer handle after authentication";
+        if (!why.empty()) {
+          log().error("peer {} refused the member: {}", st.address, why);
           report_fail(self, why);
           return;
         }
-        st.remote = remote;
-        self->monitor(remote);
-        log().info("peer {} connected to node {} ({})", st.address, welcome.address(),
-                   welcome.node_id());
-        report_up(self, welcome);
+        connected(self, again, remote);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.connecting = false;
+        if (gen == st.generation)
+          report_fail(self, "authentication failed: " + self->system().render(err));
+      });
+}
+
+/// Step 2 of connecting: the handshake with the member's front door yields its peer-facing handle,
+/// after both sides proved the cluster secret when there is one.
+void hello(peer_actor_t* self, caf::actor front_door, std::uint64_t gen) {
+  auto& st = self->state;
+  st.nonce = peer_auth::make_nonce();
+  self->request(front_door, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
+                pack(make_hello(self)))
+    .then(
+      [=](envelope& env, caf::actor& remote) {
+        auto& st = self->state;
+        if (gen != st.generation) {
+          st.connecting = false;
+          return;
+        }
+        v1::PeerWelcome welcome;
+        auto why = check_welcome(self, env, welcome);
+        const auto& secret = st.settings.cluster_secret;
+        if (why.empty() && secret.empty() && !welcome.proof().empty())
+          why = "the member requires a cluster secret and this node has none";
+        if (why.empty() && !secret.empty()) {
+          if (welcome.proof().empty())
+            why = "the member has no cluster secret";
+          else if (!peer_auth::same_proof(welcome.proof(),
+                                          peer_auth::welcome_proof(secret, st.nonce,
+                                                                   welcome.nonce(),
+                                                                   welcome.address(),
+                                                                   st.settings.self_address)))
+            why = "the member does not hold this cluster's secret";
+        }
+        if (why.empty() && secret.empty() && !remote)
+          why = "no peer handle";
+        if (!why.empty()) {
+          st.connecting = false;
+          log().error("peer {} refused the member: {}", st.address, why);
+          report_fail(self, why);
+          return;
+        }
+        if (!secret.empty()) {
+          authenticate(self, front_door, welcome, gen);
+          return;
+        }
+        st.connecting = false;
+        connected(self, welcome, remote);
       },
       [=](caf::error& err) {
         auto& st = self->state;
@@ -161,6 +230,8 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
   self->monitor(st.distro);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (!trusted_down(self, dm))
+      return;
     if (dm.source == st.distro.address()) {
       self->quit(dm.reason);
       return;
@@ -174,9 +245,17 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
   });
   self->send(self, tick_atom_v);
   return {
-    [=](dial_atom) { dial(self); },
-    [=](tick_atom) { probe(self); },
+    [=](dial_atom) {
+      if (local_only(self, "peer", "dial"))
+        dial(self);
+    },
+    [=](tick_atom) {
+      if (local_only(self, "peer", "tick"))
+        probe(self);
+    },
     [=](sync_atom, std::uint64_t id, envelope& batch) {
+      if (!local_only(self, "peer", "sync"))
+        return;
       auto& st = self->state;
       auto address = st.address;
       if (!st.remote) {
@@ -195,6 +274,8 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
           });
     },
     [=](verify_atom, std::uint64_t id, envelope& batch) {
+      if (!local_only(self, "peer", "verify"))
+        return;
       auto& st = self->state;
       auto address = st.address;
       if (!st.remote) {
@@ -213,6 +294,8 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
           });
     },
     [=](snapshot_atom, std::uint64_t id, envelope& request) {
+      if (!local_only(self, "peer", "snapshot"))
+        return;
       auto& st = self->state;
       auto address = st.address;
       if (!st.remote) {
@@ -234,6 +317,8 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
           });
     },
     [=](forward_atom, envelope& request) -> caf::result<envelope> {
+      if (!local_only(self, "peer", "forward"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       auto& st = self->state;
       if (!st.remote)
         return pack(make_error(v1::Error::UNAVAILABLE, "",

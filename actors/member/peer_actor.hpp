@@ -35,6 +35,7 @@ struct peer_settings {
   host_port member;           ///< whom this actor talks to
   std::string self_address;   ///< this node's listen address
   std::string self_node_id;   ///< this node's id for this run
+  std::string cluster_secret; ///< empty: an unauthenticated cluster
   std::string cluster_name;
   std::int64_t connect_timeout_ms = 2000;
   std::int64_t request_timeout_ms = 3000;  ///< probes and forwarded requests

@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
         registry::log().info("node {} re-read {}; {} members", cfg->listen.to_string(),
                              config_path, members.size());
         current_members = members;
-        caf::anon_send(supervisor, registry::wire::reload_atom_v, members);
+        caf::scoped_actor{sys}->send(supervisor, registry::wire::reload_atom_v, members);
       }
     } else {
       exit_code = exit_runtime_error;
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
       registry::log().flush();
       std::_Exit(exit_runtime_error);
     }).detach();
-    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+    caf::scoped_actor{sys}->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
   registry::log().info("node {} stopped", cfg->listen.to_string());
   registry::log().flush();

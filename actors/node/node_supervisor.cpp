@@ -8,6 +8,7 @@
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "actors/distro/distro_actor.hpp"
+#include "actors/gateway/front_door_actor.hpp"
 #include "actors/gateway/gateway_actor.hpp"
 #include "messages/type_ids.hpp"
 
@@ -23,6 +24,8 @@ struct supervisor_state {
   std::shared_ptr<const node_config> cfg;
   caf::actor gateway;
   caf::actor distro;
+  /// The published actor: the client protocol and the peer handshake, nothing else.
+  caf::actor front_door;
   std::uint16_t published_port = 0;
   bool stopping = false;
   /// The member list of the last reload, replayed to a restarted distro actor.
@@ -31,14 +34,14 @@ struct supervisor_state {
 
 using supervisor_t = caf::stateful_actor<supervisor_state>;
 
-/// Publishes the gateway on `listen` without blocking; calls `done` with the port or an error.
+/// Publishes the front door on `listen` without blocking; calls `done` with the port or an error.
 template <class Done>
 void publish_gateway(supervisor_t* self, Done done) {
   auto& st = self->state;
   auto mm = self->system().middleman().actor_handle();
   self->request(mm, std::chrono::seconds(10), caf::publish_atom::value,
                 static_cast<std::uint16_t>(st.cfg->listen.port),
-                caf::actor_cast<caf::strong_actor_ptr>(st.gateway), std::set<std::string>{},
+                caf::actor_cast<caf::strong_actor_ptr>(st.front_door), std::set<std::string>{},
                 st.cfg->listen.host, true)
     .then([=](std::uint16_t port) mutable { done(port, caf::error{}); },
           [=](caf::error& err) mutable { done(std::uint16_t{0}, std::move(err)); });
@@ -49,6 +52,8 @@ void start_children(supervisor_t* self) {
   auto& st = self->state;
   st.distro = spawn_distro_actor(self->system(), st.cfg);
   st.gateway = spawn_gateway_actor(self->system(), st.cfg, st.distro);
+  st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro);
+  self->monitor(st.front_door);
   self->monitor(st.distro);
   self->monitor(st.gateway);
   self->send(st.distro, start_atom_v, st.gateway);
@@ -62,15 +67,21 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
   start_children(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (!trusted_down(self, dm))
+      return;
     bool is_gateway = dm.source == st.gateway.address();
     bool is_distro = dm.source == st.distro.address();
-    if ((!is_gateway && !is_distro) || st.stopping)
+    bool is_front_door = dm.source == st.front_door.address();
+    if ((!is_gateway && !is_distro && !is_front_door) || st.stopping)
       return; // a child of an earlier generation
     log().error("supervisor restarted gateway and distro after the {} failed ({})",
-                is_gateway ? "gateway" : "distro", self->system().render(dm.reason));
+                is_gateway ? "gateway" : is_distro ? "distro" : "front door",
+                self->system().render(dm.reason));
     auto mm = self->system().middleman().actor_handle();
-    self->anon_send(mm, caf::unpublish_atom::value, st.gateway.address(), st.published_port);
-    self->send_exit(is_gateway ? st.distro : st.gateway, caf::exit_reason::user_shutdown);
+    self->anon_send(mm, caf::unpublish_atom::value, st.front_door.address(), st.published_port);
+    for (auto& child : {st.gateway, st.distro, st.front_door})
+      if (child.address() != dm.source)
+        self->send_exit(child, caf::exit_reason::user_shutdown);
     start_children(self);
     publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
       if (err)
@@ -82,14 +93,21 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
   });
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto& st = self->state;
+    if (!from_this_node(self)) {
+      log_foreign("supervisor", "an exit message", sender_text(self));
+      return;
+    }
     st.stopping = true;
     log().info("supervisor stopping children ({})", self->system().render(em.reason));
+    self->send_exit(st.front_door, caf::exit_reason::user_shutdown);
     self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
     self->send_exit(st.distro, caf::exit_reason::user_shutdown);
     self->quit(em.reason);
   });
   return {
     [=](start_atom) -> caf::result<std::uint16_t> {
+      if (!local_only(self, "supervisor", "start"))
+        return caf::sec::unexpected_message;
       auto rp = self->make_response_promise<std::uint16_t>();
       publish_gateway(self, [=](std::uint16_t port, const caf::error& err) mutable {
         if (err) {
@@ -102,6 +120,8 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
       return rp;
     },
     [=](reload_atom, const std::vector<std::string>& members) {
+      if (!local_only(self, "supervisor", "reload"))
+        return;
       self->state.reloaded_members = members;
       self->send(self->state.distro, reload_atom_v, members);
     },

@@ -185,12 +185,14 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
   // The service lives as long as its parent (the gateway).
   self->monitor(parent);
   self->set_down_handler([=](caf::down_msg& dm) {
-    if (dm.source == self->state.parent.address())
+    if (trusted_down(self, dm) && dm.source == self->state.parent.address())
       self->quit(dm.reason);
   });
   return {
     [=](svc_put_atom, const service_key&, const client_id& client,
         std::vector<instance>& xs) -> envelope {
+      if (!local_only(self, "service", "svc_put"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       auto& st = self->state;
       auto total = st.index->instance_count() - st.index->count_of(client) + xs.size();
       if (total > st.settings.instances_max)
@@ -203,6 +205,8 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       return pack(v1::Ack{});
     },
     [=](svc_drop_atom, const client_id& client) {
+      if (!local_only(self, "service", "svc_drop"))
+        return;
       auto& st = self->state;
       std::vector<subscriber_id> ids;
       for (auto& [id, entry] : st.subscribers)
@@ -217,6 +221,9 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
     },
     [=](svc_sub_atom, const client_id& client, const std::string& clusters,
         caf::actor subscriber) -> envelope {
+      if (!local_only(self, "service", "svc_sub"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                               "not accepted from another process"));
       auto& st = self->state;
       auto k = std::make_pair(client, clusters);
       auto i = st.subscriber_ids.find(k);
@@ -240,6 +247,8 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       return view(self, clusters);
     },
     [=](svc_unsub_atom, const client_id& client, const std::string& clusters) -> envelope {
+      if (!local_only(self, "service", "svc_unsub"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       auto& st = self->state;
       auto i = st.subscriber_ids.find({client, clusters});
       if (i != st.subscriber_ids.end()) {
@@ -264,8 +273,15 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       to_wire(info, msg);
       return pack(msg);
     },
-    [=](flush_atom) { flush_stats(self); },
+    // Everything the gateway sent before is in the index.
+    [=](barrier_atom) { return local_only(self, "service", "barrier"); },
+    [=](flush_atom) {
+      if (local_only(self, "service", "flush"))
+        flush_stats(self);
+    },
     [=](tick_atom, std::uint64_t generation) {
+      if (!local_only(self, "service", "tick"))
+        return;
       auto& st = self->state;
       if (generation != st.timer_generation)
         return;

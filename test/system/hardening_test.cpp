@@ -4,6 +4,12 @@
 
 #include <signal.h>
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "messages/distro.pb.h"
+#include "messages/registry.pb.h"
+#include "messages/type_ids.hpp"
 #include "test/support/node_fixture.hpp"
 
 using namespace registry::test;
@@ -46,4 +52,136 @@ TEST_CASE("a member listed by another spelling (localhost) is the same node: not
   holder.signal(SIGTERM);
   REQUIRE(holder.wait(5s) == 0);
   CHECK(wait_until([&] { return host_set(n0.hosts("orders")).empty(); }, 5s));
+}
+
+namespace {
+
+/// A process of the test's own that connects to a node's port as any program could.
+struct intruder {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  intruder() {
+    registry::wire::configure_system(cfg, 200, 1000, 1);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+
+  caf::actor connect(int port) {
+    auto x = sys->middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(port));
+    return x ? *x : caf::actor{};
+  }
+
+  /// Sends a request and returns the reply as a message (or the error's text).
+  template <class... Ts>
+  std::string ask(const caf::actor& dest, Ts&&... xs) {
+    caf::scoped_actor self{*sys};
+    std::string result = "no reply";
+    self->request(dest, std::chrono::seconds(3), std::forward<Ts>(xs)...)
+      .receive([&](caf::message& msg) { result = to_string(msg); },
+               [&](caf::error& err) { result = "error: " + sys->render(err); });
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_CASE("the published port answers only the client protocol: in-process messages are refused") {
+  test_node n;
+  REQUIRE(n.start());
+  REQUIRE(n.ctl({"register", "orders", "10.8.0.1:80"}).code == 0);
+  intruder x;
+  auto door = x.connect(n.port());
+  REQUIRE(door);
+  using namespace registry::wire;
+  // The routing view that once made a node refuse every heartbeat registration.
+  std::vector<std::string> nowhere{"nowhere:1"}, none;
+  auto reply = x.ask(door, view_atom_v, nowhere, false, nowhere, nowhere);
+  CHECK(reply.find("error") != std::string::npos);
+  reply = x.ask(door, view_atom_v, nowhere, false, nowhere, nowhere, nowhere, nowhere);
+  CHECK(reply.find("error") != std::string::npos);
+  // A member-list reload, a replica and an exit message go nowhere either.
+  CHECK(x.ask(door, reload_atom_v, nowhere).find("error") != std::string::npos);
+  {
+    caf::scoped_actor self{*x.sys};
+    self->send_exit(door, caf::exit_reason::kill);
+  }
+  // The node is ready, keeps its data and takes heartbeat registrations.
+  CHECK(n.wait_ready(5s));
+  REQUIRE(n.ctl({"register", "orders", "10.8.0.2:80"}).code == 0);
+  CHECK(host_set(n.hosts("orders")) == std::vector<std::string>{"10.8.0.1:80", "10.8.0.2:80"});
+  CHECK(n.log().find("refused") != std::string::npos);
+}
+
+TEST_CASE("a process without the cluster secret cannot become a peer") {
+  auto p0 = free_port(), p1 = free_port();
+  std::string secret = "cluster_secret: test-secret-0123456789abcdef\n";
+  test_node a{p0, {p0, p1}, cluster_timings + secret};
+  test_node b{p1, {p0, p1}, cluster_timings + secret};
+  a.launch();
+  b.launch();
+  REQUIRE(a.wait_ready(20s));
+  REQUIRE(b.wait_ready(20s));
+  REQUIRE(wait_until([&] { return a.member_state(b.address()) == "UP"; }, 20s));
+  CHECK(a.ctl_json({"status"})["security"] == "authenticated cluster");
+
+  intruder x;
+  auto door = x.connect(a.port());
+  REQUIRE(door);
+  using namespace registry::wire;
+  registry::v1::PeerHello hello;
+  hello.set_protocol_version(registry::v1::PROTOCOL_VERSION_CURRENT);
+  hello.set_cluster_name("test");
+  hello.set_address("127.0.0.1:1");
+  hello.set_nonce(std::string(16, 'n'));
+  // The welcome carries a challenge but no peer handle.
+  caf::actor peer_handle;
+  std::string welcome_kind;
+  {
+    caf::scoped_actor self{*x.sys};
+    self->request(door, 3s, peer_atom_v, pack(hello))
+      .receive([&](envelope& env, caf::actor& handle) {
+                 welcome_kind = env.kind;
+                 peer_handle = handle;
+               },
+               [&](caf::error&) {});
+  }
+  CHECK(welcome_kind == "registry.v1.PeerWelcome");
+  CHECK_FALSE(peer_handle);
+  // A made-up proof is refused.
+  registry::v1::PeerAuth auth;
+  auth.set_nonce(std::string(16, 'x'));
+  auth.set_proof(std::string(32, 'p'));
+  CHECK(x.ask(door, peer_atom_v, pack(auth)).find("registry.v1.Error") != std::string::npos);
+  // Node-to-node messages sent to the published port are refused too.
+  registry::v1::SyncBatch batch;
+  batch.set_source(b.address());
+  auto* c = batch.add_clients();
+  c->set_client_id("10.7.0.1:80#true");
+  c->set_revision(1);
+  c->set_owner(b.address());
+  auto* svc = c->add_services();
+  svc->mutable_service()->set_service("ghost");
+  auto* inst = svc->add_instances();
+  inst->set_ip("10.7.0.1");
+  inst->set_port(80);
+  inst->set_weight(1);
+  inst->set_enabled(true);
+  inst->set_healthy(true);
+  inst->set_ephemeral(true);
+  CHECK(x.ask(door, sync_atom_v, pack(batch)).find("error") != std::string::npos);
+  CHECK(host_set(a.hosts("ghost")).empty());
+  CHECK(a.log().find("wrong cluster secret") != std::string::npos);
+}
+
+TEST_CASE("a member with another cluster secret is refused and shown DOWN") {
+  auto p0 = free_port(), p1 = free_port();
+  test_node a{p0, {p0, p1}, cluster_timings + "cluster_secret: test-secret-0123456789abcdef\n"};
+  test_node b{p1, {p0, p1}, cluster_timings + "cluster_secret: another-secret-0123456789ab\n"};
+  a.launch();
+  b.launch();
+  REQUIRE(a.wait_ready(20s));
+  REQUIRE(b.wait_ready(20s));
+  CHECK(wait_until([&] { return b.log().find("refused the member") != std::string::npos; }, 10s));
+  CHECK(a.member_state(b.address()) == "DOWN");
+  CHECK(b.member_state(a.address()) == "DOWN");
 }

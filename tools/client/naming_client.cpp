@@ -393,6 +393,7 @@ node_status naming_client::status() {
   result.cluster_name = st.cluster_name();
   result.version = st.version();
   result.ready = st.ready();
+  result.security = st.security();
   for (const auto& m : st.members())
     result.members.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});
   result.clients = st.clients();

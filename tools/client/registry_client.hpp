@@ -112,6 +112,7 @@ struct node_status {
   std::string cluster_name;
   std::string version;
   bool ready = false;
+  std::string security; ///< standalone, authenticated cluster or unauthenticated cluster
   std::vector<member_state> members;
   std::uint64_t clients = 0;
   std::uint64_t services = 0;

@@ -489,6 +489,7 @@ int cmd_status(const global_args& g) {
                  {"clusterName", st.cluster_name},
                  {"version", st.version},
                  {"ready", st.ready},
+                 {"security", st.security},
                  {"members", members},
                  {"clients", st.clients},
                  {"services", st.services},
@@ -501,6 +502,7 @@ int cmd_status(const global_args& g) {
                        "cluster:     " + st.cluster_name + "\n" +
                        "version:     " + st.version + "\n" +
                        "ready:       " + (st.ready ? "yes" : "no") + "\n" +
+                       "security:    " + st.security + "\n" +
                        "members:     " + std::to_string(st.members.size()) + "\n";
     for (const auto& m : st.members)
       text += "  " + member_line(m) + "\n";
