@@ -534,7 +534,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   require_map(root, "(top level)");
   bool have_listen = false;
   bool have_members = false;
-  YAML::Node secret_file; // resolved after the walk, once exclusivity is known
+  bool have_secret_file = false;
+  YAML::Node secret_file; // read after the walk, once exclusivity is known
   for_each_entry(root, "", [&](const std::string& name, const std::string& full,
                                const YAML::Node& value, const YAML::Node& key_node) {
     if (name == "listen") {
@@ -579,8 +580,10 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
                        " bytes, got " + std::to_string(cfg.cluster_secret.size()), value);
       }
     } else if (name == "cluster_secret_file") {
-      if (!read_string(value, full).empty())
+      if (!read_string(value, full).empty()) {
         secret_file = value;
+        have_secret_file = true;
+      }
     } else if (name == "data_dir") {
       read_string(value, full); // reserved: checked, not used
     } else if (extra_section_keys().count(name) > 0) {
@@ -600,10 +603,10 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   if (!have_members && cfg.members_url.empty())
     fail("members", "required key is missing (expected the list of every node, this one included, "
                     "or members_url)");
-  if (secret_file && !cfg.cluster_secret.empty())
+  if (have_secret_file && !cfg.cluster_secret.empty())
     fail("cluster_secret_file", "cannot be used together with cluster_secret: give the secret "
                                 "either inline (cluster_secret) or in a file (cluster_secret_file)");
-  if (secret_file)
+  if (have_secret_file)
     read_secret_file(secret_file, cfg, source_name);
   std::sort(cfg.members.begin(), cfg.members.end());
   cfg.members.erase(std::unique(cfg.members.begin(), cfg.members.end()), cfg.members.end());

@@ -5,8 +5,9 @@
 /// --log-level). Unknown keys, wrong types, bad addresses, impossible relations and missing files are
 /// errors naming the file, the key and the problem; the node does not start then.
 ///
-/// YAML (every key but `listen` and one of `members` / `members_url` is optional; durations are
-/// integers in ms; an empty string means "not set"):
+/// Every key but `listen` and one of `members` / `members_url` is optional.
+///
+/// YAML (durations are integers in ms; an empty string means "not set"):
 ///   listen: 127.0.0.1:8848            # HOST:PORT this node publishes on
 ///   members: [127.0.0.1:8848]         # every node of the cluster, this one included
 ///   members_url: ""                   # instead of members: http://HOST:PORT/PATH, one HOST:PORT a line
