@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -59,6 +60,22 @@ TEST_CASE("a node with members_url starts with the served list and follows its c
   auto log = n.node.log();
   CHECK(log.find("members_url=" + server.url()) != std::string::npos);
   CHECK(log.find("cluster_secret=none") != std::string::npos);
+}
+
+TEST_CASE("SIGHUP makes a members_url node fetch its list at once") {
+  http_test_server server;
+  url_node n{server.url()};
+  // A poll interval of a minute: only SIGHUP can bring the change within the test.
+  auto text = read_file(n.node.config_path());
+  auto at = text.find("members_poll_interval_ms: 200");
+  REQUIRE(at != std::string::npos);
+  write_file(n.node.config_path(), text.replace(at, 29, "members_poll_interval_ms: 60000"));
+  server.respond(200, n.node.address() + "\n");
+  REQUIRE(n.node.start());
+  auto b = ghost();
+  server.respond(200, n.node.address() + "\n" + b + "\n");
+  n.node.process().signal(SIGHUP);
+  CHECK(wait_until([&] { return n.node.member_state(b) != ""; }, 5s));
 }
 
 TEST_CASE("when the address server fails the node keeps its last list and logs it once") {
