@@ -97,9 +97,15 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
   return keys;
 }
 
-const std::set<std::string> top_level_scalar_keys = {
-  "listen",        "members",        "members_url",        "members_poll_interval_ms",
-  "members_start_wait_ms", "cluster_name", "cluster_secret", "cluster_secret_file", "data_dir"};
+const std::set<std::string> top_level_scalar_keys = {"listen",
+                                                     "members",
+                                                     "members_url",
+                                                     "members_poll_interval_ms",
+                                                     "members_start_wait_ms",
+                                                     "cluster_name",
+                                                     "cluster_secret",
+                                                     "cluster_secret_file",
+                                                     "data_dir"};
 
 const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
 
