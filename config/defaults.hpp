@@ -88,11 +88,33 @@ inline constexpr std::size_t trusted_peer_processes_max = 4 * members_max;
 /// Longest HOST:PORT or node id a peer may announce; longer ones are refused.
 inline constexpr std::size_t address_chars_max = 256;
 
+// -- member sources (members_url, Nacos's address server) ----------------------
+inline constexpr std::int64_t members_poll_interval_ms = 5000;
+inline constexpr std::int64_t members_poll_interval_ms_min = 100;
+/// At start the node retries members_url for this long, then exits.
+inline constexpr std::int64_t members_start_wait_ms = 30000;
+/// Delay between start-up attempts (shorter when the poll interval is).
+inline constexpr std::int64_t members_start_retry_ms = 1000;
+/// One fetch: connect within this, finish within the total (also the longest SIGTERM delay).
+inline constexpr std::int64_t members_fetch_connect_timeout_ms = 1000;
+inline constexpr std::int64_t members_fetch_timeout_ms = 2000;
+/// A longer response is refused (64 members of 253-character names fit well).
+inline constexpr std::size_t members_response_bytes_max = 64 * 1024;
+inline constexpr std::size_t members_url_chars_max = 2048;
+
+// -- cluster secret --------------------------------------------------------------
+inline constexpr std::size_t cluster_secret_bytes_min = 16;
+inline constexpr std::size_t cluster_secret_bytes_max = 4096;
+
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);
 static_assert(beat_delete_timeout_ms >= beat_unhealthy_timeout_ms);
 static_assert(caf_connection_timeout_ms > caf_heartbeat_interval_ms);
 static_assert(page_size_default <= page_size_max);
 static_assert(reconnect_backoff_min_ms <= reconnect_backoff_max_ms);
+static_assert(members_fetch_connect_timeout_ms <= members_fetch_timeout_ms);
+static_assert(members_poll_interval_ms >= members_poll_interval_ms_min);
+static_assert(members_max * 260 <= members_response_bytes_max); // 253-char host, ':', port, newline
+static_assert(cluster_secret_bytes_min <= cluster_secret_bytes_max);
 
 } // namespace registry::defaults

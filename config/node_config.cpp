@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <filesystem>
 #include <sys/stat.h>
 
 #include <yaml-cpp/yaml.h>
@@ -96,7 +97,14 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
   return keys;
 }
 
-const std::set<std::string> top_level_scalar_keys = {"listen", "members", "cluster_name",
+const std::set<std::string> top_level_scalar_keys = {"listen",
+                                                     "members",
+                                                     "members_url",
+                                                     "members_poll_interval_ms",
+                                                     "members_start_wait_ms",
+                                                     "cluster_name",
+                                                     "cluster_secret",
+                                                     "cluster_secret_file",
                                                      "data_dir"};
 
 const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
@@ -395,6 +403,74 @@ std::string check_dns_name(const std::string& h) {
   return "";
 }
 
+// -- the cluster secret -------------------------------------------------------------
+
+std::string quote_path(const std::string& path) {
+  return "'" + path + "'";
+}
+
+/// `path` as written, or relative to the directory of the config file when it is relative.
+std::string resolve_path(const std::string& path, const std::string& source_name) {
+  std::filesystem::path p{path};
+  if (p.is_absolute() || source_name.empty())
+    return path;
+  auto dir = std::filesystem::path{source_name}.parent_path();
+  return dir.empty() ? path : (dir / p).string();
+}
+
+/// Reads the secret file named by `value` into cfg.cluster_secret; warns when others may read it.
+/// Errors name the path but never the content.
+void read_secret_file(const YAML::Node& value, node_config& cfg, const std::string& source_name) {
+  const std::string key = "cluster_secret_file";
+  const std::string path = resolve_path(value.Scalar(), source_name);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    fail(key, "cannot read " + quote_path(path) + ": " + std::strerror(errno), value);
+  if (!S_ISREG(st.st_mode))
+    fail(key, "cannot read " + quote_path(path) + ": not a regular file", value);
+  if (static_cast<std::uint64_t>(st.st_size) > defaults::cluster_secret_bytes_max + 2)
+    fail(key, quote_path(path) + " is larger than " +
+                std::to_string(defaults::cluster_secret_bytes_max) + " bytes", value);
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    fail(key, "cannot read " + quote_path(path) + ": " + std::strerror(errno), value);
+  std::string text;
+  char buf[512];
+  std::size_t n = 0;
+  while (text.size() <= defaults::cluster_secret_bytes_max + 2 &&
+         (n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    text.append(buf, n);
+  bool failed = std::ferror(f) != 0;
+  int read_errno = errno;
+  std::fclose(f);
+  if (failed)
+    fail(key, "cannot read " + quote_path(path) + ": " + std::strerror(read_errno), value);
+  // One final newline (LF or CRLF) is what editors add; it is not part of the secret.
+  if (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+    if (!text.empty() && text.back() == '\r')
+      text.pop_back();
+  }
+  if (text.empty())
+    fail(key, quote_path(path) + " is empty; expected a secret of at least " +
+                std::to_string(defaults::cluster_secret_bytes_min) + " bytes", value);
+  if (text.size() < defaults::cluster_secret_bytes_min)
+    fail(key, "the secret in " + quote_path(path) + " has " + std::to_string(text.size()) +
+                " bytes; expected at least " + std::to_string(defaults::cluster_secret_bytes_min),
+         value);
+  if (text.size() > defaults::cluster_secret_bytes_max)
+    fail(key, quote_path(path) + " is larger than " +
+                std::to_string(defaults::cluster_secret_bytes_max) + " bytes", value);
+  if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    cfg.warnings.push_back(key + ": " + quote_path(path) + " is accessible by others (mode " +
+                           mode + "); restrict it with chmod 600");
+  }
+  cfg.cluster_secret = std::move(text);
+  cfg.cluster_secret_source = path;
+}
+
 // -- the document ------------------------------------------------------------------
 
 void parse_section(const YAML::Node& node, const std::string& section, node_config& cfg) {
@@ -464,6 +540,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   require_map(root, "(top level)");
   bool have_listen = false;
   bool have_members = false;
+  bool have_secret_file = false;
+  YAML::Node secret_file; // read after the walk, once exclusivity is known
   for_each_entry(root, "", [&](const std::string& name, const std::string& full,
                                const YAML::Node& value, const YAML::Node& key_node) {
     if (name == "listen") {
@@ -480,8 +558,38 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
         ++i;
       }
       have_members = true;
+    } else if (name == "members_url") {
+      cfg.members_url = read_string(value, full);
+      if (!cfg.members_url.empty()) {
+        auto problem = check_members_url(cfg.members_url);
+        if (!problem.empty())
+          fail(full, problem, value);
+      }
+    } else if (name == "members_poll_interval_ms") {
+      cfg.members_poll_interval_ms =
+        read_int(value, full, defaults::members_poll_interval_ms_min, duration_ms_max);
+    } else if (name == "members_start_wait_ms") {
+      cfg.members_start_wait_ms = read_int(value, full, 0, duration_ms_max);
     } else if (name == "cluster_name") {
       cfg.cluster_name = read_string(value, full);
+    } else if (name == "cluster_secret") {
+      if (!value.IsScalar()) // never echo the value: it may be a secret with a typo
+        fail(full, "expected a string", value);
+      cfg.cluster_secret = value.Scalar();
+      if (!cfg.cluster_secret.empty()) {
+        cfg.cluster_secret_source = "cluster_secret";
+        if (cfg.cluster_secret.size() < defaults::cluster_secret_bytes_min)
+          fail(full, "expected at least " + std::to_string(defaults::cluster_secret_bytes_min) +
+                       " bytes, got " + std::to_string(cfg.cluster_secret.size()), value);
+        if (cfg.cluster_secret.size() > defaults::cluster_secret_bytes_max)
+          fail(full, "expected at most " + std::to_string(defaults::cluster_secret_bytes_max) +
+                       " bytes, got " + std::to_string(cfg.cluster_secret.size()), value);
+      }
+    } else if (name == "cluster_secret_file") {
+      if (!read_string(value, full).empty()) {
+        secret_file = value;
+        have_secret_file = true;
+      }
     } else if (name == "data_dir") {
       read_string(value, full); // reserved: checked, not used
     } else if (extra_section_keys().count(name) > 0) {
@@ -495,8 +603,17 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   });
   if (!have_listen)
     fail("listen", "required key is missing (expected HOST:PORT of this node)");
-  if (!have_members)
-    fail("members", "required key is missing (expected the list of every node, this one included)");
+  if (have_members && !cfg.members_url.empty())
+    fail("members_url", "cannot be used together with members: name the members either in the "
+                        "file (members) or at an address server (members_url)");
+  if (!have_members && cfg.members_url.empty())
+    fail("members", "required key is missing (expected the list of every node, this one included, "
+                    "or members_url)");
+  if (have_secret_file && !cfg.cluster_secret.empty())
+    fail("cluster_secret_file", "cannot be used together with cluster_secret: give the secret "
+                                "either inline (cluster_secret) or in a file (cluster_secret_file)");
+  if (have_secret_file)
+    read_secret_file(secret_file, cfg, source_name);
   std::sort(cfg.members.begin(), cfg.members.end());
   cfg.members.erase(std::unique(cfg.members.begin(), cfg.members.end()), cfg.members.end());
   return cfg;
@@ -576,34 +693,56 @@ std::string validate(const node_config& cfg) {
                  "expected an integer in " + std::to_string(f.min) + ".." + std::to_string(f.max) +
                      ", got " + std::to_string(v));
   }
-  // listen and members.
+  // Member sources.
+  if (cfg.members_poll_interval_ms < defaults::members_poll_interval_ms_min ||
+      cfg.members_poll_interval_ms > duration_ms_max)
+    return err("members_poll_interval_ms",
+               "expected an integer in " + std::to_string(defaults::members_poll_interval_ms_min) +
+                 ".." + std::to_string(duration_ms_max) + ", got " +
+                 std::to_string(cfg.members_poll_interval_ms));
+  if (cfg.members_start_wait_ms < 0 || cfg.members_start_wait_ms > duration_ms_max)
+    return err("members_start_wait_ms", "expected an integer in 0.." +
+                                          std::to_string(duration_ms_max) + ", got " +
+                                          std::to_string(cfg.members_start_wait_ms));
+  if (!cfg.members_url.empty()) {
+    auto problem = check_members_url(cfg.members_url);
+    if (!problem.empty())
+      return err("members_url", problem);
+  }
+  // listen and members (filled from members_url only once the node fetched them).
   if (cfg.listen.host.empty() || cfg.listen.port == 0)
     return err("listen", "expected HOST:PORT with a host and a port in 1..65535, got " +
                              quote(cfg.listen.to_string()));
-  if (cfg.members.empty())
+  if (cfg.members.empty() && cfg.members_url.empty())
     return err("members", "expected at least one HOST:PORT, got none");
-  if (cfg.members.size() > defaults::members_max)
-    return err("members", "expected at most " + std::to_string(defaults::members_max) +
-                              " members, got " + std::to_string(cfg.members.size()));
-  for (std::size_t i = 0; i < cfg.members.size(); ++i) {
-    const auto& m = cfg.members[i];
-    std::string key = "members[" + std::to_string(i) + "]";
-    if (m.host.empty() || m.port == 0)
-      return err(key, "expected HOST:PORT with a host and a port in 1..65535, got " +
-                          quote(m.to_string()));
-    if (m.host == "0.0.0.0")
-      return err(key, "0.0.0.0 is not an address peers can connect to; use the node's address");
-    if (i > 0 && !(cfg.members[i - 1] < m))
-      return err(key, "members must be sorted and unique, got " + quote(m.to_string()) +
-                          " after " + quote(cfg.members[i - 1].to_string()));
+  if (!cfg.members.empty()) {
+    auto count_problem = check_member_count(cfg.members.size());
+    if (!count_problem.empty())
+      return err("members", count_problem);
+    for (std::size_t i = 0; i < cfg.members.size(); ++i) {
+      const auto& m = cfg.members[i];
+      std::string key = "members[" + std::to_string(i) + "]";
+      auto problem = check_member_address(m);
+      if (!problem.empty())
+        return err(key, problem);
+      if (i > 0 && !(cfg.members[i - 1] < m))
+        return err(key, "members must be sorted and unique, got " + quote(m.to_string()) +
+                            " after " + quote(cfg.members[i - 1].to_string()));
+    }
+    auto listen_problem = check_listen_in_members(cfg.members, cfg.listen);
+    if (!listen_problem.empty())
+      return err("listen", listen_problem);
   }
-  if (!std::binary_search(cfg.members.begin(), cfg.members.end(), cfg.listen)) {
-    std::string list;
-    for (const auto& m : cfg.members)
-      list += (list.empty() ? "" : ", ") + m.to_string();
-    return err("listen", "expected one of the members [" + list + "], got " +
-                             quote(cfg.listen.to_string()));
-  }
+  // The secret (never quoted).
+  if (!cfg.cluster_secret.empty() &&
+      (cfg.cluster_secret.size() < defaults::cluster_secret_bytes_min ||
+       cfg.cluster_secret.size() > defaults::cluster_secret_bytes_max))
+    return err(cfg.cluster_secret_source == "cluster_secret" || cfg.cluster_secret_source.empty()
+                 ? "cluster_secret"
+                 : "cluster_secret_file",
+               "expected a secret of " + std::to_string(defaults::cluster_secret_bytes_min) + ".." +
+                 std::to_string(defaults::cluster_secret_bytes_max) + " bytes, got " +
+                 std::to_string(cfg.cluster_secret.size()));
   // Names and levels.
   if (cfg.cluster_name.empty() || !chars_in(cfg.cluster_name, "_.-"))
     return err("cluster_name", "expected a non-empty name of [A-Za-z0-9_.-], got " +
@@ -654,6 +793,59 @@ std::string validate(const node_config& cfg) {
     if (t != -1.0 && !(t >= 0.0 && t <= 1.0))
       return err(full, "expected a number in 0..1 or -1 (off), got " + fmt_double(t));
   }
+  return "";
+}
+
+std::string check_member_address(const host_port& member) {
+  if (member.host.empty() || member.port == 0)
+    return "expected HOST:PORT with a host and a port in 1..65535, got " +
+           quote(member.to_string());
+  if (member.host == "0.0.0.0")
+    return "0.0.0.0 is not an address peers can connect to; use the node's address";
+  return "";
+}
+
+std::string check_member_count(std::size_t count) {
+  if (count > defaults::members_max)
+    return "expected at most " + std::to_string(defaults::members_max) + " members, got " +
+           std::to_string(count);
+  return "";
+}
+
+std::string check_listen_in_members(const std::vector<host_port>& members,
+                                    const host_port& listen) {
+  if (std::binary_search(members.begin(), members.end(), listen))
+    return "";
+  std::string list;
+  for (const auto& m : members)
+    list += (list.empty() ? "" : ", ") + m.to_string();
+  return "expected one of the members [" + list + "], got " + quote(listen.to_string());
+}
+
+std::string check_members_url(const std::string& url) {
+  const std::string form = "expected http://HOST[:PORT]/PATH";
+  if (url.size() > defaults::members_url_chars_max)
+    return form + ", got a URL longer than " + std::to_string(defaults::members_url_chars_max) +
+           " characters";
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= ' ' || static_cast<unsigned char>(c) >= 0x7f)
+      return form + " without whitespace or control characters, got " + quote(url);
+  const std::string scheme = "http://";
+  if (url.compare(0, scheme.size(), scheme) != 0)
+    return form + " (only plain http is supported), got " + quote(url);
+  auto rest = url.substr(scheme.size());
+  auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  if (authority.find('@') != std::string::npos)
+    return form + " without user information, got " + quote(url);
+  if (url.find('#') != std::string::npos)
+    return form + " without a fragment ('#'), got " + quote(url);
+  if (authority.empty())
+    return form + ", got no host in " + quote(url);
+  auto parsed = parse_host_port(authority.find(':') == std::string::npos ? authority + ":80"
+                                                                          : authority);
+  if (auto* problem = std::get_if<std::string>(&parsed))
+    return form + ": " + *problem;
   return "";
 }
 

@@ -5,10 +5,17 @@
 /// --log-level). Unknown keys, wrong types, bad addresses, impossible relations and missing files are
 /// errors naming the file, the key and the problem; the node does not start then.
 ///
-/// YAML (every key but `listen` and `members` is optional; durations are integers in ms):
+/// Every key but `listen` and one of `members` / `members_url` is optional.
+///
+/// YAML (durations are integers in ms; an empty string means "not set"):
 ///   listen: 127.0.0.1:8848            # HOST:PORT this node publishes on
 ///   members: [127.0.0.1:8848]         # every node of the cluster, this one included
+///   members_url: ""                   # instead of members: http://HOST:PORT/PATH, one HOST:PORT a line
+///   members_poll_interval_ms: 5000    # how often members_url is fetched again
+///   members_start_wait_ms: 30000      # how long the start retries members_url before giving up
 ///   cluster_name: default             # peers with another name are refused
+///   cluster_secret: ""                # shared secret of the members, at least 16 bytes
+///   cluster_secret_file: ""           # instead of cluster_secret: a file holding it (mode 0600)
 ///   data_dir: ""                      # reserved
 ///   log:
 ///     level: info                     # trace, debug, info, warn, error, off
@@ -82,11 +89,22 @@ std::variant<host_port, std::string> parse_host_port(const std::string& text);
 struct node_config {
   std::string source_file; ///< the file it came from, for messages
   host_port listen;
-  std::vector<host_port> members; ///< sorted, unique, includes `listen`
+  /// Sorted, unique, includes `listen`. Empty after loading when `members_url` is set: the node
+  /// fills it from the address server before it starts.
+  std::vector<host_port> members;
+  /// The address server ("" = none): an http:// URL answering one HOST:PORT per line.
+  std::string members_url;
+  std::int64_t members_poll_interval_ms = defaults::members_poll_interval_ms;
+  std::int64_t members_start_wait_ms = defaults::members_start_wait_ms;
   std::string cluster_name = "default";
-  /// The resolved cluster secret (cluster_secret or the content of cluster_secret_file); empty = an
-  /// unauthenticated cluster. Never logged.
+  /// The members' shared secret ("" = none), from `cluster_secret` or `cluster_secret_file`. Never
+  /// log it; log `cluster_secret_source` instead.
   std::string cluster_secret;
+  /// Where the secret came from: "" (none), "cluster_secret" or the file's path.
+  std::string cluster_secret_source;
+  /// Things worth a warning that do not stop the start (e.g. a secret file others can read); the
+  /// node logs each at start.
+  std::vector<std::string> warnings;
   std::string log_level = "info";
   std::string log_file;
 
@@ -159,5 +177,19 @@ std::variant<node_config, std::string> parse_node_config(const std::string& yaml
 
 /// Relations between values (timeouts > intervals, listen in members, ...); "" when fine.
 std::string validate(const node_config& cfg);
+
+// -- member rules, shared by `members` and the address server ----------------------
+
+/// "" when peers can connect to `member` (a host, a port, not 0.0.0.0), else the problem.
+std::string check_member_address(const host_port& member);
+
+/// "" when `count` members are within defaults::members_max, else the problem.
+std::string check_member_count(std::size_t count);
+
+/// "" when `listen` is among the sorted `members`, else the problem listing them.
+std::string check_listen_in_members(const std::vector<host_port>& members, const host_port& listen);
+
+/// "" when `url` is http://HOST[:PORT]/PATH (no user, query or fragment), else the problem.
+std::string check_members_url(const std::string& url);
 
 } // namespace registry

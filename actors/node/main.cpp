@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -13,6 +14,8 @@
 #include <caf/io/all.hpp>
 
 #include "actors/common/log.hpp"
+#include "actors/member/http_get.hpp"
+#include "actors/member/member_source.hpp"
 #include "actors/node/node_supervisor.hpp"
 #include "config/node_config.hpp"
 #include "messages/type_ids.hpp"
@@ -35,6 +38,40 @@ std::int64_t file_mtime(const std::string& path) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+/// Milliseconds of a monotonic clock, for the member source.
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Waits up to `wait_ms` for one of `signals`; returns it, or -1 when none came.
+int wait_signal(const sigset_t& signals, std::int64_t wait_ms) {
+  wait_ms = std::max<std::int64_t>(0, wait_ms);
+  timespec wait{static_cast<time_t>(wait_ms / 1000), static_cast<long>(wait_ms % 1000) * 1000000};
+  return sigtimedwait(&signals, nullptr, &wait);
+}
+
+const registry::http_get_limits members_fetch_limits{
+  registry::defaults::members_fetch_connect_timeout_ms, registry::defaults::members_fetch_timeout_ms,
+  registry::defaults::members_response_bytes_max};
+
+std::vector<std::string> member_strings(const std::vector<registry::host_port>& members) {
+  std::vector<std::string> result;
+  for (auto& m : members)
+    result.push_back(m.to_string());
+  return result;
+}
+
+/// Logs what the member source reports; the node's address is the subject.
+void log_effects(const registry::node_config& cfg, const registry::member_source::effects& fx) {
+  for (auto& line : fx.errors)
+    registry::log().error("node {} {}", cfg.listen.to_string(), line);
+  for (auto& line : fx.infos)
+    registry::log().info("node {} {}", cfg.listen.to_string(), line);
+}
+
+/// The secret itself never appears here: only whether one is set and where it came from.
 std::string summary(const registry::node_config& cfg) {
   std::string members;
   for (auto& m : cfg.members)
@@ -47,7 +84,10 @@ std::string summary(const registry::node_config& cfg) {
          + std::to_string(cfg.session.caf_heartbeat_interval_ms) + "/"
          + std::to_string(cfg.session.caf_connection_timeout_ms) + "ms push_merge="
          + std::to_string(cfg.push.merge_window_ms) + "ms protection="
-         + (cfg.discovery.protection_enabled ? "on" : "off");
+         + (cfg.discovery.protection_enabled ? "on" : "off")
+         + (cfg.members_url.empty() ? "" : " members_url=" + cfg.members_url)
+         + " cluster_secret="
+         + (cfg.cluster_secret.empty() ? "none" : "set (from " + cfg.cluster_secret_source + ")");
 }
 
 } // namespace
@@ -77,6 +117,12 @@ int main(int argc, char** argv) {
     std::cerr << "registryd: --log-level/log: " << err << "\n";
     return exit_bad_config;
   }
+  for (auto& warning : cfg->warnings)
+    registry::log().warn("node {} config {}: {}", cfg->listen.to_string(), config_path, warning);
+  if (auto err = registry::http_global_init(); !err.empty()) {
+    std::cerr << "registryd: cannot initialise the HTTP client: " << err << "\n";
+    return exit_runtime_error;
+  }
 
   // Signals go to this thread only: block them before CAF starts its threads, then sigwait.
   sigset_t signals;
@@ -85,6 +131,25 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // With members_url the list comes from the address server: fetch it before anything starts.
+  registry::member_source source{*cfg, now_ms()};
+  while (source.starting()) {
+    int sig = wait_signal(signals, source.fetch_due_in_ms(now_ms()));
+    if (sig == SIGTERM || sig == SIGINT) {
+      registry::log().info("node {} stopped before it started", cfg->listen.to_string());
+      return exit_ok;
+    }
+    auto fx = source.on_fetch(now_ms(), registry::http_get(source.url(), members_fetch_limits));
+    log_effects(*cfg, fx);
+    if (!fx.fatal.empty()) {
+      registry::log().error("node {} cannot start: {}", cfg->listen.to_string(), fx.fatal);
+      registry::log().flush();
+      std::cerr << "registryd: " << config_path << ": " << fx.fatal << "\n";
+      return exit_bad_config;
+    }
+  }
+  cfg->members = source.members();
 
   registry::log().info("node {} starting: {}", cfg->listen.to_string(), summary(*cfg));
   caf::actor_system_config sys_cfg;
@@ -110,51 +175,34 @@ int main(int argc, char** argv) {
           });
     }
     if (started) {
-      // Wait for a signal; re-read the member list on SIGHUP or when the file changes.
-      auto members_of = [](const registry::node_config& c) {
-        std::vector<std::string> result;
-        for (auto& m : c.members)
-          result.push_back(m.to_string());
-        return result;
-      };
-      auto current_members = members_of(*cfg);
+      // Wait for a signal; re-read the config on SIGHUP or when the file changes; poll the
+      // address server when one is configured. A GET blocks for at most its total timeout, so
+      // SIGTERM waits at most that long.
       auto last_mtime = file_mtime(config_path);
       for (;;) {
-        timespec wait{1, 0};
-        int sig = sigtimedwait(&signals, nullptr, &wait);
+        auto due_ms = source.fetch_due_in_ms(now_ms());
+        int sig = wait_signal(signals, due_ms < 0 ? 1000 : std::min<std::int64_t>(1000, due_ms));
+        if (sig == SIGTERM || sig == SIGINT) {
+          registry::log().info("node {} received {}; shutting down", cfg->listen.to_string(),
+                               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+          break;
+        }
         bool reload = sig == SIGHUP;
         if (sig < 0) {
           auto mtime = file_mtime(config_path);
           reload = mtime != last_mtime;
           last_mtime = mtime;
-        } else if (sig != SIGHUP) {
-          registry::log().info("node {} received {}; shutting down", cfg->listen.to_string(),
-                               sig == SIGTERM ? "SIGTERM" : "SIGINT");
-          break;
         }
-        if (!reload)
+        registry::member_source::effects fx;
+        if (reload)
+          fx = source.on_config(now_ms(), registry::load_node_config(config_path));
+        else if (source.fetch_due_in_ms(now_ms()) == 0)
+          fx = source.on_fetch(now_ms(), registry::http_get(source.url(), members_fetch_limits));
+        else
           continue;
-        auto fresh = registry::load_node_config(config_path);
-        if (auto* err = std::get_if<std::string>(&fresh)) {
-          registry::log().error("node {} kept its member list: {}", cfg->listen.to_string(), *err);
-          continue;
-        }
-        auto& next = std::get<registry::node_config>(fresh);
-        if (!(next.listen == cfg->listen)) {
-          registry::log().error("node {} kept its member list: listen cannot change without a "
-                                "restart", cfg->listen.to_string());
-          continue;
-        }
-        auto members = members_of(next);
-        if (members == current_members) {
-          registry::log().info("node {} re-read {}; members unchanged (other settings take "
-                               "effect at the next start)", cfg->listen.to_string(), config_path);
-          continue;
-        }
-        registry::log().info("node {} re-read {}; {} members", cfg->listen.to_string(),
-                             config_path, members.size());
-        current_members = members;
-        caf::scoped_actor{sys}->send(supervisor, registry::wire::reload_atom_v, members);
+        log_effects(*cfg, fx);
+        if (fx.members)
+          caf::scoped_actor{sys}->send(supervisor, registry::wire::reload_atom_v, member_strings(*fx.members));
       }
     } else {
       exit_code = exit_runtime_error;
@@ -170,5 +218,6 @@ int main(int argc, char** argv) {
   }
   registry::log().info("node {} stopped", cfg->listen.to_string());
   registry::log().flush();
+  registry::http_global_cleanup();
   return exit_code;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -94,6 +95,29 @@ struct temp_file {
     fs::remove(path, ec);
   }
 };
+
+/// A temporary directory with files of chosen content and mode, removed at the end of the scope.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("node_config_test_dir_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string write(const std::string& name, const std::string& content, mode_t mode = 0600) {
+    auto p = path / name;
+    std::ofstream(p, std::ios::binary) << content;
+    ::chmod(p.c_str(), mode);
+    return p.string();
+  }
+};
+
+const std::string secret = "0123456789abcdef-long-enough";
 
 /// The dotted key paths of a YAML document's mappings (sequences, scalars and empty mappings are
 /// leaves).
@@ -190,6 +214,12 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(cfg.distro.reconnect_backoff_min_ms == defaults.distro.reconnect_backoff_min_ms);
   CHECK(cfg.distro.reconnect_backoff_max_ms == defaults.distro.reconnect_backoff_max_ms);
   CHECK(cfg.distro.member_failures_until_down == defaults.distro.member_failures_until_down);
+  CHECK(cfg.members_url == defaults.members_url);
+  CHECK(cfg.members_poll_interval_ms == defaults.members_poll_interval_ms);
+  CHECK(cfg.members_start_wait_ms == defaults.members_start_wait_ms);
+  CHECK(cfg.cluster_secret == defaults.cluster_secret);
+  CHECK(cfg.cluster_secret_source == defaults.cluster_secret_source);
+  CHECK(cfg.warnings.empty());
 }
 
 TEST_CASE("node_config: standalone.yaml has exactly the keys documented in node_config.hpp") {
@@ -220,6 +250,27 @@ TEST_CASE("node_config: the cluster-3 files load and agree on the members") {
   }
   CHECK(listens.size() == 3); // each node its own address
   CHECK(nodes.front().cluster_name != node_config{}.cluster_name);
+  // One shared secret from the file next to them; a fresh clone (mode 0644) gets only a warning.
+  for (const auto& cfg : nodes) {
+    CHECK(cfg.cluster_secret.size() >= registry::defaults::cluster_secret_bytes_min);
+    CHECK(cfg.cluster_secret == nodes.front().cluster_secret);
+    CHECK(cfg.cluster_secret.find('\n') == std::string::npos);
+    CHECK(cfg.cluster_secret_source == source_path("config/cluster-3/cluster.secret"));
+    CHECK(cfg.warnings.size() <= 1);
+  }
+}
+
+TEST_CASE("node_config: the cluster-3 secret file loads with the mode a fresh clone gives it") {
+  temp_dir dir;
+  auto content = read_text(source_path("config/cluster-3/cluster.secret"));
+  dir.write("cluster.secret", content, 0644);
+  auto yaml = dir.write("node.yaml", read_text(source_path("config/cluster-3/node1.yaml")));
+  auto cfg = load_ok(yaml);
+  CHECK(cfg.cluster_secret + "\n" == content);
+  REQUIRE(cfg.warnings.size() == 1);
+  CHECK(cfg.warnings[0].find("cluster_secret_file") != std::string::npos);
+  CHECK(cfg.warnings[0].find("0644") != std::string::npos);
+  CHECK(cfg.warnings[0].find(content.substr(0, 8)) == std::string::npos); // never the secret
 }
 
 // -- values ------------------------------------------------------------------------
@@ -533,4 +584,165 @@ TEST_CASE("node_config: threshold_for uses per-service values, the default, or -
          {"public", "OTHER@@x"}}) {
     CHECK(off.threshold_for(ns, name) == -1.0);
   }
+}
+
+// -- member sources ----------------------------------------------------------------------
+
+TEST_CASE("node_config: members_url names an address server instead of members") {
+  auto cfg = parse_ok("listen: 127.0.0.1:8848\n"
+                      "members_url: http://127.0.0.1:8080/nacos/serverlist\n"
+                      "members_poll_interval_ms: 250\nmembers_start_wait_ms: 0\n");
+  CHECK(cfg.members_url == "http://127.0.0.1:8080/nacos/serverlist");
+  CHECK(cfg.members.empty()); // filled by the node from the server
+  CHECK(cfg.members_poll_interval_ms == 250);
+  CHECK(cfg.members_start_wait_ms == 0);
+  CHECK(!cfg.standalone());
+  CHECK(registry::validate(cfg).empty());
+  // Without a port or a path, with a DNS name and a query.
+  parse_ok("listen: 127.0.0.1:8848\nmembers_url: http://addr.example\n");
+  parse_ok("listen: 127.0.0.1:8848\nmembers_url: http://addr.example:8080/list?env=prod\n");
+  // "" means not set: members then required.
+  parse_ok(minimal + "members_url: ''\n");
+}
+
+TEST_CASE("node_config: members and members_url are mutually exclusive; one is required") {
+  check_parse_error(minimal + "members_url: http://127.0.0.1:8080/list\n", "members_url",
+                    {"members", "together"});
+  check_parse_error("listen: 127.0.0.1:8848\n", "members", {"missing", "members_url"});
+  check_parse_error("listen: 127.0.0.1:8848\nmembers_url: ''\n", "members",
+                    {"missing", "members_url"});
+}
+
+TEST_CASE("node_config: a bad members_url is an error naming it") {
+  const std::string head = "listen: 127.0.0.1:8848\nmembers_url: ";
+  check_parse_error(head + "https://127.0.0.1/list\n", "members_url", {"http://", "plain http"});
+  check_parse_error(head + "127.0.0.1:8080/list\n", "members_url", {"http://HOST"});
+  check_parse_error(head + "http:///list\n", "members_url", {"no host"});
+  check_parse_error(head + "http://user:pw@127.0.0.1/list\n", "members_url", {"user"});
+  check_parse_error(head + "http://127.0.0.1:99999/list\n", "members_url", {"out of range"});
+  check_parse_error(head + "http://bad_host/list\n", "members_url", {"letters, digits"});
+  check_parse_error(head + "'http://127.0.0.1/a list'\n", "members_url", {"whitespace"});
+  check_parse_error(head + "http://127.0.0.1/list#top\n", "members_url", {"fragment"});
+  check_parse_error(head + "[http://127.0.0.1/list]\n", "members_url", {"expected a string"});
+  check_parse_error(head + "http://127.0.0.1/" + std::string(3000, 'a') + "\n", "members_url",
+                    {"longer than"});
+}
+
+TEST_CASE("node_config: members_poll_interval_ms and members_start_wait_ms are bounded") {
+  check_parse_error(minimal + "members_poll_interval_ms: 99\n", "members_poll_interval_ms",
+                    {"100..", "99"});
+  check_parse_error(minimal + "members_poll_interval_ms: soon\n", "members_poll_interval_ms",
+                    {"expected an integer"});
+  check_parse_error(minimal + "members_start_wait_ms: -1\n", "members_start_wait_ms", {"0.."});
+
+  node_config cfg;
+  cfg.source_file = "built.yaml";
+  cfg.listen = {"127.0.0.1", 8848};
+  cfg.members = {cfg.listen};
+  cfg.members_poll_interval_ms = 0;
+  check_error(registry::validate(cfg), "built.yaml", "members_poll_interval_ms", {"got 0"});
+  cfg.members_poll_interval_ms = 1000;
+  cfg.members_start_wait_ms = -5;
+  check_error(registry::validate(cfg), "built.yaml", "members_start_wait_ms", {"got -5"});
+  cfg.members_start_wait_ms = 0;
+  cfg.members_url = "ftp://x/y";
+  check_error(registry::validate(cfg), "built.yaml", "members_url", {"http://"});
+  cfg.members_url = "http://127.0.0.1/list";
+  cfg.members.clear(); // before the first fetch
+  CHECK(registry::validate(cfg).empty());
+  cfg.members = {{"127.0.0.1", 8850}}; // a fetched list must still hold listen
+  check_error(registry::validate(cfg), "built.yaml", "listen", {"expected one of the members"});
+}
+
+// -- the cluster secret -------------------------------------------------------------------
+
+TEST_CASE("node_config: cluster_secret is taken inline; short ones are refused without echo") {
+  auto cfg = parse_ok(minimal + "cluster_secret: " + secret + "\n");
+  CHECK(cfg.cluster_secret == secret);
+  CHECK(cfg.cluster_secret_source == "cluster_secret");
+  CHECK(cfg.warnings.empty());
+  CHECK(parse_ok(minimal + "cluster_secret: ''\n").cluster_secret.empty());
+  CHECK(parse_ok(minimal).cluster_secret.empty());
+
+  auto err = parse_error(minimal + "cluster_secret: tooShortSecret\n");
+  check_error(err, "node.yaml", "cluster_secret", {"at least 16 bytes", "got 14"});
+  CHECK(err.find("tooShortSecret") == std::string::npos);
+  err = parse_error(minimal + "cluster_secret: [a, b]\n");
+  check_error(err, "node.yaml", "cluster_secret", {"expected a string"});
+  err = parse_error(minimal + "cluster_secret: " + std::string(5000, 'x') + "\n");
+  check_error(err, "node.yaml", "cluster_secret", {"at most 4096", "5000"});
+}
+
+TEST_CASE("node_config: cluster_secret_file is read, trimmed of a final newline and checked") {
+  temp_dir dir;
+  SUBCASE("a good file, absolute or relative to the config file") {
+    auto path = dir.write("secret", secret + "\n");
+    auto cfg = parse_ok(minimal + "cluster_secret_file: " + path + "\n");
+    CHECK(cfg.cluster_secret == secret);
+    CHECK(cfg.cluster_secret_source == path);
+    CHECK(cfg.warnings.empty());
+    auto yaml = dir.write("node.yaml", minimal + "cluster_secret_file: secret\n");
+    CHECK(load_ok(yaml).cluster_secret == secret);
+  }
+  SUBCASE("only one final newline goes; CRLF too; none is fine") {
+    CHECK(parse_ok(minimal + "cluster_secret_file: " + dir.write("a", secret + "\r\n") + "\n")
+            .cluster_secret == secret);
+    CHECK(parse_ok(minimal + "cluster_secret_file: " + dir.write("b", secret) + "\n")
+            .cluster_secret == secret);
+    CHECK(parse_ok(minimal + "cluster_secret_file: " + dir.write("c", secret + "\n\n") + "\n")
+            .cluster_secret == secret + "\n");
+  }
+  SUBCASE("a file others can read is a warning, not an error") {
+    auto path = dir.write("open", secret, 0644);
+    auto cfg = parse_ok(minimal + "cluster_secret_file: " + path + "\n");
+    CHECK(cfg.cluster_secret == secret);
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0].find(path) != std::string::npos);
+    CHECK(cfg.warnings[0].find("0644") != std::string::npos);
+    CHECK(cfg.warnings[0].find("chmod 600") != std::string::npos);
+    CHECK(cfg.warnings[0].find(secret) == std::string::npos);
+    // Readable by the group only: no warning.
+    CHECK(parse_ok(minimal + "cluster_secret_file: " + dir.write("grp", secret, 0640) + "\n")
+            .warnings.empty());
+  }
+}
+
+TEST_CASE("node_config: bad secret files are refused naming the path, never the content") {
+  temp_dir dir;
+  auto refused = [&](const std::string& path, const std::vector<std::string>& fragments) {
+    auto err = parse_error(minimal + "cluster_secret_file: " + path + "\n");
+    check_error(err, "node.yaml", "cluster_secret_file", fragments);
+    CHECK(err.find(path) != std::string::npos);
+    return err;
+  };
+  refused((dir.path / "missing").string(), {"cannot read", "No such file"});
+  refused(dir.path.string(), {"not a regular file"});
+  refused(dir.write("empty", ""), {"is empty"});
+  refused(dir.write("newline", "\n"), {"is empty"});
+  auto err = refused(dir.write("short", "shortSecret\n"), {"11 bytes", "at least 16"});
+  CHECK(err.find("shortSecret") == std::string::npos);
+  refused(dir.write("huge", std::string(5000, 's')), {"larger than 4096 bytes"});
+  if (::geteuid() != 0) { // root reads any file
+    refused(dir.write("locked", secret, 0000), {"cannot read", "Permission denied"});
+  }
+  check_parse_error(minimal + "cluster_secret: " + secret + "\ncluster_secret_file: " +
+                      dir.write("both", secret) + "\n",
+                    "cluster_secret_file", {"cluster_secret", "together"});
+  check_parse_error(minimal + "cluster_secret_file: {a: b}\n", "cluster_secret_file",
+                    {"expected a string"});
+}
+
+TEST_CASE("node_config: validate() checks the length of a secret built in code") {
+  node_config cfg;
+  cfg.source_file = "built.yaml";
+  cfg.listen = {"127.0.0.1", 8848};
+  cfg.members = {cfg.listen};
+  cfg.cluster_secret = "short";
+  auto err = registry::validate(cfg);
+  check_error(err, "built.yaml", "cluster_secret", {"16..4096 bytes", "got 5"});
+  CHECK(err.find("short'") == std::string::npos);
+  cfg.cluster_secret_source = "/etc/registry/secret";
+  check_error(registry::validate(cfg), "built.yaml", "cluster_secret_file", {"got 5"});
+  cfg.cluster_secret = secret;
+  CHECK(registry::validate(cfg).empty());
 }
