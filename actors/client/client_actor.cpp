@@ -295,12 +295,13 @@ caf::result<envelope> on_subscribe(client_actor_t* self, const envelope& env, bo
   }
   if (!subscribe) {
     st.data->unsubscribe(sub);
-    return delegate_envelope(self, st.gateway, svc_unsub_atom_v, sub.key, st.data->id(), sub.clusters);
+    return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                          svc_unsub_atom_v, sub.key, st.data->id(), sub.clusters);
   }
   if (auto err = st.data->subscribe(sub))
     return pack(make_error(v1::Error::LIMIT_EXCEEDED, err->field, err->message));
-  return delegate_envelope(self, st.gateway, svc_sub_atom_v, sub.key, st.data->id(), sub.clusters,
-                        st.remote);
+  return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                        svc_sub_atom_v, sub.key, st.data->id(), sub.clusters, st.remote);
 }
 
 void on_tick(client_actor_t* self) {

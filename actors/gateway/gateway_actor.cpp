@@ -207,8 +207,9 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
   if (!forwarded && st.distro && !st.routing.empty()) {
     auto owner = responsible_node(st.routing, id);
     if (!owner.empty() && owner != st.cfg->listen.to_string())
-      return delegate_envelope(self, st.distro, forward_atom_v, owner,
-                               make_forward(self, req, forward_field(&req)));
+      return relay_envelope(self, st.distro,
+                            std::chrono::milliseconds(2 * defaults::request_timeout_ms),
+                            forward_atom_v, owner, make_forward(self, req, forward_field(&req)));
   }
   if (!create) {
     auto i = st.clients.find(id);

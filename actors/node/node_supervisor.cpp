@@ -74,6 +74,26 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
     bool is_front_door = dm.source == st.front_door.address();
     if ((!is_gateway && !is_distro && !is_front_door) || st.stopping)
       return; // a child of an earlier generation
+    auto republish = [=] {
+      publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
+        if (err)
+          log().error("supervisor failed to publish the restarted front door: {}",
+                      self->system().render(err));
+        else
+          self->state.published_port = port;
+      });
+    };
+    if (is_front_door) {
+      // Another process can kill any actor whose handle it holds (CAF always honours an exit
+      // message with reason kill): the front door alone is replaced, the data stays.
+      log().error("supervisor restarted the front door ({})", self->system().render(dm.reason));
+      auto mm = self->system().middleman().actor_handle();
+      self->anon_send(mm, caf::unpublish_atom::value, dm.source, st.published_port);
+      st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro);
+      self->monitor(st.front_door);
+      republish();
+      return;
+    }
     log().error("supervisor restarted gateway and distro after the {} failed ({})",
                 is_gateway ? "gateway" : is_distro ? "distro" : "front door",
                 self->system().render(dm.reason));
@@ -83,13 +103,7 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
       if (child.address() != dm.source)
         self->send_exit(child, caf::exit_reason::user_shutdown);
     start_children(self);
-    publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
-      if (err)
-        log().error("supervisor failed to publish the restarted gateway: {}",
-                    self->system().render(err));
-      else
-        self->state.published_port = port;
-    });
+    republish();
   });
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto& st = self->state;

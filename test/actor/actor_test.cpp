@@ -43,7 +43,7 @@ struct fixture {
 
   ~fixture() {
     if (gateway)
-      caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+      (*self)->send_exit(gateway, caf::exit_reason::user_shutdown);
     sched->run();
   }
 
@@ -258,7 +258,7 @@ TEST_CASE_FIXTURE(fixture, "a failed service actor is restarted and rebuilt from
   sched->run();
   h.receive([&](caf::actor& x) { service = x; }, [&](caf::error& err) { FAIL(sys->render(err)); });
   REQUIRE(service);
-  caf::anon_send_exit(service, caf::exit_reason::unhandled_exception);
+  (*self)->send_exit(service, caf::exit_reason::unhandled_exception);
   sched->run();
   auto info = query("orders");
   CHECK(info.hosts_size() == 2);

@@ -103,9 +103,19 @@ TEST_CASE("the published port answers only the client protocol: in-process messa
   CHECK(x.ask(door, reload_atom_v, nowhere).find("error") != std::string::npos);
   {
     caf::scoped_actor self{*x.sys};
-    self->send_exit(door, caf::exit_reason::kill);
+    self->send_exit(door, caf::exit_reason::user_shutdown);
   }
   // The node is ready, keeps its data and takes heartbeat registrations.
+  CHECK(n.wait_ready(5s));
+  CHECK(n.log().find("refused an exit message") != std::string::npos);
+  // CAF always honours an exit with reason kill; the front door alone is replaced and the data
+  // stays.
+  {
+    caf::scoped_actor self{*x.sys};
+    self->send_exit(door, caf::exit_reason::kill);
+  }
+  CHECK(wait_until([&] { return n.log().find("restarted the front door") != std::string::npos; },
+                   5s));
   CHECK(n.wait_ready(5s));
   REQUIRE(n.ctl({"register", "orders", "10.8.0.2:80"}).code == 0);
   CHECK(host_set(n.hosts("orders")) == std::vector<std::string>{"10.8.0.1:80", "10.8.0.2:80"});
@@ -136,20 +146,23 @@ TEST_CASE("a process without the cluster secret cannot become a peer") {
   // The welcome carries a challenge but no peer handle.
   caf::actor peer_handle;
   std::string welcome_kind;
+  registry::v1::PeerWelcome welcome;
   {
     caf::scoped_actor self{*x.sys};
     self->request(door, 3s, peer_atom_v, pack(hello))
       .receive([&](envelope& env, caf::actor& handle) {
                  welcome_kind = env.kind;
+                 unpack(env, welcome);
                  peer_handle = handle;
                },
                [&](caf::error&) {});
   }
   CHECK(welcome_kind == "registry.v1.PeerWelcome");
   CHECK_FALSE(peer_handle);
+  CHECK_FALSE(welcome.proof().empty());
   // A made-up proof is refused.
   registry::v1::PeerAuth auth;
-  auth.set_nonce(std::string(16, 'x'));
+  auth.set_nonce(welcome.nonce());
   auth.set_proof(std::string(32, 'p'));
   CHECK(x.ask(door, peer_atom_v, pack(auth)).find("registry.v1.Error") != std::string::npos);
   // Node-to-node messages sent to the published port are refused too.
