@@ -78,6 +78,13 @@ inline constexpr std::int64_t reconnect_backoff_max_ms = 5000;
 inline constexpr int member_failures_until_down = 3;
 inline constexpr std::int64_t member_check_interval_ms = 1000;
 inline constexpr std::size_t members_max = 64;
+/// Deletions (tombstones) a node keeps until every alive peer acknowledged them, so also the bound
+/// on deletions pending per peer. Overflow: the oldest tombstone is dropped. Deletions pending for a
+/// peer that goes DOWN are dropped at once, and none are queued for a DOWN peer. Either way a peer
+/// that still holds the deleted client's copy removes it by copy expiry (no verify renews it), and a
+/// restarted peer loads only live clients. Tombstones never count toward clients_max, which bounds
+/// live clients (local and copies).
+inline constexpr std::size_t tombstones_max = 50000;
 
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);

@@ -113,6 +113,8 @@ std::string validate(const distro_config& x) {
     return "lone_ready_wait_ms must not be negative";
   if (x.clients_max < 1)
     return "clients_max must be at least 1";
+  if (x.tombstones_max < 1)
+    return "tombstones_max must be at least 1";
   if (x.members_max < 1)
     return "members_max must be at least 1";
   return {};
@@ -194,6 +196,8 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
     bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
     if (!same) {
       auto& r = records_[x.id];
+      if (r.tombstone)
+        tombstones_.erase({r.tombstone_seq, x.id});
       r.services = x.services;
       r.revision = revision;
       r.tombstone = false;
@@ -473,6 +477,8 @@ std::string distro_protocol::check_invariants() const {
       return "record " + id + ": adopted but not a live local client";
     if (r.tombstone && (r.revision != 0 || !r.services.empty()))
       return "record " + id + ": tombstone with content";
+    if (r.tombstone != (tombstones_.count({r.tombstone_seq, id}) > 0))
+      return "record " + id + ": tombstone order disagrees with the record";
     if (r.tombstone) {
       bool pending = false;
       for (const auto& [name, p] : peers_)
@@ -481,9 +487,20 @@ std::string distro_protocol::check_invariants() const {
         return "record " + id + ": tombstone that no peer waits for";
     }
   }
+  if (tombstones_.size() > cfg_.tombstones_max)
+    return "more tombstones than tombstones_max";
+  for (const auto& [seq, id] : tombstones_) {
+    auto ri = records_.find(id);
+    if (ri == records_.end() || !ri->second.tombstone)
+      return "tombstone order holds " + id + ", which is no tombstone";
+  }
   for (const auto& [name, p] : peers_) {
     if (p.pending.size() > records_.size())
       return "peer " + name + ": more pending than records";
+    if (!is_alive(p.state))
+      for (const auto& id : p.pending)
+        if (auto ri = records_.find(id); ri != records_.end() && ri->second.tombstone)
+          return "peer " + name + ": a delete pending for a DOWN peer: " + id;
     for (const auto& id : p.pending)
       if (records_.count(id) == 0)
         return "peer " + name + ": pending client without record: " + id;
@@ -718,8 +735,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     DISTRO_CHECK(i == records_.end()); // a session of self is always local
     if (!x.deleted) {
       ++fx.log.stale_sessions;
-      if (records_.size() < cfg_.clients_max)
-        make_tombstone(x.id, now_ms); // else the copies elsewhere simply expire
+      make_tombstone(x.id, now_ms); // bounded by tombstones_max; else the copies simply expire
     }
     return;
   }
@@ -748,7 +764,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     ++fx.log.copies_applied;
     return;
   }
-  if (records_.size() >= cfg_.clients_max) {
+  if (live_count() >= cfg_.clients_max) {
     ++fx.log.copies_refused;
     return;
   }
@@ -766,6 +782,9 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
 
 void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   auto& r = records_[id];
+  DISTRO_CHECK(!r.tombstone);
+  r.tombstone_seq = next_tombstone_seq_++;
+  tombstones_.emplace(r.tombstone_seq, id);
   r.revision = 0;
   r.services.clear();
   r.tombstone = true;
@@ -773,13 +792,48 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   r.local = responsible_node(id) == self_;
   r.source = self_;
   r.renewed_ms = now_ms;
-  mark_pending_all(id);
-  gc_tombstone(id); // without peers nobody waits for it
+  // Only alive peers wait for a delete: a DOWN peer's copy expires by itself (see the file comment).
+  for (auto& [name, p] : peers_) {
+    if (is_alive(p.state))
+      p.pending.insert(id);
+    else
+      p.pending.erase(id);
+  }
+  gc_tombstone(id); // without alive peers nobody waits for it
+  while (tombstones_.size() > cfg_.tombstones_max) {
+    // Over the bound: the oldest delete is given up; the peers' copies expire.
+    auto oldest = records_.find(tombstones_.begin()->second);
+    DISTRO_CHECK(oldest != records_.end() && oldest->second.tombstone);
+    erase_record(oldest);
+  }
+}
+
+void distro_protocol::drop_down_deletes(peer_state& p) {
+  DISTRO_CHECK(!p.in_flight);
+  std::vector<client_id> dropped;
+  for (auto i = p.pending.begin(); i != p.pending.end();) {
+    auto ri = records_.find(*i);
+    if (ri != records_.end() && ri->second.tombstone) {
+      dropped.push_back(*i);
+      i = p.pending.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  for (const auto& id : dropped)
+    gc_tombstone(id);
+}
+
+std::size_t distro_protocol::live_count() const {
+  DISTRO_CHECK(tombstones_.size() <= records_.size());
+  return records_.size() - tombstones_.size();
 }
 
 void distro_protocol::erase_record(record_map::iterator i) {
   for (auto& [name, p] : peers_)
     p.pending.erase(i->first);
+  if (i->second.tombstone)
+    tombstones_.erase({i->second.tombstone_seq, i->first});
   records_.erase(i);
 }
 
@@ -790,7 +844,7 @@ void distro_protocol::gc_tombstone(const client_id& id) {
   for (const auto& [name, p] : peers_)
     if (p.pending.count(id) > 0 || (p.in_flight && p.in_flight->ids.count(id) > 0))
       return;
-  records_.erase(i);
+  erase_record(i);
 }
 
 void distro_protocol::mark_pending_all(const client_id& id) {
@@ -850,6 +904,7 @@ void distro_protocol::peer_went_down(peer_state& p, const std::string& name, tim
                                      effects& fx) {
   if (p.in_flight)
     fail_sync(p, now_ms, fx);
+  drop_down_deletes(p);
   p.verify_in_flight.reset();
   // Whatever comes back may be a new run of that node: it must prove readiness again.
   p.ready = false;

@@ -38,8 +38,12 @@
 ///   from the pending set. At most one batch is in flight per peer.
 /// * A failed batch (a failed result, no result within sync_timeout_ms, or the peer going DOWN) puts its
 ///   clients back in the pending set; the next batch waits sync_retry_delay_ms. Nothing is sent to a
-///   DOWN peer; its pending set waits (bounded) until it is up again or leaves the member list (then it
-///   is dropped: Nacos retries forever into a full queue, #7151).
+///   DOWN peer; its pending set of live clients waits (bounded) until it is up again or leaves the
+///   member list (then it is dropped: Nacos retries forever into a full queue, #7151).
+/// * Deletes for a DOWN peer are dropped, not kept: a peer going DOWN loses its pending tombstones and
+///   no new ones are queued for it. Its copy of a deleted client is renewed by nobody (no verify lists
+///   it), so it expires by copy expiry, also when the peer comes back much later (its own sweep ran
+///   meanwhile or runs at once); a restarted peer loads a snapshot, which holds no deleted client.
 /// * Receiving: a copy is created or replaced as a whole, or removed for deleted=true. Never applied:
 ///   data for a client this node is responsible for and has changed itself (its own state wins;
 ///   counted as a conflict, repaired by its own verify), and data for a session client *of this node*
@@ -75,9 +79,11 @@
 /// otherwise wait forever: Nacos #12012). A node without peers is ready at start.
 ///
 /// ## Bounds and overflow policy
-/// * records (local + copies + tombstones) <= clients_max: a new copy over the bound is refused
+/// * live records (local + copies) <= clients_max: a new copy over the bound is refused
 ///   (`copies_refused`), the next verify asks for it again. Local changes are never refused here: the
-///   gateway bounds local clients before they reach Distro.
+///   gateway bounds local clients before they reach Distro. Tombstones do not count.
+/// * tombstones <= tombstones_max: the oldest is dropped (its copies expire at the peers), so deletes
+///   pending per peer <= tombstones_max; none is pending for a DOWN peer.
 /// * pending per peer <= records (every pending id has a record; erased records leave every set);
 ///   in flight per peer: one SyncBatch, one VerifyBatch; one SnapshotRequest in total.
 /// * peers <= members_max - 1 (sorted; extra members are refused, `members_refused`).
@@ -179,8 +185,10 @@ struct distro_config {
   time_ms snapshot_retry_delay_ms = defaults::snapshot_retry_delay_ms;
   /// A node whose peers are all DOWN (or not ready) becomes ready after this time since start.
   time_ms lone_ready_wait_ms = defaults::lone_ready_wait_ms;
-  /// Records held (local, copies, tombstones).
+  /// Live records held (local and copies; tombstones do not count).
   std::size_t clients_max = defaults::clients_max;
+  /// Tombstones held (deletions not yet acknowledged by every alive peer); the oldest goes first.
+  std::size_t tombstones_max = defaults::tombstones_max;
   /// Members, self included.
   std::size_t members_max = defaults::members_max;
 
@@ -319,6 +327,7 @@ public:
     bool local = false;     ///< this node is responsible (routing); tombstones too
     bool tombstone = false; ///< deleted here, kept until every peer acknowledged the delete
     bool adopted = false;   ///< local by a re-mapping or by arriving data, not changed here since
+    std::uint64_t tombstone_seq = 0; ///< tombstones: order of deletion (the oldest goes first)
     std::string source;     ///< who sent the current content (self for local changes)
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
   };
@@ -464,6 +473,8 @@ private:
   void apply_incoming(const distro::client_data& x, const std::string& source, time_ms now_ms,
                       effects& fx);
   void make_tombstone(const client_id& id, time_ms now_ms);
+  void drop_down_deletes(peer_state& p);
+  std::size_t live_count() const;
   void erase_record(record_map::iterator i);
   void gc_tombstone(const client_id& id);
   void mark_pending_all(const client_id& id);
@@ -508,6 +519,10 @@ private:
   time_ms next_sweep_ms_ = 0;
   /// Id source for batches, verifies and snapshot requests.
   std::uint64_t next_id_ = 1;
+  /// Every tombstone by (tombstone_seq, id): its size is the tombstone count, its front the oldest.
+  std::set<std::pair<std::uint64_t, client_id>> tombstones_;
+  /// Source of tombstone_seq.
+  std::uint64_t next_tombstone_seq_ = 1;
 };
 
 } // namespace registry

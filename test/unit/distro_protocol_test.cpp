@@ -782,3 +782,152 @@ TEST_CASE("distro: wake_at is always later than now") {
     CHECK(p.check_invariants() == "");
   }
 }
+
+// -- deletions while a member is DOWN ------------------------------------------------------
+
+namespace {
+
+std::size_t tombstones(const proto& p) {
+  return static_cast<std::size_t>(std::count_if(p.records().begin(), p.records().end(),
+                                                [](const auto& kv) { return kv.second.tombstone; }));
+}
+
+/// Sessions of `self` that register and end, each acknowledged by every alive peer at once.
+time_ms churn(proto& p, const std::string& self, int first, int count, time_ms now) {
+  for (int i = first; i < first + count; ++i) {
+    auto fx = p.on_local_change(change(session(self, i), "orders"), now);
+    ack_all(p, fx, now + 1);
+    now += 20;
+    fx = p.on_local_change(removal(session(self, i)), now);
+    ack_all(p, fx, now + 1);
+    now += 20;
+  }
+  return now;
+}
+
+} // namespace
+
+TEST_CASE("distro: with one member DOWN, session churn does not end in refused copies") {
+  auto cfg = make_config();
+  cfg.clients_max = 10;
+  auto p = make_ready(a, {b, c}, cfg);
+  p.on_members({{b, member_state::up}, {c, member_state::down}}, 5);
+  auto now = churn(p, a, 1, 50, 10);
+  // The deletes reached B; C is DOWN and gets none of them.
+  CHECK(p.pending_count(c) == 0);
+  CHECK(tombstones(p) == 0);
+  // B's copies are still welcome: tombstones never count toward clients_max.
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {data(session(b, 1), "pay")}}, now);
+  CHECK(fx.log.copies_refused == 0);
+  CHECK(fx.log.copies_applied == 1);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: tombstones do not count toward clients_max; live clients do") {
+  auto cfg = make_config();
+  cfg.clients_max = 2;
+  auto p = make_ready(a, {b, c}, cfg);
+  // C is UP but never acknowledges: the deletes wait for it (bounded by tombstones_max).
+  for (int i = 1; i <= 5; ++i) {
+    p.on_local_change(change(session(a, i), "orders"), 10 * i);
+    p.on_local_change(removal(session(a, i)), 10 * i + 5);
+  }
+  CHECK(tombstones(p) == 5);
+  auto fx =
+    p.on_sync_batch(distro::sync_batch{b, {data(session(b, 1), "x"), data(session(b, 2), "x")}}, 100);
+  CHECK(fx.log.copies_applied == 2);
+  CHECK(fx.log.copies_refused == 0);
+  fx = p.on_sync_batch(distro::sync_batch{b, {data(session(b, 3), "x")}}, 101);
+  CHECK(fx.log.copies_refused == 1);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: tombstones are bounded by tombstones_max; the oldest is dropped first") {
+  auto cfg = make_config();
+  cfg.tombstones_max = 3;
+  auto p = make_ready(a, {b}, cfg);
+  // B is UP but does not acknowledge anything: every delete stays pending for it.
+  for (int i = 1; i <= 6; ++i) {
+    p.on_local_change(change(session(a, i), "orders"), 10 * i);
+    p.on_local_change(removal(session(a, i)), 10 * i + 5);
+    CHECK(p.check_invariants() == "");
+  }
+  CHECK(tombstones(p) == 3);
+  CHECK(p.find(session(a, 1)) == nullptr);
+  CHECK(p.find(session(a, 3)) == nullptr);
+  CHECK(p.find(session(a, 4)) != nullptr);
+  CHECK(p.find(session(a, 6)) != nullptr);
+  CHECK(p.pending_count(b) <= 3);
+}
+
+TEST_CASE("distro: a peer going DOWN drops the deletes pending for it") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  ack_all(p, fx, 101);
+  fx = p.on_local_change(removal(session(a, 1)), 200);
+  ack(p, syncs_to(fx, b), 201); // C does not answer
+  REQUIRE(p.find(session(a, 1)) != nullptr);
+  fx = p.on_members({{b, member_state::up}, {c, member_state::down}}, 300);
+  CHECK(fx.log.batches_failed == 1);
+  CHECK(p.pending_count(c) == 0);
+  CHECK(p.find(session(a, 1)) == nullptr);
+  // Back UP: nothing about the deleted client is sent.
+  fx = p.on_members(up({b, c}), 400);
+  CHECK(syncs_to(fx, c).empty());
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a dropped delete: the DOWN peer's copy expires, also when it comes back late") {
+  // A and C are cut off from each other while A deletes a session that C holds a copy of.
+  auto pa = make_ready(a, {c});
+  auto pc = make_ready(c, {a});
+  auto x = session(a, 1);
+  auto fx = pa.on_local_change(change(x, "orders"), 100);
+  REQUIRE(syncs_to(fx, c).size() == 1);
+  pc.on_sync_batch(syncs_to(fx, c)[0].batch, 101);
+  ack_all(pa, fx, 102);
+  REQUIRE(pc.find(x) != nullptr);
+  pa.on_members({{c, member_state::down}}, 200);
+  pc.on_members({{a, member_state::down}}, 200);
+  fx = pa.on_local_change(removal(x), 300);
+  CHECK(fx.syncs.empty());
+  CHECK(pa.find(x) == nullptr); // nobody alive waits for the delete
+  // C stays cut off for a long time; nothing renews its copy, so it expires.
+  time_ms t = 1000;
+  for (; t <= 100000; t += 1000)
+    pc.tick(t);
+  CHECK(pc.find(x) == nullptr);
+  // They meet again: verifies in both directions bring nothing back.
+  auto fa = pa.on_members(up({c}), t);
+  auto fc = pc.on_members(up({a}), t);
+  for (const auto& v : fa.verifies) {
+    auto out = pc.on_verify_batch(v.batch, t + 1);
+    CHECK(out.reply.missing.empty());
+    pa.on_verify_result(c, v.verify_id, out.reply, t + 2);
+  }
+  for (const auto& v : fc.verifies) {
+    auto out = pa.on_verify_batch(v.batch, t + 1);
+    CHECK(out.reply.missing.empty());
+    pc.on_verify_result(a, v.verify_id, out.reply, t + 2);
+  }
+  CHECK(pa.find(x) == nullptr);
+  CHECK(pc.find(x) == nullptr);
+  CHECK(pa.check_invariants() == "");
+  CHECK(pc.check_invariants() == "");
+}
+
+TEST_CASE("distro: a dropped delete: a restarted peer loads no deleted client") {
+  auto pa = make_ready(a, {c});
+  auto x = session(a, 1);
+  auto fx = pa.on_local_change(change(x, "orders"), 100);
+  ack_all(pa, fx, 101);
+  pa.on_members({{c, member_state::down}}, 200); // C crashed
+  pa.on_local_change(removal(x), 300);
+  CHECK(pa.find(x) == nullptr);
+  // C restarts and loads a snapshot from A: the deleted session is not in it.
+  pa.on_members(up({c}), 5000);
+  auto out = pa.on_snapshot_request(distro::snapshot_request{c}, 5001);
+  REQUIRE(out.reply.has_value());
+  for (const auto& client : out.reply->clients)
+    CHECK(client.id != x);
+}
