@@ -30,6 +30,16 @@ inline constexpr std::int64_t beat_unhealthy_timeout_ms = 15000;
 inline constexpr std::int64_t beat_delete_timeout_ms = 30000;
 /// How often a heartbeat client checks its instances for missed beats.
 inline constexpr std::int64_t beat_check_interval_ms = 1000;
+/// The responsible node reports a heartbeat client's beat clocks to Distro on every change of the
+/// client and, for beats alone, at most once per unhealthy_timeout / this (5 s with the defaults;
+/// the last beat before a silence is reported at the next check). A node taking the client over
+/// continues from the reported age, so a live client never looks silent there for longer than
+/// beat_interval_ms + that report interval (checked below), and a dead one is not kept alive by
+/// responsibility moves.
+inline constexpr std::int64_t beat_reports_per_unhealthy_timeout = 3;
+/// A received beat age above this is taken as this (it only means "long ago"; keeps the
+/// arithmetic on the receiver's clock far from overflow).
+inline constexpr std::int64_t beat_age_ms_max = 7LL * 24 * 3600 * 1000;
 
 // -- sessions and CAF transport ----------------------------------------------
 /// CAF heartbeats, the same on every process (node and client): a frozen peer is dropped after the
@@ -89,6 +99,9 @@ inline constexpr std::size_t tombstones_max = 50000;
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);
 static_assert(beat_delete_timeout_ms >= beat_unhealthy_timeout_ms);
+static_assert(beat_age_ms_max > beat_delete_timeout_ms);
+static_assert(beat_interval_ms + beat_unhealthy_timeout_ms / beat_reports_per_unhealthy_timeout
+              < beat_unhealthy_timeout_ms);
 static_assert(caf_connection_timeout_ms > caf_heartbeat_interval_ms);
 static_assert(page_size_default <= page_size_max);
 static_assert(reconnect_backoff_min_ms <= reconnect_backoff_max_ms);

@@ -72,6 +72,25 @@ std::uint64_t instance_hash(const instance& x) {
   return h.value();
 }
 
+/// Ages as sent (measured at `now_ms`).
+distro::client_beat_ages to_ages(const client_beats& xs, time_ms now_ms) {
+  distro::client_beat_ages result;
+  for (const auto& [key, marks] : xs)
+    for (const auto& [ident, m] : marks)
+      result[key][ident] =
+        distro::beat_age{std::max<time_ms>(0, now_ms - m.last_beat_ms), m.marked_unhealthy};
+  return result;
+}
+
+/// Times on the receiver's clock at arrival (`now_ms`); a negative age counts as 0.
+client_beats from_ages(const distro::client_beat_ages& xs, time_ms now_ms) {
+  client_beats result;
+  for (const auto& [key, ages] : xs)
+    for (const auto& [ident, a] : ages)
+      result[key][ident] = beat_mark{now_ms - std::max<time_ms>(0, a.age_ms), a.marked_unhealthy};
+  return result;
+}
+
 } // namespace
 
 // -- configuration -------------------------------------------------------------------
@@ -205,6 +224,11 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       r.local = responsible;
       r.source = self_;
       r.renewed_ms = now_ms;
+      r.beats = x.beats;
+      mark_pending_all(x.id);
+    } else if (i->second.beats != x.beats) {
+      // Only the beat clocks moved on: peers need them to continue the clocks on a take-over.
+      i->second.beats = x.beats;
       mark_pending_all(x.id);
     }
     if (!responsible) {
@@ -355,7 +379,7 @@ distro_protocol::on_snapshot_request(const distro::snapshot_request& x, time_ms 
     s.source = self_;
     for (const auto& [id, r] : records_)
       if (!r.tombstone)
-        s.clients.push_back(to_data(id, r));
+        s.clients.push_back(to_data(id, r, now_ms));
     out.reply = std::move(s);
   }
   finish(now_ms, out.fx);
@@ -621,7 +645,7 @@ void distro_protocol::flush(const std::string& name, peer_state& p, time_ms now_
     i = p.pending.erase(i);
     auto ri = records_.find(id);
     DISTRO_CHECK(ri != records_.end());
-    out.batch.clients.push_back(to_data(id, ri->second));
+    out.batch.clients.push_back(to_data(id, ri->second, now_ms));
     f.ids.insert(id);
     p.cursor = id;
   }
@@ -705,6 +729,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
                                      time_ms now_ms, effects& fx) {
   if (x.id.empty())
     return;
+  auto beats = from_ages(x.beats, now_ms);
   auto i = records_.find(x.id);
   if (i != records_.end() && i->second.local) {
     auto& r = i->second;
@@ -722,7 +747,9 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
         r.services = x.services;
         r.source = source;
         r.renewed_ms = now_ms;
-        fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, true});
+        r.beats = beats;
+        fx.apply.push_back(
+          local_op{local_op::kind::replace, x.id, r.revision, r.services, true, std::move(beats)});
         ++fx.log.copies_applied;
       }
     } else {
@@ -756,11 +783,12 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     auto& r = i->second;
     r.renewed_ms = now_ms;
     r.source = source;
+    r.beats = beats; // newer clocks even when the content is the same
     if (r.revision == x.revision)
       return;
     r.revision = x.revision;
     r.services = x.services;
-    fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false});
+    fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false, {}});
     ++fx.log.copies_applied;
     return;
   }
@@ -775,7 +803,9 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   r.adopted = r.local;
   r.source = source;
   r.renewed_ms = now_ms;
-  fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local});
+  r.beats = beats;
+  fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local,
+                              r.local ? std::move(beats) : client_beats{}});
   ++fx.log.copies_applied;
   records_.emplace(x.id, std::move(r));
 }
@@ -787,6 +817,7 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   tombstones_.emplace(r.tombstone_seq, id);
   r.revision = 0;
   r.services.clear();
+  r.beats.clear();
   r.tombstone = true;
   r.adopted = false;
   r.local = responsible_node(id) == self_;
@@ -941,7 +972,8 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       continue; // still sent to every peer; nothing to tell a client actor
     if (local) {
       r.adopted = true;
-      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true});
+      // The beat clocks continue where the previous owner left them (as far as it reported them).
+      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true, r.beats});
       ++fx.log.taken_over;
     } else {
       r.adopted = false;
@@ -978,13 +1010,15 @@ bool distro_protocol::lone(time_ms now_ms) const {
   return true;
 }
 
-distro::client_data distro_protocol::to_data(const client_id& id, const record& r) const {
+distro::client_data distro_protocol::to_data(const client_id& id, const record& r,
+                                             time_ms now_ms) const {
   distro::client_data result;
   result.id = id;
   result.deleted = r.tombstone;
   if (!r.tombstone) {
     result.revision = r.revision;
     result.services = r.services;
+    result.beats = to_ages(r.beats, now_ms);
   }
   result.owner = responsible_node(id);
   return result;

@@ -55,6 +55,15 @@
 ///   old owner's last write (a deregistration, say) reaches the new owner even if the new owner's copy
 ///   was behind; it is neither lost nor resurrected.
 ///
+/// ## Beat clocks (heartbeat clients)
+/// A heartbeat client's record carries the beat clocks its client actor reported (times on this
+/// node's clock). They travel as *ages* measured when a batch or snapshot is built, and the receiver
+/// turns them back into times on its own clock at arrival: the transit time is not counted, which is
+/// the only allowance (a batch has sync_timeout_ms to be answered). A node taking the client over
+/// hands the clocks to its client actor (`take_over` and local `replace` ops), which continues them,
+/// so a dead instance expires at its original deadline however often responsibility moves. Beat
+/// clocks are not part of the revision; a report that changes only them is synced like a change.
+///
 /// ## Verify (every verify_interval_ms, only when ready)
 /// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
 /// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
@@ -117,13 +126,28 @@ namespace registry {
 
 namespace distro {
 
+/// InstanceBeat: how long ago a heartbeat instance was last beaten, measured by the sender when it
+/// sends (an age, never a time: node clocks differ).
+struct beat_age {
+  time_ms age_ms = 0;
+  bool marked_unhealthy = false; ///< missed beats made it unhealthy (a beat heals it)
+  friend bool operator==(const beat_age& a, const beat_age& b) {
+    return a.age_ms == b.age_ms && a.marked_unhealthy == b.marked_unhealthy;
+  }
+};
+
+/// Beat ages of a client's instances: service -> instance_identity -> age. Not part of the
+/// revision. An instance without an age is unknown (an older sender): treated as just beaten.
+using client_beat_ages = std::map<service_key, std::map<std::string, beat_age>>;
+
 /// ClientData: the whole state of one client, as its responsible node sees it.
 struct client_data {
   client_id id;
   std::uint64_t revision = 0; ///< content_revision(services); 0 for deleted
   client_services services;   ///< empty when deleted
   bool deleted = false;
-  std::string owner; ///< the responsible node in the sender's view (informational)
+  std::string owner;      ///< the responsible node in the sender's view (informational)
+  client_beat_ages beats; ///< heartbeat clients: beat ages at sending
 };
 
 /// SyncBatch: owner -> peer. Reply: Ack (always, see on_sync_batch).
@@ -216,6 +240,7 @@ public:
     client_id id;
     client_services services; ///< ignored when deleted
     bool deleted = false;
+    client_beats beats; ///< heartbeat clients: the beat clocks (this node's clock); else empty
   };
 
   /// How a snapshot request ended.
@@ -241,6 +266,7 @@ public:
     std::uint64_t revision = 0;
     client_services services;
     bool local = false;
+    client_beats beats; ///< replace and take_over: beat clocks to continue (this node's clock)
   };
 
   struct outgoing_sync {
@@ -330,6 +356,7 @@ public:
     std::uint64_t tombstone_seq = 0; ///< tombstones: order of deletion (the oldest goes first)
     std::string source;     ///< who sent the current content (self for local changes)
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
+    client_beats beats;     ///< last known beat clocks on this node's clock (heartbeat clients)
   };
 
   // -- constructors -----------------------------------------------------------------
@@ -487,7 +514,7 @@ private:
   void remap(time_ms now_ms, effects& fx);
   std::vector<std::string> compute_routing() const;
   bool lone(time_ms now_ms) const;
-  distro::client_data to_data(const client_id& id, const record& r) const;
+  distro::client_data to_data(const client_id& id, const record& r, time_ms now_ms) const;
 
   // -- member variables ---------------------------------------------------------------
 

@@ -506,7 +506,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       }
     },
     [=](replica_atom atom, std::int32_t op, const client_id& id, std::uint64_t revision,
-        client_services& services, bool local) {
+        client_services& services, bool local, client_beats& beats) {
       using kind = distro_protocol::local_op::kind;
       auto& st = self->state;
       auto i = st.clients.find(id);
@@ -524,7 +524,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
           return;
         }
       }
-      self->send(handle, atom, op, revision, std::move(services), local);
+      self->send(handle, atom, op, revision, std::move(services), local, std::move(beats));
     },
     [=](client_gone_atom, const client_id& id) {
       auto& st = self->state;

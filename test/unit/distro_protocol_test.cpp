@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/client/client_state.hpp"
 #include "actors/distro/distro_protocol.hpp"
 
 using namespace registry;
@@ -930,4 +931,73 @@ TEST_CASE("distro: a dropped delete: a restarted peer loads no deleted client") 
   REQUIRE(out.reply.has_value());
   for (const auto& client : out.reply->clients)
     CHECK(client.id != x);
+}
+
+// -- beat clocks on a take-over ----------------------------------------------------------------
+
+TEST_CASE("distro: beat clocks travel as ages and a take-over continues them") {
+  // A is responsible for h; its client actor reports the last beat at 1000 (A's clock).
+  auto h = heartbeat(1);
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  auto pa = make_ready(a, {b});
+  auto pb = make_ready(b, {a});
+  // Whoever is responsible in {a, b} writes; the other must be the one taking over.
+  auto owner_is_a = pa.responsible_node(h) == a;
+  auto& owner = owner_is_a ? pa : pb;
+  auto& other = owner_is_a ? pb : pa;
+  auto other_name = owner_is_a ? b : a;
+  auto owner_name = owner_is_a ? a : b;
+  proto::local_change x{h, svc, false, {{key, {{ident, beat_mark{1000, false}}}}}};
+  auto fx = owner.on_local_change(x, 1000);
+  // Only the beat clock moves on: that is synced as well.
+  ack_all(owner, fx, 1001);
+  x.beats[key][ident].last_beat_ms = 4000;
+  fx = owner.on_local_change(x, 9000);
+  auto out = syncs_to(fx, other_name);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].batch.clients.size() == 1);
+  CHECK(out[0].batch.clients[0].beats.at(key).at(ident).age_ms == 5000); // measured at sending
+  // The other node's clock is 100000 ms ahead; the batch arrives there.
+  time_ms skew = 100000;
+  other.on_sync_batch(out[0].batch, 9000 + skew);
+  REQUIRE(other.find(h) != nullptr);
+  CHECK(other.find(h)->beats.at(key).at(ident).last_beat_ms == 4000 + skew);
+  // The owner leaves: the other node takes over and its client actor continues from that beat.
+  fx = other.on_members({{owner_name, member_state::down}}, 10000 + skew);
+  auto take = std::find_if(fx.apply.begin(), fx.apply.end(),
+                           [&](const proto::local_op& op) { return op.id == h; });
+  REQUIRE(take != fx.apply.end());
+  CHECK(take->what == op_kind::take_over);
+  CHECK(take->beats.at(key).at(ident).last_beat_ms == 4000 + skew);
+  // Carried out on the client state: the instance goes at the original deadline (4000 + 30000).
+  client_state c{h, client_kind::replica, {}};
+  c.replace(svc, other.find(h)->revision);
+  c.set_kind(client_kind::heartbeat);
+  c.adopt_beats(take->beats, 10000 + skew);
+  CHECK(c.tick(4000 + 30000 + skew).removed.empty());
+  CHECK(c.tick(4000 + 30100 + skew).removed.size() == 1);
+  CHECK(other.check_invariants() == "");
+}
+
+TEST_CASE("distro: a snapshot carries beat ages; a client without them starts afresh") {
+  auto h = heartbeat(2);
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  auto pa = make_ready(a, {b});
+  pa.on_sync_batch(distro::sync_batch{b, {data(h, "orders")}}, 500); // no ages: an older sender
+  proto::local_change x{heartbeat(3), svc, false, {{key, {{ident, beat_mark{700, true}}}}}};
+  pa.on_local_change(x, 800);
+  auto out = pa.on_snapshot_request(distro::snapshot_request{b}, 2000);
+  REQUIRE(out.reply.has_value());
+  for (const auto& c : out.reply->clients) {
+    if (c.id == h)
+      CHECK(c.beats.empty());
+    if (c.id == heartbeat(3)) {
+      CHECK(c.beats.at(key).at(ident).age_ms == 1300);
+      CHECK(c.beats.at(key).at(ident).marked_unhealthy);
+    }
+  }
 }
