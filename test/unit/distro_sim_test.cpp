@@ -13,11 +13,14 @@
 /// the live clients: every session of a live node and every registered heartbeat client, with their
 /// latest state; each held as local by exactly one live node.
 /// A failure names the seed; rerun one with `-tc="distro sim*" -dt-seed=...` is not needed: the seed
-/// list is fixed, so the failing seed reproduces on every run.
+/// list is fixed, so the failing seed reproduces on every run. DISTRO_SIM_SEEDS=N runs seeds 1..N
+/// (default 20) in the main case and N / 4 in the long-down case, e.g.
+/// `DISTRO_SIM_SEEDS=1000 build/test/unit/unit_tests -tc="distro sim*"`.
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,11 +66,25 @@ struct sim_options {
   double loss = 0.1;        ///< per message, during chaos
   double reorder = 0.15;    ///< chance of a long extra delay, during chaos
   time_ms beat_period_ms = 200;
+  /// One member crashes at the start and stays DOWN (still in the member list) until the heal of
+  /// the last round, while the others churn sessions: deletes must not pile up for it.
+  bool long_down = false;
+  std::size_t clients_max = 1000;
 };
+
+/// Seeds 1..N of the main case: DISTRO_SIM_SEEDS, else `fallback`.
+std::uint32_t seed_count(std::uint32_t fallback) {
+  const char* x = std::getenv("DISTRO_SIM_SEEDS");
+  if (x == nullptr)
+    return fallback;
+  auto n = std::strtoul(x, nullptr, 10);
+  return n == 0 ? fallback : static_cast<std::uint32_t>(n);
+}
 
 class simulation {
 public:
   explicit simulation(sim_options opts) : opts_(opts), rng_(opts.seed), cfg_(sim_config()) {
+    cfg_.clients_max = opts_.clients_max;
     nodes_.resize(static_cast<std::size_t>(opts_.nodes));
     for (int i = 0; i < opts_.nodes; ++i)
       nodes_[i].addr = "10.0.0." + std::to_string(i + 1) + ":8848";
@@ -80,15 +97,22 @@ public:
     for (int i = 0; i < opts_.nodes; ++i)
       restart(i);
     schedule(opts_.beat_period_ms, [this] { beat(); });
+    if (opts_.long_down) {
+      held_down_ = opts_.nodes - 1;
+      run_until(now_ + 1000);
+      crash(held_down_);
+    }
     for (int round = 0; round < opts_.rounds && error_.empty(); ++round) {
       chaos_ = true;
       auto chaos_end = now_ + opts_.chaos_ms;
       schedule(now_ + 1, [this, chaos_end] { client_op(chaos_end); });
       run_until(chaos_end);
       chaos_ = false;
+      if (round + 1 == opts_.rounds)
+        held_down_ = -1; // back after a long time
       // Heal: restart about half of the crashed nodes, leave the others down.
       for (int i = 0; i < opts_.nodes; ++i)
-        if (!nodes_[i].up && coin(0.5))
+        if (!nodes_[i].up && i != held_down_ && (coin(0.5) || opts_.long_down))
           restart(i);
       run_until(now_ + opts_.heal_ms);
       if (error_.empty())
@@ -472,7 +496,7 @@ private:
     } else if (r < 0.78) {
       std::vector<int> downs;
       for (int i = 0; i < opts_.nodes; ++i)
-        if (!nodes_[i].up)
+        if (!nodes_[i].up && i != held_down_)
           downs.push_back(i);
       if (!downs.empty())
         restart(downs[pick(static_cast<int>(downs.size()))]);
@@ -619,6 +643,7 @@ private:
   std::uint64_t seq_ = 0;
   std::size_t steps_ = 0;
   bool chaos_ = false;
+  int held_down_ = -1; ///< the member kept DOWN (long_down), or -1
   std::map<client_id, client_services> sessions_;   ///< live sessions (of live nodes)
   std::map<client_id, client_services> heartbeats_; ///< registered heartbeat clients
   std::string error_;
@@ -628,7 +653,8 @@ private:
 
 TEST_CASE("distro sim: lossy network, crashes and restarts converge without losing live clients") {
   std::size_t checked = 0;
-  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+  auto seeds = seed_count(20);
+  for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     sim_options opts;
     opts.seed = seed;
     opts.nodes = 3 + static_cast<int>(seed % 3);
@@ -649,6 +675,24 @@ TEST_CASE("distro sim: heavy loss (40 percent) still converges once the network 
     opts.nodes = 4;
     opts.loss = 0.4;
     opts.rounds = 1;
+    CAPTURE(seed);
+    simulation sim{opts};
+    auto error = sim.run();
+    CHECK_MESSAGE(error.empty(), error);
+  }
+}
+
+TEST_CASE("distro sim: a member DOWN for long (still listed) neither blocks churn nor comes back stale") {
+  // Down for three chaos and heal phases (36 s, 24 copy expiry times); clients_max well above the
+  // live clients but below what piled-up deletes would reach.
+  auto seeds = std::max<std::uint32_t>(5, seed_count(20) / 4);
+  for (std::uint32_t seed = 201; seed < 201 + seeds; ++seed) {
+    sim_options opts;
+    opts.seed = seed;
+    opts.nodes = 3 + static_cast<int>(seed % 3);
+    opts.rounds = 3;
+    opts.long_down = true;
+    opts.clients_max = 120;
     CAPTURE(seed);
     simulation sim{opts};
     auto error = sim.run();
