@@ -69,6 +69,11 @@ struct sim_options {
   /// One member crashes at the start and stays DOWN (still in the member list) until the heal of
   /// the last round, while the others churn sessions: deletes must not pile up for it.
   bool long_down = false;
+  /// Other nodes crash and restart at random (a restart also forgets a node's deletes).
+  bool crashes = true;
+  /// Share of client operations that register or change a session (ends: 0.40 minus this), so
+  /// churn with few live sessions can be simulated.
+  double session_put_share = 0.30;
   std::size_t clients_max = 1000;
 };
 
@@ -454,7 +459,7 @@ private:
     int x = ups[pick(static_cast<int>(ups.size()))];
     auto& n = nodes_[x];
     auto r = std::uniform_real_distribution<double>{0.0, 1.0}(rng_);
-    if (r < 0.30) {
+    if (r < opts_.session_put_share) {
       // A session registers or changes at the node it is connected to.
       std::vector<client_id> mine;
       for (const auto& [id, s] : sessions_)
@@ -491,7 +496,7 @@ private:
         local_change(t, id, &s);
       }
     } else if (r < 0.757) {
-      if (ups.size() > 1)
+      if (ups.size() > 1 && opts_.crashes)
         crash(x);
     } else if (r < 0.78) {
       std::vector<int> downs;
@@ -683,16 +688,19 @@ TEST_CASE("distro sim: heavy loss (40 percent) still converges once the network 
 }
 
 TEST_CASE("distro sim: a member DOWN for long (still listed) neither blocks churn nor comes back stale") {
-  // Down for three chaos and heal phases (36 s, 24 copy expiry times); clients_max well above the
-  // live clients but below what piled-up deletes would reach.
+  // Down for five chaos and heal phases (60 s, 40 copy expiry times); session churn and no other
+  // crashes, so deletes would pile up; clients_max above the live clients (at most about 30) but
+  // below live clients plus the deletes of a few rounds.
   auto seeds = std::max<std::uint32_t>(5, seed_count(20) / 4);
   for (std::uint32_t seed = 201; seed < 201 + seeds; ++seed) {
     sim_options opts;
     opts.seed = seed;
     opts.nodes = 3 + static_cast<int>(seed % 3);
-    opts.rounds = 3;
+    opts.rounds = 5;
     opts.long_down = true;
-    opts.clients_max = 120;
+    opts.crashes = false;
+    opts.session_put_share = 0.2;
+    opts.clients_max = 50;
     CAPTURE(seed);
     simulation sim{opts};
     auto error = sim.run();
