@@ -7,6 +7,10 @@
 /// client's true state there, and a responsible node drops heartbeat clients that nobody beats any
 /// more (client_state's beat re-creation and beat expiry, collapsed into one step).
 ///
+/// Writes and beats of heartbeat clients carry beat clocks (the beat time); beats that change nothing
+/// are sometimes reported alone. A take-over must never carry a beat later than the client's last
+/// real beat plus the longest transit of a few relays.
+///
 /// Checked after every step: distro_protocol::check_invariants() and that the client actors hold
 /// exactly the records of the protocol. Checked after every heal phase (writes stop, no loss, crashed
 /// nodes partly restarted): every live node is ready, routes over the same members, and holds exactly
@@ -340,6 +344,12 @@ private:
           n.applied.erase(op.id);
           break;
         case proto::local_op::kind::take_over:
+          for (const auto& [key, marks] : op.beats)
+            for (const auto& [ident, m] : marks)
+              if (m.last_beat_ms > last_beat_[op.id] + relay_hops_max * transit_ms_max)
+                fail(n.addr + ": take_over of " + op.id + " with a beat at " + std::to_string(m.last_beat_ms)
+                     + ", after its last real beat at " + std::to_string(last_beat_[op.id]));
+          [[fallthrough]];
         case proto::local_op::kind::hand_over:
           if (n.applied.count(op.id) == 0)
             fail(n.addr + ": " + (op.what == proto::local_op::kind::take_over ? "take_over" : "hand_over")
@@ -377,7 +387,14 @@ private:
 
   void local_change(int i, const client_id& id, const client_services* services) {
     auto& n = nodes_[i];
-    proto::local_change x{id, services ? *services : client_services{}, services == nullptr};
+    proto::local_change x{id, services ? *services : client_services{}, services == nullptr, {}};
+    if (services != nullptr && is_heartbeat_client(id)) {
+      // Every write and beat of a heartbeat client is a beat of each of its instances.
+      for (const auto& [key, xs] : *services)
+        for (const auto& y : xs)
+          x.beats[key][instance_identity(y.ip, y.port, y.cluster)] = beat_mark{now_, false};
+      last_beat_[id] = now_;
+    }
     if (services)
       n.applied[id] = make_actor_client(*services);
     else
@@ -521,7 +538,9 @@ private:
       if (t < 0 || !nodes_[t].up)
         continue;
       auto held = nodes_[t].applied.find(id);
-      if (held == nodes_[t].applied.end() || held->second.revision != content_revision(s)) {
+      if (held == nodes_[t].applied.end() || held->second.revision != content_revision(s)
+          || coin(0.3)) {
+        // Re-applied, or (same content) only its beat clocks reported.
         auto copy = s;
         local_change(t, id, &copy);
       }
@@ -648,6 +667,13 @@ private:
   std::uint64_t seq_ = 0;
   std::size_t steps_ = 0;
   bool chaos_ = false;
+  /// Longest delivery delay (see send): a beat age does not count the transit of each hop.
+  static constexpr time_ms transit_ms_max = 20 + 300;
+  /// Hops a beat clock may take before a take-over without a new beat (owner -> copy -> snapshot
+  /// or hand-over): each adds its transit.
+  static constexpr time_ms relay_hops_max = 3;
+  /// The last real beat (write or beat) of each heartbeat client.
+  std::map<client_id, time_ms> last_beat_;
   int held_down_ = -1; ///< the member kept DOWN (long_down), or -1
   std::map<client_id, client_services> sessions_;   ///< live sessions (of live nodes)
   std::map<client_id, client_services> heartbeats_; ///< registered heartbeat clients
