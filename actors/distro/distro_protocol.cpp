@@ -82,12 +82,23 @@ distro::client_beat_ages to_ages(const client_beats& xs, time_ms now_ms) {
   return result;
 }
 
-/// Times on the receiver's clock at arrival (`now_ms`); a negative age counts as 0.
-client_beats from_ages(const distro::client_beat_ages& xs, time_ms now_ms) {
+/// Times on the receiver's clock at arrival (`now_ms`); a negative age counts as 0. Only instances
+/// of `services` are kept, so the marks are bounded by the client's instances.
+client_beats from_ages(const distro::client_beat_ages& xs, const client_services& services,
+                       time_ms now_ms) {
   client_beats result;
-  for (const auto& [key, ages] : xs)
-    for (const auto& [ident, a] : ages)
-      result[key][ident] = beat_mark{now_ms - std::max<time_ms>(0, a.age_ms), a.marked_unhealthy};
+  for (const auto& [key, instances] : services) {
+    auto ai = xs.find(key);
+    if (ai == xs.end())
+      continue;
+    for (const auto& x : instances) {
+      auto ident = instance_identity(x.ip, x.port, x.cluster);
+      auto i = ai->second.find(ident);
+      if (i != ai->second.end())
+        result[key][ident] =
+          beat_mark{now_ms - std::max<time_ms>(0, i->second.age_ms), i->second.marked_unhealthy};
+    }
+  }
   return result;
 }
 
@@ -729,7 +740,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
                                      time_ms now_ms, effects& fx) {
   if (x.id.empty())
     return;
-  auto beats = from_ages(x.beats, now_ms);
+  auto beats = from_ages(x.beats, x.services, now_ms);
   auto i = records_.find(x.id);
   if (i != records_.end() && i->second.local) {
     auto& r = i->second;

@@ -97,7 +97,7 @@
 ///   in flight per peer: one SyncBatch, one VerifyBatch; one SnapshotRequest in total.
 /// * peers <= members_max - 1 (sorted; extra members are refused, `members_refused`).
 /// * received batches: at most clients_max entries are looked at; a verify reply is bounded by the
-///   records held.
+///   records held. Beat clocks of a record: at most one per instance of the client (others dropped).
 ///
 /// ## Effects ordering (what the actor must respect)
 /// 1. `apply` ops first, in order, before replying to the message that produced them (a SyncBatch is
