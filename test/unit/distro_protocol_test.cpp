@@ -6,6 +6,7 @@
 
 #include "actors/client/client_state.hpp"
 #include "actors/distro/distro_protocol.hpp"
+#include "actors/distro/distro_wire.hpp"
 
 using namespace registry;
 
@@ -1000,4 +1001,28 @@ TEST_CASE("distro: a snapshot carries beat ages; a client without them starts af
       CHECK(c.beats.at(key).at(ident).marked_unhealthy);
     }
   }
+}
+
+TEST_CASE("distro: beat ages survive the wire; without them a client's ages are unknown") {
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  distro::client_data x{heartbeat(4), content_revision(svc), svc, false, a, {}};
+  x.beats[key][ident] = distro::beat_age{12345, true};
+  v1::ClientData msg;
+  distro::to_wire(x, msg);
+  REQUIRE(msg.services_size() == 1);
+  REQUIRE(msg.services(0).beats_size() == 1);
+  CHECK(msg.services(0).beats(0).age_ms() == 12345);
+  auto y = distro::from_wire(msg);
+  CHECK(y.revision == x.revision); // the ages are not content
+  CHECK(y.services == x.services);
+  CHECK(y.beats == x.beats);
+  // An older sender: no beats field at all.
+  msg.mutable_services(0)->clear_beats();
+  CHECK(distro::from_wire(msg).beats.empty());
+  // A deleted client carries none.
+  distro::client_data gone{heartbeat(4), 0, {}, true, a, {}};
+  distro::to_wire(gone, msg);
+  CHECK(distro::from_wire(msg).beats.empty());
 }
