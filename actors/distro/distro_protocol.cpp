@@ -245,7 +245,7 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
     if (!responsible) {
       // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced
       // with the write): its change still travels, and the actor becomes a replica.
-      fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false, {}});
       ++fx.log.handed_over;
     }
   }
@@ -625,7 +625,7 @@ void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
   for (auto i = records_.begin(); i != records_.end();) {
     auto& r = i->second;
     if (!r.local && !r.tombstone && now_ms - r.renewed_ms >= limit) {
-      fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false, {}});
       ++fx.log.copies_expired;
       auto next = std::next(i);
       erase_record(i);
@@ -751,7 +751,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
       // Handed to us, not changed here since: the previous owner's newer write still applies.
       if (x.deleted) {
         erase_record(i);
-        fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+        fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
         ++fx.log.copies_removed;
       } else {
         r.revision = x.revision;
@@ -785,7 +785,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   if (x.deleted) {
     if (i != records_.end()) {
       erase_record(i);
-      fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
       ++fx.log.copies_removed;
     }
     return;
@@ -993,7 +993,7 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       // The new owner may lack our latest state: send it there.
       if (auto pi = peers_.find(responsible_node(id)); pi != peers_.end())
         pi->second.pending.insert(id);
-      fx.apply.push_back(local_op{local_op::kind::hand_over, id, r.revision, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::hand_over, id, r.revision, {}, false, {}});
       ++fx.log.handed_over;
     }
   }

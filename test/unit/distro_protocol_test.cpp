@@ -51,16 +51,16 @@ client_services make_services(const std::string& name, std::uint32_t port = 8080
 }
 
 proto::local_change change(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
-  return proto::local_change{id, make_services(name, port), false};
+  return proto::local_change{id, make_services(name, port), false, {}};
 }
 
 proto::local_change removal(const client_id& id) {
-  return proto::local_change{id, {}, true};
+  return proto::local_change{id, {}, true, {}};
 }
 
 distro::client_data data(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
   auto s = make_services(name, port);
-  return distro::client_data{id, content_revision(s), s, false, ""};
+  return distro::client_data{id, content_revision(s), s, false, "", {}};
 }
 
 std::vector<proto::outgoing_sync> syncs_to(const proto::effects& fx, const std::string& peer) {
@@ -518,7 +518,7 @@ TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
   fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9)}}, 300);
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].services == make_services("orders", 9));
-  distro::client_data gone{id, 0, {}, true, a};
+  distro::client_data gone{id, 0, {}, true, a, {}};
   fx = p.on_sync_batch(distro::sync_batch{a, {gone}}, 400);
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].what == op_kind::remove);
