@@ -30,6 +30,16 @@ inline constexpr std::int64_t beat_unhealthy_timeout_ms = 15000;
 inline constexpr std::int64_t beat_delete_timeout_ms = 30000;
 /// How often a heartbeat client checks its instances for missed beats.
 inline constexpr std::int64_t beat_check_interval_ms = 1000;
+/// The responsible node reports a heartbeat client's beat clocks to Distro on every change of the
+/// client and, for beats alone, at most once per unhealthy_timeout / this (5 s with the defaults;
+/// the last beat before a silence is reported at the next check). A node taking the client over
+/// continues from the reported age, so a live client never looks silent there for longer than
+/// beat_interval_ms + that report interval (checked below), and a dead one is not kept alive by
+/// responsibility moves.
+inline constexpr std::int64_t beat_reports_per_unhealthy_timeout = 3;
+/// A received beat age above this is taken as this (it only means "long ago"; keeps the
+/// arithmetic on the receiver's clock far from overflow).
+inline constexpr std::int64_t beat_age_ms_max = 7LL * 24 * 3600 * 1000;
 
 // -- sessions and CAF transport ----------------------------------------------
 /// CAF heartbeats, the same on every process (node and client): a frozen peer is dropped after the
@@ -78,6 +88,13 @@ inline constexpr std::int64_t reconnect_backoff_max_ms = 5000;
 inline constexpr int member_failures_until_down = 3;
 inline constexpr std::int64_t member_check_interval_ms = 1000;
 inline constexpr std::size_t members_max = 64;
+/// Deletions (tombstones) a node keeps until every alive peer acknowledged them, so also the bound
+/// on deletions pending per peer. Overflow: the oldest tombstone is dropped. Deletions pending for a
+/// peer that goes DOWN are dropped at once, and none are queued for a DOWN peer. Either way a peer
+/// that still holds the deleted client's copy removes it by copy expiry (no verify renews it), and a
+/// restarted peer loads only live clients. Tombstones never count toward clients_max, which bounds
+/// live clients (local and copies).
+inline constexpr std::size_t tombstones_max = 50000;
 /// Peer handshakes waiting for the dialer's proof (overflow: the handshake is refused), and how
 /// long one may wait.
 inline constexpr std::size_t pending_peer_handshakes_max = 64;
@@ -109,6 +126,9 @@ inline constexpr std::size_t cluster_secret_bytes_max = 4096;
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);
 static_assert(beat_delete_timeout_ms >= beat_unhealthy_timeout_ms);
+static_assert(beat_age_ms_max > beat_delete_timeout_ms);
+static_assert(beat_interval_ms + beat_unhealthy_timeout_ms / beat_reports_per_unhealthy_timeout
+              < beat_unhealthy_timeout_ms);
 static_assert(caf_connection_timeout_ms > caf_heartbeat_interval_ms);
 static_assert(page_size_default <= page_size_max);
 static_assert(reconnect_backoff_min_ms <= reconnect_backoff_max_ms);

@@ -98,6 +98,26 @@ inline bool is_heartbeat_client(const client_id& id) {
 /// The instances one client publishes, per service.
 using client_services = std::map<service_key, std::vector<instance>>;
 
+/// The identity of an instance within a service as one key: "ip:port:cluster".
+inline std::string instance_identity(const std::string& ip, std::uint32_t port,
+                                     const std::string& cluster) {
+  return ip + ":" + std::to_string(port) + ":" + cluster;
+}
+
+/// A heartbeat instance's beat clock as one node holds it.
+struct beat_mark {
+  time_ms last_beat_ms = 0;      ///< on the holder's own steady clock (never sent as such)
+  bool marked_unhealthy = false; ///< missed beats turned it unhealthy; a beat heals it
+  friend bool operator==(const beat_mark& a, const beat_mark& b) {
+    return a.last_beat_ms == b.last_beat_ms && a.marked_unhealthy == b.marked_unhealthy;
+  }
+  friend bool operator!=(const beat_mark& a, const beat_mark& b) { return !(a == b); }
+};
+
+/// The beat clocks of one heartbeat client: service -> instance_identity -> mark. An instance
+/// without a mark has no known beat time (its clock starts when a node takes it over).
+using client_beats = std::map<service_key, std::map<std::string, beat_mark>>;
+
 /// A field error: which field and what is wrong with it.
 struct field_error {
   std::string field;

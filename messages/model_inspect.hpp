@@ -19,4 +19,9 @@ typename Inspector::result_type inspect(Inspector& f, instance& x) {
            x.healthy, x.enabled, x.ephemeral, x.cluster, x.metadata);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, beat_mark& x) {
+  return f(caf::meta::type_name("registry::beat_mark"), x.last_beat_ms, x.marked_unhealthy);
+}
+
 } // namespace registry

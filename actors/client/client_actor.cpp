@@ -69,8 +69,12 @@ void flush_announcement(client_actor_t* self) {
   if (!st.announce_pending || st.ending)
     return;
   st.announce_pending = false;
-  if (st.distro && st.data->kind() != client_kind::replica)
-    self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services());
+  if (st.distro && st.data->kind() != client_kind::replica) {
+    // The beat clocks go along, so a node taking the client over continues them.
+    self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services(),
+               st.data->beat_marks());
+    st.data->beats_reported(actor_now_ms(self));
+  }
 }
 
 /// Pushes our list for `key` to its service actor (fire and forget: used for expiry and rebuilds).
@@ -242,8 +246,11 @@ caf::result<envelope> on_register(client_actor_t* self, const envelope& env, boo
       return error_reply(*r.error);
     changed = r.changed;
   }
-  if (!changed)
+  if (!changed) {
+    if (st.data->beat_report_due(actor_now_ms(self)))
+      announce(self);
     return pack(v1::Ack{});
+  }
   auto rp = self->make_response_promise<envelope>();
   commit(self, key, previous, x, false, rp);
   return rp;
@@ -317,7 +324,8 @@ void on_tick(client_actor_t* self) {
                key.to_string());
   for (auto& key : r.changed)
     publish(self, key);
-  if (!r.changed.empty())
+  // A change, or beats not reported yet (the last one before a silence, too).
+  if (!r.changed.empty() || st.data->beat_report_due(actor_now_ms(self)))
     announce(self);
   end_if_empty(self, "expired");
   if (!st.ending)
@@ -326,21 +334,23 @@ void on_tick(client_actor_t* self) {
 
 /// Carries out a Distro op for this client (see distro_protocol::local_op).
 void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
-                client_services& services, bool local) {
+                client_services& services, bool local, const client_beats& beats) {
   using kind = distro_protocol::local_op::kind;
   auto& st = self->state;
   if (st.ending || st.data->kind() == client_kind::session)
     return; // a live session of this node is never overwritten by a copy
   switch (static_cast<kind>(op)) {
     case kind::replace: {
+      bool was_checking = st.data->kind() == client_kind::heartbeat;
       if (local && st.data->kind() == client_kind::replica)
         st.data->set_kind(client_kind::heartbeat);
       std::set<service_key> before;
       for (auto& kv : st.data->services())
         before.insert(kv.first);
       auto changed = st.data->replace(services, revision);
+      // Continue the sender's beat clocks; clocks this node already ran are kept when newer.
       if (st.data->kind() == client_kind::heartbeat)
-        st.data->renew_beats(actor_now_ms(self));
+        st.data->adopt_beats(beats, actor_now_ms(self), was_checking);
       for (auto& key : changed)
         publish(self, key);
       if (st.data->empty()) {
@@ -355,7 +365,7 @@ void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
       break;
     case kind::take_over:
       st.data->set_kind(client_kind::heartbeat);
-      st.data->renew_beats(actor_now_ms(self));
+      st.data->adopt_beats(beats, actor_now_ms(self));
       log().info("client {} is now checked by this node", st.data->id());
       break;
     case kind::hand_over:
@@ -461,14 +471,14 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
         flush_announcement(self);
     },
     [=](replica_atom atom, std::int32_t op, std::uint64_t revision, client_services& services,
-        bool local) {
+        bool local, client_beats& beats) {
       if (!local_only(self, "client", "replica"))
         return;
       if (self->state.ending)
         self->send(self->state.gateway, atom, op, self->state.data->id(), revision,
-                   std::move(services), local);
+                   std::move(services), local, std::move(beats));
       else
-        on_replica(self, op, revision, services, local);
+        on_replica(self, op, revision, services, local, beats);
     },
     // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.
     [=](const envelope& reply) {

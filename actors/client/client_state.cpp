@@ -11,7 +11,7 @@ namespace {
 /// The identity of an instance within a service, as a key: "ip:port:cluster". Unambiguous even for
 /// IPv6 addresses, because the port is numeric and a cluster holds no ':'.
 std::string identity(const std::string& ip, std::uint32_t port, const std::string& cluster) {
-  return ip + ":" + std::to_string(port) + ":" + cluster;
+  return instance_identity(ip, port, cluster);
 }
 
 std::string identity(const instance& x) {
@@ -65,8 +65,10 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
     auto& xs = si->second;
     auto i = find_same(xs, x.ip, x.port, x.cluster);
     if (i != xs.end()) {
-      if (kind_ == client_kind::heartbeat) // only heartbeat clients expire by beats
+      if (kind_ == client_kind::heartbeat) { // only heartbeat clients expire by beats
         beats_[key][ident] = now_ms;
+        beats_unreported_ = true;
+      }
       // The registered content is authoritative again, whatever expiry did to its health.
       expired_unhealthy_.erase({key, ident});
       if (*i != x) {
@@ -85,8 +87,10 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
   }
   auto& xs = services_[key];
   xs.insert(std::upper_bound(xs.begin(), xs.end(), x, identity_less), std::move(x));
-  if (kind_ == client_kind::heartbeat)
+  if (kind_ == client_kind::heartbeat) {
     beats_[key][ident] = now_ms;
+    beats_unreported_ = true;
+  }
   expired_unhealthy_.erase({key, ident});
   ++instance_count_;
   ++revision_;
@@ -127,6 +131,7 @@ client_state::beat_result client_state::beat(const service_key& key, const insta
     if (i != si->second.end()) {
       const std::string ident = identity(x);
       beats_[key][ident] = now_ms;
+      beats_unreported_ = true;
       if (expired_unhealthy_.erase({key, ident}) > 0 && !i->healthy) {
         i->healthy = true;
         r.changed = true;
@@ -194,6 +199,62 @@ void client_state::renew_beats(time_ms now_ms) {
     for (const auto& x : xs)
       beats[identity(x)] = now_ms;
   }
+}
+
+void client_state::adopt_beats(const client_beats& marks, time_ms now_ms, bool keep_newer) {
+  std::map<service_key, std::map<std::string, time_ms>> beats;
+  for (const auto& [key, xs] : services_) {
+    auto mi = marks.find(key);
+    auto bi = beats_.find(key);
+    for (const auto& x : xs) {
+      const std::string ident = identity(x);
+      time_ms at = now_ms; // unknown: the clock starts now, as for a fresh take-over
+      const beat_mark* mark = nullptr;
+      if (mi != marks.end())
+        if (auto i = mi->second.find(ident); i != mi->second.end())
+          mark = &i->second;
+      if (mark != nullptr) {
+        at = std::min(mark->last_beat_ms, now_ms);
+        if (mark->marked_unhealthy && !x.healthy)
+          expired_unhealthy_.emplace(key, ident);
+      }
+      if (keep_newer && bi != beats_.end())
+        if (auto ti = bi->second.find(ident); ti != bi->second.end())
+          at = std::max(at, ti->second);
+      beats[key][ident] = at;
+    }
+  }
+  beats_ = std::move(beats);
+}
+
+client_beats client_state::beat_marks() const {
+  client_beats result;
+  if (kind_ != client_kind::heartbeat)
+    return result;
+  for (const auto& [key, beats] : beats_) {
+    auto si = services_.find(key);
+    if (si == services_.end())
+      continue;
+    for (const auto& x : si->second) {
+      const std::string ident = identity(x);
+      auto ti = beats.find(ident);
+      if (ti == beats.end())
+        continue;
+      result[key][ident] = beat_mark{ti->second, expired_unhealthy_.count({key, ident}) > 0};
+    }
+  }
+  return result;
+}
+
+bool client_state::beat_report_due(time_ms now_ms) const {
+  auto interval = limits_.unhealthy_timeout_ms / defaults::beat_reports_per_unhealthy_timeout;
+  return kind_ == client_kind::heartbeat && beats_unreported_
+         && now_ms - beats_reported_ms_ >= interval;
+}
+
+void client_state::beats_reported(time_ms now_ms) {
+  beats_reported_ms_ = now_ms;
+  beats_unreported_ = false;
 }
 
 std::vector<service_key> client_state::replace(const client_services& services,

@@ -7,6 +7,10 @@
 ///   unhealthy after unhealthy_timeout_ms and removes it after delete_timeout_ms without a beat;
 /// - replica: a Distro copy of a client another node is responsible for; replaced as a whole by
 ///   replace(), never expired by beats (copy expiry is Distro's job).
+/// Beat clocks travel with responsibility: the responsible node reports them (beat_marks(), on every
+/// change and at most every unhealthy_timeout / defaults::beat_reports_per_unhealthy_timeout for
+/// beats alone), and a node taking the client over continues them (adopt_beats()), so a dead
+/// instance expires at its original deadline however often its owner changes.
 /// Every visible change (put, remove, health flip, expiry, replace) bumps revision().
 
 #include <cstdint>
@@ -16,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.hpp"
 #include "messages/model.hpp"
 
 namespace registry {
@@ -81,9 +86,23 @@ public:
   };
   tick_result tick(time_ms now_ms);
 
-  /// Restarts every beat clock at `now_ms`: used when this node becomes responsible for the client,
-  /// so a copy does not expire on the spot.
+  /// Restarts every beat clock at `now_ms` (a write reached a replica: the writer is alive).
   void renew_beats(time_ms now_ms);
+
+  /// This node became responsible for the client: continues the beat clocks of `marks` (times on
+  /// this node's clock, at most `now_ms`; a mark marked_unhealthy keeps an unhealthy instance healable
+  /// by a beat). Instances without a mark start their clock at `now_ms`. With `keep_newer`, a clock
+  /// already newer than its mark is kept (marks of a previous owner arriving after a take-over).
+  void adopt_beats(const client_beats& marks, time_ms now_ms, bool keep_newer = false);
+
+  /// The beat clocks of every instance (heartbeat clients; empty for the other kinds).
+  client_beats beat_marks() const;
+
+  /// Whether beats not yet reported are due for a report (heartbeat clients only).
+  bool beat_report_due(time_ms now_ms) const;
+
+  /// The marks were reported to Distro at `now_ms`.
+  void beats_reported(time_ms now_ms);
 
   /// Replica: replaces the whole state and revision. Returns the services whose instances changed
   /// (including services that disappeared).
@@ -112,6 +131,9 @@ private:
   std::set<subscription> subscriptions_;
   std::size_t instance_count_ = 0;
   std::uint64_t revision_ = 0;
+  /// When beat marks were last reported; beats after it are not reported yet.
+  time_ms beats_reported_ms_ = 0;
+  bool beats_unreported_ = false;
 };
 
 } // namespace registry

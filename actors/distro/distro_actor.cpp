@@ -248,7 +248,7 @@ void carry(distro_actor_t* self, distro_protocol::effects fx) {
   // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards).
   for (auto& op : fx.apply)
     self->send(st.gateway, replica_atom_v, static_cast<std::int32_t>(op.what), op.id, op.revision,
-               std::move(op.services), op.local);
+               std::move(op.services), op.local, std::move(op.beats));
   // 2. Requests through the peer actors; they report results back.
   auto peer_of = [&](const std::string& name) { return peer_for(self, name); };
   auto now = actor_now_ms(self);
@@ -520,6 +520,21 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       change.id = id;
       change.deleted = services.empty();
       change.services = std::move(services);
+      carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
+    },
+    [=](sync_atom, const client_id& id, std::uint64_t, client_services& services,
+        client_beats& beats) {
+      if (!local_only(self, "distro", "sync"))
+        return;
+      auto& st = self->state;
+      if (!st.protocol)
+        return;
+      distro_protocol::local_change change;
+      change.id = id;
+      change.deleted = services.empty();
+      change.services = std::move(services);
+      if (!change.deleted)
+        change.beats = std::move(beats);
       carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
     },
     [=](reload_atom, const std::vector<std::string>& members) {

@@ -5,7 +5,8 @@
 ///
 /// Interface:
 /// - (start_atom, actor gateway)                  wires the gateway and starts the protocol
-/// - (sync_atom, client_id, uint64, client_services)  a local client changed (empty = gone)
+/// - (sync_atom, client_id, uint64, client_services[, client_beats])  a local client changed
+///   (empty = gone); a heartbeat client adds its beat clocks
 /// - (reload_atom, vector<string> members)        the member list changed (config reload)
 /// - (forward_atom, string node, envelope ForwardedRequest) -> envelope: a heartbeat write for the
 ///   responsible node, sent through that member's peer actor
@@ -13,9 +14,9 @@
 /// forward_atom (handed to the gateway, never forwarded again).
 /// From peer actors: peer_up_atom, peer_fail_atom, peer_lost_atom, sync_res_atom, verify_res_atom,
 /// snap_res_atom. INTERNAL: (tick_atom, uint64 generation).
-/// To the gateway: (replica_atom, int32 op, client_id, uint64 revision, client_services, bool local)
-/// for every protocol `apply` op, and (view_atom, routing, ready, member addresses, member states)
-/// whenever readiness, routing or member states change.
+/// To the gateway: (replica_atom, int32 op, client_id, uint64 revision, client_services, bool local,
+/// client_beats) for every protocol `apply` op, and (view_atom, routing, ready, member addresses,
+/// member states) whenever readiness, routing or member states change.
 
 #include <memory>
 

@@ -72,6 +72,36 @@ std::uint64_t instance_hash(const instance& x) {
   return h.value();
 }
 
+/// Ages as sent (measured at `now_ms`).
+distro::client_beat_ages to_ages(const client_beats& xs, time_ms now_ms) {
+  distro::client_beat_ages result;
+  for (const auto& [key, marks] : xs)
+    for (const auto& [ident, m] : marks)
+      result[key][ident] =
+        distro::beat_age{std::max<time_ms>(0, now_ms - m.last_beat_ms), m.marked_unhealthy};
+  return result;
+}
+
+/// Times on the receiver's clock at arrival (`now_ms`); a negative age counts as 0. Only instances
+/// of `services` are kept, so the marks are bounded by the client's instances.
+client_beats from_ages(const distro::client_beat_ages& xs, const client_services& services,
+                       time_ms now_ms) {
+  client_beats result;
+  for (const auto& [key, instances] : services) {
+    auto ai = xs.find(key);
+    if (ai == xs.end())
+      continue;
+    for (const auto& x : instances) {
+      auto ident = instance_identity(x.ip, x.port, x.cluster);
+      auto i = ai->second.find(ident);
+      if (i != ai->second.end())
+        result[key][ident] =
+          beat_mark{now_ms - std::max<time_ms>(0, i->second.age_ms), i->second.marked_unhealthy};
+    }
+  }
+  return result;
+}
+
 } // namespace
 
 // -- configuration -------------------------------------------------------------------
@@ -113,6 +143,8 @@ std::string validate(const distro_config& x) {
     return "lone_ready_wait_ms must not be negative";
   if (x.clients_max < 1)
     return "clients_max must be at least 1";
+  if (x.tombstones_max < 1)
+    return "tombstones_max must be at least 1";
   if (x.members_max < 1)
     return "members_max must be at least 1";
   return {};
@@ -194,6 +226,8 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
     bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
     if (!same) {
       auto& r = records_[x.id];
+      if (r.tombstone)
+        tombstones_.erase({r.tombstone_seq, x.id});
       r.services = x.services;
       r.revision = revision;
       r.tombstone = false;
@@ -201,12 +235,17 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       r.local = responsible;
       r.source = self_;
       r.renewed_ms = now_ms;
+      r.beats = x.beats;
+      mark_pending_all(x.id);
+    } else if (i->second.beats != x.beats) {
+      // Only the beat clocks moved on: peers need them to continue the clocks on a take-over.
+      i->second.beats = x.beats;
       mark_pending_all(x.id);
     }
     if (!responsible) {
       // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced
       // with the write): its change still travels, and the actor becomes a replica.
-      fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false, {}});
       ++fx.log.handed_over;
     }
   }
@@ -351,7 +390,7 @@ distro_protocol::on_snapshot_request(const distro::snapshot_request& x, time_ms 
     s.source = self_;
     for (const auto& [id, r] : records_)
       if (!r.tombstone)
-        s.clients.push_back(to_data(id, r));
+        s.clients.push_back(to_data(id, r, now_ms));
     out.reply = std::move(s);
   }
   finish(now_ms, out.fx);
@@ -473,6 +512,8 @@ std::string distro_protocol::check_invariants() const {
       return "record " + id + ": adopted but not a live local client";
     if (r.tombstone && (r.revision != 0 || !r.services.empty()))
       return "record " + id + ": tombstone with content";
+    if (r.tombstone != (tombstones_.count({r.tombstone_seq, id}) > 0))
+      return "record " + id + ": tombstone order disagrees with the record";
     if (r.tombstone) {
       bool pending = false;
       for (const auto& [name, p] : peers_)
@@ -481,9 +522,20 @@ std::string distro_protocol::check_invariants() const {
         return "record " + id + ": tombstone that no peer waits for";
     }
   }
+  if (tombstones_.size() > cfg_.tombstones_max)
+    return "more tombstones than tombstones_max";
+  for (const auto& [seq, id] : tombstones_) {
+    auto ri = records_.find(id);
+    if (ri == records_.end() || !ri->second.tombstone)
+      return "tombstone order holds " + id + ", which is no tombstone";
+  }
   for (const auto& [name, p] : peers_) {
     if (p.pending.size() > records_.size())
       return "peer " + name + ": more pending than records";
+    if (!is_alive(p.state))
+      for (const auto& id : p.pending)
+        if (auto ri = records_.find(id); ri != records_.end() && ri->second.tombstone)
+          return "peer " + name + ": a delete pending for a DOWN peer: " + id;
     for (const auto& id : p.pending)
       if (records_.count(id) == 0)
         return "peer " + name + ": pending client without record: " + id;
@@ -573,7 +625,7 @@ void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
   for (auto i = records_.begin(); i != records_.end();) {
     auto& r = i->second;
     if (!r.local && !r.tombstone && now_ms - r.renewed_ms >= limit) {
-      fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false, {}});
       ++fx.log.copies_expired;
       auto next = std::next(i);
       erase_record(i);
@@ -604,7 +656,7 @@ void distro_protocol::flush(const std::string& name, peer_state& p, time_ms now_
     i = p.pending.erase(i);
     auto ri = records_.find(id);
     DISTRO_CHECK(ri != records_.end());
-    out.batch.clients.push_back(to_data(id, ri->second));
+    out.batch.clients.push_back(to_data(id, ri->second, now_ms));
     f.ids.insert(id);
     p.cursor = id;
   }
@@ -688,6 +740,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
                                      time_ms now_ms, effects& fx) {
   if (x.id.empty())
     return;
+  auto beats = from_ages(x.beats, x.services, now_ms);
   auto i = records_.find(x.id);
   if (i != records_.end() && i->second.local) {
     auto& r = i->second;
@@ -698,14 +751,16 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
       // Handed to us, not changed here since: the previous owner's newer write still applies.
       if (x.deleted) {
         erase_record(i);
-        fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+        fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
         ++fx.log.copies_removed;
       } else {
         r.revision = x.revision;
         r.services = x.services;
         r.source = source;
         r.renewed_ms = now_ms;
-        fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, true});
+        r.beats = beats;
+        fx.apply.push_back(
+          local_op{local_op::kind::replace, x.id, r.revision, r.services, true, std::move(beats)});
         ++fx.log.copies_applied;
       }
     } else {
@@ -718,8 +773,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     DISTRO_CHECK(i == records_.end()); // a session of self is always local
     if (!x.deleted) {
       ++fx.log.stale_sessions;
-      if (records_.size() < cfg_.clients_max)
-        make_tombstone(x.id, now_ms); // else the copies elsewhere simply expire
+      make_tombstone(x.id, now_ms); // bounded by tombstones_max; else the copies simply expire
     }
     return;
   }
@@ -731,7 +785,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   if (x.deleted) {
     if (i != records_.end()) {
       erase_record(i);
-      fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
       ++fx.log.copies_removed;
     }
     return;
@@ -740,15 +794,16 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     auto& r = i->second;
     r.renewed_ms = now_ms;
     r.source = source;
+    r.beats = beats; // newer clocks even when the content is the same
     if (r.revision == x.revision)
       return;
     r.revision = x.revision;
     r.services = x.services;
-    fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false});
+    fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false, {}});
     ++fx.log.copies_applied;
     return;
   }
-  if (records_.size() >= cfg_.clients_max) {
+  if (live_count() >= cfg_.clients_max) {
     ++fx.log.copies_refused;
     return;
   }
@@ -759,27 +814,68 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   r.adopted = r.local;
   r.source = source;
   r.renewed_ms = now_ms;
-  fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local});
+  r.beats = beats;
+  fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local,
+                              r.local ? std::move(beats) : client_beats{}});
   ++fx.log.copies_applied;
   records_.emplace(x.id, std::move(r));
 }
 
 void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   auto& r = records_[id];
+  DISTRO_CHECK(!r.tombstone);
+  r.tombstone_seq = next_tombstone_seq_++;
+  tombstones_.emplace(r.tombstone_seq, id);
   r.revision = 0;
   r.services.clear();
+  r.beats.clear();
   r.tombstone = true;
   r.adopted = false;
   r.local = responsible_node(id) == self_;
   r.source = self_;
   r.renewed_ms = now_ms;
-  mark_pending_all(id);
-  gc_tombstone(id); // without peers nobody waits for it
+  // Only alive peers wait for a delete: a DOWN peer's copy expires by itself (see the file comment).
+  for (auto& [name, p] : peers_) {
+    if (is_alive(p.state))
+      p.pending.insert(id);
+    else
+      p.pending.erase(id);
+  }
+  gc_tombstone(id); // without alive peers nobody waits for it
+  while (tombstones_.size() > cfg_.tombstones_max) {
+    // Over the bound: the oldest delete is given up; the peers' copies expire.
+    auto oldest = records_.find(tombstones_.begin()->second);
+    DISTRO_CHECK(oldest != records_.end() && oldest->second.tombstone);
+    erase_record(oldest);
+  }
+}
+
+void distro_protocol::drop_down_deletes(peer_state& p) {
+  DISTRO_CHECK(!p.in_flight);
+  std::vector<client_id> dropped;
+  for (auto i = p.pending.begin(); i != p.pending.end();) {
+    auto ri = records_.find(*i);
+    if (ri != records_.end() && ri->second.tombstone) {
+      dropped.push_back(*i);
+      i = p.pending.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  for (const auto& id : dropped)
+    gc_tombstone(id);
+}
+
+std::size_t distro_protocol::live_count() const {
+  DISTRO_CHECK(tombstones_.size() <= records_.size());
+  return records_.size() - tombstones_.size();
 }
 
 void distro_protocol::erase_record(record_map::iterator i) {
   for (auto& [name, p] : peers_)
     p.pending.erase(i->first);
+  if (i->second.tombstone)
+    tombstones_.erase({i->second.tombstone_seq, i->first});
   records_.erase(i);
 }
 
@@ -790,7 +886,7 @@ void distro_protocol::gc_tombstone(const client_id& id) {
   for (const auto& [name, p] : peers_)
     if (p.pending.count(id) > 0 || (p.in_flight && p.in_flight->ids.count(id) > 0))
       return;
-  records_.erase(i);
+  erase_record(i);
 }
 
 void distro_protocol::mark_pending_all(const client_id& id) {
@@ -850,6 +946,7 @@ void distro_protocol::peer_went_down(peer_state& p, const std::string& name, tim
                                      effects& fx) {
   if (p.in_flight)
     fail_sync(p, now_ms, fx);
+  drop_down_deletes(p);
   p.verify_in_flight.reset();
   // Whatever comes back may be a new run of that node: it must prove readiness again.
   p.ready = false;
@@ -886,7 +983,8 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       continue; // still sent to every peer; nothing to tell a client actor
     if (local) {
       r.adopted = true;
-      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true});
+      // The beat clocks continue where the previous owner left them (as far as it reported them).
+      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true, r.beats});
       ++fx.log.taken_over;
     } else {
       r.adopted = false;
@@ -895,7 +993,7 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       // The new owner may lack our latest state: send it there.
       if (auto pi = peers_.find(responsible_node(id)); pi != peers_.end())
         pi->second.pending.insert(id);
-      fx.apply.push_back(local_op{local_op::kind::hand_over, id, r.revision, {}, false});
+      fx.apply.push_back(local_op{local_op::kind::hand_over, id, r.revision, {}, false, {}});
       ++fx.log.handed_over;
     }
   }
@@ -923,13 +1021,15 @@ bool distro_protocol::lone(time_ms now_ms) const {
   return true;
 }
 
-distro::client_data distro_protocol::to_data(const client_id& id, const record& r) const {
+distro::client_data distro_protocol::to_data(const client_id& id, const record& r,
+                                             time_ms now_ms) const {
   distro::client_data result;
   result.id = id;
   result.deleted = r.tombstone;
   if (!r.tombstone) {
     result.revision = r.revision;
     result.services = r.services;
+    result.beats = to_ages(r.beats, now_ms);
   }
   result.owner = responsible_node(id);
   return result;

@@ -38,8 +38,12 @@
 ///   from the pending set. At most one batch is in flight per peer.
 /// * A failed batch (a failed result, no result within sync_timeout_ms, or the peer going DOWN) puts its
 ///   clients back in the pending set; the next batch waits sync_retry_delay_ms. Nothing is sent to a
-///   DOWN peer; its pending set waits (bounded) until it is up again or leaves the member list (then it
-///   is dropped: Nacos retries forever into a full queue, #7151).
+///   DOWN peer; its pending set of live clients waits (bounded) until it is up again or leaves the
+///   member list (then it is dropped: Nacos retries forever into a full queue, #7151).
+/// * Deletes for a DOWN peer are dropped, not kept: a peer going DOWN loses its pending tombstones and
+///   no new ones are queued for it. Its copy of a deleted client is renewed by nobody (no verify lists
+///   it), so it expires by copy expiry, also when the peer comes back much later (its own sweep ran
+///   meanwhile or runs at once); a restarted peer loads a snapshot, which holds no deleted client.
 /// * Receiving: a copy is created or replaced as a whole, or removed for deleted=true. Never applied:
 ///   data for a client this node is responsible for and has changed itself (its own state wins;
 ///   counted as a conflict, repaired by its own verify), and data for a session client *of this node*
@@ -50,6 +54,15 @@
 ///   *adopted*: until this node changes it itself, data from peers still replaces or deletes it. So the
 ///   old owner's last write (a deregistration, say) reaches the new owner even if the new owner's copy
 ///   was behind; it is neither lost nor resurrected.
+///
+/// ## Beat clocks (heartbeat clients)
+/// A heartbeat client's record carries the beat clocks its client actor reported (times on this
+/// node's clock). They travel as *ages* measured when a batch or snapshot is built, and the receiver
+/// turns them back into times on its own clock at arrival: the transit time is not counted, which is
+/// the only allowance (a batch has sync_timeout_ms to be answered). A node taking the client over
+/// hands the clocks to its client actor (`take_over` and local `replace` ops), which continues them,
+/// so a dead instance expires at its original deadline however often responsibility moves. Beat
+/// clocks are not part of the revision; a report that changes only them is synced like a change.
 ///
 /// ## Verify (every verify_interval_ms, only when ready)
 /// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
@@ -75,14 +88,16 @@
 /// otherwise wait forever: Nacos #12012). A node without peers is ready at start.
 ///
 /// ## Bounds and overflow policy
-/// * records (local + copies + tombstones) <= clients_max: a new copy over the bound is refused
+/// * live records (local + copies) <= clients_max: a new copy over the bound is refused
 ///   (`copies_refused`), the next verify asks for it again. Local changes are never refused here: the
-///   gateway bounds local clients before they reach Distro.
+///   gateway bounds local clients before they reach Distro. Tombstones do not count.
+/// * tombstones <= tombstones_max: the oldest is dropped (its copies expire at the peers), so deletes
+///   pending per peer <= tombstones_max; none is pending for a DOWN peer.
 /// * pending per peer <= records (every pending id has a record; erased records leave every set);
 ///   in flight per peer: one SyncBatch, one VerifyBatch; one SnapshotRequest in total.
 /// * peers <= members_max - 1 (sorted; extra members are refused, `members_refused`).
 /// * received batches: at most clients_max entries are looked at; a verify reply is bounded by the
-///   records held.
+///   records held. Beat clocks of a record: at most one per instance of the client (others dropped).
 ///
 /// ## Effects ordering (what the actor must respect)
 /// 1. `apply` ops first, in order, before replying to the message that produced them (a SyncBatch is
@@ -111,13 +126,28 @@ namespace registry {
 
 namespace distro {
 
+/// InstanceBeat: how long ago a heartbeat instance was last beaten, measured by the sender when it
+/// sends (an age, never a time: node clocks differ).
+struct beat_age {
+  time_ms age_ms = 0;
+  bool marked_unhealthy = false; ///< missed beats made it unhealthy (a beat heals it)
+  friend bool operator==(const beat_age& a, const beat_age& b) {
+    return a.age_ms == b.age_ms && a.marked_unhealthy == b.marked_unhealthy;
+  }
+};
+
+/// Beat ages of a client's instances: service -> instance_identity -> age. Not part of the
+/// revision. An instance without an age is unknown (an older sender): treated as just beaten.
+using client_beat_ages = std::map<service_key, std::map<std::string, beat_age>>;
+
 /// ClientData: the whole state of one client, as its responsible node sees it.
 struct client_data {
   client_id id;
   std::uint64_t revision = 0; ///< content_revision(services); 0 for deleted
   client_services services;   ///< empty when deleted
   bool deleted = false;
-  std::string owner; ///< the responsible node in the sender's view (informational)
+  std::string owner;      ///< the responsible node in the sender's view (informational)
+  client_beat_ages beats; ///< heartbeat clients: beat ages at sending
 };
 
 /// SyncBatch: owner -> peer. Reply: Ack (always, see on_sync_batch).
@@ -179,8 +209,10 @@ struct distro_config {
   time_ms snapshot_retry_delay_ms = defaults::snapshot_retry_delay_ms;
   /// A node whose peers are all DOWN (or not ready) becomes ready after this time since start.
   time_ms lone_ready_wait_ms = defaults::lone_ready_wait_ms;
-  /// Records held (local, copies, tombstones).
+  /// Live records held (local and copies; tombstones do not count).
   std::size_t clients_max = defaults::clients_max;
+  /// Tombstones held (deletions not yet acknowledged by every alive peer); the oldest goes first.
+  std::size_t tombstones_max = defaults::tombstones_max;
   /// Members, self included.
   std::size_t members_max = defaults::members_max;
 
@@ -208,6 +240,7 @@ public:
     client_id id;
     client_services services; ///< ignored when deleted
     bool deleted = false;
+    client_beats beats; ///< heartbeat clients: the beat clocks (this node's clock); else empty
   };
 
   /// How a snapshot request ended.
@@ -233,6 +266,7 @@ public:
     std::uint64_t revision = 0;
     client_services services;
     bool local = false;
+    client_beats beats; ///< replace and take_over: beat clocks to continue (this node's clock)
   };
 
   struct outgoing_sync {
@@ -319,8 +353,10 @@ public:
     bool local = false;     ///< this node is responsible (routing); tombstones too
     bool tombstone = false; ///< deleted here, kept until every peer acknowledged the delete
     bool adopted = false;   ///< local by a re-mapping or by arriving data, not changed here since
+    std::uint64_t tombstone_seq = 0; ///< tombstones: order of deletion (the oldest goes first)
     std::string source;     ///< who sent the current content (self for local changes)
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
+    client_beats beats;     ///< last known beat clocks on this node's clock (heartbeat clients)
   };
 
   // -- constructors -----------------------------------------------------------------
@@ -464,6 +500,8 @@ private:
   void apply_incoming(const distro::client_data& x, const std::string& source, time_ms now_ms,
                       effects& fx);
   void make_tombstone(const client_id& id, time_ms now_ms);
+  void drop_down_deletes(peer_state& p);
+  std::size_t live_count() const;
   void erase_record(record_map::iterator i);
   void gc_tombstone(const client_id& id);
   void mark_pending_all(const client_id& id);
@@ -476,7 +514,7 @@ private:
   void remap(time_ms now_ms, effects& fx);
   std::vector<std::string> compute_routing() const;
   bool lone(time_ms now_ms) const;
-  distro::client_data to_data(const client_id& id, const record& r) const;
+  distro::client_data to_data(const client_id& id, const record& r, time_ms now_ms) const;
 
   // -- member variables ---------------------------------------------------------------
 
@@ -508,6 +546,10 @@ private:
   time_ms next_sweep_ms_ = 0;
   /// Id source for batches, verifies and snapshot requests.
   std::uint64_t next_id_ = 1;
+  /// Every tombstone by (tombstone_seq, id): its size is the tombstone count, its front the oldest.
+  std::set<std::pair<std::uint64_t, client_id>> tombstones_;
+  /// Source of tombstone_seq.
+  std::uint64_t next_tombstone_seq_ = 1;
 };
 
 } // namespace registry

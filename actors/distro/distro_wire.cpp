@@ -1,5 +1,8 @@
 #include "actors/distro/distro_wire.hpp"
 
+#include <algorithm>
+
+#include "config/defaults.hpp"
 #include "messages/convert.hpp"
 
 namespace registry::distro {
@@ -8,6 +11,25 @@ void to_wire(const client_data& x, v1::ClientData& out) {
   registry::to_wire(x.id, x.revision, x.services, out);
   out.set_deleted(x.deleted);
   out.set_owner(x.owner);
+  if (x.beats.empty())
+    return;
+  for (auto& cs : *out.mutable_services()) {
+    auto bi = x.beats.find(registry::from_wire(cs.service()));
+    if (bi == x.beats.end())
+      continue;
+    for (auto& wire_x : cs.instances()) {
+      auto inst = registry::from_wire(wire_x);
+      auto ai = bi->second.find(instance_identity(inst.ip, inst.port, inst.cluster));
+      if (ai == bi->second.end())
+        continue;
+      auto* b = cs.add_beats();
+      b->set_ip(inst.ip);
+      b->set_port(inst.port);
+      b->set_cluster(inst.cluster);
+      b->set_age_ms(static_cast<std::uint64_t>(std::max<time_ms>(0, ai->second.age_ms)));
+      b->set_marked_unhealthy(ai->second.marked_unhealthy);
+    }
+  }
 }
 
 client_data from_wire(const v1::ClientData& x) {
@@ -16,8 +38,20 @@ client_data from_wire(const v1::ClientData& x) {
   result.revision = x.revision();
   result.deleted = x.deleted();
   result.owner = x.owner();
-  if (!result.deleted)
-    result.services = services_from_wire(x);
+  if (result.deleted)
+    return result;
+  result.services = services_from_wire(x);
+  for (auto& cs : x.services()) {
+    if (cs.beats_size() == 0)
+      continue;
+    auto& ages = result.beats[registry::from_wire(cs.service())];
+    for (auto& b : cs.beats()) {
+      auto cluster = b.cluster().empty() ? std::string{defaults::cluster} : b.cluster();
+      auto age = static_cast<time_ms>(
+        std::min<std::uint64_t>(b.age_ms(), static_cast<std::uint64_t>(defaults::beat_age_ms_max)));
+      ages[instance_identity(b.ip(), b.port(), cluster)] = beat_age{age, b.marked_unhealthy()};
+    }
+  }
   return result;
 }
 

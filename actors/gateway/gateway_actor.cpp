@@ -606,7 +606,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       }
     },
     [=](replica_atom atom, std::int32_t op, const client_id& id, std::uint64_t revision,
-        client_services& services, bool local) {
+        client_services& services, bool local, client_beats& beats) {
       if (!local_only(self, "gateway", "replica"))
         return;
       using kind = distro_protocol::local_op::kind;
@@ -626,7 +626,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
           return;
         }
       }
-      self->send(handle, atom, op, revision, std::move(services), local);
+      self->send(handle, atom, op, revision, std::move(services), local, std::move(beats));
     },
     [=](barrier_atom) -> caf::result<bool> {
       if (!local_only(self, "gateway", "barrier"))

@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/distro/distro_protocol.hpp"
 #include "actors/gateway/gateway_actor.hpp"
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
@@ -293,4 +294,34 @@ TEST_CASE_FIXTURE(fixture, "an idle empty service is removed, so names do not us
   // The name works again at once.
   REQUIRE(holds<v1::Ack>(register_heartbeat("short-lived", "10.0.0.1", 80)));
   CHECK(query("short-lived").hosts_size() == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "a take-over continues the beat clock its previous owner reported") {
+  using kind = distro_protocol::local_op::kind;
+  start();
+  auto id = heartbeat_client_id("10.0.0.9", 80);
+  service_key key{"public", "DEFAULT_GROUP", "orders"};
+  instance x;
+  x.ip = "10.0.0.9";
+  x.port = 80;
+  client_services services{{key, {x}}};
+  auto revision = content_revision(services);
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  sys->clock().now().time_since_epoch())
+                  .count();
+  // A copy of a client another node checks; then this node becomes responsible. The previous
+  // owner reported the last beat 20 s ago (after the unhealthy timeout, before the delete timeout).
+  (*self)->send(gateway, replica_atom_v, static_cast<std::int32_t>(kind::replace), id, revision,
+                services, false, client_beats{});
+  sched->run();
+  REQUIRE(query("orders", true).hosts_size() == 1);
+  client_beats beats{{key, {{instance_identity("10.0.0.9", 80, "DEFAULT"), beat_mark{now_ms - 20000, false}}}}};
+  (*self)->send(gateway, replica_atom_v, static_cast<std::int32_t>(kind::take_over), id, revision,
+                client_services{}, true, beats);
+  sched->run();
+  advance(2s, 100ms);
+  CHECK(query("orders", true).hosts_size() == 0); // unhealthy at once, not 15 s after the take-over
+  CHECK(query("orders").hosts_size() == 1);
+  advance(9s, 100ms); // 31 s since the last beat: gone, not 30 s after the take-over
+  CHECK(query("orders").hosts_size() == 0);
 }

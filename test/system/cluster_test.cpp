@@ -191,3 +191,58 @@ TEST_CASE("members added to the file take effect without a restart") {
   a.process().signal(SIGHUP);
   CHECK(wait_until([&] { return a.member_state(b.address()).empty(); }, 10s));
 }
+
+TEST_CASE("a dead heartbeat instance expires although its responsible node keeps restarting") {
+  // Longer beat timeouts than cluster_timings, so that the responsible node restarts several times
+  // (kill -9, start, ready) within one delete timeout.
+  const std::string timings = "heartbeat:\n  interval_ms: 500\n  unhealthy_timeout_ms: 2000\n"
+                              "  delete_timeout_ms: 4000\n  check_interval_ms: 50\n"
+                              "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
+                              "  snapshot_retry_delay_ms: 200\n  reconnect_backoff_min_ms: 100\n"
+                              "  reconnect_backoff_max_ms: 500\n";
+  const auto delete_timeout = 4000ms;
+  const auto bound = 3000ms; // a check, a sync, and one restart of the node that holds it
+  test_cluster c{0};
+  for (int i = 0; i < 3; ++i)
+    c.ports.push_back(free_port());
+  for (auto p : c.ports)
+    c.nodes.push_back(std::make_unique<test_node>(p, c.ports, timings));
+  REQUIRE(c.start());
+  std::vector<std::string> all{c[0].address(), c[1].address(), c[2].address()};
+  std::string addr;
+  for (int i = 1; i < 200 && addr.empty(); ++i) {
+    auto candidate = "10.9.0." + std::to_string(i) + ":80";
+    if (registry::responsible_node(all, candidate) == c[1].address())
+      addr = candidate;
+  }
+  REQUIRE(!addr.empty());
+  // Registered through A (forwarded to B, its responsible node); no beat ever follows.
+  auto registered = std::chrono::steady_clock::now();
+  REQUIRE(c[0].ctl({"register", "pay", addr}).code == 0);
+  REQUIRE(c.all_see({0, 1, 2}, "pay", {addr}, 3s));
+  auto gone = [&] {
+    for (auto i : {0, 1, 2})
+      if (!host_set(c[i].hosts("pay")).empty())
+        return false;
+    return true;
+  };
+  // B crash-loops: each restart moves responsibility to A or C and back to B.
+  int restarts = 0;
+  bool expired = false;
+  while (!expired && std::chrono::steady_clock::now() < registered + delete_timeout + 2 * bound) {
+    c[1].process().signal(SIGKILL);
+    c[1].process().wait(5s);
+    c[1].launch();
+    REQUIRE(c[1].wait_ready(20s));
+    ++restarts;
+    expired = gone();
+  }
+  auto gone_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - registered)
+                   .count();
+  MESSAGE("B restarted " << restarts << " times; the instance was gone everywhere after "
+                         << gone_ms << " ms (delete timeout 4000 ms)");
+  CHECK(expired);
+  CHECK(gone_ms <= (delete_timeout + bound).count());
+  CHECK(restarts >= 2);
+}

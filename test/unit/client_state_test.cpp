@@ -372,3 +372,82 @@ TEST_CASE("client_state: subscriptions and their bound") {
   CHECK(c.subscriptions().count({svc_b, ""}) == 1);
   CHECK(c.revision() == 0); // subscriptions are not replicated state
 }
+
+// -- beat clocks across a change of responsibility ---------------------------------------
+
+TEST_CASE("client_state: beat marks report the last beat and the expiry mark") {
+  auto c = heartbeat_client();
+  c.put(svc_a, node("10.0.0.1", 80), 1000);
+  c.put(svc_b, node("10.0.0.1", 80), 2000);
+  c.tick(1000 + 15100); // svc_a's instance missed its beats
+  auto marks = c.beat_marks();
+  REQUIRE(marks.size() == 2);
+  auto ident = instance_identity("10.0.0.1", 80, "DEFAULT");
+  CHECK(marks[svc_a][ident].last_beat_ms == 1000);
+  CHECK(marks[svc_a][ident].marked_unhealthy);
+  CHECK(marks[svc_b][ident].last_beat_ms == 2000);
+  CHECK_FALSE(marks[svc_b][ident].marked_unhealthy);
+  // Replicas and sessions have no beat clocks to report.
+  client_state r{"10.0.0.1:80#true", client_kind::replica, {}};
+  r.replace({{svc_a, {node("10.0.0.1", 80)}}}, 1);
+  CHECK(r.beat_marks().empty());
+}
+
+TEST_CASE("client_state: a take-over continues the beat clock: expiry at the original deadline") {
+  // The owner saw the last beat at 0 (its clock); the new owner took over at 20000 (same clock here).
+  auto ident = instance_identity("10.0.0.1", 80, "DEFAULT");
+  client_state c{"10.0.0.1:80#true", client_kind::replica, {}};
+  c.replace({{svc_a, {node("10.0.0.1", 80)}}}, 7);
+  c.set_kind(client_kind::heartbeat);
+  c.adopt_beats({{svc_a, {{ident, beat_mark{0, false}}}}}, 20000);
+  auto t = c.tick(20000);
+  CHECK(t.marked_unhealthy.size() == 1); // already silent for 20 s > 15 s
+  CHECK(c.tick(30000).removed.empty());
+  CHECK(c.tick(30100).removed.size() == 1); // at 0 + 30 s, not at 20000 + 30 s
+}
+
+TEST_CASE("client_state: an instance marked unhealthy stays unhealthy at the new owner; a beat heals it") {
+  auto ident = instance_identity("10.0.0.1", 80, "DEFAULT");
+  auto sick = node("10.0.0.1", 80);
+  sick.healthy = false;
+  client_state c{"10.0.0.1:80#true", client_kind::replica, {}};
+  c.replace({{svc_a, {sick}}}, 7);
+  c.set_kind(client_kind::heartbeat);
+  c.adopt_beats({{svc_a, {{ident, beat_mark{-16000, true}}}}}, 0);
+  CHECK(c.tick(100).changed.empty());
+  REQUIRE(find(c, svc_a, "10.0.0.1", 80));
+  CHECK_FALSE(find(c, svc_a, "10.0.0.1", 80)->healthy);
+  auto b = c.beat(svc_a, node("10.0.0.1", 80), 200);
+  CHECK(b.changed);
+  CHECK(find(c, svc_a, "10.0.0.1", 80)->healthy);
+}
+
+TEST_CASE("client_state: unknown beat marks start the clock at the take-over; newer clocks are kept") {
+  auto ident = instance_identity("10.0.0.1", 80, "DEFAULT");
+  auto c = heartbeat_client();
+  c.put(svc_a, node("10.0.0.1", 80), 0);
+  c.put(svc_b, node("10.0.0.1", 80), 0);
+  c.adopt_beats({{svc_a, {{ident, beat_mark{-10000, false}}}}}, 1000);
+  auto t = c.tick(1000 + 5100); // svc_a: silent since -10000
+  CHECK(t.marked_unhealthy.size() == 1);
+  CHECK(t.changed == std::vector<service_key>{svc_a});
+  // keep_newer: an older mark does not move a clock back.
+  auto d = heartbeat_client();
+  d.put(svc_a, node("10.0.0.1", 80), 5000);
+  d.adopt_beats({{svc_a, {{ident, beat_mark{0, false}}}}}, 6000, true);
+  CHECK(d.tick(5000 + 15000).changed.empty());
+}
+
+TEST_CASE("client_state: beats alone are reported at most once per report interval") {
+  client_limits limits;
+  limits.unhealthy_timeout_ms = 15000; // reports every 15000 / 3 = 5000 ms
+  auto c = heartbeat_client(limits);
+  c.put(svc_a, node("10.0.0.1", 80), 0);
+  c.beats_reported(0);
+  CHECK_FALSE(c.beat_report_due(100));
+  c.beat(svc_a, node("10.0.0.1", 80), 1000);
+  CHECK_FALSE(c.beat_report_due(4999));
+  CHECK(c.beat_report_due(5000));
+  c.beats_reported(5000);
+  CHECK_FALSE(c.beat_report_due(20000)); // no beat since: nothing to report
+}

@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "actors/client/client_state.hpp"
 #include "actors/distro/distro_protocol.hpp"
+#include "actors/distro/distro_wire.hpp"
 
 using namespace registry;
 
@@ -49,16 +51,16 @@ client_services make_services(const std::string& name, std::uint32_t port = 8080
 }
 
 proto::local_change change(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
-  return proto::local_change{id, make_services(name, port), false};
+  return proto::local_change{id, make_services(name, port), false, {}};
 }
 
 proto::local_change removal(const client_id& id) {
-  return proto::local_change{id, {}, true};
+  return proto::local_change{id, {}, true, {}};
 }
 
 distro::client_data data(const client_id& id, const std::string& name, std::uint32_t port = 8080) {
   auto s = make_services(name, port);
-  return distro::client_data{id, content_revision(s), s, false, ""};
+  return distro::client_data{id, content_revision(s), s, false, "", {}};
 }
 
 std::vector<proto::outgoing_sync> syncs_to(const proto::effects& fx, const std::string& peer) {
@@ -516,7 +518,7 @@ TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
   fx = p.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9)}}, 300);
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].services == make_services("orders", 9));
-  distro::client_data gone{id, 0, {}, true, a};
+  distro::client_data gone{id, 0, {}, true, a, {}};
   fx = p.on_sync_batch(distro::sync_batch{a, {gone}}, 400);
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].what == op_kind::remove);
@@ -781,4 +783,246 @@ TEST_CASE("distro: wake_at is always later than now") {
     fx = p.tick(now);
     CHECK(p.check_invariants() == "");
   }
+}
+
+// -- deletions while a member is DOWN ------------------------------------------------------
+
+namespace {
+
+std::size_t tombstones(const proto& p) {
+  return static_cast<std::size_t>(std::count_if(p.records().begin(), p.records().end(),
+                                                [](const auto& kv) { return kv.second.tombstone; }));
+}
+
+/// Sessions of `self` that register and end, each acknowledged by every alive peer at once.
+time_ms churn(proto& p, const std::string& self, int first, int count, time_ms now) {
+  for (int i = first; i < first + count; ++i) {
+    auto fx = p.on_local_change(change(session(self, i), "orders"), now);
+    ack_all(p, fx, now + 1);
+    now += 20;
+    fx = p.on_local_change(removal(session(self, i)), now);
+    ack_all(p, fx, now + 1);
+    now += 20;
+  }
+  return now;
+}
+
+} // namespace
+
+TEST_CASE("distro: with one member DOWN, session churn does not end in refused copies") {
+  auto cfg = make_config();
+  cfg.clients_max = 10;
+  auto p = make_ready(a, {b, c}, cfg);
+  p.on_members({{b, member_state::up}, {c, member_state::down}}, 5);
+  auto now = churn(p, a, 1, 50, 10);
+  // The deletes reached B; C is DOWN and gets none of them.
+  CHECK(p.pending_count(c) == 0);
+  CHECK(tombstones(p) == 0);
+  // B's copies are still welcome: tombstones never count toward clients_max.
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {data(session(b, 1), "pay")}}, now);
+  CHECK(fx.log.copies_refused == 0);
+  CHECK(fx.log.copies_applied == 1);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: tombstones do not count toward clients_max; live clients do") {
+  auto cfg = make_config();
+  cfg.clients_max = 2;
+  auto p = make_ready(a, {b, c}, cfg);
+  // C is UP but never acknowledges: the deletes wait for it (bounded by tombstones_max).
+  for (int i = 1; i <= 5; ++i) {
+    p.on_local_change(change(session(a, i), "orders"), 10 * i);
+    p.on_local_change(removal(session(a, i)), 10 * i + 5);
+  }
+  CHECK(tombstones(p) == 5);
+  auto fx =
+    p.on_sync_batch(distro::sync_batch{b, {data(session(b, 1), "x"), data(session(b, 2), "x")}}, 100);
+  CHECK(fx.log.copies_applied == 2);
+  CHECK(fx.log.copies_refused == 0);
+  fx = p.on_sync_batch(distro::sync_batch{b, {data(session(b, 3), "x")}}, 101);
+  CHECK(fx.log.copies_refused == 1);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: tombstones are bounded by tombstones_max; the oldest is dropped first") {
+  auto cfg = make_config();
+  cfg.tombstones_max = 3;
+  auto p = make_ready(a, {b}, cfg);
+  // B is UP but does not acknowledge anything: every delete stays pending for it.
+  for (int i = 1; i <= 6; ++i) {
+    p.on_local_change(change(session(a, i), "orders"), 10 * i);
+    p.on_local_change(removal(session(a, i)), 10 * i + 5);
+    CHECK(p.check_invariants() == "");
+  }
+  CHECK(tombstones(p) == 3);
+  CHECK(p.find(session(a, 1)) == nullptr);
+  CHECK(p.find(session(a, 3)) == nullptr);
+  CHECK(p.find(session(a, 4)) != nullptr);
+  CHECK(p.find(session(a, 6)) != nullptr);
+  CHECK(p.pending_count(b) <= 3);
+}
+
+TEST_CASE("distro: a peer going DOWN drops the deletes pending for it") {
+  auto p = make_ready(a, {b, c});
+  auto fx = p.on_local_change(change(session(a, 1), "orders"), 100);
+  ack_all(p, fx, 101);
+  fx = p.on_local_change(removal(session(a, 1)), 200);
+  ack(p, syncs_to(fx, b), 201); // C does not answer
+  REQUIRE(p.find(session(a, 1)) != nullptr);
+  fx = p.on_members({{b, member_state::up}, {c, member_state::down}}, 300);
+  CHECK(fx.log.batches_failed == 1);
+  CHECK(p.pending_count(c) == 0);
+  CHECK(p.find(session(a, 1)) == nullptr);
+  // Back UP: nothing about the deleted client is sent.
+  fx = p.on_members(up({b, c}), 400);
+  CHECK(syncs_to(fx, c).empty());
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a dropped delete: the DOWN peer's copy expires, also when it comes back late") {
+  // A and C are cut off from each other while A deletes a session that C holds a copy of.
+  auto pa = make_ready(a, {c});
+  auto pc = make_ready(c, {a});
+  auto x = session(a, 1);
+  auto fx = pa.on_local_change(change(x, "orders"), 100);
+  REQUIRE(syncs_to(fx, c).size() == 1);
+  pc.on_sync_batch(syncs_to(fx, c)[0].batch, 101);
+  ack_all(pa, fx, 102);
+  REQUIRE(pc.find(x) != nullptr);
+  pa.on_members({{c, member_state::down}}, 200);
+  pc.on_members({{a, member_state::down}}, 200);
+  fx = pa.on_local_change(removal(x), 300);
+  CHECK(fx.syncs.empty());
+  CHECK(pa.find(x) == nullptr); // nobody alive waits for the delete
+  // C stays cut off for a long time; nothing renews its copy, so it expires.
+  time_ms t = 1000;
+  for (; t <= 100000; t += 1000)
+    pc.tick(t);
+  CHECK(pc.find(x) == nullptr);
+  // They meet again: verifies in both directions bring nothing back.
+  auto fa = pa.on_members(up({c}), t);
+  auto fc = pc.on_members(up({a}), t);
+  for (const auto& v : fa.verifies) {
+    auto out = pc.on_verify_batch(v.batch, t + 1);
+    CHECK(out.reply.missing.empty());
+    pa.on_verify_result(c, v.verify_id, out.reply, t + 2);
+  }
+  for (const auto& v : fc.verifies) {
+    auto out = pa.on_verify_batch(v.batch, t + 1);
+    CHECK(out.reply.missing.empty());
+    pc.on_verify_result(a, v.verify_id, out.reply, t + 2);
+  }
+  CHECK(pa.find(x) == nullptr);
+  CHECK(pc.find(x) == nullptr);
+  CHECK(pa.check_invariants() == "");
+  CHECK(pc.check_invariants() == "");
+}
+
+TEST_CASE("distro: a dropped delete: a restarted peer loads no deleted client") {
+  auto pa = make_ready(a, {c});
+  auto x = session(a, 1);
+  auto fx = pa.on_local_change(change(x, "orders"), 100);
+  ack_all(pa, fx, 101);
+  pa.on_members({{c, member_state::down}}, 200); // C crashed
+  pa.on_local_change(removal(x), 300);
+  CHECK(pa.find(x) == nullptr);
+  // C restarts and loads a snapshot from A: the deleted session is not in it.
+  pa.on_members(up({c}), 5000);
+  auto out = pa.on_snapshot_request(distro::snapshot_request{c}, 5001);
+  REQUIRE(out.reply.has_value());
+  for (const auto& client : out.reply->clients)
+    CHECK(client.id != x);
+}
+
+// -- beat clocks on a take-over ----------------------------------------------------------------
+
+TEST_CASE("distro: beat clocks travel as ages and a take-over continues them") {
+  // A is responsible for h; its client actor reports the last beat at 1000 (A's clock).
+  auto h = heartbeat(1);
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  auto pa = make_ready(a, {b});
+  auto pb = make_ready(b, {a});
+  // Whoever is responsible in {a, b} writes; the other must be the one taking over.
+  auto owner_is_a = pa.responsible_node(h) == a;
+  auto& owner = owner_is_a ? pa : pb;
+  auto& other = owner_is_a ? pb : pa;
+  auto other_name = owner_is_a ? b : a;
+  auto owner_name = owner_is_a ? a : b;
+  proto::local_change x{h, svc, false, {{key, {{ident, beat_mark{1000, false}}}}}};
+  auto fx = owner.on_local_change(x, 1000);
+  // Only the beat clock moves on: that is synced as well.
+  ack_all(owner, fx, 1001);
+  x.beats[key][ident].last_beat_ms = 4000;
+  fx = owner.on_local_change(x, 9000);
+  auto out = syncs_to(fx, other_name);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].batch.clients.size() == 1);
+  CHECK(out[0].batch.clients[0].beats.at(key).at(ident).age_ms == 5000); // measured at sending
+  // The other node's clock is 100000 ms ahead; the batch arrives there.
+  time_ms skew = 100000;
+  other.on_sync_batch(out[0].batch, 9000 + skew);
+  REQUIRE(other.find(h) != nullptr);
+  CHECK(other.find(h)->beats.at(key).at(ident).last_beat_ms == 4000 + skew);
+  // The owner leaves: the other node takes over and its client actor continues from that beat.
+  fx = other.on_members({{owner_name, member_state::down}}, 10000 + skew);
+  auto take = std::find_if(fx.apply.begin(), fx.apply.end(),
+                           [&](const proto::local_op& op) { return op.id == h; });
+  REQUIRE(take != fx.apply.end());
+  CHECK(take->what == op_kind::take_over);
+  CHECK(take->beats.at(key).at(ident).last_beat_ms == 4000 + skew);
+  // Carried out on the client state: the instance goes at the original deadline (4000 + 30000).
+  client_state c{h, client_kind::replica, {}};
+  c.replace(svc, other.find(h)->revision);
+  c.set_kind(client_kind::heartbeat);
+  c.adopt_beats(take->beats, 10000 + skew);
+  CHECK(c.tick(4000 + 30000 + skew).removed.empty());
+  CHECK(c.tick(4000 + 30100 + skew).removed.size() == 1);
+  CHECK(other.check_invariants() == "");
+}
+
+TEST_CASE("distro: a snapshot carries beat ages; a client without them starts afresh") {
+  auto h = heartbeat(2);
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  auto pa = make_ready(a, {b});
+  pa.on_sync_batch(distro::sync_batch{b, {data(h, "orders")}}, 500); // no ages: an older sender
+  proto::local_change x{heartbeat(3), svc, false, {{key, {{ident, beat_mark{700, true}}}}}};
+  pa.on_local_change(x, 800);
+  auto out = pa.on_snapshot_request(distro::snapshot_request{b}, 2000);
+  REQUIRE(out.reply.has_value());
+  for (const auto& c : out.reply->clients) {
+    if (c.id == h)
+      CHECK(c.beats.empty());
+    if (c.id == heartbeat(3)) {
+      CHECK(c.beats.at(key).at(ident).age_ms == 1300);
+      CHECK(c.beats.at(key).at(ident).marked_unhealthy);
+    }
+  }
+}
+
+TEST_CASE("distro: beat ages survive the wire; without them a client's ages are unknown") {
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  distro::client_data x{heartbeat(4), content_revision(svc), svc, false, a, {}};
+  x.beats[key][ident] = distro::beat_age{12345, true};
+  v1::ClientData msg;
+  distro::to_wire(x, msg);
+  REQUIRE(msg.services_size() == 1);
+  REQUIRE(msg.services(0).beats_size() == 1);
+  CHECK(msg.services(0).beats(0).age_ms() == 12345);
+  auto y = distro::from_wire(msg);
+  CHECK(y.revision == x.revision); // the ages are not content
+  CHECK(y.services == x.services);
+  CHECK(y.beats == x.beats);
+  // An older sender: no beats field at all.
+  msg.mutable_services(0)->clear_beats();
+  CHECK(distro::from_wire(msg).beats.empty());
+  // A deleted client carries none.
+  distro::client_data gone{heartbeat(4), 0, {}, true, a, {}};
+  distro::to_wire(gone, msg);
+  CHECK(distro::from_wire(msg).beats.empty());
 }

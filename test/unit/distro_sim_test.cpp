@@ -7,17 +7,24 @@
 /// client's true state there, and a responsible node drops heartbeat clients that nobody beats any
 /// more (client_state's beat re-creation and beat expiry, collapsed into one step).
 ///
+/// Writes and beats of heartbeat clients carry beat clocks (the beat time); beats that change nothing
+/// are sometimes reported alone. A take-over must never carry a beat later than the client's last
+/// real beat plus the longest transit of a few relays.
+///
 /// Checked after every step: distro_protocol::check_invariants() and that the client actors hold
 /// exactly the records of the protocol. Checked after every heal phase (writes stop, no loss, crashed
 /// nodes partly restarted): every live node is ready, routes over the same members, and holds exactly
 /// the live clients: every session of a live node and every registered heartbeat client, with their
 /// latest state; each held as local by exactly one live node.
 /// A failure names the seed; rerun one with `-tc="distro sim*" -dt-seed=...` is not needed: the seed
-/// list is fixed, so the failing seed reproduces on every run.
+/// list is fixed, so the failing seed reproduces on every run. DISTRO_SIM_SEEDS=N runs seeds 1..N
+/// (default 20) in the main case and N / 4 in the long-down case, e.g.
+/// `DISTRO_SIM_SEEDS=1000 build/test/unit/unit_tests -tc="distro sim*"`.
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,11 +70,30 @@ struct sim_options {
   double loss = 0.1;        ///< per message, during chaos
   double reorder = 0.15;    ///< chance of a long extra delay, during chaos
   time_ms beat_period_ms = 200;
+  /// One member crashes at the start and stays DOWN (still in the member list) until the heal of
+  /// the last round, while the others churn sessions: deletes must not pile up for it.
+  bool long_down = false;
+  /// Other nodes crash and restart at random (a restart also forgets a node's deletes).
+  bool crashes = true;
+  /// Share of client operations that register or change a session (ends: 0.40 minus this), so
+  /// churn with few live sessions can be simulated.
+  double session_put_share = 0.30;
+  std::size_t clients_max = 1000;
 };
+
+/// Seeds 1..N of the main case: DISTRO_SIM_SEEDS, else `fallback`.
+std::uint32_t seed_count(std::uint32_t fallback) {
+  const char* x = std::getenv("DISTRO_SIM_SEEDS");
+  if (x == nullptr)
+    return fallback;
+  auto n = std::strtoul(x, nullptr, 10);
+  return n == 0 ? fallback : static_cast<std::uint32_t>(n);
+}
 
 class simulation {
 public:
   explicit simulation(sim_options opts) : opts_(opts), rng_(opts.seed), cfg_(sim_config()) {
+    cfg_.clients_max = opts_.clients_max;
     nodes_.resize(static_cast<std::size_t>(opts_.nodes));
     for (int i = 0; i < opts_.nodes; ++i)
       nodes_[i].addr = "10.0.0." + std::to_string(i + 1) + ":8848";
@@ -80,15 +106,22 @@ public:
     for (int i = 0; i < opts_.nodes; ++i)
       restart(i);
     schedule(opts_.beat_period_ms, [this] { beat(); });
+    if (opts_.long_down) {
+      held_down_ = opts_.nodes - 1;
+      run_until(now_ + 1000);
+      crash(held_down_);
+    }
     for (int round = 0; round < opts_.rounds && error_.empty(); ++round) {
       chaos_ = true;
       auto chaos_end = now_ + opts_.chaos_ms;
       schedule(now_ + 1, [this, chaos_end] { client_op(chaos_end); });
       run_until(chaos_end);
       chaos_ = false;
+      if (round + 1 == opts_.rounds)
+        held_down_ = -1; // back after a long time
       // Heal: restart about half of the crashed nodes, leave the others down.
       for (int i = 0; i < opts_.nodes; ++i)
-        if (!nodes_[i].up && coin(0.5))
+        if (!nodes_[i].up && i != held_down_ && (coin(0.5) || opts_.long_down))
           restart(i);
       run_until(now_ + opts_.heal_ms);
       if (error_.empty())
@@ -311,6 +344,12 @@ private:
           n.applied.erase(op.id);
           break;
         case proto::local_op::kind::take_over:
+          for (const auto& [key, marks] : op.beats)
+            for (const auto& [ident, m] : marks)
+              if (m.last_beat_ms > last_beat_[op.id] + relay_hops_max * transit_ms_max)
+                fail(n.addr + ": take_over of " + op.id + " with a beat at " + std::to_string(m.last_beat_ms)
+                     + ", after its last real beat at " + std::to_string(last_beat_[op.id]));
+          [[fallthrough]];
         case proto::local_op::kind::hand_over:
           if (n.applied.count(op.id) == 0)
             fail(n.addr + ": " + (op.what == proto::local_op::kind::take_over ? "take_over" : "hand_over")
@@ -348,7 +387,14 @@ private:
 
   void local_change(int i, const client_id& id, const client_services* services) {
     auto& n = nodes_[i];
-    proto::local_change x{id, services ? *services : client_services{}, services == nullptr};
+    proto::local_change x{id, services ? *services : client_services{}, services == nullptr, {}};
+    if (services != nullptr && is_heartbeat_client(id)) {
+      // Every write and beat of a heartbeat client is a beat of each of its instances.
+      for (const auto& [key, xs] : *services)
+        for (const auto& y : xs)
+          x.beats[key][instance_identity(y.ip, y.port, y.cluster)] = beat_mark{now_, false};
+      last_beat_[id] = now_;
+    }
     if (services)
       n.applied[id] = make_actor_client(*services);
     else
@@ -430,7 +476,7 @@ private:
     int x = ups[pick(static_cast<int>(ups.size()))];
     auto& n = nodes_[x];
     auto r = std::uniform_real_distribution<double>{0.0, 1.0}(rng_);
-    if (r < 0.30) {
+    if (r < opts_.session_put_share) {
       // A session registers or changes at the node it is connected to.
       std::vector<client_id> mine;
       for (const auto& [id, s] : sessions_)
@@ -467,12 +513,12 @@ private:
         local_change(t, id, &s);
       }
     } else if (r < 0.757) {
-      if (ups.size() > 1)
+      if (ups.size() > 1 && opts_.crashes)
         crash(x);
     } else if (r < 0.78) {
       std::vector<int> downs;
       for (int i = 0; i < opts_.nodes; ++i)
-        if (!nodes_[i].up)
+        if (!nodes_[i].up && i != held_down_)
           downs.push_back(i);
       if (!downs.empty())
         restart(downs[pick(static_cast<int>(downs.size()))]);
@@ -492,7 +538,9 @@ private:
       if (t < 0 || !nodes_[t].up)
         continue;
       auto held = nodes_[t].applied.find(id);
-      if (held == nodes_[t].applied.end() || held->second.revision != content_revision(s)) {
+      if (held == nodes_[t].applied.end() || held->second.revision != content_revision(s)
+          || coin(0.3)) {
+        // Re-applied, or (same content) only its beat clocks reported.
         auto copy = s;
         local_change(t, id, &copy);
       }
@@ -619,6 +667,14 @@ private:
   std::uint64_t seq_ = 0;
   std::size_t steps_ = 0;
   bool chaos_ = false;
+  /// Longest delivery delay (see send): a beat age does not count the transit of each hop.
+  static constexpr time_ms transit_ms_max = 20 + 300;
+  /// Hops a beat clock may take before a take-over without a new beat (owner -> copy -> snapshot
+  /// or hand-over): each adds its transit.
+  static constexpr time_ms relay_hops_max = 3;
+  /// The last real beat (write or beat) of each heartbeat client.
+  std::map<client_id, time_ms> last_beat_;
+  int held_down_ = -1; ///< the member kept DOWN (long_down), or -1
   std::map<client_id, client_services> sessions_;   ///< live sessions (of live nodes)
   std::map<client_id, client_services> heartbeats_; ///< registered heartbeat clients
   std::string error_;
@@ -628,7 +684,8 @@ private:
 
 TEST_CASE("distro sim: lossy network, crashes and restarts converge without losing live clients") {
   std::size_t checked = 0;
-  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+  auto seeds = seed_count(20);
+  for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
     sim_options opts;
     opts.seed = seed;
     opts.nodes = 3 + static_cast<int>(seed % 3);
@@ -649,6 +706,27 @@ TEST_CASE("distro sim: heavy loss (40 percent) still converges once the network 
     opts.nodes = 4;
     opts.loss = 0.4;
     opts.rounds = 1;
+    CAPTURE(seed);
+    simulation sim{opts};
+    auto error = sim.run();
+    CHECK_MESSAGE(error.empty(), error);
+  }
+}
+
+TEST_CASE("distro sim: a member DOWN for long (still listed) neither blocks churn nor comes back stale") {
+  // Down for five chaos and heal phases (60 s, 40 copy expiry times); session churn and no other
+  // crashes, so deletes would pile up; clients_max above the live clients (at most about 30) but
+  // below live clients plus the deletes of a few rounds.
+  auto seeds = std::max<std::uint32_t>(5, seed_count(20) / 4);
+  for (std::uint32_t seed = 201; seed < 201 + seeds; ++seed) {
+    sim_options opts;
+    opts.seed = seed;
+    opts.nodes = 3 + static_cast<int>(seed % 3);
+    opts.rounds = 5;
+    opts.long_down = true;
+    opts.crashes = false;
+    opts.session_put_share = 0.2;
+    opts.clients_max = 50;
     CAPTURE(seed);
     simulation sim{opts};
     auto error = sim.run();
