@@ -75,7 +75,7 @@ service_settings make_service_settings(const node_config& cfg, const service_key
   result.push_timeout_ms = cfg.push.timeout_ms;
   result.push.merge_window_ms = cfg.push.merge_window_ms;
   result.push.retry_delay_ms = cfg.push.retry_delay_ms;
-  result.push.retries_max = cfg.push.retries_max;
+  result.push.drop_after_ms = cfg.push.drop_after_ms;
   result.instances_max = cfg.limits.instances_per_service_max;
   result.subscribers_max = cfg.limits.subscribers_per_service_max;
   return result;

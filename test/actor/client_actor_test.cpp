@@ -237,11 +237,11 @@ struct push_fixture : client_fixture {
   }
 };
 
-/// A client process that can stall: while `stalled`, pushes are held unanswered; `release()`
+/// A client process that can stall: while `stalled`, pushes are held unanswered; an ok_atom
 /// answers the held ones. Records every push and the most ever held at once.
 struct stalling_receiver_state {
   std::vector<envelope> pushes;
-  std::vector<caf::response_promise> held;
+  std::vector<caf::typed_response_promise<envelope>> held;
   bool stalled = false;
   std::size_t held_max = 0;
 
@@ -273,6 +273,8 @@ caf::behavior stalling_receiver(caf::event_based_actor* self,
       shared->held_max = std::max(shared->held_max, shared->held.size());
       return shared->held.back();
     },
+    // Promises are delivered inside the actor only.
+    [=](caf::ok_atom) { shared->release(); },
   };
 }
 
@@ -298,7 +300,7 @@ TEST_CASE_FIXTURE(push_fixture, "a stalled subscriber has one push in flight and
   CHECK(shared->pushes.size() == 1);
   // The subscriber answers: the newest state follows at once, as one push.
   shared->stalled = false;
-  shared->release();
+  caf::anon_send(receiver, caf::ok_atom::value);
   sched->run();
   auto infos = shared->infos();
   REQUIRE(infos.size() == 2);
@@ -326,7 +328,7 @@ TEST_CASE_FIXTURE(push_fixture, "a timed-out push is followed by the newest stat
   shared->held_max = 0;
   advance(5s, 50ms);
   shared->stalled = false;
-  shared->release();
+  caf::anon_send(receiver, caf::ok_atom::value);
   advance(5s, 50ms);
   auto infos = shared->infos();
   REQUIRE(infos.size() >= 2);

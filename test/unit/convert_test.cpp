@@ -52,7 +52,7 @@ TEST_CASE("convert: instance defaults and metadata order") {
   (*w.mutable_metadata())["env"] = "prod";
   auto x = from_wire(w);
   CHECK(x.cluster == "DEFAULT");
-  CHECK(x.weight == 0.0); // taken as given: senders always set it
+  CHECK(x.weight == 1.0); // unset: Nacos's default
   CHECK(x.instance_id.empty());
   CHECK(x.metadata == metadata_map{{"app", "x"}, {"env", "prod"}, {"zone", "b"}});
   w.set_weight(1.0);
