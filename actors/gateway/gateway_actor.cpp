@@ -124,7 +124,7 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   if (kind == client_kind::replica)
     log().debug("gateway created replica client {}", id);
   else
-    log().info("gateway connected {} client {}", to_string(kind), id);
+    log().debug("gateway connected {} client {}", to_string(kind), bounded(id));
   return handle;
 }
 
@@ -378,7 +378,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       if (!handle)
         return caf::make_message(clients_full(self), caf::actor{});
       log().info("gateway opened session {} for {}", id,
-                 hello.client_name().empty() ? "a client" : hello.client_name());
+                 hello.client_name().empty() ? "a client" : bounded(hello.client_name()));
       v1::Welcome welcome;
       welcome.set_session_id(id);
       welcome.set_node_address(st.cfg->listen.to_string());

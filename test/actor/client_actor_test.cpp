@@ -335,3 +335,47 @@ TEST_CASE_FIXTURE(push_fixture, "a timed-out push is followed by the newest stat
   CHECK(infos.back().hosts_size() == 5);
   CHECK(shared->held_max <= 1);
 }
+
+TEST_CASE_FIXTURE(push_fixture, "a subscriber stalled past drop_after_ms is dropped and told") {
+  node_cfg->push.timeout_ms = 300;
+  node_cfg->push.retry_delay_ms = 100;
+  node_cfg->push.drop_after_ms = 2000;
+  start();
+  auto shared = std::make_shared<stalling_receiver_state>();
+  cleanups.push_back([shared] { shared->held.clear(); });
+  auto receiver = keep(sys->spawn(stalling_receiver, shared));
+  auto session = open_session(receiver);
+  REQUIRE(session);
+  v1::SubscribeRequest sub;
+  sub.mutable_service()->set_service("orders");
+  sub.add_clusters("DEFAULT");
+  REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+  shared->stalled = true;
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.1", 80)));
+  // Retried while stalled, one push at a time; not yet dropped within the bound.
+  advance(1500ms, 10ms);
+  CHECK(shared->infos().size() >= 2);
+  v1::SubscriptionDropped dropped;
+  for (auto& env : shared->pushes)
+    CHECK_FALSE(unpack(env, dropped));
+  // Past the bound: the last message is the notice, naming the service and clusters.
+  advance(1500ms, 10ms);
+  REQUIRE(!shared->pushes.empty());
+  REQUIRE(unpack(shared->pushes.back(), dropped));
+  CHECK(dropped.service().service() == "orders");
+  CHECK(dropped.clusters() == "DEFAULT");
+  CHECK(dropped.reason().find("2000 ms") != std::string::npos);
+  // Nothing more is pushed to it.
+  auto count = shared->pushes.size();
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.2", 80)));
+  advance(1s, 10ms);
+  CHECK(shared->pushes.size() == count);
+  // Subscribing again brings the pushes back.
+  shared->stalled = false;
+  REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+  REQUIRE(holds<v1::Ack>(register_heartbeat("orders", "10.0.0.3", 80)));
+  advance(100ms, 10ms);
+  auto infos = shared->infos();
+  REQUIRE(!infos.empty());
+  CHECK(infos.back().hosts_size() == 3);
+}

@@ -539,3 +539,17 @@ TEST_CASE("node_config: threshold_for uses per-service values, the default, or -
     CHECK(off.threshold_for(ns, name) == -1.0);
   }
 }
+
+TEST_CASE("node_config: push.drop_after_ms and the log section are checked") {
+  check_parse_error(minimal + "push: {timeout_ms: 3000, drop_after_ms: 1000}\n", "push.drop_after_ms",
+                    {"push.timeout_ms"});
+  check_parse_error(minimal + "log: {files_max: 0}\n", "log.files_max", {"1.."});
+  check_parse_error(minimal + "log: {file_size_bytes_max: 10}\n", "log.file_size_bytes_max",
+                    {"1024.."});
+  auto cfg = parse_ok(minimal + "log: {file_size_bytes_max: 4096, files_max: 3, queue_lines_max: 10,"
+                                " flush_interval_ms: 50}\n");
+  CHECK(cfg.log.file_size_bytes_max == 4096);
+  CHECK(cfg.log.files_max == 3);
+  CHECK(cfg.log.queue_lines_max == 10);
+  CHECK(cfg.log.flush_interval_ms == 50);
+}
