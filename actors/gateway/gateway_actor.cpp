@@ -96,7 +96,7 @@ caf::actor service_for(gateway_actor_t* self, const service_key& key) {
   self->monitor(handle);
   st.service_by_addr.emplace(handle.address(), key);
   st.services.emplace(key, service_entry{handle, 0, 0});
-  log().debug("gateway created service {}", key.to_string());
+  log().debug("gateway created service {}", bounded(key.to_string()));
   return handle;
 }
 
@@ -122,7 +122,7 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   st.client_by_addr.emplace(handle.address(), id);
   st.clients.emplace(id, handle);
   if (kind == client_kind::replica)
-    log().debug("gateway created replica client {}", id);
+    log().debug("gateway created replica client {}", bounded(id));
   else
     log().debug("gateway connected {} client {}", to_string(kind), bounded(id));
   return handle;
@@ -297,7 +297,7 @@ void sweep_services(gateway_actor_t* self) {
   for (auto i = st.services.begin(); i != st.services.end();) {
     auto& e = i->second;
     if (e.instances == 0 && e.subscribers == 0 && !e.touched) {
-      log().debug("gateway removed idle service {}", i->first.to_string());
+      log().debug("gateway removed idle service {}", bounded(i->first.to_string()));
       st.service_by_addr.erase(e.handle.address());
       self->demonitor(e.handle);
       self->send_exit(e.handle, caf::exit_reason::user_shutdown);
@@ -320,7 +320,7 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
       st.clients.erase(j);
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
       // A failed client actor cannot clean up after itself: drop what it held everywhere.
-      log().error("gateway lost client {} ({}); removing its instances", id,
+      log().error("gateway lost client {} ({}); removing its instances", bounded(id),
                   self->system().render(dm.reason));
       for (auto& kv : st.services)
         self->send(kv.second.handle, svc_drop_atom_v, id);
@@ -340,7 +340,7 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
     st.service_by_addr.erase(i);
     st.services.erase(key);
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
-      log().error("gateway restarted service {} after failure ({})", key.to_string(),
+      log().error("gateway restarted service {} after failure ({})", bounded(key.to_string()),
                   self->system().render(dm.reason));
       service_for(self, key);
       for (auto& kv : st.clients)
@@ -520,7 +520,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica,
                             nullptr);
         if (!handle) {
-          log().error("gateway refused replica {}: client limit reached", id);
+          log().error("gateway refused replica {}: client limit reached", bounded(id));
           return;
         }
       }
