@@ -4,8 +4,8 @@
 ///
 /// With a file, lines go through spdlog's asynchronous logger: the calling (actor) thread only
 /// queues the line; one writer thread formats and writes it. The queue is bounded
-/// (`queue_lines_max`); when it is full the OLDEST queued line is dropped (spdlog's overrun_oldest),
-/// so actors never block on the disk; the count of dropped lines is logged at shutdown. The
+/// (`queue_lines_max`); when it is full the OLDEST queued line is dropped (spdlog's
+/// overrun_oldest), so actors never block on the disk; the count of dropped lines is logged at shutdown. The
 /// file rotates at `file_size_bytes_max`, keeping `files_max` older files (FILE.1 is the newest).
 /// Lines reach the file at once from warn up, the rest every `flush_interval_ms`.
 /// Without a file, lines go to stderr synchronously.

@@ -8,14 +8,14 @@
 /// One push in flight per subscriber: while a push to a subscriber awaits its result, later pushes
 /// to it only mark its state as owed (newest wins: a push always carries the then current state).
 /// The owed state goes out as soon as the result comes: at once after an ack, after
-/// `retry_delay_ms` after a failure (a timeout or an error). So a slow subscriber costs one request,
-/// never a queue.
+/// `retry_delay_ms` after a failure (a timeout or an error). So a slow subscriber costs one
+/// request, never a queue.
 ///
 /// Stalls: a subscriber whose pushes keep failing is retried with the current state every
 /// `retry_delay_ms`. When it has not acknowledged anything for `drop_after_ms` (counted from the
 /// first failed push of the row) it is dropped: the actor tells it (SubscriptionDropped) and
-/// forgets it. A successful push ends the stall. A regular push to a subscriber with a retry pending
-/// replaces the retry.
+/// forgets it. A successful push ends the stall. A regular push to a subscriber with a retry
+/// pending replaces the retry.
 
 #include <cstdint>
 #include <map>
