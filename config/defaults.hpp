@@ -56,12 +56,32 @@ inline constexpr std::int64_t cache_millis = 10000;
 inline constexpr std::int64_t push_merge_window_ms = 20;
 inline constexpr std::int64_t push_timeout_ms = 3000;
 inline constexpr std::int64_t push_retry_delay_ms = 1000;
-inline constexpr int push_retries_max = 5;
+/// A subscriber that acknowledged no push for this long (from its first failed push in a row) is
+/// dropped and told so (SubscriptionDropped); its client subscribes again. One push at most is in
+/// flight per subscriber, so a stall costs one request, not a queue.
+inline constexpr std::int64_t push_drop_after_ms = 60000;
 inline constexpr double protect_threshold = 0.0;
 inline constexpr std::uint32_t page_size_default = 20;
 inline constexpr std::uint32_t page_size_max = 500;
 /// A service without instances and subscribers that got no message for this long is removed.
 inline constexpr std::int64_t service_idle_sweep_ms = 30000;
+
+// -- logging -----------------------------------------------------------------
+/// The log file rotates at this size, keeping this many older files (`FILE.1` ... `FILE.N`).
+inline constexpr std::int64_t log_file_size_bytes_max = 100LL * 1024 * 1024;
+inline constexpr int log_files_max = 5;
+/// Lines queued for the log writer thread. Overflow policy: the oldest queued line is dropped (the
+/// actors never block on the log); dropped lines are counted and reported at the next flush.
+inline constexpr std::int64_t log_queue_lines_max = 8192;
+/// Queued lines reach the file at least this often; warnings and errors at once.
+inline constexpr std::int64_t log_flush_interval_ms = 1000;
+/// Names from outside (services, ips, client names, metadata) are cut to this many bytes in log lines,
+/// with a marker saying how much was cut.
+inline constexpr std::size_t log_name_chars_max = 128;
+
+// -- client library ----------------------------------------------------------
+/// A redo (re-register, re-subscribe on a new session) that failed is retried this often.
+inline constexpr std::int64_t client_redo_retry_interval_ms = 3000;
 
 // -- bounds (overflow policy: the request is refused with LIMIT_EXCEEDED) ----
 inline constexpr std::size_t clients_max = 200000;
@@ -136,5 +156,7 @@ static_assert(members_fetch_connect_timeout_ms <= members_fetch_timeout_ms);
 static_assert(members_poll_interval_ms >= members_poll_interval_ms_min);
 static_assert(members_max * 260 <= members_response_bytes_max); // 253-char host, ':', port, newline
 static_assert(cluster_secret_bytes_min <= cluster_secret_bytes_max);
+static_assert(push_drop_after_ms > push_timeout_ms + push_retry_delay_ms);
+static_assert(log_files_max >= 1 && log_file_size_bytes_max >= 1024);
 
 } // namespace registry::defaults

@@ -58,7 +58,11 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(push, merge_window_ms, 0, duration_ms_max),
     REGISTRY_INT_FIELD(push, timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(push, retry_delay_ms, 1, duration_ms_max),
-    REGISTRY_INT_FIELD(push, retries_max, 0, count_max),
+    REGISTRY_INT_FIELD(push, drop_after_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(log, file_size_bytes_max, 1024, limit_max),
+    REGISTRY_INT_FIELD(log, files_max, 1, 1000),
+    REGISTRY_INT_FIELD(log, queue_lines_max, 1, count_max),
+    REGISTRY_INT_FIELD(log, flush_interval_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(discovery, cache_millis, 1, duration_ms_max),
     REGISTRY_INT_FIELD(limits, clients_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, services_max, 1, limit_max),
@@ -770,6 +774,11 @@ std::string validate(const node_config& cfg) {
                "expected more than session.caf_heartbeat_interval_ms (" +
                    std::to_string(s.caf_heartbeat_interval_ms) + "), got " +
                    std::to_string(s.caf_connection_timeout_ms));
+  const auto& p = cfg.push;
+  if (p.drop_after_ms < p.timeout_ms)
+    return err("push.drop_after_ms",
+               "expected at least push.timeout_ms (" + std::to_string(p.timeout_ms) + "), got " +
+                   std::to_string(p.drop_after_ms));
   const auto& d = cfg.distro;
   if (d.reconnect_backoff_min_ms > d.reconnect_backoff_max_ms)
     return err("distro.reconnect_backoff_min_ms",

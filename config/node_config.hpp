@@ -20,6 +20,10 @@
 ///   log:
 ///     level: info                     # trace, debug, info, warn, error, off
 ///     file: ""                        # empty = stderr
+///     file_size_bytes_max: 104857600  # the file rotates at this size
+///     files_max: 5                    # rotated files kept (FILE.1 ... FILE.N)
+///     queue_lines_max: 8192           # lines queued for the writer; overflow drops the oldest
+///     flush_interval_ms: 1000         # queued lines reach the file at least this often
 ///   heartbeat:                        # heartbeat clients (ip:port), Nacos 1.x semantics
 ///     interval_ms: 5000
 ///     unhealthy_timeout_ms: 15000
@@ -33,7 +37,7 @@
 ///     merge_window_ms: 20
 ///     timeout_ms: 3000
 ///     retry_delay_ms: 1000
-///     retries_max: 5
+///     drop_after_ms: 60000            # a subscriber stalled this long is dropped and told
 ///   discovery:
 ///     cache_millis: 10000
 ///     protection_enabled: true        # false switches healthy protection off everywhere
@@ -108,6 +112,13 @@ struct node_config {
   std::string log_level = "info";
   std::string log_file;
 
+  struct log_t {
+    std::int64_t file_size_bytes_max = defaults::log_file_size_bytes_max;
+    int files_max = defaults::log_files_max;
+    std::int64_t queue_lines_max = defaults::log_queue_lines_max;
+    std::int64_t flush_interval_ms = defaults::log_flush_interval_ms;
+  } log;
+
   struct heartbeat_t {
     std::int64_t interval_ms = defaults::beat_interval_ms;
     std::int64_t unhealthy_timeout_ms = defaults::beat_unhealthy_timeout_ms;
@@ -125,7 +136,7 @@ struct node_config {
     std::int64_t merge_window_ms = defaults::push_merge_window_ms;
     std::int64_t timeout_ms = defaults::push_timeout_ms;
     std::int64_t retry_delay_ms = defaults::push_retry_delay_ms;
-    int retries_max = defaults::push_retries_max;
+    std::int64_t drop_after_ms = defaults::push_drop_after_ms;
   } push;
 
   struct discovery_t {

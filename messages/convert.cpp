@@ -13,11 +13,11 @@ instance from_wire(const v1::Instance& x) {
   r.instance_id = x.instance_id();
   r.ip = x.ip();
   r.port = x.port();
-  // proto3 cannot tell an unset weight from 0: senders always set it, so it is taken as given.
-  r.weight = x.weight();
-  r.healthy = x.healthy();
-  r.enabled = x.enabled();
-  r.ephemeral = x.ephemeral();
+  // Explicit presence (proto3 optional): an unset field takes Nacos's default.
+  r.weight = x.has_weight() ? x.weight() : 1.0;
+  r.healthy = x.has_healthy() ? x.healthy() : true;
+  r.enabled = x.has_enabled() ? x.enabled() : true;
+  r.ephemeral = x.has_ephemeral() ? x.ephemeral() : true;
   r.cluster = x.cluster().empty() ? std::string{defaults::cluster} : x.cluster();
   r.metadata.reserve(x.metadata_size());
   for (const auto& [k, v] : x.metadata())

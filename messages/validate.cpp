@@ -195,6 +195,9 @@ std::optional<field_error> validate_instance(const instance& x) {
     return field_error{"port", "Param 'port' is illegal, the value should be between 1 and 65535."};
   if (!(x.weight >= 0.0 && x.weight <= defaults::weight_max)) // also refuses NaN and infinities
     return field_error{"weight", "The weights range from 0.0 to 10000.0"};
+  if (!x.ephemeral)
+    return field_error{"ephemeral", "persistent instances are not supported yet; register with "
+                                    "ephemeral=true (or leave the field unset)"};
   if (auto e = validate_cluster(x.cluster))
     return e;
   if (auto e = validate_metadata(x.metadata))

@@ -20,7 +20,8 @@ std::optional<field_error> validate_cluster(const std::string& cluster);
 
 /// ip (non-empty, <= 128, no whitespace/CJK), port 1..65535 (Nacos allows 0; a registered instance
 /// on port 0 is useless, so we refuse it), weight 0..10000 and finite, cluster, metadata (at most
-/// metadata_entries_max entries, keys + values <= 1024 chars, no empty key), instance id <= 256.
+/// metadata_entries_max entries, keys + values <= 1024 chars, no empty key), instance id <= 256,
+/// ephemeral (persistent instances are not supported yet: field "ephemeral").
 std::optional<field_error> validate_instance(const instance& x);
 
 /// page >= 1, 1 <= size <= page_size_max.

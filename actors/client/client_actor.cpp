@@ -96,9 +96,11 @@ void end_client(client_actor_t* self, const std::string& how) {
   for (auto& key : keys)
     self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
   if (st.data->kind() == client_kind::replica)
-    log().debug("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
+    log().debug("client {} {}; removed {} instances", bounded(id_of(self)), how,
+                st.data->instance_count());
   else
-    log().info("client {} {}; removed {} instances", id_of(self), how, st.data->instance_count());
+    log().info("client {} {}; removed {} instances", bounded(id_of(self)), how,
+               st.data->instance_count());
   auto had_instances = !st.data->empty();
   st.data->replace({}, st.data->revision() + (had_instances ? 1 : 0));
   // A replica's end is its owner's business: only clients of this node announce their end.
@@ -116,7 +118,7 @@ void end_client(client_actor_t* self, const std::string& how) {
 template <class Atom>
 caf::result<envelope> hand_back(client_actor_t* self, Atom atom, const envelope& env) {
   if (self->state.data->kind() == client_kind::session)
-    return pack(make_error(v1::Error::UNAVAILABLE, "", "the session is closed"));
+    return pack(make_error(v1::Error::UNAVAILABLE, "", "the session is ending; request refused"));
   return delegate_envelope(self, self->state.gateway, atom, env);
 }
 
@@ -130,37 +132,43 @@ void end_if_empty(client_actor_t* self, const std::string& how) {
 /// the service actor accepted it, and reverts the client state when it refused.
 void commit(client_actor_t* self, const service_key& key, std::optional<instance> previous,
             const instance& changed, bool removed,
-            caf::response_promise rp) {
+            caf::response_promise rp, bool healing = false) {
   auto& st = self->state;
+  // Undoes our side. A healing beat that is undone keeps its expiry mark, so the next beat heals
+  // the instance again (otherwise it would stay unhealthy for good).
+  auto revert = [=] {
+    auto& data = *self->state.data;
+    if (removed || previous) {
+      data.put(key, *previous, actor_now_ms(self));
+      if (healing)
+        data.mark_expired_unhealthy(key, *previous);
+    } else {
+      data.remove(key, changed.ip, changed.port, changed.cluster);
+    }
+  };
   self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
                 svc_put_atom_v, key, id_of(self), instances_in(self, key))
     .await(
       [=](envelope& reply) mutable {
         if (holds<v1::Error>(reply)) {
           // Refused (a limit): undo our side so client and service agree.
-          if (removed || previous)
-            self->state.data->put(key, *previous, actor_now_ms(self));
-          else
-            self->state.data->remove(key, changed.ip, changed.port, changed.cluster);
+          revert();
           rp.deliver(std::move(reply));
           return;
         }
         if (removed)
-          log().info("client {} deregistered instance {} from {}", id_of(self),
-                     changed.address(), key.to_string());
+          log().debug("client {} deregistered instance {} from {}", bounded(id_of(self)),
+                      bounded(changed.address()), bounded(key.to_string()));
         else
-          log().info("client {} registered instance {} in {}", id_of(self), changed.address(),
-                     key.to_string());
+          log().debug("client {} registered instance {} in {}", bounded(id_of(self)),
+                      bounded(changed.address()), bounded(key.to_string()));
         announce(self);
         rp.deliver(std::move(reply));
         if (removed)
           end_if_empty(self, "closed after its last deregistration");
       },
       [=](caf::error& err) mutable {
-        if (removed || previous)
-          self->state.data->put(key, *previous, actor_now_ms(self));
-        else
-          self->state.data->remove(key, changed.ip, changed.port, changed.cluster);
+        revert();
         // The timed-out update may still be applied later: follow it with the reverted list on the
         // same path (client -> gateway -> service keeps the order), so the service never keeps an
         // instance its client does not hold.
@@ -232,14 +240,16 @@ caf::result<envelope> on_register(client_actor_t* self, const envelope& env, boo
   adopt_if_replica(self);
   auto previous = find_instance(self, key, x.ip, x.port, x.cluster);
   bool changed = false;
+  bool healing = false;
   if (is_beat) {
     auto r = st.data->beat(key, x, actor_now_ms(self));
     if (r.error)
       return error_reply(*r.error);
     if (r.created)
-      log().info("client {} re-created instance {} in {} from a beat", st.data->id(),
-                 x.address(), key.to_string());
+      log().debug("client {} re-created instance {} in {} from a beat", bounded(st.data->id()),
+                  bounded(x.address()), bounded(key.to_string()));
     changed = r.changed;
+    healing = r.changed && !r.created; // a beat changes a known instance only by healing it
   } else {
     auto r = st.data->put(key, x, actor_now_ms(self));
     if (r.error)
@@ -252,7 +262,7 @@ caf::result<envelope> on_register(client_actor_t* self, const envelope& env, boo
     return pack(v1::Ack{});
   }
   auto rp = self->make_response_promise<envelope>();
-  commit(self, key, previous, x, false, rp);
+  commit(self, key, previous, x, false, rp, healing);
   return rp;
 }
 
@@ -317,11 +327,11 @@ void on_tick(client_actor_t* self) {
     return;
   auto r = st.data->tick(actor_now_ms(self));
   for (auto& [key, x] : r.marked_unhealthy)
-    log().warn("client {} marked instance {} in {} unhealthy after missed beats", st.data->id(),
-               x.address(), key.to_string());
+    log().warn("client {} marked instance {} in {} unhealthy after missed beats",
+               bounded(st.data->id()), bounded(x.address()), bounded(key.to_string()));
   for (auto& [key, x] : r.removed)
-    log().warn("client {} expired instance {} in {}", st.data->id(), x.address(),
-               key.to_string());
+    log().warn("client {} expired instance {} in {}", bounded(st.data->id()),
+               bounded(x.address()), bounded(key.to_string()));
   for (auto& key : r.changed)
     publish(self, key);
   // A change, or beats not reported yet (the last one before a silence, too).
@@ -366,13 +376,13 @@ void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
     case kind::take_over:
       st.data->set_kind(client_kind::heartbeat);
       st.data->adopt_beats(beats, actor_now_ms(self));
-      log().info("client {} is now checked by this node", st.data->id());
+      log().info("client {} is now checked by this node", bounded(st.data->id()));
       break;
     case kind::hand_over:
       if (!is_heartbeat_client(st.data->id()))
         break;
       st.data->set_kind(client_kind::replica);
-      log().info("client {} is now checked by another node", st.data->id());
+      log().info("client {} is now checked by another node", bounded(st.data->id()));
       break;
   }
 }
@@ -437,6 +447,10 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
     [=](sub_atom, const envelope& env) -> caf::result<envelope> {
       if (!from_owner("a subscribe for another process's session"))
         return not_owner();
+      // An ending session must not leave a subscriber behind at the service.
+      if (self->state.ending)
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "the session is ending; subscribe refused"));
       return on_subscribe(self, env, true);
     },
     [=](unsub_atom, const envelope& env) -> caf::result<envelope> {
@@ -486,8 +500,8 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
         return;
       v1::Error err;
       if (unpack(reply, err))
-        log().warn("client {} had a service update refused: {}", self->state.data->id(),
-                   err.message());
+        log().warn("client {} had a service update refused: {}", bounded(self->state.data->id()),
+                   bounded(err.message(), 4 * defaults::log_name_chars_max));
     },
   };
 }

@@ -122,6 +122,16 @@ bool client_state::remove(const service_key& key, const std::string& ip, std::ui
   return true;
 }
 
+void client_state::mark_expired_unhealthy(const service_key& key, const instance& x) {
+  auto si = services_.find(key);
+  if (si == services_.end())
+    return;
+  auto i = find_same(si->second, x.ip, x.port, x.cluster);
+  if (i == si->second.end() || i->healthy)
+    return;
+  expired_unhealthy_.emplace(key, identity(x));
+}
+
 client_state::beat_result client_state::beat(const service_key& key, const instance& x,
                                              time_ms now_ms) {
   beat_result r;

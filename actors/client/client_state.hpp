@@ -78,6 +78,11 @@ public:
   };
   beat_result beat(const service_key& key, const instance& x, time_ms now_ms);
 
+  /// Marks the instance (ip, port, cluster of `x`) in `key` as made unhealthy by expiry, so that the
+  /// next beat heals it: used when a healing beat is undone because its service update failed.
+  /// Does nothing for an unknown or healthy instance.
+  void mark_expired_unhealthy(const service_key& key, const instance& x);
+
   /// Heartbeat expiry. Returns the services whose instances changed (health flips and removals).
   struct tick_result {
     std::vector<service_key> changed;

@@ -77,7 +77,7 @@ service_settings make_service_settings(const node_config& cfg, const service_key
   result.push_timeout_ms = cfg.push.timeout_ms;
   result.push.merge_window_ms = cfg.push.merge_window_ms;
   result.push.retry_delay_ms = cfg.push.retry_delay_ms;
-  result.push.retries_max = cfg.push.retries_max;
+  result.push.drop_after_ms = cfg.push.drop_after_ms;
   result.instances_max = cfg.limits.instances_per_service_max;
   result.subscribers_max = cfg.limits.subscribers_per_service_max;
   return result;
@@ -98,7 +98,7 @@ caf::actor service_for(gateway_actor_t* self, const service_key& key) {
   self->monitor(handle);
   st.service_by_addr.emplace(handle.address(), key);
   st.services.emplace(key, service_entry{handle, 0, 0});
-  log().debug("gateway created service {}", key.to_string());
+  log().debug("gateway created service {}", bounded(key.to_string()));
   return handle;
 }
 
@@ -124,9 +124,9 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   st.client_by_addr.emplace(handle.address(), id);
   st.clients.emplace(id, handle);
   if (kind == client_kind::replica)
-    log().debug("gateway created replica client {}", id);
+    log().debug("gateway created replica client {}", bounded(id));
   else
-    log().info("gateway connected {} client {}", to_string(kind), id);
+    log().debug("gateway connected {} client {}", to_string(kind), bounded(id));
   return handle;
 }
 
@@ -367,7 +367,7 @@ void sweep_services(gateway_actor_t* self) {
   for (auto i = st.services.begin(); i != st.services.end();) {
     auto& e = i->second;
     if (e.instances == 0 && e.subscribers == 0 && !e.touched) {
-      log().debug("gateway removed idle service {}", i->first.to_string());
+      log().debug("gateway removed idle service {}", bounded(i->first.to_string()));
       st.service_by_addr.erase(e.handle.address());
       self->demonitor(e.handle);
       self->send_exit(e.handle, caf::exit_reason::user_shutdown);
@@ -390,7 +390,7 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
       st.clients.erase(j);
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
       // A failed client actor cannot clean up after itself: drop what it held everywhere.
-      log().error("gateway lost client {} ({}); removing its instances", id,
+      log().error("gateway lost client {} ({}); removing its instances", bounded(id),
                   self->system().render(dm.reason));
       for (auto& kv : st.services)
         self->send(kv.second.handle, svc_drop_atom_v, id);
@@ -410,7 +410,7 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
     st.service_by_addr.erase(i);
     st.services.erase(key);
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
-      log().error("gateway restarted service {} after failure ({})", key.to_string(),
+      log().error("gateway restarted service {} after failure ({})", bounded(key.to_string()),
                   self->system().render(dm.reason));
       service_for(self, key);
       for (auto& kv : st.clients)
@@ -453,7 +453,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       if (!handle)
         return caf::make_message(clients_full(self), caf::actor{});
       log().info("gateway opened session {} for {}", id,
-                 hello.client_name().empty() ? "a client" : hello.client_name());
+                 hello.client_name().empty() ? "a client" : bounded(hello.client_name()));
       v1::Welcome welcome;
       welcome.set_session_id(id);
       welcome.set_node_address(st.cfg->listen.to_string());
@@ -622,7 +622,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica,
                             nullptr);
         if (!handle) {
-          log().error("gateway refused replica {}: client limit reached", id);
+          log().error("gateway refused replica {}: client limit reached", bounded(id));
           return;
         }
       }

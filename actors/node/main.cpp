@@ -113,7 +113,14 @@ int main(int argc, char** argv) {
   auto cfg = std::make_shared<registry::node_config>(std::get<registry::node_config>(loaded));
   if (!log_level.empty())
     cfg->log_level = log_level;
-  if (auto err = registry::init_logging(cfg->log_level, cfg->log_file); !err.empty()) {
+  registry::log_options log_opts;
+  log_opts.level = cfg->log_level;
+  log_opts.file = cfg->log_file;
+  log_opts.file_size_bytes_max = cfg->log.file_size_bytes_max;
+  log_opts.files_max = cfg->log.files_max;
+  log_opts.queue_lines_max = cfg->log.queue_lines_max;
+  log_opts.flush_interval_ms = cfg->log.flush_interval_ms;
+  if (auto err = registry::init_logging(log_opts); !err.empty()) {
     std::cerr << "registryd: --log-level/log: " << err << "\n";
     return exit_bad_config;
   }
@@ -211,13 +218,13 @@ int main(int argc, char** argv) {
     std::thread([] {
       std::this_thread::sleep_for(std::chrono::seconds(shutdown_grace_s));
       registry::log().error("node shutdown took longer than {} s; exiting", shutdown_grace_s);
-      registry::log().flush();
+      registry::shutdown_logging();
       std::_Exit(exit_runtime_error);
     }).detach();
     caf::scoped_actor{sys}->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
   registry::log().info("node {} stopped", cfg->listen.to_string());
-  registry::log().flush();
   registry::http_global_cleanup();
+  registry::shutdown_logging();
   return exit_code;
 }

@@ -18,6 +18,19 @@ void push_scheduler::remove_subscriber(subscriber_id id) {
   subscribers_.erase(id);
 }
 
+void push_scheduler::push_or_owe(subscriber_id id, subscriber& sub, time_ms now, effects& fx) {
+  if (sub.in_flight) {
+    // Newest wins: the result of the push in flight releases the then current state.
+    sub.owed = true;
+    return;
+  }
+  sub.retry_at.reset(); // this push carries what a retry would
+  sub.owed = false;
+  sub.in_flight = true;
+  sub.sent_at = now;
+  fx.push_to.push_back(id);
+}
+
 push_scheduler::effects push_scheduler::on_change(time_ms now) {
   effects fx;
   if (subscribers_.empty()) {
@@ -32,10 +45,8 @@ push_scheduler::effects push_scheduler::on_change(time_ms now) {
   } else {
     // Idle: push at once; the regular push replaces every pending retry.
     last_push_ms_ = now;
-    for (auto& [id, sub] : subscribers_) {
-      sub.retry_at.reset();
-      fx.push_to.push_back(id);
-    }
+    for (auto& [id, sub] : subscribers_)
+      push_or_owe(id, sub, now, fx);
   }
   fx.wake_at = next_wake();
   return fx;
@@ -44,18 +55,24 @@ push_scheduler::effects push_scheduler::on_change(time_ms now) {
 push_scheduler::effects push_scheduler::on_push_result(subscriber_id id, bool ok, time_ms now) {
   effects fx;
   auto i = subscribers_.find(id);
-  if (i != subscribers_.end()) {
+  if (i != subscribers_.end() && i->second.in_flight) {
     auto& sub = i->second;
+    sub.in_flight = false;
     if (ok) {
-      // A pending retry stays: it may be owed for a later push that failed first.
-      sub.failures = 0;
-    } else if (++sub.failures > cfg_.retries_max) {
-      fx.dropped.push_back(id);
-      subscribers_.erase(i);
+      sub.stalled_since.reset();
+      if (sub.owed)
+        push_or_owe(id, sub, now, fx); // the newest state, at once
     } else {
-      time_ms at = now + cfg_.retry_delay_ms;
-      if (!sub.retry_at || at < *sub.retry_at)
-        sub.retry_at = at;
+      if (!sub.stalled_since)
+        sub.stalled_since = sub.sent_at;
+      if (now - *sub.stalled_since >= cfg_.drop_after_ms) {
+        fx.dropped.push_back(id);
+        subscribers_.erase(i);
+      } else {
+        // The subscriber may lack any state since its last ack: the retry carries the current one.
+        sub.owed = false;
+        sub.retry_at = now + cfg_.retry_delay_ms;
+      }
     }
   }
   fx.wake_at = next_wake();
@@ -68,17 +85,12 @@ push_scheduler::effects push_scheduler::on_tick(time_ms now) {
     // The merged push goes to everyone and replaces every pending retry.
     merged_push_at_.reset();
     last_push_ms_ = now;
-    for (auto& [id, sub] : subscribers_) {
-      sub.retry_at.reset();
-      fx.push_to.push_back(id);
-    }
+    for (auto& [id, sub] : subscribers_)
+      push_or_owe(id, sub, now, fx);
   } else {
-    for (auto& [id, sub] : subscribers_) {
-      if (sub.retry_at && *sub.retry_at <= now) {
-        sub.retry_at.reset();
-        fx.push_to.push_back(id);
-      }
-    }
+    for (auto& [id, sub] : subscribers_)
+      if (sub.retry_at && *sub.retry_at <= now)
+        push_or_owe(id, sub, now, fx);
   }
   fx.wake_at = next_wake();
   return fx;

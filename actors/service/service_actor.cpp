@@ -127,7 +127,8 @@ void push_to(service_actor_t* self, subscriber_id id) {
       },
       [=](caf::error& err) {
         log().warn("service {} failed push to client {}: {}; retrying",
-                   self->state.index->key().to_string(), owner, self->system().render(err));
+                   bounded(self->state.index->key().to_string()), bounded(owner),
+                   self->system().render(err));
         apply(self, self->state.pushes->on_push_result(id, false, actor_now_ms(self)));
       });
 }
@@ -156,10 +157,22 @@ void apply(service_actor_t* self, const push_scheduler::effects& fx) {
   for (auto id : fx.push_to)
     push_to(self, id);
   for (auto id : fx.dropped) {
-    auto i = self->state.subscribers.find(id);
-    if (i != self->state.subscribers.end())
-      log().warn("service {} dropped subscriber {} after repeated push failures",
-                 self->state.index->key().to_string(), i->second.owner);
+    auto& st = self->state;
+    auto i = st.subscribers.find(id);
+    if (i != st.subscribers.end()) {
+      auto reason = "no push acknowledged for " + std::to_string(st.settings.push.drop_after_ms)
+                    + " ms";
+      log().warn("service {} dropped subscriber {}: {}", bounded(st.index->key().to_string()),
+                 bounded(i->second.owner), reason);
+      // Tell it, so that it subscribes again; it may be gone, so the answer does not matter.
+      v1::SubscriptionDropped msg;
+      to_wire(st.index->key(), *msg.mutable_service());
+      msg.set_clusters(i->second.clusters);
+      msg.set_reason(reason);
+      self->request(i->second.handle, std::chrono::milliseconds(st.settings.push_timeout_ms),
+                    push_atom_v, pack(msg))
+        .then([](const envelope&) {}, [](const caf::error&) {});
+    }
     forget_subscriber(self, id);
   }
   if (!fx.dropped.empty())
@@ -238,8 +251,8 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
         st.subscriber_ids.emplace(k, id);
         st.subscribers.emplace(id, subscriber_entry{client, clusters, std::move(subscriber)});
         st.pushes->add_subscriber(id);
-        log().info("service {} added subscriber {}{}", st.index->key().to_string(), client,
-                   clusters.empty() ? "" : " for clusters " + clusters);
+        log().debug("service {} added subscriber {}{}", bounded(st.index->key().to_string()),
+                    bounded(client), clusters.empty() ? "" : " for clusters " + bounded(clusters));
         report_stats(self);
       } else {
         st.subscribers[i->second].handle = std::move(subscriber);

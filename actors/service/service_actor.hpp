@@ -11,6 +11,8 @@
 /// - (svc_unsub_atom, client_id, string clusters)    -> envelope Ack
 /// - (query_atom, envelope QueryRequest)             -> envelope ServiceInfo
 /// - INTERNAL (tick_atom, uint64 generation)          push timer
+/// A subscriber that stays stalled past push.drop_after_ms gets (push_atom, envelope
+/// SubscriptionDropped) and is forgotten.
 /// It reports (svc_stats_atom, service_key, instances, subscribers) to its parent after changes.
 
 #include <caf/fwd.hpp>

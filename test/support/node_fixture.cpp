@@ -20,7 +20,7 @@ const std::vector<std::string> session_flags{"--caf-heartbeat-ms", "200", "--caf
 test_node::test_node(const std::string& extra_yaml)
   : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
-                             + "]\nlog:\n  level: debug\n  file: " + dir_ + "/node.log\n"
+                             + "]\nlog:\n  level: debug\n  flush_interval_ms: 20\n  file: " + dir_ + "/node.log\n"
                              + session_yaml + extra_yaml);
 }
 
@@ -31,7 +31,7 @@ test_node::test_node(int port, const std::vector<int>& member_ports,
   for (auto p : member_ports)
     members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + members
-                             + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
+                             + "]\ncluster_name: test\nlog:\n  level: debug\n  flush_interval_ms: 20\n  file: " + dir_
                              + "/node.log\n" + session_yaml + extra_yaml);
 }
 

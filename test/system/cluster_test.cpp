@@ -42,9 +42,14 @@ TEST_CASE("a heartbeat write at a node that is not responsible is forwarded") {
     expected.push_back(addr);
   }
   CHECK(c.all_see({0, 1, 2}, "pay", expected, 5s));
-  auto forwarded = c[0].log().find("forward") != std::string::npos
-                   || c[1].log().find("registered instance 10.2.0.") != std::string::npos
-                   || c[2].log().find("registered instance 10.2.0.") != std::string::npos;
+  // Lines reach the log files from each node's log thread: wait for them.
+  auto forwarded = wait_until(
+    [&] {
+      return c[0].log().find("forward") != std::string::npos
+             || c[1].log().find("registered instance 10.2.0.") != std::string::npos
+             || c[2].log().find("registered instance 10.2.0.") != std::string::npos;
+    },
+    2s);
   CHECK(forwarded);
 }
 
@@ -75,7 +80,7 @@ TEST_CASE("kill -9 of a node: nothing is lost at the others, its sessions leave,
   // B restarts, loads a snapshot, becomes ready and converges.
   c[1].launch();
   REQUIRE(c[1].wait_ready(20s));
-  CHECK(c[1].log().find("loaded a snapshot") != std::string::npos);
+  CHECK(wait_until([&] { return c[1].log().find("loaded a snapshot") != std::string::npos; }, 2s));
   CHECK(c.all_see({0, 1, 2}, "orders", {"10.3.0.1:80", "10.3.0.3:80"}, 5s));
 }
 

@@ -25,6 +25,11 @@ bool has_host(const nlohmann::json& hosts, const std::string& ip, int port) {
   return false;
 }
 
+/// True once the node's log holds `text` (lines reach the file from the log thread).
+bool node_logged(const test_node& node, const std::string& text) {
+  return wait_until([&] { return node.log().find(text) != std::string::npos; }, 2s);
+}
+
 } // namespace
 
 TEST_CASE("register, query and deregister a heartbeat instance") {
@@ -69,8 +74,8 @@ TEST_CASE("register, query and deregister a heartbeat instance") {
   REQUIRE_MESSAGE(r.code == 0, r.err);
   CHECK(node.hosts("orders").empty());
   CHECK(node.ctl_json({"services"})["count"] == 0);
-  CHECK(node.log().find("registered instance 10.0.0.1:8080") != std::string::npos);
-  CHECK(node.log().find("deregistered instance 10.0.0.1:8080") != std::string::npos);
+  CHECK(node_logged(node, "registered instance 10.0.0.1:8080"));
+  CHECK(node_logged(node, "deregistered instance 10.0.0.1:8080"));
 }
 
 TEST_CASE("disabled and zero-weight instances are left out of queries") {
@@ -114,7 +119,7 @@ TEST_CASE("a subscriber gets the list at once and again on a change") {
   REQUIRE(lines.size() == 2);
   auto second = nlohmann::json::parse(lines[1]);
   CHECK(has_host(second["hosts"], "10.0.0.9", 9000));
-  CHECK(node.log().find("added subscriber") != std::string::npos);
+  CHECK(node_logged(node, "added subscriber"));
 }
 
 TEST_CASE("a held session instance is removed within 2 s of kill -9") {
@@ -131,7 +136,7 @@ TEST_CASE("a held session instance is removed within 2 s of kill -9") {
                    .count();
   MESSAGE("crash-to-removal: " << gone_ms << " ms (includes registryctl query time)");
   CHECK(gone_ms < 2000);
-  CHECK(node.log().find("lost its session") != std::string::npos);
+  CHECK(node_logged(node, "lost its session"));
 }
 
 TEST_CASE("a held session deregisters at once on SIGTERM") {
@@ -175,8 +180,8 @@ TEST_CASE("heartbeat instances turn unhealthy, expire, and come back with a beat
     },
     5s));
   REQUIRE(wait_until([&] { return healthy_of() == -1; }, 5s));
-  CHECK(node.log().find("unhealthy") != std::string::npos);
-  CHECK(node.log().find("expired") != std::string::npos);
+  CHECK(node_logged(node, "unhealthy"));
+  CHECK(node_logged(node, "expired"));
   // A beat for the unknown instance re-creates it.
   REQUIRE(node.ctl({"beat", "orders", "10.0.0.8:8000"}).code == 0);
   CHECK(healthy_of() == 1);
@@ -306,5 +311,5 @@ TEST_CASE("SIGTERM shuts the node down cleanly") {
   test_node node;
   REQUIRE(node.start());
   CHECK(node.stop() == 0);
-  CHECK(node.log().find("stopped") != std::string::npos);
+  CHECK(node_logged(node, "stopped"));
 }

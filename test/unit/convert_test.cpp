@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "messages/convert.hpp"
+#include "messages/validate.hpp"
 
 using namespace registry;
 
@@ -51,7 +52,7 @@ TEST_CASE("convert: instance defaults and metadata order") {
   (*w.mutable_metadata())["env"] = "prod";
   auto x = from_wire(w);
   CHECK(x.cluster == "DEFAULT");
-  CHECK(x.weight == 0.0); // taken as given: senders always set it
+  CHECK(x.weight == 1.0); // unset: Nacos's default
   CHECK(x.instance_id.empty());
   CHECK(x.metadata == metadata_map{{"app", "x"}, {"env", "prod"}, {"zone", "b"}});
   w.set_weight(1.0);
@@ -172,4 +173,41 @@ TEST_CASE("convert: errors") {
   CHECK(f.code() == v1::Error::INVALID_ARGUMENT);
   CHECK(f.field() == "port");
   CHECK(f.message() == "bad port");
+}
+
+TEST_CASE("convert: an instance without weight, healthy, enabled, ephemeral gets Nacos's defaults") {
+  v1::Instance w;
+  w.set_ip("10.0.0.1");
+  w.set_port(8080);
+  // Through the encoding: the unset fields are absent on the wire.
+  v1::Instance parsed;
+  REQUIRE(parsed.ParseFromString(w.SerializeAsString()));
+  auto x = from_wire(parsed);
+  CHECK(x.weight == 1.0);
+  CHECK(x.healthy);
+  CHECK(x.enabled);
+  CHECK(x.ephemeral);
+  CHECK_FALSE(validate_instance(x));
+}
+
+TEST_CASE("convert: explicit zero and false values are kept") {
+  v1::Instance w;
+  w.set_ip("10.0.0.1");
+  w.set_port(8080);
+  w.set_weight(0.0);
+  w.set_healthy(false);
+  w.set_enabled(false);
+  w.set_ephemeral(false);
+  v1::Instance parsed;
+  REQUIRE(parsed.ParseFromString(w.SerializeAsString()));
+  auto x = from_wire(parsed);
+  CHECK(x.weight == 0.0);
+  CHECK_FALSE(x.healthy);
+  CHECK_FALSE(x.enabled);
+  CHECK_FALSE(x.ephemeral);
+  // A persistent instance is refused, naming the field.
+  auto err = validate_instance(x);
+  REQUIRE(err);
+  CHECK(err->field == "ephemeral");
+  CHECK(err->message.find("persistent instances are not supported yet") != std::string::npos);
 }

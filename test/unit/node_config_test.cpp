@@ -192,7 +192,11 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(cfg.push.merge_window_ms == defaults.push.merge_window_ms);
   CHECK(cfg.push.timeout_ms == defaults.push.timeout_ms);
   CHECK(cfg.push.retry_delay_ms == defaults.push.retry_delay_ms);
-  CHECK(cfg.push.retries_max == defaults.push.retries_max);
+  CHECK(cfg.push.drop_after_ms == defaults.push.drop_after_ms);
+  CHECK(cfg.log.file_size_bytes_max == defaults.log.file_size_bytes_max);
+  CHECK(cfg.log.files_max == defaults.log.files_max);
+  CHECK(cfg.log.queue_lines_max == defaults.log.queue_lines_max);
+  CHECK(cfg.log.flush_interval_ms == defaults.log.flush_interval_ms);
   CHECK(cfg.discovery.cache_millis == defaults.discovery.cache_millis);
   CHECK(cfg.discovery.protection_enabled == defaults.discovery.protection_enabled);
   CHECK(cfg.discovery.protect_threshold == defaults.discovery.protect_threshold);
@@ -287,22 +291,23 @@ TEST_CASE("node_config: members are sorted and de-duplicated; host names lower-c
 
 TEST_CASE("node_config: optional keys override the defaults") {
   auto cfg = parse_ok(minimal + "cluster_name: prod.eu-1_a\n"
-                                "log: {level: debug, file: /tmp/registry.log}\n"
+                                "log: {level: debug, file: /tmp/registry.log, files_max: 2}\n"
                                 "heartbeat: {interval_ms: 1000, unhealthy_timeout_ms: 3000,"
                                 " delete_timeout_ms: 3000}\n"
-                                "push: {merge_window_ms: 0, retries_max: 0}\n"
+                                "push: {merge_window_ms: 0, drop_after_ms: 5000}\n"
                                 "discovery: {protection_enabled: false, protect_threshold: 0.25}\n"
                                 "limits: {clients_max: 7}\n"
                                 "distro: {reconnect_backoff_min_ms: 300, reconnect_backoff_max_ms: 300}\n");
   CHECK(cfg.cluster_name == "prod.eu-1_a");
   CHECK(cfg.log_level == "debug");
   CHECK(cfg.log_file == "/tmp/registry.log");
+  CHECK(cfg.log.files_max == 2);
   CHECK(cfg.heartbeat.interval_ms == 1000);
   CHECK(cfg.heartbeat.unhealthy_timeout_ms == 3000);
   CHECK(cfg.heartbeat.delete_timeout_ms == 3000); // equal to unhealthy is allowed
   CHECK(cfg.heartbeat.check_interval_ms == node_config{}.heartbeat.check_interval_ms);
   CHECK(cfg.push.merge_window_ms == 0);
-  CHECK(cfg.push.retries_max == 0);
+  CHECK(cfg.push.drop_after_ms == 5000);
   CHECK(!cfg.discovery.protection_enabled);
   CHECK(cfg.discovery.protect_threshold == doctest::Approx(0.25));
   CHECK(cfg.limits.clients_max == 7);
@@ -745,4 +750,18 @@ TEST_CASE("node_config: validate() checks the length of a secret built in code")
   check_error(registry::validate(cfg), "built.yaml", "cluster_secret_file", {"got 5"});
   cfg.cluster_secret = secret;
   CHECK(registry::validate(cfg).empty());
+}
+
+TEST_CASE("node_config: push.drop_after_ms and the log section are checked") {
+  check_parse_error(minimal + "push: {timeout_ms: 3000, drop_after_ms: 1000}\n", "push.drop_after_ms",
+                    {"push.timeout_ms"});
+  check_parse_error(minimal + "log: {files_max: 0}\n", "log.files_max", {"1.."});
+  check_parse_error(minimal + "log: {file_size_bytes_max: 10}\n", "log.file_size_bytes_max",
+                    {"1024.."});
+  auto cfg = parse_ok(minimal + "log: {file_size_bytes_max: 4096, files_max: 3, queue_lines_max: 10,"
+                                " flush_interval_ms: 50}\n");
+  CHECK(cfg.log.file_size_bytes_max == 4096);
+  CHECK(cfg.log.files_max == 3);
+  CHECK(cfg.log.queue_lines_max == 10);
+  CHECK(cfg.log.flush_interval_ms == 50);
 }

@@ -10,11 +10,11 @@ namespace {
 
 using ids = std::vector<subscriber_id>;
 
-push_scheduler make_scheduler(int retries_max = 3) {
+push_scheduler make_scheduler(time_ms drop_after_ms = 60000) {
   push_scheduler::config cfg;
   cfg.merge_window_ms = 20;
   cfg.retry_delay_ms = 1000;
-  cfg.retries_max = retries_max;
+  cfg.drop_after_ms = drop_after_ms;
   return push_scheduler{cfg};
 }
 
@@ -46,6 +46,8 @@ TEST_CASE("push_scheduler: a change at an idle service pushes at once") {
   CHECK(sorted(fx.push_to) == ids{1, 2});
   CHECK(fx.dropped.empty());
   CHECK_FALSE(fx.wake_at);
+  s.on_push_result(1, true, 1001);
+  s.on_push_result(2, true, 1001);
   // Long after the window: at once again.
   fx = s.on_change(5000);
   CHECK(sorted(fx.push_to) == ids{1, 2});
@@ -67,6 +69,7 @@ TEST_CASE("push_scheduler: a burst within the window merges into one push at las
   auto s = make_scheduler();
   s.add_subscriber(1);
   CHECK(s.on_change(100).push_to == ids{1});
+  s.on_push_result(1, true, 101);
   auto fx = s.on_change(105);
   CHECK(fx.push_to.empty());
   REQUIRE(fx.wake_at);
@@ -86,6 +89,7 @@ TEST_CASE("push_scheduler: a burst within the window merges into one push at las
   fx = s.on_tick(120);
   CHECK(fx.push_to == ids{1});
   CHECK_FALSE(fx.wake_at);
+  s.on_push_result(1, true, 121);
   // A repeated tick is stale.
   CHECK(s.on_tick(120).push_to.empty());
   // A change within the window of the merged push is merged again.
@@ -99,10 +103,12 @@ TEST_CASE("push_scheduler: a change right at the end of the window pushes at onc
   auto s = make_scheduler();
   s.add_subscriber(1);
   s.on_change(100);
+  s.on_push_result(1, true, 101);
   auto fx = s.on_change(119);
   CHECK(fx.push_to.empty());
   CHECK(fx.wake_at == std::optional<time_ms>{120});
   CHECK(s.on_tick(120).push_to == ids{1});
+  s.on_push_result(1, true, 121);
   fx = s.on_change(140); // 20 ms after the merged push
   CHECK(fx.push_to == ids{1});
   CHECK_FALSE(fx.wake_at);
@@ -128,14 +134,15 @@ TEST_CASE("push_scheduler: a failed push is retried after the delay, then succee
   CHECK(s.has_subscriber(1));
 }
 
-TEST_CASE("push_scheduler: dropped after retries_max failed retries in a row") {
-  auto s = make_scheduler(3);
+TEST_CASE("push_scheduler: dropped when stalled for drop_after_ms") {
+  auto s = make_scheduler(3000);
   s.add_subscriber(1);
   s.add_subscriber(2);
   s.on_change(0);
+  CHECK(s.on_push_result(2, true, 5).push_to.empty());
   time_ms now = 10;
-  // The push and 3 retries fail: the 4th failure drops the subscriber.
-  for (int retry = 0; retry < 3; ++retry) {
+  // The push (sent at 0) and its retries fail: the stall counts from 0.
+  for (int retry = 0; retry < 2; ++retry) {
     auto fx = s.on_push_result(1, false, now);
     CAPTURE(retry);
     CHECK(fx.dropped.empty());
@@ -145,6 +152,8 @@ TEST_CASE("push_scheduler: dropped after retries_max failed retries in a row") {
     CHECK(s.on_tick(now).push_to == ids{1});
     now += 10;
   }
+  CHECK(now < 3000);
+  now = 3000;
   auto fx = s.on_push_result(1, false, now);
   CHECK(fx.dropped == ids{1});
   CHECK_FALSE(fx.wake_at);
@@ -157,21 +166,21 @@ TEST_CASE("push_scheduler: dropped after retries_max failed retries in a row") {
   CHECK(s.on_change(now + 5000).push_to == ids{2});
 }
 
-TEST_CASE("push_scheduler: retries_max 0 drops on the first failure") {
-  auto s = make_scheduler(0);
+TEST_CASE("push_scheduler: a failure after drop_after_ms of silence drops at once") {
+  auto s = make_scheduler(100);
   s.add_subscriber(1);
   s.on_change(0);
-  CHECK(s.on_push_result(1, false, 5).dropped == ids{1});
+  CHECK(s.on_push_result(1, false, 150).dropped == ids{1});
 }
 
-TEST_CASE("push_scheduler: a success resets the failure count") {
-  auto s = make_scheduler(2);
+TEST_CASE("push_scheduler: a success ends the stall") {
+  auto s = make_scheduler(2500);
   s.add_subscriber(1);
   s.on_change(0);
   time_ms now = 0;
   for (int round = 0; round < 5; ++round) {
     CAPTURE(round);
-    // Fail twice (within the limit), then succeed: never dropped.
+    // Fail twice (2 s in all, within the bound), then succeed: never dropped.
     auto fx = s.on_push_result(1, false, now + 1);
     CHECK(fx.dropped.empty());
     CHECK(s.on_tick(*fx.wake_at).push_to == ids{1});
@@ -180,8 +189,45 @@ TEST_CASE("push_scheduler: a success resets the failure count") {
     now = *fx.wake_at;
     CHECK(s.on_tick(now).push_to == ids{1});
     CHECK_FALSE(s.on_push_result(1, true, now + 1).wake_at);
+    now += 1;
+    // The next round starts with a fresh push.
+    CHECK(s.on_change(now + 100).push_to == ids{1});
+    now += 100;
   }
   CHECK(s.has_subscriber(1));
+}
+
+TEST_CASE("push_scheduler: one push in flight; changes meanwhile go out newest-only on the ack") {
+  auto s = make_scheduler();
+  s.add_subscriber(1);
+  CHECK(s.on_change(0).push_to == ids{1});
+  CHECK(s.in_flight(1));
+  // Changes while the push is in flight push nothing to it.
+  for (time_ms t = 100; t <= 1000; t += 100) {
+    auto fx = s.on_change(t);
+    CHECK(fx.push_to.empty());
+    if (fx.wake_at)
+      CHECK(s.on_tick(*fx.wake_at).push_to.empty());
+  }
+  // The ack releases one push with the current state.
+  auto fx = s.on_push_result(1, true, 1500);
+  CHECK(fx.push_to == ids{1});
+  CHECK(s.in_flight(1));
+  // Its ack owes nothing more.
+  CHECK(s.on_push_result(1, true, 1510).push_to.empty());
+  CHECK_FALSE(s.in_flight(1));
+}
+
+TEST_CASE("push_scheduler: after a failure the retry carries the newest state") {
+  auto s = make_scheduler();
+  s.add_subscriber(1);
+  s.on_change(0);
+  s.on_change(100); // owed
+  auto fx = s.on_push_result(1, false, 3000);
+  CHECK(fx.push_to.empty());
+  CHECK(fx.wake_at == std::optional<time_ms>{4000});
+  CHECK(s.on_tick(4000).push_to == ids{1});
+  CHECK(s.on_push_result(1, true, 4010).push_to.empty());
 }
 
 TEST_CASE("push_scheduler: a regular push replaces a pending retry") {
@@ -189,6 +235,7 @@ TEST_CASE("push_scheduler: a regular push replaces a pending retry") {
   s.add_subscriber(1);
   s.add_subscriber(2);
   s.on_change(0);
+  s.on_push_result(2, true, 1);
   auto fx = s.on_push_result(1, false, 10);
   CHECK(fx.wake_at == std::optional<time_ms>{1010});
   // A change before the retry is due pushes to everyone, with the current state.
@@ -203,6 +250,7 @@ TEST_CASE("push_scheduler: a merged push also replaces pending retries") {
   s.add_subscriber(1);
   s.add_subscriber(2);
   s.on_change(0);
+  s.on_push_result(2, true, 1);
   auto fx = s.on_push_result(1, false, 5);
   CHECK(fx.wake_at == std::optional<time_ms>{1005});
   fx = s.on_change(10); // merged at 20

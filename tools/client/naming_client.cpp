@@ -61,6 +61,7 @@ void check_options(const options& o) {
   positive(o.update_backoff_max, "update_backoff_max");
   positive(o.failover_check_interval, "failover_check_interval");
   positive(o.redo_interval, "redo_interval");
+  positive(o.redo_retry_interval, "redo_retry_interval");
   if (o.update_backoff_max < o.update_interval)
     bad("update_backoff_max", "options.update_backoff_max must be >= update_interval");
   if (o.caf_heartbeat_interval.count() < 0 || o.caf_connection_timeout.count() < 0)

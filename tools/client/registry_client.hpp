@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.hpp"
 #include "messages/model.hpp"
 
 namespace registry::client {
@@ -57,9 +58,11 @@ private:
   bool from_node_;
 };
 
-/// The session of the client moved: opened (first time or again, after a loss) or lost.
+/// The session of the client moved: opened (first time or again, after a loss), lost, or redone:
+/// after a re-opened session, every registration and subscription was acknowledged by the node
+/// (redo; failed redo requests are retried every options.redo_retry_interval until they succeed).
 struct session_event {
-  enum kind_t { opened, lost } kind = opened;
+  enum kind_t { opened, lost, redone } kind = opened;
   std::string node;   ///< the node's address (host:port as in options.servers)
   std::string reason; ///< why it was lost ("" for opened)
   bool first = false; ///< opened for the first time
@@ -79,6 +82,9 @@ struct options {
   std::chrono::milliseconds failover_check_interval{5000};
   /// How often a lost session is retried and redo is run.
   std::chrono::milliseconds redo_interval{500};
+  /// A redo request (re-register, re-subscribe on a new session) the node refused or did not answer
+  /// is retried this often, with the failure written to stderr, until it succeeds.
+  std::chrono::milliseconds redo_retry_interval{defaults::client_redo_retry_interval_ms};
   /// Disk cache directory ("" = none). Failover files live in `<cache_dir>/failover/`, the switch is
   /// `<cache_dir>/failover/00-00---000-VIPSRV_FAILOVER_SWITCH-000---00-00` holding 1 (on) or 0 (off).
   std::string cache_dir;

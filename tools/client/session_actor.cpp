@@ -57,6 +57,21 @@ std::string join(const std::vector<std::string>& xs, const char* sep) {
   return result;
 }
 
+/// "a,b" -> {a, b} ("" -> {}).
+std::set<std::string> split_clusters(const std::string& text) {
+  std::set<std::string> result;
+  std::string::size_type pos = 0;
+  while (pos <= text.size() && !text.empty()) {
+    auto comma = text.find(',', pos);
+    auto end = comma == std::string::npos ? text.size() : comma;
+    result.insert(text.substr(pos, end - pos));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return result;
+}
+
 /// The identity of an instance registered through the session: namespace, service, ip, port, cluster.
 std::string registration_key(const service_key& key, const std::string& ip, std::uint32_t port,
                              const std::string& cluster) {
@@ -100,6 +115,7 @@ struct subscription {
                                ///< (kept when a failed listener subscription is rolled back)
   bool confirmed = false;      ///< the current session holds the subscription
   bool baseline_reset = true;  ///< accept the next state even if older (first state of a session)
+  bool subscribing = false;    ///< a subscribe request is on its way
   update_schedule schedule;
 
   subscription(std::int64_t interval_ms, std::int64_t backoff_max_ms)
@@ -444,19 +460,105 @@ struct session_state {
     bool first = !had_session_;
     had_session_ = true;
     notify(session_event{session_event::opened, gateway_addr_, {}, first});
-    redo();
+    redo(!first);
     flush(wait_session_, session_);
   }
 
-  /// Re-registers every instance and re-subscribes every subscription on the new session.
-  void redo() {
+  /// Re-registers every instance and re-subscribes every subscription on the new session. Each
+  /// request that fails is retried every redo_retry_interval while the session lasts; when all
+  /// were acknowledged, a re-opened session reports `redone`.
+  void redo(bool report) {
+    ++redo_round_;
+    redo_outstanding_ = 0;
+    redo_failed_regs_.clear();
+    redo_failed_subs_.clear();
+    redo_report_ = report;
     for (const auto& [key, req] : registered_)
-      add_op(pending_op::via::session, wire::reg_atom::value, req, {}, {}, true);
+      redo_register(key);
     for (auto& [key, s] : subs_) {
       s.confirmed = false;
       s.baseline_reset = true;
-      subscribe_on_node(key, {}, 0, true);
+      redo_subscribe(key);
     }
+    check_redone();
+  }
+
+  void redo_register(const std::string& key) {
+    auto i = registered_.find(key);
+    if (i == registered_.end())
+      return; // deregistered meanwhile
+    ++redo_outstanding_;
+    auto round = redo_round_;
+    add_op(pending_op::via::session, wire::reg_atom::value, i->second, {},
+           [this, key, round](envelope reply, bool) {
+             bool ok = wire::holds<v1::Ack>(reply);
+             if (!ok && round == redo_round_)
+               redo_failed_regs_.insert(key);
+             redo_done(round, ok, "re-register " + key, reply);
+             return reply;
+           },
+           true);
+  }
+
+  void redo_subscribe(const std::string& key) {
+    auto i = subs_.find(key);
+    if (i == subs_.end())
+      return; // unsubscribed meanwhile
+    ++redo_outstanding_;
+    subscribe_on_node(key, {}, 0, true, redo_round_);
+  }
+
+  /// One redo request ended. Stale rounds (an older session) are ignored: a new session redoes
+  /// everything anyway.
+  void redo_done(std::uint64_t round, bool ok, const std::string& what, const envelope& reply) {
+    if (round != redo_round_)
+      return;
+    if (redo_outstanding_ > 0)
+      --redo_outstanding_;
+    if (!ok) {
+      v1::Error err;
+      auto why = wire::unpack(reply, err) ? err.message() : "unexpected answer " + reply.kind;
+      std::fprintf(stderr, "registry-client: redo on node %s: %s failed: %s; retrying in %lld ms\n",
+                   gateway_addr_.c_str(), what.c_str(), why.c_str(),
+                   static_cast<long long>(cfg_.opts.redo_retry_interval.count()));
+      arm_redo_retry();
+    }
+    check_redone();
+  }
+
+  void arm_redo_retry() {
+    if (redo_retry_armed_ || closing_)
+      return;
+    redo_retry_armed_ = true;
+    self_->delayed_send(self_, cfg_.opts.redo_retry_interval, redo_retry_atom::value,
+                        redo_round_);
+  }
+
+  void on_redo_retry(std::uint64_t round) {
+    redo_retry_armed_ = false;
+    if (round != redo_round_ || closing_)
+      return; // a newer session redid everything
+    if (!session_) {
+      arm_redo_retry(); // the session is being re-opened: its redo starts a new round
+      return;
+    }
+    auto regs = std::move(redo_failed_regs_);
+    auto subs = std::move(redo_failed_subs_);
+    redo_failed_regs_.clear();
+    redo_failed_subs_.clear();
+    for (auto& key : regs)
+      redo_register(key);
+    for (auto& key : subs)
+      redo_subscribe(key);
+    check_redone();
+  }
+
+  void check_redone() {
+    if (!redo_report_ || redo_outstanding_ > 0 || !redo_failed_regs_.empty()
+        || !redo_failed_subs_.empty() || !session_)
+      return;
+    redo_report_ = false;
+    notify(session_event{session_event::redone, gateway_addr_, {}, false});
   }
 
   void lost_connection(const std::string& reason, bool reconnect_now = true) {
@@ -625,15 +727,24 @@ struct session_state {
   }
 
   void subscribe_on_node(const std::string& key, caf::response_promise rp, listener_id lid,
-                         bool redo) {
+                         bool redo, std::uint64_t redo_round = 0) {
     bool asked = rp.pending();
     auto& s = subs_.at(key);
+    s.subscribing = true;
     add_op(
       pending_op::via::session, wire::sub_atom::value, s.subscribe_request, std::move(rp),
-      [this, key, lid, asked](envelope reply, bool) -> envelope {
+      [this, key, lid, asked, redo_round](envelope reply, bool) -> envelope {
         auto i = subs_.find(key);
+        if (i != subs_.end())
+          i->second.subscribing = false;
         v1::ServiceInfo si;
-        if (!wire::unpack(reply, si)) {
+        bool ok = wire::unpack(reply, si);
+        if (redo_round != 0) {
+          if (!ok && i != subs_.end() && redo_round == redo_round_)
+            redo_failed_subs_.insert(key);
+          redo_done(redo_round, ok, "re-subscribe " + key, reply);
+        }
+        if (!ok) {
           // A subscription that never got through is dropped with the call that failed.
           if (asked && i != subs_.end() && !i->second.confirmed) {
             if (lid != 0)
@@ -708,16 +819,7 @@ struct session_state {
     auto grouped = info.key.grouped_name();
     if (auto i = subs_.find(cache_key(grouped, info.clusters)); i != subs_.end())
       return &i->second;
-    std::set<std::string> clusters;
-    std::string::size_type pos = 0;
-    while (pos <= info.clusters.size() && !info.clusters.empty()) {
-      auto comma = info.clusters.find(',', pos);
-      auto end = comma == std::string::npos ? info.clusters.size() : comma;
-      clusters.insert(info.clusters.substr(pos, end - pos));
-      if (comma == std::string::npos)
-        break;
-      pos = comma + 1;
-    }
+    auto clusters = split_clusters(info.clusters);
     for (auto& [key, s] : subs_)
       if (s.service.group == info.key.group && s.service.name == info.key.name &&
           s.cluster_set == clusters)
@@ -725,7 +827,32 @@ struct session_state {
     return nullptr;
   }
 
+  /// The node gave up on one of our subscriptions (its pushes went unacknowledged too long):
+  /// subscribe again, so that pushes resume.
+  void on_dropped(const v1::SubscriptionDropped& msg) {
+    auto service = from_wire(msg.service());
+    if (!msg.service().namespace_id().empty() && service.namespace_id != ns())
+      return;
+    auto clusters = split_clusters(msg.clusters());
+    for (auto& [key, s] : subs_) {
+      if (s.service.group != service.group || s.service.name != service.name
+          || s.cluster_set != clusters)
+        continue;
+      std::fprintf(stderr, "registry-client: node %s dropped the subscription %s (%s); "
+                           "subscribing again\n",
+                   gateway_addr_.c_str(), key.c_str(), msg.reason().c_str());
+      s.confirmed = false;
+      if (!s.subscribing && session_)
+        subscribe_on_node(key, {}, 0, true);
+    }
+  }
+
   envelope on_push(const envelope& env) {
+    v1::SubscriptionDropped dropped;
+    if (wire::unpack(env, dropped)) {
+      on_dropped(dropped);
+      return ack_envelope();
+    }
     v1::ServiceInfo si;
     if (wire::unpack(env, si)) {
       auto info = from_wire(si);
@@ -775,15 +902,28 @@ struct session_state {
     auto i = subs_.find(key);
     if (i == subs_.end() || !i->second.schedule.is_current(gen))
       return; // unsubscribed or restarted: a stale timer
-    add_op(pending_op::via::gateway, wire::query_atom::value, i->second.query_request, {},
-           [this, key, gen](envelope reply, bool) {
+    // With a session open the update task subscribes again (idempotent at the node, answered with
+    // the current state like a query): a subscription the node dropped comes back, even if its
+    // SubscriptionDropped notice was lost. Without a session it queries the gateway.
+    bool resubscribe = static_cast<bool>(session_) && !i->second.subscribing;
+    if (resubscribe)
+      i->second.subscribing = true;
+    add_op(resubscribe ? pending_op::via::session : pending_op::via::gateway,
+           resubscribe ? caf::atom_value{wire::sub_atom::value}
+                       : caf::atom_value{wire::query_atom::value},
+           resubscribe ? i->second.subscribe_request : i->second.query_request, {},
+           [this, key, gen, resubscribe](envelope reply, bool) {
              auto i = subs_.find(key);
+             if (i != subs_.end() && resubscribe)
+               i->second.subscribing = false;
              if (i == subs_.end() || !i->second.schedule.is_current(gen))
                return reply;
              auto& s = i->second;
              v1::ServiceInfo si;
              time_ms due;
              if (wire::unpack(reply, si)) {
+               if (resubscribe)
+                 s.confirmed = true;
                apply_state(s, from_wire(si)); // newer state only: repairs a lost push
                due = s.schedule.succeeded(steady_ms());
              } else {
@@ -869,6 +1009,12 @@ struct session_state {
   std::map<std::string, int> pending_registers_;
   std::uint64_t intent_counter_ = 0;
   std::map<std::string, subscription> subs_;
+  std::uint64_t redo_round_ = 0;        ///< bumped per session: answers of older rounds are stale
+  std::size_t redo_outstanding_ = 0;    ///< redo requests of this round without an answer
+  std::set<std::string> redo_failed_regs_; ///< registration keys to retry
+  std::set<std::string> redo_failed_subs_; ///< subscription keys to retry
+  bool redo_retry_armed_ = false;
+  bool redo_report_ = false;            ///< report `redone` when this round completes
 
   // data
   service_cache cache_;
@@ -908,6 +1054,7 @@ caf::behavior session_behavior(session_actor_type* self, session_config cfg) {
     [self](wire::push_atom, const envelope& env) { return self->state.on_push(env); },
     [self](op_timeout_atom, std::uint64_t id) { self->state.on_op_timeout(id); },
     [self](reconnect_atom) { self->state.on_reconnect(); },
+    [self](redo_retry_atom, std::uint64_t round) { self->state.on_redo_retry(round); },
     [self](update_tick_atom, const std::string& key, std::uint64_t gen) {
       self->state.on_update_tick(key, gen);
     },

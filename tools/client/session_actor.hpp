@@ -29,7 +29,9 @@
 /// - `(query_atom, envelope QueryRequest)`: a direct read; failover data first, then the gateway.
 /// - `(bye_atom)`: clean close (bye to the node session); no reconnects afterwards.
 /// - `(push_atom, envelope ServiceInfo)` from a node: applied to the cache, answered with Ack.
-/// - INTERNAL: op_timeout_atom, reconnect_atom, update_tick_atom, failover_tick_atom.
+/// - `(push_atom, envelope SubscriptionDropped)` from a node: the subscription is sent again.
+/// - INTERNAL: op_timeout_atom, reconnect_atom, redo_retry_atom, update_tick_atom,
+///   failover_tick_atom.
 
 #include <atomic>
 #include <cstdint>
@@ -52,6 +54,7 @@ namespace registry::client::detail {
 using gw_atom = caf::atom_constant<caf::atom("gw")>;
 using op_timeout_atom = caf::atom_constant<caf::atom("op_tmo")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using redo_retry_atom = caf::atom_constant<caf::atom("redo_retry")>;
 using update_tick_atom = caf::atom_constant<caf::atom("upd_tick")>;
 using failover_tick_atom = caf::atom_constant<caf::atom("fo_tick")>;
 

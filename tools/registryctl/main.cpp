@@ -214,6 +214,8 @@ struct global_args {
   std::string failover_namespace = defaults::namespace_id;
   /// The client library's update task period for subscribed services.
   std::int64_t update_interval_ms = 10000;
+  /// How often a failed redo (after moving to another node) is retried.
+  std::int64_t redo_retry_ms = defaults::client_redo_retry_interval_ms;
 };
 
 /// Options shared by register, beat and deregister.
@@ -254,6 +256,7 @@ client::options make_options(const global_args& g, const std::string& namespace_
   o.cache_dir = g.cache_dir;
   // The same CAF heartbeats as the nodes, or one side drops the other while idle.
   o.update_interval = std::chrono::milliseconds(g.update_interval_ms);
+  o.redo_retry_interval = std::chrono::milliseconds(g.redo_retry_ms);
   o.caf_heartbeat_interval = std::chrono::milliseconds(g.caf_heartbeat_ms);
   o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
@@ -345,7 +348,10 @@ int cmd_register(const global_args& g, const instance_args& a) {
     });
   }
   auto on_session = [](const client::session_event& ev) {
+    // "re-registered" only once the new node acknowledged the redo (retried until it does).
     if (ev.kind == client::session_event::opened && !ev.first)
+      print_err("session re-opened on " + ev.node + "; re-registering");
+    else if (ev.kind == client::session_event::redone)
       print("moved to " + ev.node + ": session re-opened, instance re-registered");
     else if (ev.kind == client::session_event::lost)
       print_err("lost node " + ev.node + ": " + ev.reason + "; moving on");
@@ -617,6 +623,10 @@ int run(int argc, char** argv) {
   app.add_flag("--no-local-check", g.no_local_check, "send input unchecked (tests)")->group("");
   app.add_option("--update-interval-ms", g.update_interval_ms,
                  "how often subscribed services are re-queried (repairs lost pushes)")
+    ->capture_default_str()
+    ->check(CLI::Range(10, 3600000));
+  app.add_option("--redo-retry-ms", g.redo_retry_ms,
+                 "how often a refused re-registration after a move to another node is retried")
     ->capture_default_str()
     ->check(CLI::Range(10, 3600000));
   app.add_option("--caf-heartbeat-ms", g.caf_heartbeat_ms,
