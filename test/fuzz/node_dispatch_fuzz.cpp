@@ -94,10 +94,19 @@ reply ask(caf::actor_system& sys, const caf::actor& dest, Ts&&... xs) {
   reply r;
   caf::scoped_actor self{sys};
   self->request(dest, request_timeout, std::forward<Ts>(xs)...)
-    .receive([&](envelope& e) { r = reply{true, std::move(e), {}, {}}; },
-             [&](envelope& e, caf::actor& h) { r = reply{true, std::move(e), std::move(h), {}}; },
-             [&]() { r.ok = true; },
-             [&](caf::error& err) { r.err = std::move(err); });
+    .receive([&](caf::error& err) { r.err = std::move(err); },
+             caf::others >> [&](caf::message_view& view) -> caf::result<caf::message> {
+               // Replies are (envelope), (envelope, actor) or, from handlers without a result, ().
+               auto msg = view.copy_content_to_message();
+               r.ok = true;
+               if (msg.match_elements<envelope>()) {
+                 r.env = msg.get_as<envelope>(0);
+               } else if (msg.match_elements<envelope, caf::actor>()) {
+                 r.env = msg.get_as<envelope>(0);
+                 r.handle = msg.get_as<caf::actor>(1);
+               }
+               return caf::message{};
+             });
   return r;
 }
 
