@@ -161,9 +161,13 @@ node_under_fuzz* start_node() {
   auto welcome = ask(sys, n->gateway, peer_atom_v, pack(hello));
   FUZZ_CHECK(welcome.ok && holds<v1::PeerWelcome>(welcome.env) && welcome.handle);
   n->distro = welcome.handle;
-  n->client = sys.spawn([]() -> caf::behavior {
-    return {[](push_atom, const envelope&) { return pack(v1::Ack{}); }};
-  });
+  // CAF 0.17.6 dereferences a null argument tuple when an actor is spawned without arguments
+  // (UBSan: reference binding to null pointer), so this one takes a name it does not need.
+  n->client = sys.spawn(
+    [](const std::string&) -> caf::behavior {
+      return {[](push_atom, const envelope&) { return pack(v1::Ack{}); }};
+    },
+    std::string{"fuzz client"});
   return n;
 }
 
