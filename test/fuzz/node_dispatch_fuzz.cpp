@@ -25,6 +25,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <google/protobuf/stubs/logging.h>
 
 #include "actors/common/log.hpp"
 #include "actors/node/node_supervisor.hpp"
@@ -198,6 +199,7 @@ void session(caf::actor_system& sys, const envelope& hello_env, const envelope& 
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  google::protobuf::SetLogHandler(nullptr); // a payload with bad UTF-8 is refused, not logged
   the_node = start_node();
   // CAF's threads keep running at exit: leave without running static destructors under them.
   std::atexit([] { std::_Exit(0); });
