@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <sys/stat.h>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace registry {
@@ -627,6 +628,48 @@ std::string source_or_placeholder(const std::string& name) {
   return name.empty() ? std::string{"<config>"} : name;
 }
 
+/// Counts documents and remembers where the last one started; ignores their content.
+struct document_counter : YAML::EventHandler {
+  std::size_t documents = 0;
+  YAML::Mark last_start = YAML::Mark::null_mark();
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    ++documents;
+    last_start = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+/// The number of YAML documents in `text`. yaml-cpp's LoadAll never returns on some malformed input:
+/// on a stray ',' at the top level it yields empty documents at the same place forever (and
+/// allocates for each). So documents are counted here, and a document that starts where the
+/// previous one did is a syntax error (thrown as YAML::ParserException at that place).
+std::size_t count_documents(const std::string& text) {
+  std::istringstream in{text};
+  YAML::Parser parser{in};
+  document_counter counter;
+  std::int64_t previous_pos = -1;
+  while (parser.HandleNextDocument(counter)) {
+    const auto& at = counter.last_start;
+    if (at.pos <= previous_pos) {
+      std::string what = static_cast<std::size_t>(at.pos) < text.size()
+                           ? "unexpected '" + text.substr(static_cast<std::size_t>(at.pos), 1) + "'"
+                           : std::string{"unexpected end of input"};
+      throw YAML::ParserException(at, what);
+    }
+    previous_pos = at.pos;
+  }
+  return counter.documents;
+}
+
 } // namespace
 
 // -- public API ----------------------------------------------------------------------
@@ -862,11 +905,11 @@ std::variant<node_config, std::string> parse_node_config(const std::string& yaml
                                                          const std::string& source_name) {
   const std::string file = source_or_placeholder(source_name);
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-    if (docs.size() > 1)
-      return file + ": (top level): expected one YAML document, got " +
-             std::to_string(docs.size());
-    node_config cfg = parse_document(docs.empty() ? YAML::Node{} : docs.front(), source_name);
+    const std::size_t documents = count_documents(yaml_text);
+    if (documents > 1)
+      return file + ": (top level): expected one YAML document, got " + std::to_string(documents);
+    node_config cfg = parse_document(documents == 0 ? YAML::Node{} : YAML::Load(yaml_text),
+                                     source_name);
     auto problem = validate(cfg);
     if (!problem.empty())
       return problem;

@@ -564,6 +564,14 @@ TEST_CASE("node_config: files: missing, unreadable and syntax errors") {
   SUBCASE("several documents") {
     check_parse_error(minimal + "---\n" + minimal, "(top level)", {"one YAML document", "2"});
   }
+  SUBCASE("a stray comma at the top level is a syntax error, not an endless load") {
+    // yaml-cpp's LoadAll yields empty documents forever on this input (found by fuzzing).
+    for (const std::string& text : std::vector<std::string>{", unheal", ",", minimal + ",\n"}) {
+      auto msg = parse_error(text);
+      INFO(msg);
+      CHECK(msg.find("YAML syntax error") != std::string::npos);
+    }
+  }
 }
 
 // -- thresholds ----------------------------------------------------------------------

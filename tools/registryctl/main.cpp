@@ -27,26 +27,22 @@
 
 #include <filesystem>
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "config/defaults.hpp"
 #include "config/node_config.hpp"
 #include "messages/validate.hpp"
 #include "tools/client/registry_client.hpp"
+#include "tools/registryctl/cli.hpp"
 
 namespace {
 
 using namespace registry;
 using registry::client::naming_client;
 using json = nlohmann::ordered_json;
+using namespace registry::ctl;
 
 enum exit_code : int { exit_ok = 0, exit_refused = 1, exit_usage = 2, exit_unavailable = 3 };
-
-/// A usage error found locally: exit 2 with this message.
-struct usage_error {
-  std::string message;
-};
 
 // -- signals ----------------------------------------------------------------------------------------
 
@@ -149,99 +145,7 @@ std::string format_info(const service_info& x, const std::string& note = {}) {
   return text;
 }
 
-// -- argument parsing -------------------------------------------------------------------------------
-
-/// IP:PORT (IPv6 as [addr]:port). The port must be a number 0..65535 (0 is refused by validation).
-instance parse_ip_port(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
-    throw usage_error{"bad IP:PORT '" + text + "': expected IP:PORT, e.g. 10.0.0.1:8080"};
-  auto ip = text.substr(0, colon);
-  auto port_text = text.substr(colon + 1);
-  if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']')
-    ip = ip.substr(1, ip.size() - 2);
-  if (port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    throw usage_error{"bad IP:PORT '" + text + "': port '" + port_text + "' is not a number"};
-  auto port = std::stoul(port_text);
-  if (port > 65535)
-    throw usage_error{"bad IP:PORT '" + text + "': port " + port_text + " is out of range 1..65535"};
-  instance x;
-  x.ip = ip;
-  x.port = static_cast<std::uint32_t>(port);
-  return x;
-}
-
-double parse_weight(const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  double w = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(w))
-    throw usage_error{"bad --weight '" + text + "': not a number"};
-  return w;
-}
-
-std::vector<std::string> parse_nodes(const std::string& text) {
-  std::vector<std::string> result;
-  std::string::size_type pos = 0;
-  for (;;) {
-    auto comma = text.find(',', pos);
-    auto item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    auto parsed = parse_host_port(item);
-    if (auto why = std::get_if<std::string>(&parsed))
-      throw usage_error{"bad --node '" + item + "': " + *why};
-    result.push_back(std::get<host_port>(parsed).to_string());
-    if (comma == std::string::npos)
-      break;
-    pos = comma + 1;
-  }
-  return result;
-}
-
 // -- commands ---------------------------------------------------------------------------------------
-
-struct global_args {
-  std::string nodes = "127.0.0.1:8848";
-  bool json = false;
-  std::string cache_dir;
-  int timeout_ms = static_cast<int>(defaults::request_timeout_ms);
-  bool no_local_check = false;
-  /// CAF heartbeats: must match the node's session.caf_* settings (the side with a timeout drops an
-  /// idle peer that beats less often).
-  std::int64_t caf_heartbeat_ms = defaults::caf_heartbeat_interval_ms;
-  std::int64_t caf_timeout_ms = defaults::caf_connection_timeout_ms;
-  /// The namespace whose cache `failover on` freezes.
-  std::string failover_namespace = defaults::namespace_id;
-  /// The client library's update task period for subscribed services.
-  std::int64_t update_interval_ms = 10000;
-  /// How often a failed redo (after moving to another node) is retried.
-  std::int64_t redo_retry_ms = defaults::client_redo_retry_interval_ms;
-};
-
-/// Options shared by register, beat and deregister.
-struct instance_args {
-  std::string service;
-  std::string address;
-  std::string namespace_id = defaults::namespace_id;
-  std::string group = defaults::group;
-  std::string cluster = defaults::cluster;
-  std::string weight = "1";
-  std::vector<std::string> meta;
-  bool disabled = false;
-  bool hold = false;   // register
-  int every_ms = 0;    // beat
-};
-
-struct query_args {
-  std::string service;
-  std::string namespace_id = defaults::namespace_id;
-  std::string group = defaults::group;
-  std::vector<std::string> clusters;
-  bool healthy_only = false;
-  int count = 0;        // subscribe
-  std::uint32_t page = 1; // services
-  std::uint32_t size = defaults::page_size_default;
-};
 
 client::options make_options(const global_args& g, const std::string& namespace_id) {
   client::options o;
@@ -261,26 +165,6 @@ client::options make_options(const global_args& g, const std::string& namespace_
   o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
   return o;
-}
-
-instance make_instance(const instance_args& a) {
-  auto x = parse_ip_port(a.address);
-  x.cluster = a.cluster;
-  x.weight = parse_weight(a.weight);
-  x.enabled = !a.disabled;
-  for (const auto& m : a.meta) {
-    std::pair<std::string, std::string> kv;
-    if (auto e = parse_metadata_entry(m, kv))
-      throw usage_error{"bad --meta '" + m + "': " + e->message + " (expected k=v)"};
-    auto i = std::find_if(x.metadata.begin(), x.metadata.end(),
-                          [&](const auto& p) { return p.first == kv.first; });
-    if (i != x.metadata.end())
-      i->second = kv.second;
-    else
-      x.metadata.push_back(std::move(kv));
-  }
-  std::sort(x.metadata.begin(), x.metadata.end());
-  return x;
 }
 
 std::string describe(const instance_args& a) {
@@ -570,141 +454,39 @@ int cmd_failover(const global_args& g, const std::string& mode) {
   return exit_ok;
 }
 
-// -- command-line definition ------------------------------------------------------------------------
-
-void add_instance_options(CLI::App* cmd, instance_args& a) {
-  cmd->add_option("SERVICE", a.service, "service name")->required();
-  cmd->add_option("IP:PORT", a.address, "the instance's address")->required();
-  cmd->add_option("--namespace", a.namespace_id, "namespace")->capture_default_str();
-  cmd->add_option("--group", a.group, "group")->capture_default_str();
-  cmd->add_option("--cluster", a.cluster, "cluster")->capture_default_str();
-  cmd->add_option("--weight", a.weight, "weight, 0..10000")->capture_default_str();
-  cmd->add_option("--meta", a.meta, "metadata entry k=v (repeatable)");
-  cmd->add_flag("--disabled", a.disabled, "register the instance disabled");
-}
-
-void add_query_options(CLI::App* cmd, query_args& q, bool with_service) {
-  if (with_service)
-    cmd->add_option("SERVICE", q.service, "service name")->required();
-  cmd->add_option("--namespace", q.namespace_id, "namespace")->capture_default_str();
-  cmd->add_option("--group", q.group, "group")->capture_default_str();
-}
-
-/// The first word that should be a command but is none ("" if there is no such word).
-std::string unknown_command(CLI::App& app, int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--node" || arg == "--cache-dir" || arg == "--timeout-ms") {
-      ++i; // skip the value
-      continue;
-    }
-    if (!arg.empty() && arg[0] == '-')
-      continue;
-    try {
-      app.get_subcommand(arg);
-      return {};
-    } catch (const CLI::OptionNotFound&) {
-      return arg;
-    }
-  }
-  return {};
-}
+// -- main -------------------------------------------------------------------------------------------
 
 int run(int argc, char** argv) {
-  CLI::App app{"registryctl: the command-line client of registryd"};
-  app.require_subcommand(1);
-  app.fallthrough(); // global options may come after the command too
-  global_args g;
-  app.add_option("--node", g.nodes, "node(s) HOST:PORT[,HOST:PORT...], tried in order")
-    ->capture_default_str();
-  app.add_flag("--json", g.json, "print JSON");
-  app.add_option("--cache-dir", g.cache_dir, "disk cache and failover directory");
-  app.add_option("--timeout-ms", g.timeout_ms, "request timeout in ms")->capture_default_str();
-  app.add_flag("--no-local-check", g.no_local_check, "send input unchecked (tests)")->group("");
-  app.add_option("--update-interval-ms", g.update_interval_ms,
-                 "how often subscribed services are re-queried (repairs lost pushes)")
-    ->capture_default_str()
-    ->check(CLI::Range(10, 3600000));
-  app.add_option("--redo-retry-ms", g.redo_retry_ms,
-                 "how often a refused re-registration after a move to another node is retried")
-    ->capture_default_str()
-    ->check(CLI::Range(10, 3600000));
-  app.add_option("--caf-heartbeat-ms", g.caf_heartbeat_ms,
-                 "CAF heartbeat interval; must match the node's session.caf_heartbeat_interval_ms")
-    ->capture_default_str()
-    ->check(CLI::Range(1, 3600000));
-  app.add_option("--caf-timeout-ms", g.caf_timeout_ms,
-                 "CAF connection timeout; must match the node's session.caf_connection_timeout_ms")
-    ->capture_default_str()
-    ->check(CLI::Range(2, 3600000));
-
-  instance_args ia;
-  query_args qa;
-  std::string failover_mode;
-
-  auto reg = app.add_subcommand("register", "register an instance (heartbeat client, or --hold)");
-  add_instance_options(reg, ia);
-  reg->add_flag("--hold", ia.hold,
-                "register through a session and stay until SIGINT/SIGTERM (then deregister)");
-  auto beat = app.add_subcommand("beat", "send a heartbeat (re-creates an unknown instance)");
-  add_instance_options(beat, ia);
-  beat->add_option("--every-ms", ia.every_ms, "keep beating at this period until signalled");
-  auto dereg = app.add_subcommand("deregister", "deregister a heartbeat-client instance");
-  add_instance_options(dereg, ia);
-
-  auto inst = app.add_subcommand("instances", "list a service's instances (direct query)");
-  add_query_options(inst, qa, true);
-  inst->add_option("--cluster", qa.clusters, "cluster (repeatable)")->delimiter(',');
-  inst->add_flag("--healthy-only", qa.healthy_only, "healthy instances only");
-  auto svcs = app.add_subcommand("services", "list services");
-  add_query_options(svcs, qa, false);
-  svcs->add_option("--page", qa.page, "page, from 1")->capture_default_str();
-  svcs->add_option("--size", qa.size, "page size")->capture_default_str();
-  auto sub = app.add_subcommand("subscribe", "print a service's instances now and on every change");
-  add_query_options(sub, qa, true);
-  sub->add_option("--cluster", qa.clusters, "cluster (repeatable)")->delimiter(',');
-  sub->add_option("--count", qa.count, "exit after this many lists");
-  auto status = app.add_subcommand("status", "the node's state");
-  auto members = app.add_subcommand("members", "the cluster members and their states");
-  auto fo = app.add_subcommand("failover", "turn the failover switch on or off (needs --cache-dir)");
-  fo->add_option("MODE", failover_mode, "on (saves the disk cache as failover data) or off")
-    ->required()
-    ->check(CLI::IsMember({"on", "off"}));
-  fo->add_option("--namespace", g.failover_namespace, "namespace whose cache is saved")
-    ->capture_default_str();
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    if (auto unknown = unknown_command(app, argc, argv); !unknown.empty())
-      print_err("unknown command '" + unknown + "' (see registryctl --help)");
-    else
-      print_err(std::string{e.what()} + " (see registryctl --help)");
+  auto parsed = parse_command_line(argc, argv);
+  if (auto err = std::get_if<usage_error>(&parsed)) {
+    print_err(err->message);
     return exit_usage;
   }
-
-  if (reg->parsed())
-    return cmd_register(g, ia);
-  if (beat->parsed())
-    return cmd_beat(g, ia);
-  if (dereg->parsed())
-    return cmd_deregister(g, ia);
-  if (inst->parsed())
-    return cmd_instances(g, qa);
-  if (svcs->parsed())
-    return cmd_services(g, qa);
-  if (sub->parsed())
-    return cmd_subscribe(g, qa);
-  if (status->parsed())
-    return cmd_status(g);
-  if (members->parsed())
-    return cmd_members(g);
-  if (fo->parsed())
-    return cmd_failover(g, failover_mode);
+  auto& c = std::get<command>(parsed);
+  switch (c.kind) {
+    case command_kind::help:
+      std::fwrite(c.help_text.data(), 1, c.help_text.size(), stdout);
+      std::fflush(stdout);
+      return exit_ok;
+    case command_kind::reg:
+      return cmd_register(c.global, c.instance);
+    case command_kind::beat:
+      return cmd_beat(c.global, c.instance);
+    case command_kind::dereg:
+      return cmd_deregister(c.global, c.instance);
+    case command_kind::instances:
+      return cmd_instances(c.global, c.query);
+    case command_kind::services:
+      return cmd_services(c.global, c.query);
+    case command_kind::subscribe:
+      return cmd_subscribe(c.global, c.query);
+    case command_kind::status:
+      return cmd_status(c.global);
+    case command_kind::members:
+      return cmd_members(c.global);
+    case command_kind::failover:
+      return cmd_failover(c.global, c.failover_mode);
+  }
   print_err("no command (see registryctl --help)");
   return exit_usage;
 }
