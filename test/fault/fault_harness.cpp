@@ -154,8 +154,9 @@ public:
     for (int i = 0; i < sc.nodes; ++i) {
       nodes_.push_back(std::make_unique<test_node>(ports_[i], ports_, sc.node_yaml));
       excluded_.emplace_back();
-      write_config(i);
     }
+    for (int i = 0; i < sc.nodes; ++i)
+      write_config(i);
   }
 
   int size() const { return static_cast<int>(nodes_.size()); }
