@@ -353,7 +353,7 @@ scenario ci_scenario(std::uint64_t seed, bool partitions) {
   sc.seed = seed;
   sc.nodes = 3;
   sc.proxies = partitions;
-  sc.plan.duration_ms = 8000;
+  sc.plan.duration_ms = 14000;
   sc.plan.gap_ms_min = 300;
   sc.plan.gap_ms_max = 1000;
   sc.plan.hold_ms_min = 400;
@@ -366,25 +366,26 @@ scenario ci_scenario(std::uint64_t seed, bool partitions) {
 
 scenario long_scenario(std::uint64_t seed, bool partitions, int minutes) {
   scenario sc = ci_scenario(seed, partitions);
-  sc.nodes = 5;
+  sc.nodes = 3;
   sc.rounds = 1000;
   sc.run_ms_min = static_cast<std::int64_t>(minutes) * 60 * 1000;
   sc.plan.duration_ms = 30000;
   sc.plan.gap_ms_max = 3000;
   sc.plan.hold_ms_max = 6000;
-  // 10k clients: 4 processes x (2000 session clients x 10 instances + 500 heartbeat clients).
+  // 12k clients, 100k instances: 4 processes x (2000 session clients x 12 instances + 1000
+  // heartbeat clients).
   sc.load_processes = 4;
   sc.sessions = 2000;
-  sc.instances = 10;
-  sc.slots = 12;
-  sc.beats = 500;
-  sc.beat_ms = 1000;
+  sc.instances = 12;
+  sc.slots = 14;
+  sc.beats = 1000;
+  sc.beat_ms = 2000;
   sc.services = 1000;
   sc.churn_ms = 20000;
   sc.load_threads = 2;
   sc.log_level = "info";
-  sc.node_yaml = "heartbeat:\n  interval_ms: 1000\n  unhealthy_timeout_ms: 3000\n"
-                 "  delete_timeout_ms: 5000\n  check_interval_ms: 200\n"
+  sc.node_yaml = "heartbeat:\n  interval_ms: 2000\n  unhealthy_timeout_ms: 6000\n"
+                 "  delete_timeout_ms: 10000\n  check_interval_ms: 200\n"
                  "distro:\n  verify_interval_ms: 1000\n  lone_ready_wait_ms: 2000\n"
                  "  snapshot_retry_delay_ms: 500\n  reconnect_backoff_min_ms: 100\n"
                  "  reconnect_backoff_max_ms: 1000\n";
