@@ -544,7 +544,8 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
       if (count_lines(lp.proc, "unsettled") > 0)
         return fail("load process " + std::to_string(lp.index)
                     + " could not get every instance acknowledged within "
-                    + std::to_string(limits::recovery_timeout_ms) + " ms");
+                    + std::to_string(limits::recovery_timeout_ms) + " ms: "
+                    + lp.proc.out_lines().back());
       add_lines(expected, read_file(lp.state_file));
     }
     add_lines(expected, ctl_lines);

@@ -68,6 +68,7 @@ struct shared_box {
   std::vector<std::vector<std::string>> held; ///< per client: "SERVICE IP:PORT"
   std::atomic<std::size_t> settled_count{0};
   std::atomic<std::size_t> opened{0};         ///< session clients that opened a session once
+  std::atomic<std::size_t> initial_done{0};   ///< session clients that held their first instances
 
   void publish(std::size_t client, bool ok, std::vector<std::string> wanted) {
     std::lock_guard<std::mutex> guard{m};
@@ -141,6 +142,7 @@ struct session_state {
   std::size_t inflight = 0;
   bool retry_armed = false;
   bool opened_once = false;
+  bool initial_done = false;
   std::minstd_rand rng;
 };
 
@@ -152,16 +154,20 @@ std::string slot_service(const session_state& st, std::size_t k) {
 
 void publish(session_actor* self) {
   auto& st = self->state;
-  bool ok = st.box->quiesce.load() && st.session && st.inflight == 0;
+  bool holds_all = st.session && st.inflight == 0;
   std::vector<std::string> wanted;
   for (std::size_t k = 0; k < st.slots.size(); ++k) {
     auto& s = st.slots[k];
     if (s.busy || s.have != static_cast<std::int8_t>(s.want))
-      ok = false;
+      holds_all = false;
     if (s.want)
       wanted.push_back(slot_service(st, k) + " " + st.ip + ":" + std::to_string(1 + k));
   }
-  st.box->publish(st.client, ok, std::move(wanted));
+  if (holds_all && !st.initial_done) {
+    st.initial_done = true;
+    ++st.box->initial_done;
+  }
+  st.box->publish(st.client, holds_all && st.box->quiesce.load(), std::move(wanted));
 }
 
 void reconcile(session_actor* self);
@@ -556,10 +562,10 @@ int main(int argc, char** argv) {
   for (std::size_t b = 0; b < opts->beats; ++b)
     clients.push_back(sys.spawn(beat_client, copts, box, opts->sessions + b, b));
 
-  // "ready": every session opened once (the first registrations follow within a round trip).
+  // "ready": every session client held all its first instances once.
   bool said_ready = false;
   for (;;) {
-    if (!said_ready && box->opened.load() == opts->sessions) {
+    if (!said_ready && box->initial_done.load() == opts->sessions) {
       std::printf("ready\n");
       std::fflush(stdout);
       said_ready = true;
@@ -592,7 +598,18 @@ int main(int argc, char** argv) {
       std::fflush(stderr);
       std::_Exit(1);
     }
-    std::printf("%s %zu\n", ok ? "settled" : "unsettled", count);
+    std::size_t sessions_pending = 0, beats_pending = 0;
+    {
+      std::lock_guard<std::mutex> guard{box->m};
+      for (std::size_t i = 0; i < total; ++i)
+        if (!box->settled[i])
+          ++(i < opts->sessions ? sessions_pending : beats_pending);
+    }
+    if (ok)
+      std::printf("settled %zu\n", count);
+    else
+      std::printf("unsettled %zu: %zu session clients and %zu heartbeat clients do not hold what "
+                  "they want\n", count, sessions_pending, beats_pending);
     std::fflush(stdout);
   }
   // A clean close would take one round trip per session; the harness only needs the process gone.
