@@ -102,14 +102,17 @@ inline constexpr std::int64_t proxy_poll_ms = 200;
 /// After the faults stop, every node must return the expected instance lists within this.
 inline constexpr std::int64_t convergence_timeout_ms = 10000;
 /// Restarted nodes must be ready, and load processes settled, within this.
-inline constexpr std::int64_t recovery_timeout_ms = 30000;
+inline constexpr std::int64_t recovery_timeout_ms = 60000;
 
 // -- the load process (test/fault/fault_load.cpp) ------------------------------
-inline constexpr std::int64_t load_request_timeout_ms = 3000;
+inline constexpr std::int64_t load_request_timeout_ms = 5000;
 inline constexpr std::int64_t load_connect_timeout_ms = 2000;
 /// A lost session or a refused request is retried after this.
 inline constexpr std::int64_t load_retry_delay_ms = 200;
 inline constexpr std::size_t load_inflight_per_session_max = 4;
+/// Requests (hellos, registrations) in flight over a whole load process: thousands of clients
+/// starting or moving at once queue for these instead of timing out together.
+inline constexpr std::size_t load_inflight_per_process_max = 256;
 inline constexpr std::size_t load_instances_per_session_max = 100;
 
 static_assert(load_instances_per_session_max <= instances_per_client_max);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -69,6 +70,39 @@ struct shared_box {
   std::atomic<std::size_t> settled_count{0};
   std::atomic<std::size_t> opened{0};         ///< session clients that opened a session once
   std::atomic<std::size_t> initial_done{0};   ///< session clients that held their first instances
+
+  /// Requests in flight over the whole process are bounded: a client that finds no permit queues
+  /// itself and gets a retry_atom when one is released.
+  std::mutex permits_m;
+  std::size_t permits_used = 0;
+  std::deque<caf::actor> waiting;
+
+  bool acquire(const caf::actor& who, bool& queued) {
+    std::lock_guard<std::mutex> guard{permits_m};
+    if (permits_used < limits::load_inflight_per_process_max) {
+      ++permits_used;
+      return true;
+    }
+    if (!queued) {
+      queued = true;
+      waiting.push_back(who);
+    }
+    return false;
+  }
+
+  void release() {
+    caf::actor next;
+    {
+      std::lock_guard<std::mutex> guard{permits_m};
+      --permits_used;
+      if (!waiting.empty()) {
+        next = std::move(waiting.front());
+        waiting.pop_front();
+      }
+    }
+    if (next)
+      caf::anon_send(next, retry_atom_v);
+  }
 
   void publish(std::size_t client, bool ok, std::vector<std::string> wanted) {
     std::lock_guard<std::mutex> guard{m};
@@ -141,6 +175,8 @@ struct session_state {
   std::vector<slot> slots;
   std::size_t inflight = 0;
   bool retry_armed = false;
+  bool queued = false;     ///< waiting for a permit (see shared_box::acquire)
+  bool connecting = false; ///< a connect + hello is in flight
   bool opened_once = false;
   bool initial_done = false;
   std::minstd_rand rng;
@@ -197,13 +233,17 @@ void lose(session_actor* self, std::uint64_t gen) {
     s.have = 0;
     s.busy = false;
   }
+  st.connecting = false;
   ++st.node_idx;
   publish(self);
-  self->delayed_send(self, ms(limits::load_retry_delay_ms), start_atom_v, st.gen);
+  arm_retry(self);
 }
 
 void open_session(session_actor* self) {
   auto& st = self->state;
+  if (st.connecting || !st.box->acquire(caf::actor_cast<caf::actor>(self), st.queued))
+    return;
+  st.connecting = true;
   auto gen = ++st.gen;
   std::string host;
   std::uint16_t port = 0;
@@ -213,10 +253,13 @@ void open_session(session_actor* self) {
     .then(
       [self, gen](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
         auto& st = self->state;
-        if (gen != st.gen)
+        if (gen != st.gen) {
+          st.box->release();
           return;
+        }
         auto gw = caf::actor_cast<caf::actor>(ptr);
         if (!gw) {
+          st.box->release();
           lose(self, gen);
           return;
         }
@@ -228,8 +271,10 @@ void open_session(session_actor* self) {
           .then(
             [self, gen, gw](envelope& reply, caf::actor& session) {
               auto& st = self->state;
+              st.box->release();
               if (gen != st.gen)
                 return;
+              st.connecting = false;
               if (!session || !holds<v1::Welcome>(reply)) {
                 lose(self, gen);
                 return;
@@ -244,9 +289,15 @@ void open_session(session_actor* self) {
               }
               reconcile(self);
             },
-            [self, gen](caf::error&) { lose(self, gen); });
+            [self, gen](caf::error&) {
+              self->state.box->release();
+              lose(self, gen);
+            });
       },
-      [self, gen](caf::error&) { lose(self, gen); });
+      [self, gen](caf::error&) {
+        self->state.box->release();
+        lose(self, gen);
+      });
 }
 
 void send_slot(session_actor* self, std::size_t k) {
@@ -259,6 +310,7 @@ void send_slot(session_actor* self, std::size_t k) {
   auto x = make_instance(st.ip, static_cast<std::uint32_t>(1 + k));
   auto on_reply = [self, gen, k, op](envelope& reply) {
     auto& st = self->state;
+    st.box->release();
     if (gen != st.gen)
       return;
     auto& s = st.slots[k];
@@ -277,6 +329,7 @@ void send_slot(session_actor* self, std::size_t k) {
   };
   auto on_error = [self, gen, k](caf::error&) {
     auto& st = self->state;
+    st.box->release();
     if (gen != st.gen)
       return;
     st.slots[k].busy = false;
@@ -309,8 +362,11 @@ void reconcile(session_actor* self) {
                             && st.inflight < limits::load_inflight_per_session_max;
          ++k) {
       auto& s = st.slots[k];
-      if (!s.busy && s.have != static_cast<std::int8_t>(s.want))
-        send_slot(self, k);
+      if (s.busy || s.have == static_cast<std::int8_t>(s.want))
+        continue;
+      if (!st.box->acquire(caf::actor_cast<caf::actor>(self), st.queued))
+        break;
+      send_slot(self, k);
     }
   publish(self);
 }
@@ -339,13 +395,15 @@ caf::behavior session_client(session_actor* self, std::shared_ptr<const load_opt
   if (opts->churn_ms > 0)
     self->delayed_send(self, ms(1 + st.rng() % (2 * opts->churn_ms)), tick_atom_v);
   return {
-    [self](start_atom, std::uint64_t gen) {
-      if (gen == self->state.gen && !self->state.session)
-        open_session(self);
-    },
+    // A retry after a delay (arm_retry) or a permit that became free (shared_box::release).
     [self](retry_atom) {
-      self->state.retry_armed = false;
-      reconcile(self);
+      auto& st = self->state;
+      st.retry_armed = false;
+      st.queued = false;
+      if (!st.session)
+        open_session(self);
+      else
+        reconcile(self);
     },
     [self](tick_atom) {
       auto& st = self->state;
