@@ -78,6 +78,8 @@ inline constexpr std::int64_t reconnect_backoff_max_ms = 5000;
 inline constexpr int member_failures_until_down = 3;
 inline constexpr std::int64_t member_check_interval_ms = 1000;
 inline constexpr std::size_t members_max = 64;
+/// Longest HOST:PORT or node id a peer may announce; longer ones are refused.
+inline constexpr std::size_t address_chars_max = 256;
 
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);

@@ -1,5 +1,8 @@
 #include "actors/distro/distro_actor.hpp"
 
+#include <cstdio>
+#include <random>
+
 #include <caf/all.hpp>
 
 #include "actors/common/clock.hpp"
@@ -8,6 +11,7 @@
 #include "actors/common/log.hpp"
 #include "actors/distro/distro_protocol.hpp"
 #include "actors/distro/distro_wire.hpp"
+#include "actors/member/member_identity.hpp"
 #include "actors/member/member_tracker.hpp"
 #include "actors/member/peer_actor.hpp"
 #include "messages/convert.hpp"
@@ -25,8 +29,13 @@ struct distro_actor_state {
 
   std::shared_ptr<const node_config> cfg;
   std::string self_address;
+  /// This node's id for this run, announced in the peer handshake.
+  std::string node_id;
+  /// Which node answers at each listed address (member names are the nodes' own listen addresses).
+  std::unique_ptr<member_identity> identity;
   std::unique_ptr<member_tracker> tracker;
   std::unique_ptr<distro_protocol> protocol;
+  /// One peer actor per listed address (the spelling it dials).
   std::map<std::string, caf::actor> peers;
   /// The current member list (config, then reloads).
   std::vector<host_port> members;
@@ -37,6 +46,15 @@ struct distro_actor_state {
 
 using distro_actor_t = caf::stateful_actor<distro_actor_state>;
 
+/// A fresh id for this run of the node: 64 random bits in hex.
+std::string make_node_id() {
+  std::random_device rd;
+  std::uint64_t x = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(system_now_ms());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
 std::vector<std::string> addresses(const std::vector<host_port>& xs) {
   std::vector<std::string> result;
   for (auto& x : xs)
@@ -45,6 +63,19 @@ std::vector<std::string> addresses(const std::vector<host_port>& xs) {
 }
 
 void carry(distro_actor_t* self, distro_protocol::effects fx);
+
+/// The peer actor that reaches member `name` (a node's listen address); invalid when none.
+caf::actor peer_for(distro_actor_t* self, const std::string& name) {
+  auto& st = self->state;
+  auto listed = st.identity ? st.identity->listed_of(name) : std::nullopt;
+  auto i = st.peers.find(listed ? *listed : name);
+  return i == st.peers.end() ? caf::actor{} : i->second;
+}
+
+/// The tracker name of the member a peer actor dials; nothing for a conflict.
+std::optional<std::string> member_name(distro_actor_t* self, const std::string& listed) {
+  return self->state.identity->name_of(listed);
+}
 
 void arm_timer(distro_actor_t* self, std::optional<time_ms> due) {
   auto& st = self->state;
@@ -66,19 +97,30 @@ void send_view(distro_actor_t* self) {
   auto& st = self->state;
   if (!st.gateway)
     return;
-  std::vector<std::string> member_addresses, member_states;
-  for (auto& m : st.tracker->view()) {
-    member_addresses.push_back(m.address);
-    member_states.push_back(m.address == st.self_address ? "SELF" : to_string(m.state));
+  std::vector<std::string> member_addresses, member_states, member_nodes, member_problems;
+  for (auto& row : st.identity->rows()) {
+    member_addresses.push_back(row.listed);
+    auto name = st.identity->name_of(row.listed);
+    auto state = name ? st.tracker->state(*name) : std::nullopt;
+    if (row.listed == st.self_address)
+      member_states.push_back("SELF");
+    else if (!row.problem.empty())
+      member_states.push_back("CONFLICT");
+    else
+      member_states.push_back(state ? to_string(*state) : "DOWN");
+    member_nodes.push_back(row.listed == st.self_address ? st.self_address : row.node);
+    member_problems.push_back(row.problem);
   }
   self->send(st.gateway, view_atom_v, st.protocol->routing(), st.protocol->ready(),
-             std::move(member_addresses), std::move(member_states));
+             std::move(member_addresses), std::move(member_states), std::move(member_nodes),
+             std::move(member_problems));
 }
 
 void dial_due(distro_actor_t* self) {
   auto& st = self->state;
   for (auto& member : st.tracker->due_reconnects(actor_now_ms(self))) {
-    auto i = st.peers.find(member);
+    auto listed = st.identity->listed_of(member);
+    auto i = st.peers.find(listed ? *listed : member);
     if (i != st.peers.end())
       self->send(i->second, dial_atom_v);
   }
@@ -159,10 +201,7 @@ void carry(distro_actor_t* self, distro_protocol::effects fx) {
     self->send(st.gateway, replica_atom_v, static_cast<std::int32_t>(op.what), op.id, op.revision,
                std::move(op.services), op.local);
   // 2. Requests through the peer actors; they report results back.
-  auto peer_of = [&](const std::string& name) -> caf::actor {
-    auto i = st.peers.find(name);
-    return i == st.peers.end() ? caf::actor{} : i->second;
-  };
+  auto peer_of = [&](const std::string& name) { return peer_for(self, name); };
   auto now = actor_now_ms(self);
   for (auto& s : fx.syncs) {
     if (auto p = peer_of(s.peer))
@@ -206,6 +245,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     peer_settings ps;
     ps.member = m;
     ps.self_address = st.self_address;
+    ps.self_node_id = st.node_id;
     ps.cluster_name = st.cfg->cluster_name;
     ps.connect_timeout_ms = defaults::connect_timeout_ms;
     ps.request_timeout_ms = defaults::request_timeout_ms;
@@ -248,6 +288,7 @@ caf::message on_peer_hello(distro_actor_t* self, const envelope& env) {
   welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   welcome.set_cluster_name(st.cfg->cluster_name);
   welcome.set_address(st.self_address);
+  welcome.set_node_id(st.node_id);
   return caf::make_message(pack(welcome), caf::actor{self});
 }
 
@@ -255,6 +296,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.self_address = st.cfg->listen.to_string();
+  st.node_id = make_node_id();
   install_default_handlers(self, "distro");
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -272,7 +314,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       st.peers.erase(member);
       spawn_peers(self, st.members);
       if (st.tracker) {
-        members_changed(self, st.tracker->on_connection_lost(member, actor_now_ms(self)));
+        if (auto name = member_name(self, member))
+          members_changed(self, st.tracker->on_connection_lost(*name, actor_now_ms(self)));
         arm_timer(self, std::nullopt);
       }
       return;
@@ -284,7 +327,9 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       st.gateway = gateway;
       self->monitor(gateway);
       auto now = actor_now_ms(self);
-      st.tracker = std::make_unique<member_tracker>(st.self_address, addresses(st.cfg->members),
+      st.identity = std::make_unique<member_identity>(st.self_address,
+                                                      addresses(st.cfg->members));
+      st.tracker = std::make_unique<member_tracker>(st.self_address, st.identity->names(),
                                                     member_tracker_config{st.cfg->distro}, now);
       distro_config dc{st.cfg->distro};
       dc.clients_max = st.cfg->limits.clients_max;
@@ -318,7 +363,8 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       }
       st.members = parsed;
       spawn_peers(self, parsed);
-      members_changed(self, st.tracker->set_members(members, actor_now_ms(self)));
+      st.identity->set_listed(addresses(parsed));
+      members_changed(self, st.tracker->set_members(st.identity->names(), actor_now_ms(self)));
       dial_due(self);
       arm_timer(self, std::nullopt);
     },
@@ -364,18 +410,38 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
     // -- from the gateway ------------------------------------------------------
     [=](forward_atom atom, const std::string& node, const envelope& env)
       -> caf::result<envelope> {
-      auto i = self->state.peers.find(node);
-      if (i == self->state.peers.end())
+      auto peer = peer_for(self, node);
+      if (!peer)
         return pack(make_error(v1::Error::UNAVAILABLE, "",
                                "the responsible node " + node + " is not a member"));
-      return delegate_envelope(self, i->second, atom, env);
+      return delegate_envelope(self, peer, atom, env);
     },
     // -- from peer actors -------------------------------------------------------
-    [=](peer_up_atom, const std::string& member) {
-      members_changed(self, self->state.tracker->on_success(member, actor_now_ms(self)));
-    },
-    [=](peer_fail_atom, const std::string& member, const std::string& why) {
+    [=](peer_up_atom, const std::string& listed, const std::string& node,
+        const std::string& node_id) {
       auto& st = self->state;
+      auto now = actor_now_ms(self);
+      auto outcome = st.identity->on_announce(listed, node, node_id);
+      if (outcome.renamed && listed != node)
+        log().info("member {} is node {} (id {})", listed, node, node_id);
+      if (!outcome.problem.empty())
+        log().error("member {} is left out of the cluster: {}", listed, outcome.problem);
+      if (outcome.members_changed) {
+        members_changed(self, st.tracker->set_members(st.identity->names(), now));
+        dial_due(self);
+      }
+      if (auto name = member_name(self, listed))
+        members_changed(self, st.tracker->on_success(*name, now));
+      else if (!outcome.problem.empty())
+        send_view(self);
+      arm_timer(self, std::nullopt);
+    },
+    [=](peer_fail_atom, const std::string& listed, const std::string& why) {
+      auto& st = self->state;
+      auto name = member_name(self, listed);
+      if (!name)
+        return;
+      auto& member = *name;
       auto before = st.tracker->state(member);
       auto ch = st.tracker->on_failure(member, actor_now_ms(self));
       if (before && *before != member_state::down)
@@ -385,25 +451,37 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       members_changed(self, ch);
       arm_timer(self, std::nullopt);
     },
-    [=](peer_lost_atom, const std::string& member, const std::string& why) {
-      log().warn("member {} lost: {}", member, why);
-      members_changed(self, self->state.tracker->on_connection_lost(member, actor_now_ms(self)));
+    [=](peer_lost_atom, const std::string& listed, const std::string& why) {
+      auto name = member_name(self, listed);
+      if (!name)
+        return;
+      log().warn("member {} lost: {}", listed, why);
+      members_changed(self, self->state.tracker->on_connection_lost(*name, actor_now_ms(self)));
       arm_timer(self, std::nullopt);
     },
-    [=](sync_res_atom, const std::string& member, std::uint64_t id, bool ok) {
-      carry(self, self->state.protocol->on_sync_result(member, id, ok, actor_now_ms(self)));
+    [=](sync_res_atom, const std::string& listed, std::uint64_t id, bool ok) {
+      if (auto member = member_name(self, listed))
+        carry(self, self->state.protocol->on_sync_result(*member, id, ok, actor_now_ms(self)));
     },
-    [=](verify_res_atom, const std::string& member, std::uint64_t id, bool ok,
+    [=](verify_res_atom, const std::string& listed, std::uint64_t id, bool ok,
         const envelope& env) {
+      auto name = member_name(self, listed);
+      if (!name)
+        return;
+      auto& member = *name;
       std::optional<distro::verify_reply> reply;
       v1::VerifyReply msg;
       if (ok && unpack(env, msg))
         reply = distro::from_wire(msg);
       carry(self, self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self)));
     },
-    [=](snap_res_atom, const std::string& member, std::uint64_t id, std::int32_t status,
+    [=](snap_res_atom, const std::string& listed, std::uint64_t id, std::int32_t status,
         const envelope& env) {
       auto& st = self->state;
+      auto name = member_name(self, listed);
+      if (!name)
+        return;
+      auto& member = *name;
       auto now = actor_now_ms(self);
       v1::Snapshot msg;
       if (status == 0 && unpack(env, msg)) {

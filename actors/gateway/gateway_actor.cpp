@@ -48,6 +48,8 @@ struct gateway_state {
   bool ready = false;
   std::vector<std::string> member_addresses;
   std::vector<std::string> member_states;
+  std::vector<std::string> member_nodes;
+  std::vector<std::string> member_problems;
 };
 
 using gateway_actor_t = caf::stateful_actor<gateway_state>;
@@ -258,6 +260,10 @@ void fill_members(gateway_actor_t* self, google::protobuf::RepeatedPtrField<v1::
       auto* x = out->Add();
       x->set_address(st.member_addresses[i]);
       x->set_state(st.member_states[i]);
+      if (i < st.member_nodes.size())
+        x->set_node(st.member_nodes[i]);
+      if (i < st.member_problems.size())
+        x->set_problem(st.member_problems[i]);
     }
     return;
   }
@@ -472,12 +478,15 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
     },
     // -- the distro actor --------------------------------------------------------
     [=](view_atom, std::vector<std::string>& routing, bool ready,
-        std::vector<std::string>& member_addresses, std::vector<std::string>& member_states) {
+        std::vector<std::string>& member_addresses, std::vector<std::string>& member_states,
+        std::vector<std::string>& member_nodes, std::vector<std::string>& member_problems) {
       auto& st = self->state;
       st.routing = std::move(routing);
       st.ready = ready;
       st.member_addresses = std::move(member_addresses);
       st.member_states = std::move(member_states);
+      st.member_nodes = std::move(member_nodes);
+      st.member_problems = std::move(member_problems);
     },
     [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
       if (!self->state.distro)

@@ -38,12 +38,12 @@ v1::PeerHello make_hello(peer_actor_t* self) {
   hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   hello.set_cluster_name(self->state.settings.cluster_name);
   hello.set_address(self->state.settings.self_address);
+  hello.set_node_id(self->state.settings.self_node_id);
   return hello;
 }
 
-/// Checks a PeerWelcome; "" when it is acceptable.
-std::string check_welcome(peer_actor_t* self, const envelope& env) {
-  v1::PeerWelcome welcome;
+/// Checks a PeerWelcome into `welcome`; "" when it is acceptable.
+std::string check_welcome(peer_actor_t* self, const envelope& env, v1::PeerWelcome& welcome) {
   if (!unpack(env, welcome)) {
     v1::Error err;
     if (unpack(env, err))
@@ -53,7 +53,15 @@ std::string check_welcome(peer_actor_t* self, const envelope& env) {
   if (welcome.cluster_name() != self->state.settings.cluster_name)
     return "belongs to cluster '" + welcome.cluster_name() + "', not '"
            + self->state.settings.cluster_name + "'";
+  if (welcome.address().empty() || welcome.address().size() > defaults::address_chars_max)
+    return "announced no usable listen address";
   return {};
+}
+
+/// Tells the distro actor that the member answered, naming the node that answered.
+void report_up(peer_actor_t* self, const v1::PeerWelcome& welcome) {
+  self->send(self->state.distro, peer_up_atom_v, self->state.address, welcome.address(),
+             welcome.node_id().substr(0, defaults::address_chars_max));
 }
 
 /// Step 2 of connecting: the handshake with the member's gateway yields its distro actor.
@@ -67,15 +75,17 @@ void hello(peer_actor_t* self, caf::actor gateway, std::uint64_t gen) {
         st.connecting = false;
         if (gen != st.generation)
           return;
-        if (auto why = check_welcome(self, env); !why.empty() || !remote) {
+        v1::PeerWelcome welcome;
+        if (auto why = check_welcome(self, env, welcome); !why.empty() || !remote) {
           log().warn("peer {} refused the member: {}", st.address, why.empty() ? "no actor" : why);
           report_fail(self, why);
           return;
         }
         st.remote = remote;
         self->monitor(remote);
-        log().info("peer {} connected", st.address);
-        self->send(st.distro, peer_up_atom_v, st.address);
+        log().info("peer {} connected to node {} ({})", st.address, welcome.address(),
+                   welcome.node_id());
+        report_up(self, welcome);
       },
       [=](caf::error& err) {
         auto& st = self->state;
@@ -128,10 +138,11 @@ void probe(peer_actor_t* self) {
         st.probing = false;
         if (gen != st.generation)
           return;
-        if (auto why = check_welcome(self, env); !why.empty())
+        v1::PeerWelcome welcome;
+        if (auto why = check_welcome(self, env, welcome); !why.empty())
           report_fail(self, why);
         else
-          self->send(st.distro, peer_up_atom_v, st.address);
+          report_up(self, welcome);
       },
       [=](caf::error& err) {
         auto& st = self->state;

@@ -21,7 +21,8 @@
 ///                          -> reports (snap_res_atom, address, id, int32 status, envelope Snapshot)
 ///                             status: 0 ok, 1 failed, 2 unavailable
 /// - (forward_atom, envelope ForwardedRequest)  -> envelope reply from the member (or Error)
-/// Reports to the distro actor: (peer_up_atom, address), (peer_fail_atom, address, string why),
+/// Reports to the distro actor: (peer_up_atom, address, string node, string node_id) where `node` is
+/// the listen address the answering node announced, (peer_fail_atom, address, string why),
 /// (peer_lost_atom, address, string why).
 
 #include <caf/fwd.hpp>
@@ -33,6 +34,7 @@ namespace registry {
 struct peer_settings {
   host_port member;           ///< whom this actor talks to
   std::string self_address;   ///< this node's listen address
+  std::string self_node_id;   ///< this node's id for this run
   std::string cluster_name;
   std::int64_t connect_timeout_ms = 2000;
   std::int64_t request_timeout_ms = 3000;  ///< probes and forwarded requests

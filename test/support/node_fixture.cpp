@@ -35,6 +35,22 @@ test_node::test_node(int port, const std::vector<int>& member_ports,
                              + "/node.log\n" + session_yaml + extra_yaml);
 }
 
+std::unique_ptr<test_node> test_node::with_members(int port,
+                                                  const std::vector<std::string>& members,
+                                                  const std::string& extra_yaml) {
+  std::string list;
+  for (auto& m : members)
+    list += (list.empty() ? "" : ", ") + m;
+  return std::unique_ptr<test_node>(new test_node(port, list, extra_yaml, true));
+}
+
+test_node::test_node(int port, const std::string& list, const std::string& extra_yaml, bool)
+  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  write_file(config_path_, "listen: " + address() + "\nmembers: [" + list
+                             + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
+                             + "/node.log\n" + session_yaml + extra_yaml);
+}
+
 std::string session_config() {
   return session_yaml;
 }

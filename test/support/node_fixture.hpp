@@ -24,6 +24,10 @@ public:
   explicit test_node(const std::string& extra_yaml = "");
   /// A cluster member on `port` listing every port of `member_ports` (this one included).
   test_node(int port, const std::vector<int>& member_ports, const std::string& extra_yaml);
+  /// A cluster member on `port` whose member list is written as given (any spelling, e.g.
+  /// "localhost:P"); it must name this node's own listen address 127.0.0.1:port.
+  static std::unique_ptr<test_node> with_members(int port, const std::vector<std::string>& members,
+                                                 const std::string& extra_yaml);
   ~test_node();
 
   /// Starts registryd and waits until `status` answers. Returns false on failure.
@@ -60,6 +64,7 @@ public:
   run_result ctl_on(const std::string& node_list, std::vector<std::string> args) const;
 
 private:
+  test_node(int port, const std::string& members, const std::string& extra_yaml, bool);
   int port_;
   std::string dir_;
   std::string config_path_;

@@ -394,7 +394,7 @@ node_status naming_client::status() {
   result.version = st.version();
   result.ready = st.ready();
   for (const auto& m : st.members())
-    result.members.push_back(member_state{m.address(), m.state()});
+    result.members.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});
   result.clients = st.clients();
   result.services = st.services();
   result.instances = st.instances();
@@ -409,7 +409,7 @@ std::vector<member_state> naming_client::members() {
                                               wire::pack(v1::MembersRequest{})));
   std::vector<member_state> result;
   for (const auto& m : list.members())
-    result.push_back(member_state{m.address(), m.state()});
+    result.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});
   return result;
 }
 

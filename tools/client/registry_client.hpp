@@ -101,8 +101,10 @@ struct service_list {
 };
 
 struct member_state {
-  std::string address;
-  std::string state;
+  std::string address; ///< as written in the node's member list
+  std::string state;   ///< UP, SUSPICIOUS, DOWN, SELF, CONFLICT
+  std::string node;    ///< the listen address the node at `address` announced ("" = not yet)
+  std::string problem; ///< why a CONFLICT member is left out
 };
 
 struct node_status {

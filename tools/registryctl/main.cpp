@@ -458,13 +458,33 @@ int cmd_subscribe(const global_args& g, const query_args& q) {
   });
 }
 
+/// One member for --json: the node that answers at the address, and why a CONFLICT is left out.
+json member_json(const registry::client::member_state& m) {
+  json result{{"address", m.address}, {"state", m.state}};
+  if (!m.node.empty())
+    result["node"] = m.node;
+  if (!m.problem.empty())
+    result["problem"] = m.problem;
+  return result;
+}
+
+/// One member as a text line.
+std::string member_line(const registry::client::member_state& m) {
+  auto line = m.address + "  " + m.state;
+  if (!m.node.empty() && m.node != m.address)
+    line += "  (node " + m.node + ")";
+  if (!m.problem.empty())
+    line += "  " + m.problem;
+  return line;
+}
+
 int cmd_status(const global_args& g) {
   return with_client(g, defaults::namespace_id, [&](naming_client& c) {
     auto st = c.status();
     if (g.json) {
       json members = json::array();
       for (const auto& m : st.members)
-        members.push_back({{"address", m.address}, {"state", m.state}});
+        members.push_back(member_json(m));
       print(json{{"address", st.address},
                  {"clusterName", st.cluster_name},
                  {"version", st.version},
@@ -483,7 +503,7 @@ int cmd_status(const global_args& g) {
                        "ready:       " + (st.ready ? "yes" : "no") + "\n" +
                        "members:     " + std::to_string(st.members.size()) + "\n";
     for (const auto& m : st.members)
-      text += "  " + m.address + "  " + m.state + "\n";
+      text += "  " + member_line(m) + "\n";
     text += "clients:     " + std::to_string(st.clients) + "\n" +
             "services:    " + std::to_string(st.services) + "\n" +
             "instances:   " + std::to_string(st.instances) + "\n" +
@@ -499,13 +519,13 @@ int cmd_members(const global_args& g) {
     if (g.json) {
       json members = json::array();
       for (const auto& m : ms)
-        members.push_back({{"address", m.address}, {"state", m.state}});
+        members.push_back(member_json(m));
       print(json{{"members", members}}.dump());
       return exit_ok;
     }
     std::string text;
     for (const auto& m : ms)
-      text += m.address + "  " + m.state + "\n";
+      text += member_line(m) + "\n";
     print(text.empty() ? "no members" : text);
     return exit_ok;
   });
