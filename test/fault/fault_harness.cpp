@@ -289,17 +289,20 @@ class load {
 public:
   load(const scenario& sc, cluster& c, const std::string& dir) : sc_(sc), c_(c), dir_(dir) {}
 
-  load_process start(int index) {
+  /// Live processes carry the scenario's load; doomed ones a tenth of it (at least one client).
+  load_process start(int index, bool doomed = false) {
+    auto sessions = doomed ? std::max<std::size_t>(1, sc_.sessions / 10) : sc_.sessions;
+    auto beats = doomed ? std::max<std::size_t>(1, sc_.beats / 10) : sc_.beats;
     load_process lp;
     lp.index = index;
     lp.state_file = dir_ + "/load-" + std::to_string(index) + ".state";
     std::vector<std::string> argv{fault_load_path(),
                                   "--nodes", c_.node_list(index),
                                   "--index", std::to_string(index),
-                                  "--sessions", std::to_string(sc_.sessions),
+                                  "--sessions", std::to_string(sessions),
                                   "--instances", std::to_string(sc_.instances),
                                   "--slots", std::to_string(sc_.slots),
-                                  "--beats", std::to_string(sc_.beats),
+                                  "--beats", std::to_string(beats),
                                   "--beat-ms", std::to_string(sc_.beat_ms),
                                   "--services", std::to_string(sc_.services),
                                   "--churn-ms", std::to_string(sc_.churn_ms),
@@ -457,7 +460,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     std::vector<load_process> doomed;
     std::vector<child_process> ctl_doomed;
     for (int d = 0; d < popts.doomed_clients; ++d) {
-      doomed.push_back(ld.start(100 + (round * popts.doomed_clients + d) % 100));
+      doomed.push_back(ld.start(100 + (round * popts.doomed_clients + d) % 100, true));
       std::string line;
       ctl_doomed.push_back(ld.start_ctl(d % 2 == 0, 100 + d, line));
     }
