@@ -142,7 +142,7 @@ private:
 
 class cluster {
 public:
-  cluster(const scenario& sc, std::ostream& out) : sc_(sc), out_(out) {
+  explicit cluster(const scenario& sc) : sc_(sc) {
     for (int i = 0; i < sc.nodes; ++i)
       ports_.push_back(free_port());
     if (sc.proxies) {
@@ -262,7 +262,6 @@ public:
 
 private:
   const scenario& sc_;
-  std::ostream& out_;
   std::vector<int> ports_;
   std::vector<std::vector<std::unique_ptr<tcp_proxy>>> proxies_;
   std::vector<std::unique_ptr<test_node>> nodes_;
@@ -400,7 +399,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
   run_report report;
   auto dir = make_temp_dir();
   probe p;
-  cluster c{sc, out};
+  cluster c{sc};
   load ld{sc, c, dir};
   auto fail = [&](const std::string& why) {
     report.ok = false;
@@ -462,7 +461,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     for (int d = 0; d < popts.doomed_clients; ++d) {
       doomed.push_back(ld.start(100 + (round * popts.doomed_clients + d) % 100, true));
       std::string line;
-      ctl_doomed.push_back(ld.start_ctl(d % 2 == 0, 100 + d, line));
+      ctl_doomed.push_back(ld.start_ctl((round + d) % 2 == 0, 100 + d, line));
     }
     for (auto& lp : doomed)
       if (!lp.proc.wait_for_output("ready", ready_timeout))
