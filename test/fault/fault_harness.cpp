@@ -427,7 +427,9 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
       ctl_live.push_back(ld.start_ctl(session, k, line));
       ctl_lines += line + "\n";
     }
-  auto ready_timeout = ms(limits::recovery_timeout_ms + static_cast<std::int64_t>(sc.sessions) * 5);
+  // The first registrations of every client, at a pessimistic 500 per second on a loaded machine.
+  auto ready_timeout = ms(limits::recovery_timeout_ms
+                          + static_cast<std::int64_t>(sc.load_processes * sc.sessions * sc.instances) * 2);
   for (std::size_t k = 0; k < ctl_live.size(); ++k)
     if (!ctl_live[k].wait_for_output(k % 2 == 0 ? "registered" : "beating", ready_timeout)) {
       return fail("registryctl client " + std::to_string(k) + " did not start: "
@@ -436,7 +438,8 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
   for (auto& lp : live)
     if (!lp.proc.wait_for_output("ready", ready_timeout)) {
       return fail("load process " + std::to_string(lp.index) + " did not open its sessions: "
-                  + lp.proc.err());
+                  + (lp.proc.out_lines().empty() ? "" : lp.proc.out_lines().back())
+                  + lp.proc.err().substr(lp.proc.err().size() > 400 ? lp.proc.err().size() - 400 : 0));
     }
   for (int i = 0; i < c.size(); ++i)
     report.rss_start.push_back(rss_bytes(c.node(i).process().pid()));

@@ -622,7 +622,22 @@ int main(int argc, char** argv) {
 
   // "ready": every session client held all its first instances once.
   bool said_ready = false;
+  auto next_progress = std::chrono::steady_clock::now();
   for (;;) {
+    if (std::chrono::steady_clock::now() >= next_progress) {
+      // Progress on stderr, for a harness message when the start takes too long.
+      std::size_t used = 0, waiting = 0;
+      {
+        std::lock_guard<std::mutex> guard{box->permits_m};
+        used = box->permits_used;
+        waiting = box->waiting.size();
+      }
+      std::fprintf(stderr, "fault_load %d: %zu of %zu sessions opened, %zu hold their first "
+                   "instances; %zu requests in flight, %zu clients waiting\n", opts->index,
+                   box->opened.load(), opts->sessions, box->initial_done.load(), used, waiting);
+      std::fflush(stderr);
+      next_progress += std::chrono::seconds(5);
+    }
     if (!said_ready && box->initial_done.load() == opts->sessions) {
       std::printf("ready\n");
       std::fflush(stdout);
