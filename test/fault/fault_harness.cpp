@@ -371,23 +371,27 @@ scenario long_scenario(std::uint64_t seed, bool partitions, int minutes) {
   sc.nodes = 3;
   sc.rounds = 1000;
   sc.run_ms_min = static_cast<std::int64_t>(minutes) * 60 * 1000;
+  // One fault at a time, each held long enough for thousands of sessions to move and redo.
   sc.plan.duration_ms = 30000;
-  sc.plan.gap_ms_max = 3000;
-  sc.plan.hold_ms_max = 6000;
-  // 12k clients, 100k instances: 4 processes x (2000 session clients x 12 instances + 1000
+  sc.plan.gap_ms_min = 2000;
+  sc.plan.gap_ms_max = 6000;
+  sc.plan.hold_ms_min = 1000;
+  sc.plan.hold_ms_max = 5000;
+  sc.plan.concurrent_max = 1;
+  // 10k clients, 100k instances: 4 processes x (2250 session clients x 11 instances + 250
   // heartbeat clients).
   sc.load_processes = 4;
-  sc.sessions = 2000;
-  sc.instances = 12;
-  sc.slots = 14;
-  sc.beats = 1000;
-  sc.beat_ms = 2000;
+  sc.sessions = 2250;
+  sc.instances = 11;
+  sc.slots = 13;
+  sc.beats = 250;
+  sc.beat_ms = 3000;
   sc.services = 1000;
-  sc.churn_ms = 20000;
+  sc.churn_ms = 60000;
   sc.load_threads = 2;
   sc.log_level = "info";
-  sc.node_yaml = "heartbeat:\n  interval_ms: 2000\n  unhealthy_timeout_ms: 6000\n"
-                 "  delete_timeout_ms: 10000\n  check_interval_ms: 200\n"
+  sc.node_yaml = "heartbeat:\n  interval_ms: 3000\n  unhealthy_timeout_ms: 9000\n"
+                 "  delete_timeout_ms: 15000\n  check_interval_ms: 500\n"
                  "distro:\n  verify_interval_ms: 1000\n  lone_ready_wait_ms: 2000\n"
                  "  snapshot_retry_delay_ms: 500\n  reconnect_backoff_min_ms: 100\n"
                  "  reconnect_backoff_max_ms: 1000\n";

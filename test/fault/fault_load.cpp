@@ -434,6 +434,7 @@ struct beat_state {
   v1::BeatRequest beat;
   bool acked = false;
   bool connecting = false;
+  bool beating = false; ///< a beat is in flight: the next one waits (no pile-up on a slow node)
 };
 
 using beat_actor = caf::stateful_actor<beat_state>;
@@ -475,10 +476,14 @@ void beat_once(beat_actor* self) {
         });
     return;
   }
+  if (st.beating)
+    return;
+  st.beating = true;
   auto gw = st.gateway;
   self->request(gw, ms(limits::load_request_timeout_ms), beat_atom_v, pack(st.beat))
     .then(
       [self, gw, fail](envelope& reply) {
+        self->state.beating = false;
         if (self->state.gateway != gw)
           return;
         if (holds<v1::Ack>(reply)) {
@@ -489,6 +494,7 @@ void beat_once(beat_actor* self) {
         }
       },
       [self, gw, fail](caf::error&) {
+        self->state.beating = false;
         if (self->state.gateway == gw)
           fail();
       });
