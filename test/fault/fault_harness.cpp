@@ -396,6 +396,8 @@ scenario long_scenario(std::uint64_t seed, bool partitions, int minutes) {
                  "  snapshot_retry_delay_ms: 500\n  reconnect_backoff_min_ms: 100\n"
                  "  reconnect_backoff_max_ms: 1000\n";
   sc.convergence_timeout_ms = 30000;
+  sc.late_wait_ms = 60000;
+  sc.keep_going = true;
   return sc;
 }
 
@@ -564,22 +566,31 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     // The check: every node returns exactly the expected lists.
     std::vector<view_diff> diffs(static_cast<std::size_t>(c.size()));
     std::vector<bool> answered(static_cast<std::size_t>(c.size()));
-    auto converged = wait_until(
-      [&] {
-        bool all = true;
-        for (int i = 0; i < c.size(); ++i) {
-          auto v = p.view(c.address(i), services);
-          answered[i] = v.has_value();
-          diffs[i] = v ? compare_views(expected, *v) : view_diff{};
-          all = all && v && diffs[i].same();
-        }
-        return all;
-      },
-      ms(sc.convergence_timeout_ms));
+    auto views_agree = [&] {
+      bool all = true;
+      for (int i = 0; i < c.size(); ++i) {
+        auto v = p.view(c.address(i), services);
+        answered[i] = v.has_value();
+        diffs[i] = v ? compare_views(expected, *v) : view_diff{};
+        all = all && v && diffs[i].same();
+      }
+      return all;
+    };
+    auto converged = wait_until(views_agree, ms(sc.convergence_timeout_ms));
     rr.convergence_ms = converged ? ms_since(healed) : -1;
     for (auto& d : diffs) {
       rr.lost += d.lost;
       rr.ghosted += d.ghosted;
+    }
+    if (!converged && sc.late_wait_ms > 0) {
+      // Slow or stuck? Keep polling a while to tell (the round has failed either way).
+      auto diffs_at_deadline = diffs;
+      bool late = wait_until(views_agree, ms(sc.late_wait_ms));
+      out << "fault: round " << round << ": "
+          << (late ? "converged late, " + std::to_string(ms_since(healed)) + " ms after the last heal"
+                   : "still not converged " + std::to_string(ms_since(healed)) + " ms after the last heal")
+          << "\n";
+      diffs = diffs_at_deadline;
     }
     out << "fault: round " << round << " seed " << rr.seed << ": " << rr.expected
         << " instances expected, " << (converged ? "converged " + std::to_string(rr.convergence_ms) + " ms after the last heal" : "NOT converged")
@@ -596,13 +607,23 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
         for (auto& e : diffs[i].examples)
           why += "\n    " + e;
       }
-      return fail(why);
+      if (!sc.keep_going)
+        return fail(why);
+      // Long mode: record the first failure, keep the logs, and go on with the next round.
+      out << "fault: round " << round << " FAILED: " << why << "\n";
+      if (report.failure.empty()) {
+        report.failure = why;
+        report.kept_logs = c.keep_logs(rr.seed);
+        out << "fault: node logs kept in " << report.kept_logs << "\n";
+      }
+      continue;
     }
   }
   for (int i = 0; i < c.size(); ++i)
     report.rss_end.push_back(rss_bytes(c.node(i).process().pid()));
-  report.ok = true;
-  remove_tree(dir);
+  report.ok = report.failure.empty();
+  if (report.ok)
+    remove_tree(dir);
   return report;
 }
 

@@ -44,6 +44,10 @@ struct scenario {
   std::string node_yaml;
   std::string log_level = "debug";
   std::int64_t convergence_timeout_ms = 10000;
+  /// After a missed convergence deadline, poll this much longer to tell slow from stuck (0 = no).
+  std::int64_t late_wait_ms = 0;
+  /// Go on with the next round after a failed one (the run still fails; long mode).
+  bool keep_going = false;
 };
 
 /// The CI scenario for one seed (3 nodes, small load, short timings).

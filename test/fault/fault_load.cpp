@@ -4,8 +4,8 @@
 //
 // * A session client holds a session with one node and keeps a set of instance slots registered.
 //   When its session is lost (node killed, frozen, or refusing) it moves to the next node, opens a
-//   new session and registers its wanted instances again (redo). With --churn-ms it flips one random
-//   slot (register <-> deregister) about every churn period while the faults run.
+//   new session and registers its wanted instances again (redo). With --churn-ms it deregisters one
+//   instance and registers another about every churn period while the faults run.
 // * A heartbeat client beats one instance to a node every --beat-ms and moves to the next node when
 //   a beat fails; a beat re-creates an instance the cluster dropped.
 //
@@ -411,8 +411,16 @@ caf::behavior session_client(session_actor* self, std::shared_ptr<const load_opt
         publish(self);
         return;
       }
-      auto& s = st.slots[st.rng() % st.slots.size()];
-      s.want = !s.want;
+      // Swap a wanted slot for an unwanted one, so the instance count stays the same.
+      auto n = st.slots.size();
+      auto from = st.rng() % n;
+      auto to = st.rng() % n;
+      for (std::size_t i = 0; i < n && !st.slots[from].want; ++i)
+        from = (from + 1) % n;
+      for (std::size_t i = 0; i < n && st.slots[to].want; ++i)
+        to = (to + 1) % n;
+      st.slots[from].want = false;
+      st.slots[to].want = true;
       reconcile(self);
       self->delayed_send(self, ms(1 + st.rng() % (2 * st.opts->churn_ms)), tick_atom_v);
     },
