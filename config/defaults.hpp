@@ -160,3 +160,35 @@ static_assert(push_drop_after_ms > push_timeout_ms + push_retry_delay_ms);
 static_assert(log_files_max >= 1 && log_file_size_bytes_max >= 1024);
 
 } // namespace registry::defaults
+
+/// Limits and timings of the fault-injection test tier (test/fault/).
+namespace registry::defaults::fault {
+
+// -- the pausable TCP proxy between node pairs --------------------------------
+/// Bytes buffered per direction of one connection; a full buffer stops reading from its source.
+inline constexpr std::size_t proxy_buffer_bytes_max = 256 * 1024;
+inline constexpr std::size_t proxy_connections_max = 64;
+/// Longest wait of the proxy's poll loop (a mode change wakes it at once).
+inline constexpr std::int64_t proxy_poll_ms = 200;
+
+// -- the checker ---------------------------------------------------------------
+/// After the faults stop, every node must return the expected instance lists within this.
+inline constexpr std::int64_t convergence_timeout_ms = 10000;
+/// Restarted nodes must be ready, and load processes settled, within this.
+inline constexpr std::int64_t recovery_timeout_ms = 60000;
+
+// -- the load process (test/fault/fault_load.cpp) ------------------------------
+inline constexpr std::int64_t load_request_timeout_ms = 5000;
+inline constexpr std::int64_t load_connect_timeout_ms = 2000;
+/// A lost session or a refused request is retried after this.
+inline constexpr std::int64_t load_retry_delay_ms = 200;
+inline constexpr std::size_t load_inflight_per_session_max = 4;
+/// Requests (hellos, registrations) in flight over a whole load process: thousands of clients
+/// starting or moving at once queue for these instead of timing out together.
+inline constexpr std::size_t load_inflight_per_process_max = 256;
+inline constexpr std::size_t load_instances_per_session_max = 100;
+
+static_assert(load_instances_per_session_max <= instances_per_client_max);
+static_assert(load_retry_delay_ms < convergence_timeout_ms);
+
+} // namespace registry::defaults::fault
