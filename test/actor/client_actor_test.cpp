@@ -42,7 +42,7 @@ struct client_fixture {
     for (auto& f : cleanups)
       f();
     for (auto& a : actors)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      (*self)->send_exit(a, caf::exit_reason::user_shutdown);
     sched->run();
   }
 
@@ -132,7 +132,7 @@ TEST_CASE_FIXTURE(client_fixture, "a session that is ending refuses subscribe an
   REQUIRE(session);
   // The bye and the requests after it are in the session's mailbox together: the session is
   // ending while it handles them.
-  caf::anon_send(session, bye_atom_v);
+  (*self)->send(session, bye_atom_v);
   v1::SubscribeRequest sub;
   sub.mutable_service()->set_service("orders");
   auto hs = (*self)->request(session, caf::infinite, sub_atom_v, pack(sub));
