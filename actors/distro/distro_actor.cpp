@@ -501,7 +501,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       st.tracker = std::make_unique<member_tracker>(st.self_address, st.identity->names(),
                                                     member_tracker_config{st.cfg->distro}, now);
       distro_config dc{st.cfg->distro};
-      dc.clients_max = st.cfg->limits.clients_max;
+      dc.clients_max = st.cfg->limits.clients_max + st.cfg->limits.replica_clients_max;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
       st.members = st.cfg->members;
       spawn_peers(self, st.members);

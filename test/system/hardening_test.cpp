@@ -198,3 +198,70 @@ TEST_CASE("a member with another cluster secret is refused and shown DOWN") {
   CHECK(a.member_state(b.address()) == "DOWN");
   CHECK(b.member_state(a.address()) == "DOWN");
 }
+
+namespace {
+
+/// A client process's push receiver that acknowledges every push.
+caf::behavior acking_client(caf::event_based_actor*) {
+  return {
+    [](registry::wire::push_atom, const registry::wire::envelope&) {
+      return registry::wire::pack(registry::v1::Ack{});
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a joining node reports ready only with the whole snapshot applied, and refuses "
+          "queries and sessions before") {
+  auto p0 = free_port(), p1 = free_port();
+  auto slow_verify = std::string{"  verify_interval_ms: 60000\n"};
+  test_node a{p0, {p0, p1}, cluster_timings};
+  REQUIRE(a.start());
+  REQUIRE(a.wait_ready(20s));
+  // One session with many instances at A.
+  constexpr int count = 3000;
+  intruder x;
+  auto door = x.connect(a.port());
+  REQUIRE(door);
+  using namespace registry::wire;
+  auto client = x.sys->spawn(acking_client);
+  caf::actor session;
+  {
+    caf::scoped_actor self{*x.sys};
+    registry::v1::Hello hello;
+    hello.set_protocol_version(registry::v1::PROTOCOL_VERSION_CURRENT);
+    self->request(door, 3s, hello_atom_v, pack(hello), client)
+      .receive([&](envelope&, caf::actor& s) { session = s; }, [&](caf::error&) {});
+    REQUIRE(session);
+    int acked = 0;
+    for (int i = 0; i < count; ++i) {
+      registry::v1::RegisterRequest req;
+      req.mutable_service()->set_service("bulk");
+      auto* inst = req.mutable_instance();
+      inst->set_ip("10.20." + std::to_string(i / 250) + "." + std::to_string(i % 250));
+      inst->set_port(80);
+      self->request(session, 10s, reg_atom_v, pack(req))
+        .receive([&](envelope& env) { acked += holds<registry::v1::Ack>(env) ? 1 : 0; },
+                 [&](caf::error&) {});
+    }
+    REQUIRE(acked == count);
+  }
+  // B joins. The first time it says ready, every instance is there.
+  test_node b{p1, {p0, p1}, cluster_timings};
+  b.launch();
+  bool refused_before_ready = false;
+  REQUIRE(wait_until(
+    [&] {
+      auto st = b.ctl_json({"status"});
+      if (st.is_object() && st["ready"] == true)
+        return true;
+      auto r = b.ctl({"instances", "bulk"});
+      refused_before_ready |= r.code != 0 && r.err.find("not ready") != std::string::npos;
+      return false;
+    },
+    30s));
+  CHECK(b.hosts("bulk").size() == static_cast<std::size_t>(count));
+  MESSAGE("a query was refused as not ready while B was loading: " << refused_before_ready);
+  caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+}
