@@ -215,7 +215,6 @@ caf::behavior acking_client(caf::event_based_actor*) {
 TEST_CASE("a joining node reports ready only with the whole snapshot applied, and refuses "
           "queries and sessions before") {
   auto p0 = free_port(), p1 = free_port();
-  auto slow_verify = std::string{"  verify_interval_ms: 60000\n"};
   test_node a{p0, {p0, p1}, cluster_timings};
   REQUIRE(a.start());
   REQUIRE(a.wait_ready(20s));
