@@ -116,7 +116,12 @@ TEST_CASE("the published port answers only the client protocol: in-process messa
   }
   CHECK(wait_until([&] { return n.log().find("restarted the front door") != std::string::npos; },
                    5s));
-  CHECK(n.wait_ready(5s));
+  auto ready_again = n.wait_ready(5s);
+  if (!ready_again) {
+    auto log = n.log();
+    MESSAGE(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+  }
+  CHECK(ready_again);
   REQUIRE(n.ctl({"register", "orders", "10.8.0.2:80"}).code == 0);
   CHECK(host_set(n.hosts("orders")) == std::vector<std::string>{"10.8.0.1:80", "10.8.0.2:80"});
   CHECK(n.log().find("refused") != std::string::npos);
