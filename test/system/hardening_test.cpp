@@ -207,7 +207,7 @@ TEST_CASE("a member with another cluster secret is refused and shown DOWN") {
 namespace {
 
 /// A client process's push receiver that acknowledges every push.
-caf::behavior acking_client(caf::event_based_actor*) {
+caf::behavior acking_client(caf::event_based_actor*, int) {
   return {
     [](registry::wire::push_atom, const registry::wire::envelope&) {
       return registry::wire::pack(registry::v1::Ack{});
@@ -223,23 +223,31 @@ TEST_CASE("a joining node reports ready only with the whole snapshot applied, an
   test_node a{p0, {p0, p1}, cluster_timings};
   REQUIRE(a.start());
   REQUIRE(a.wait_ready(20s));
-  // One session with many instances at A.
-  constexpr int count = 3000;
+  // 300 sessions with 10 instances each at A: many clients to apply at B.
+  constexpr int per_session = 10;
+  constexpr int count = 300 * per_session;
   intruder x;
   auto door = x.connect(a.port());
   REQUIRE(door);
   using namespace registry::wire;
-  auto client = x.sys->spawn(acking_client);
-  caf::actor session;
+  auto client = x.sys->spawn(acking_client, 0);
+  // Stops the client actor whatever happens, so the intruder's actor system can end.
+  std::shared_ptr<void> stop_client(nullptr, [&](void*) {
+    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+  });
   {
     caf::scoped_actor self{*x.sys};
     registry::v1::Hello hello;
     hello.set_protocol_version(registry::v1::PROTOCOL_VERSION_CURRENT);
-    self->request(door, 3s, hello_atom_v, pack(hello), client)
-      .receive([&](envelope&, caf::actor& s) { session = s; }, [&](caf::error&) {});
-    REQUIRE(session);
+    caf::actor session;
     int acked = 0;
     for (int i = 0; i < count; ++i) {
+      if (i % per_session == 0) {
+        session = nullptr;
+        self->request(door, 3s, hello_atom_v, pack(hello), client)
+          .receive([&](envelope&, caf::actor& s) { session = s; }, [&](caf::error&) {});
+        REQUIRE(session);
+      }
       registry::v1::RegisterRequest req;
       req.mutable_service()->set_service("bulk");
       auto* inst = req.mutable_instance();
@@ -267,5 +275,4 @@ TEST_CASE("a joining node reports ready only with the whole snapshot applied, an
     30s));
   CHECK(b.hosts("bulk").size() == static_cast<std::size_t>(count));
   MESSAGE("a query was refused as not ready while B was loading: " << refused_before_ready);
-  caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
 }
