@@ -259,20 +259,43 @@ TEST_CASE("a joining node reports ready only with the whole snapshot applied, an
     }
     REQUIRE(acked == count);
   }
-  // B joins. The first time it says ready, every instance is there.
+  // B joins. The first time it says ready, every instance is there: asked over one connection,
+  // the status and the query follow each other within a millisecond.
   test_node b{p1, {p0, p1}, cluster_timings};
   b.launch();
+  caf::actor b_door;
+  REQUIRE(wait_until([&] { return static_cast<bool>(b_door = x.connect(b.port())); }, 20s));
   bool refused_before_ready = false;
-  REQUIRE(wait_until(
-    [&] {
-      auto st = b.ctl_json({"status"});
-      if (st.is_object() && st["ready"] == true)
-        return true;
-      auto r = b.ctl({"instances", "bulk"});
-      refused_before_ready |= r.code != 0 && r.err.find("not ready") != std::string::npos;
-      return false;
-    },
-    30s));
-  CHECK(b.hosts("bulk").size() == static_cast<std::size_t>(count));
+  int hosts_at_ready = -1;
+  {
+    caf::scoped_actor self{*x.sys};
+    registry::v1::QueryRequest q;
+    q.mutable_service()->set_service("bulk");
+    REQUIRE(wait_until(
+      [&] {
+        bool ready = false;
+        self->request(b_door, 3s, status_atom_v, pack(registry::v1::StatusRequest{}))
+          .receive(
+            [&](envelope& env) {
+              registry::v1::Status st;
+              ready = unpack(env, st) && st.ready();
+            },
+            [&](caf::error&) {});
+        self->request(b_door, 3s, query_atom_v, pack(q))
+          .receive(
+            [&](envelope& env) {
+              registry::v1::ServiceInfo info;
+              registry::v1::Error err;
+              if (ready && unpack(env, info))
+                hosts_at_ready = info.hosts_size();
+              if (unpack(env, err) && err.code() == registry::v1::Error::UNAVAILABLE)
+                refused_before_ready = true;
+            },
+            [&](caf::error&) {});
+        return ready;
+      },
+      30s));
+  }
+  CHECK(hosts_at_ready == count);
   MESSAGE("a query was refused as not ready while B was loading: " << refused_before_ready);
 }
