@@ -84,7 +84,13 @@ inline constexpr std::size_t log_name_chars_max = 128;
 inline constexpr std::int64_t client_redo_retry_interval_ms = 3000;
 
 // -- bounds (overflow policy: the request is refused with LIMIT_EXCEEDED) ----
+/// This node's own clients (sessions and heartbeat clients it is responsible for).
 inline constexpr std::size_t clients_max = 200000;
+/// Copies of other nodes' clients, bounded apart from clients_max so that local sessions cannot
+/// crowd out replication (and the reverse).
+inline constexpr std::size_t replica_clients_max = 800000;
+/// Sessions one client process (one CAF connection) may hold at once.
+inline constexpr std::size_t sessions_per_connection_max = 20000;
 inline constexpr std::size_t services_max = 100000;
 inline constexpr std::size_t instances_per_client_max = 1000;
 inline constexpr std::size_t instances_per_service_max = 100000;

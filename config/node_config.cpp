@@ -66,6 +66,8 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(log, flush_interval_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(discovery, cache_millis, 1, duration_ms_max),
     REGISTRY_INT_FIELD(limits, clients_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, replica_clients_max, 1, limit_max),
+    REGISTRY_INT_FIELD(limits, sessions_per_connection_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, services_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, instances_per_client_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, instances_per_service_max, 1, limit_max),

@@ -46,6 +46,8 @@
 ///       DEFAULT_GROUP@@orders: 0.5
 ///   limits:
 ///     clients_max: 200000
+///     replica_clients_max: 800000
+///     sessions_per_connection_max: 20000
 ///     services_max: 100000
 ///     instances_per_client_max: 1000
 ///     instances_per_service_max: 100000
@@ -149,6 +151,8 @@ struct node_config {
 
   struct limits_t {
     std::size_t clients_max = defaults::clients_max;
+    std::size_t replica_clients_max = defaults::replica_clients_max;
+    std::size_t sessions_per_connection_max = defaults::sessions_per_connection_max;
     std::size_t services_max = defaults::services_max;
     std::size_t instances_per_client_max = defaults::instances_per_client_max;
     std::size_t instances_per_service_max = defaults::instances_per_service_max;

@@ -425,6 +425,21 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
   return caf::make_message(pack(welcome), caf::actor{});
 }
 
+/// A local client changed (empty services: it is gone).
+void on_local_change(distro_actor_t* self, const client_id& id, client_services& services,
+                     client_beats& beats) {
+  auto& st = self->state;
+  if (!local_only(self, "distro", "sync") || !st.protocol)
+    return;
+  distro_protocol::local_change change;
+  change.id = id;
+  change.deleted = services.empty();
+  change.services = std::move(services);
+  if (!change.deleted)
+    change.beats = std::move(beats);
+  carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
+}
+
 /// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol
 /// and hands each request to the distro actor, which checks that the sending process is trusted.
 caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
@@ -501,7 +516,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       st.tracker = std::make_unique<member_tracker>(st.self_address, st.identity->names(),
                                                     member_tracker_config{st.cfg->distro}, now);
       distro_config dc{st.cfg->distro};
-      dc.clients_max = st.cfg->limits.clients_max;
+      dc.clients_max = st.cfg->limits.clients_max + st.cfg->limits.replica_clients_max;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
       st.members = st.cfg->members;
       spawn_peers(self, st.members);
@@ -510,33 +525,13 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       dial_due(self);
       arm_timer(self, std::nullopt);
     },
+    // A local client changed; the gateway's deletion of a failed client carries no beats.
     [=](sync_atom, const client_id& id, std::uint64_t, client_services& services) {
-      if (!local_only(self, "distro", "sync"))
-        return;
-      auto& st = self->state;
-      if (!st.protocol)
-        return;
-      distro_protocol::local_change change;
-      change.id = id;
-      change.deleted = services.empty();
-      change.services = std::move(services);
-      carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
+      client_beats none;
+      on_local_change(self, id, services, none);
     },
     [=](sync_atom, const client_id& id, std::uint64_t, client_services& services,
-        client_beats& beats) {
-      if (!local_only(self, "distro", "sync"))
-        return;
-      auto& st = self->state;
-      if (!st.protocol)
-        return;
-      distro_protocol::local_change change;
-      change.id = id;
-      change.deleted = services.empty();
-      change.services = std::move(services);
-      if (!change.deleted)
-        change.beats = std::move(beats);
-      carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
-    },
+        client_beats& beats) { on_local_change(self, id, services, beats); },
     [=](reload_atom, const std::vector<std::string>& members) {
       if (!local_only(self, "distro", "reload"))
         return;

@@ -1,5 +1,7 @@
 #include "actors/gateway/gateway_actor.hpp"
 
+#include <unordered_set>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -37,6 +39,11 @@ struct gateway_state {
   std::shared_ptr<const node_config> cfg;
   caf::actor distro;
   std::unordered_map<client_id, caf::actor> clients;
+  /// Clients created as replicas (bounded by replica_clients_max, the others by clients_max).
+  std::unordered_set<client_id> replicas;
+  /// The client process of each session, and how many sessions each process holds.
+  std::unordered_map<client_id, caf::node_id> session_nodes;
+  std::unordered_map<caf::node_id, std::size_t> sessions_per_node;
   std::map<service_key, service_entry> services;
   /// Which child is which, for the down handler.
   std::unordered_map<caf::actor_addr, client_id> client_by_addr;
@@ -116,8 +123,16 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   auto i = st.clients.find(id);
   if (i != st.clients.end())
     return i->second;
-  if (st.clients.size() >= st.cfg->limits.clients_max)
+  auto replicas = st.replicas.size();
+  if (kind == client_kind::replica ? replicas >= st.cfg->limits.replica_clients_max
+                                   : st.clients.size() - replicas >= st.cfg->limits.clients_max)
     return nullptr;
+  if (kind == client_kind::replica)
+    st.replicas.insert(id);
+  if (kind == client_kind::session && remote) {
+    st.session_nodes.emplace(id, remote.node());
+    ++st.sessions_per_node[remote.node()];
+  }
   auto handle = spawn_client_actor(self->system(), id, kind, make_client_settings(*st.cfg),
                                    caf::actor{self}, std::move(remote), st.distro);
   self->monitor(handle);
@@ -131,10 +146,24 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
 }
 
 envelope clients_full(gateway_actor_t* self) {
+  auto& st = self->state;
   return error_reply(v1::Error::LIMIT_EXCEEDED, "client",
-                     "the node holds " + std::to_string(self->state.clients.size())
+                     "the node holds " + std::to_string(st.clients.size() - st.replicas.size())
                        + " clients, the limit is "
-                       + std::to_string(self->state.cfg->limits.clients_max));
+                       + std::to_string(st.cfg->limits.clients_max));
+}
+
+/// Forgets the bookkeeping of a client that is gone.
+void forget_client(gateway_actor_t* self, const client_id& id) {
+  auto& st = self->state;
+  st.replicas.erase(id);
+  auto i = st.session_nodes.find(id);
+  if (i == st.session_nodes.end())
+    return;
+  auto j = st.sessions_per_node.find(i->second);
+  if (j != st.sessions_per_node.end() && --j->second == 0)
+    st.sessions_per_node.erase(j);
+  st.session_nodes.erase(i);
 }
 
 /// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
@@ -386,8 +415,10 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
     auto id = i->second;
     st.client_by_addr.erase(i);
     auto j = st.clients.find(id);
-    if (j != st.clients.end() && j->second.address() == dm.source)
+    if (j != st.clients.end() && j->second.address() == dm.source) {
       st.clients.erase(j);
+      forget_client(self, id);
+    }
     if (dm.reason && dm.reason != caf::exit_reason::user_shutdown) {
       // A failed client actor cannot clean up after itself: drop what it held everywhere.
       log().error("gateway lost client {} ({}); removing its instances", bounded(id),
@@ -449,6 +480,15 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         return caf::make_message(*refusal, caf::actor{});
       auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
                 + std::to_string(++st.session_counter);
+      if (auto n = st.sessions_per_node.find(remote.node());
+          n != st.sessions_per_node.end()
+          && n->second >= st.cfg->limits.sessions_per_connection_max)
+        return caf::make_message(
+          error_reply(v1::Error::LIMIT_EXCEEDED, "session",
+                      "this client process holds " + std::to_string(n->second)
+                        + " sessions, the limit is "
+                        + std::to_string(st.cfg->limits.sessions_per_connection_max)),
+          caf::actor{});
       auto handle = client_for(self, id, client_kind::session, remote);
       if (!handle)
         return caf::make_message(clients_full(self), caf::actor{});
@@ -642,6 +682,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         st.client_by_addr.erase(i->second.address());
         self->demonitor(i->second);
         st.clients.erase(i);
+        forget_client(self, id);
       }
       return true;
     },

@@ -120,6 +120,14 @@ int main(int argc, char** argv) {
   log_opts.files_max = cfg->log.files_max;
   log_opts.queue_lines_max = cfg->log.queue_lines_max;
   log_opts.flush_interval_ms = cfg->log.flush_interval_ms;
+  // Signals go to this thread only: block them before any thread starts (the asynchronous
+  // logger's, libcurl's, CAF's inherit the mask), then sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (auto err = registry::init_logging(log_opts); !err.empty()) {
     std::cerr << "registryd: --log-level/log: " << err << "\n";
     return exit_bad_config;
@@ -131,13 +139,6 @@ int main(int argc, char** argv) {
     return exit_runtime_error;
   }
 
-  // Signals go to this thread only: block them before CAF starts its threads, then sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // With members_url the list comes from the address server: fetch it before anything starts.
   registry::member_source source{*cfg, now_ms()};

@@ -74,36 +74,40 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
     bool is_front_door = dm.source == st.front_door.address();
     if ((!is_gateway && !is_distro && !is_front_door) || st.stopping)
       return; // a child of an earlier generation
-    auto republish = [=] {
-      publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
-        if (err)
-          log().error("supervisor failed to publish the restarted front door: {}",
-                      self->system().render(err));
-        else
-          self->state.published_port = port;
-      });
+    // The old front door's port is closed first: publishing again before that fails.
+    auto republish = [=](caf::actor_addr old_front_door) {
+      auto publish = [=] {
+        publish_gateway(self, [=](std::uint16_t port, const caf::error& err) {
+          if (err)
+            log().error("supervisor failed to publish the restarted front door: {}",
+                        self->system().render(err));
+          else
+            self->state.published_port = port;
+        });
+      };
+      auto mm = self->system().middleman().actor_handle();
+      self->request(mm, std::chrono::seconds(10), caf::unpublish_atom::value, old_front_door,
+                    self->state.published_port)
+        .then([=]() mutable { publish(); }, [=](caf::error&) mutable { publish(); });
     };
     if (is_front_door) {
       // Another process can kill any actor whose handle it holds (CAF always honours an exit
       // message with reason kill): the front door alone is replaced, the data stays.
       log().error("supervisor restarted the front door ({})", self->system().render(dm.reason));
-      auto mm = self->system().middleman().actor_handle();
-      self->anon_send(mm, caf::unpublish_atom::value, dm.source, st.published_port);
       st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro);
       self->monitor(st.front_door);
-      republish();
+      republish(dm.source);
       return;
     }
     log().error("supervisor restarted gateway and distro after the {} failed ({})",
                 is_gateway ? "gateway" : is_distro ? "distro" : "front door",
                 self->system().render(dm.reason));
-    auto mm = self->system().middleman().actor_handle();
-    self->anon_send(mm, caf::unpublish_atom::value, st.front_door.address(), st.published_port);
+    auto old_front_door = st.front_door.address();
     for (auto& child : {st.gateway, st.distro, st.front_door})
       if (child.address() != dm.source)
         self->send_exit(child, caf::exit_reason::user_shutdown);
     start_children(self);
-    republish();
+    republish(old_front_door);
   });
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto& st = self->state;

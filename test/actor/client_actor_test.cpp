@@ -107,7 +107,9 @@ v1::Instance wire_instance(const std::string& ip, int port) {
 }
 
 /// A client process's push receiver that acknowledges every push.
-caf::behavior acking_receiver(caf::event_based_actor*) {
+/// (It takes an unused argument: CAF 0.17.6 binds a null tuple when an actor is spawned without
+/// arguments, which UBSan reports.)
+caf::behavior acking_receiver(caf::event_based_actor*, int) {
   return {
     [](push_atom, const envelope&) { return pack(v1::Ack{}); },
   };
@@ -121,7 +123,7 @@ TEST_CASE_FIXTURE(client_fixture, "a session that is ending refuses subscribe an
   node_cfg->members = {node_cfg->listen};
   auto gateway = keep(spawn_gateway_actor(*sys, node_cfg, caf::actor{}));
   sched->run();
-  auto remote = keep(sys->spawn(acking_receiver));
+  auto remote = keep(sys->spawn(acking_receiver, 0));
   v1::Hello hello;
   hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   caf::actor session;
@@ -378,4 +380,59 @@ TEST_CASE_FIXTURE(push_fixture, "a subscriber stalled past drop_after_ms is drop
   auto infos = shared->infos();
   REQUIRE(!infos.empty());
   CHECK(infos.back().hosts_size() == 3);
+}
+
+TEST_CASE_FIXTURE(client_fixture, "one client process cannot use up the clients, and sessions "
+                                  "never crowd out replicas") {
+  auto node_cfg = std::make_shared<node_config>();
+  node_cfg->listen = host_port{"127.0.0.1", 8848};
+  node_cfg->members = {node_cfg->listen};
+  node_cfg->limits.clients_max = 3;
+  node_cfg->limits.sessions_per_connection_max = 2;
+  auto gateway = keep(spawn_gateway_actor(*sys, node_cfg, caf::actor{}));
+  sched->run();
+  auto remote = keep(sys->spawn(acking_receiver, 0));
+  v1::Hello hello;
+  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  auto open_session = [&]() -> std::pair<envelope, caf::actor> {
+    std::pair<envelope, caf::actor> result;
+    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
+    sched->run();
+    h.receive([&](envelope& env, caf::actor& s) { result = {env, s}; },
+              [&](caf::error& err) { FAIL(sys->render(err)); });
+    return result;
+  };
+  auto first = open_session();
+  auto second = open_session();
+  CHECK(first.second);
+  CHECK(second.second);
+  // The third session of the same process is refused, naming the bound.
+  auto third = open_session();
+  CHECK_FALSE(third.second);
+  v1::Error err;
+  REQUIRE(unpack(third.first, err));
+  CHECK(err.code() == v1::Error::LIMIT_EXCEEDED);
+  CHECK(err.field() == "session");
+  // Replicas of other nodes' clients are bounded apart from clients_max: with the node's own
+  // clients at their limit, copies are still taken.
+  for (int i = 0; i < 5; ++i) {
+    client_services services;
+    instance x;
+    x.ip = "10.1.0." + std::to_string(i);
+    x.port = 80;
+    x.weight = 1;
+    x.healthy = true;
+    x.enabled = true;
+    x.ephemeral = true;
+    services[service_key{"public", "DEFAULT_GROUP", "copied"}] = {x};
+    (*self)->send(gateway, replica_atom_v, std::int32_t{0}, "10.9.9.9:1/1/" + std::to_string(i),
+                  std::uint64_t{1}, services, false, client_beats{});
+  }
+  sched->run();
+  advance(std::chrono::milliseconds(100));
+  v1::QueryRequest q;
+  q.mutable_service()->set_service("copied");
+  v1::ServiceInfo info;
+  REQUIRE(unpack(ask(gateway, query_atom_v, pack(q)), info));
+  CHECK(info.hosts_size() == 5);
 }

@@ -53,7 +53,7 @@ std::string node_yaml(int port) {
          "log:\n  level: error\n"
          "heartbeat:\n  interval_ms: 50\n  unhealthy_timeout_ms: 200\n"
          "  delete_timeout_ms: 400\n  check_interval_ms: 50\n"
-         "push:\n  merge_window_ms: 5\n  timeout_ms: 500\n  retry_delay_ms: 50\n  retries_max: 2\n"
+         "push:\n  merge_window_ms: 5\n  timeout_ms: 500\n  retry_delay_ms: 50\n  drop_after_ms: 2000\n"
          "limits:\n  clients_max: 500\n  services_max: 200\n  instances_per_client_max: 20\n"
          "  instances_per_service_max: 100\n  subscribers_per_service_max: 20\n"
          "distro:\n  sync_delay_ms: 5\n  verify_interval_ms: 100\n  lone_ready_wait_ms: 0\n";

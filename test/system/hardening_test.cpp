@@ -116,7 +116,12 @@ TEST_CASE("the published port answers only the client protocol: in-process messa
   }
   CHECK(wait_until([&] { return n.log().find("restarted the front door") != std::string::npos; },
                    5s));
-  CHECK(n.wait_ready(5s));
+  auto ready_again = n.wait_ready(5s);
+  if (!ready_again) {
+    auto log = n.log();
+    MESSAGE(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+  }
+  CHECK(ready_again);
   REQUIRE(n.ctl({"register", "orders", "10.8.0.2:80"}).code == 0);
   CHECK(host_set(n.hosts("orders")) == std::vector<std::string>{"10.8.0.1:80", "10.8.0.2:80"});
   CHECK(n.log().find("refused") != std::string::npos);
@@ -197,4 +202,100 @@ TEST_CASE("a member with another cluster secret is refused and shown DOWN") {
   CHECK(wait_until([&] { return b.log().find("refused the member") != std::string::npos; }, 10s));
   CHECK(a.member_state(b.address()) == "DOWN");
   CHECK(b.member_state(a.address()) == "DOWN");
+}
+
+namespace {
+
+/// A client process's push receiver that acknowledges every push.
+caf::behavior acking_client(caf::event_based_actor*, int) {
+  return {
+    [](registry::wire::push_atom, const registry::wire::envelope&) {
+      return registry::wire::pack(registry::v1::Ack{});
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a joining node reports ready only with the whole snapshot applied, and refuses "
+          "queries and sessions before") {
+  auto p0 = free_port(), p1 = free_port();
+  test_node a{p0, {p0, p1}, cluster_timings};
+  REQUIRE(a.start());
+  REQUIRE(a.wait_ready(20s));
+  // 300 sessions with 10 instances each at A: many clients to apply at B.
+  constexpr int per_session = 10;
+  constexpr int count = 300 * per_session;
+  intruder x;
+  auto door = x.connect(a.port());
+  REQUIRE(door);
+  using namespace registry::wire;
+  auto client = x.sys->spawn(acking_client, 0);
+  // Stops the client actor whatever happens, so the intruder's actor system can end.
+  std::shared_ptr<void> stop_client(nullptr, [&](void*) {
+    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+  });
+  {
+    caf::scoped_actor self{*x.sys};
+    registry::v1::Hello hello;
+    hello.set_protocol_version(registry::v1::PROTOCOL_VERSION_CURRENT);
+    caf::actor session;
+    int acked = 0;
+    for (int i = 0; i < count; ++i) {
+      if (i % per_session == 0) {
+        session = nullptr;
+        self->request(door, 3s, hello_atom_v, pack(hello), client)
+          .receive([&](envelope&, caf::actor& s) { session = s; }, [&](caf::error&) {});
+        REQUIRE(session);
+      }
+      registry::v1::RegisterRequest req;
+      req.mutable_service()->set_service("bulk");
+      auto* inst = req.mutable_instance();
+      inst->set_ip("10.20." + std::to_string(i / 250) + "." + std::to_string(i % 250));
+      inst->set_port(80);
+      self->request(session, 10s, reg_atom_v, pack(req))
+        .receive([&](envelope& env) { acked += holds<registry::v1::Ack>(env) ? 1 : 0; },
+                 [&](caf::error&) {});
+    }
+    REQUIRE(acked == count);
+  }
+  // B joins. The first time it says ready, every instance is there: asked over one connection,
+  // the status and the query follow each other within a millisecond.
+  test_node b{p1, {p0, p1}, cluster_timings};
+  b.launch();
+  caf::actor b_door;
+  REQUIRE(wait_until([&] { return static_cast<bool>(b_door = x.connect(b.port())); }, 20s));
+  bool refused_before_ready = false;
+  int hosts_at_ready = -1;
+  {
+    caf::scoped_actor self{*x.sys};
+    registry::v1::QueryRequest q;
+    q.mutable_service()->set_service("bulk");
+    REQUIRE(wait_until(
+      [&] {
+        bool ready = false;
+        self->request(b_door, 3s, status_atom_v, pack(registry::v1::StatusRequest{}))
+          .receive(
+            [&](envelope& env) {
+              registry::v1::Status st;
+              ready = unpack(env, st) && st.ready();
+            },
+            [&](caf::error&) {});
+        self->request(b_door, 3s, query_atom_v, pack(q))
+          .receive(
+            [&](envelope& env) {
+              registry::v1::ServiceInfo info;
+              registry::v1::Error err;
+              if (ready && unpack(env, info))
+                hosts_at_ready = info.hosts_size();
+              if (unpack(env, err) && err.code() == registry::v1::Error::UNAVAILABLE)
+                refused_before_ready = true;
+            },
+            [&](caf::error&) {});
+        return ready;
+      },
+      30s));
+  }
+  CHECK(hosts_at_ready == count);
+  MESSAGE("a query was refused as not ready while B was loading: " << refused_before_ready);
 }
