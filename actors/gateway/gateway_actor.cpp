@@ -166,7 +166,6 @@ void forget_client(gateway_actor_t* self, const client_id& id) {
   st.session_nodes.erase(i);
 }
 
-/// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
 /// Wraps a heartbeat client's request for the responsible node; `field` selects the oneof member.
 template <class Request>
 envelope make_forward(gateway_actor_t* self, const Request& req,
@@ -185,27 +184,6 @@ inline auto forward_field(const v1::BeatRequest*) {
 }
 inline auto forward_field(const v1::DeregisterRequest*) {
   return &v1::ForwardedRequest::mutable_deregister;
-}
-
-/// Routes a heartbeat client's request (reg, beat, dereg) to its client actor.
-/// Wraps a heartbeat client's request for the responsible node.
-envelope make_forward(gateway_actor_t* self, const v1::RegisterRequest& req) {
-  v1::ForwardedRequest fwd;
-  fwd.set_source(self->state.cfg->listen.to_string());
-  *fwd.mutable_register_() = req;
-  return pack(fwd);
-}
-envelope make_forward(gateway_actor_t* self, const v1::BeatRequest& req) {
-  v1::ForwardedRequest fwd;
-  fwd.set_source(self->state.cfg->listen.to_string());
-  *fwd.mutable_beat() = req;
-  return pack(fwd);
-}
-envelope make_forward(gateway_actor_t* self, const v1::DeregisterRequest& req) {
-  v1::ForwardedRequest fwd;
-  fwd.set_source(self->state.cfg->listen.to_string());
-  *fwd.mutable_deregister() = req;
-  return pack(fwd);
 }
 
 /// Routes a heartbeat client's request (reg, beat, dereg) to its client actor, or forwards it once
@@ -573,8 +551,9 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       }
     },
     [=](tick_atom) {
-      if (!local_only(self, "gateway", "tick"))
-        return; sweep_services(self); },
+      if (local_only(self, "gateway", "tick"))
+        sweep_services(self);
+    },
     [=](svc_sub_atom atom, const service_key& key, const client_id& client,
         const std::string& clusters, caf::actor subscriber) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_sub"))
