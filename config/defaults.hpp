@@ -145,6 +145,33 @@ inline constexpr std::int64_t members_fetch_timeout_ms = 2000;
 inline constexpr std::size_t members_response_bytes_max = 64 * 1024;
 inline constexpr std::size_t members_url_chars_max = 2048;
 
+// -- HTTP front end (Nacos's Open API) ------------------------------------------
+/// Nacos clients are configured with HOST:8848 (and derive the gRPC port as +1000).
+inline constexpr std::uint16_t http_port = 8848;
+/// The CAF port (`listen`) of the example configs and registryctl's default: HTTP's port - 1000,
+/// where Nacos has its cluster port, clear of 8848 and of the gRPC ports 9848/9849 clients derive.
+inline constexpr std::uint16_t caf_port = 7848;
+/// Open connections; beyond it a new connection is closed at once. Above 10k idle clients.
+inline constexpr std::int64_t http_connections_max = 16384;
+inline constexpr std::int64_t http_header_bytes_max = 16 * 1024;
+inline constexpr std::int64_t http_body_bytes_max = 1024 * 1024;
+/// A request must arrive whole within this once its first byte came (slowloris bound).
+inline constexpr std::int64_t http_request_timeout_ms = 10000;
+/// An idle keep-alive connection is closed after this.
+inline constexpr std::int64_t http_idle_timeout_ms = 60000;
+/// I/O threads of the HTTP server (each serves many connections).
+inline constexpr int http_threads = 1;
+/// UDP push to Nacos 1.x subscribers: wait this long for the push-ack, resend at most this many
+/// times (Nacos: once), then report the push failed to the service actor, which retries later.
+inline constexpr std::int64_t udp_ack_timeout_ms = 1000;
+inline constexpr int udp_retries_max = 1;
+/// A UDP subscriber that queried nothing for this long is forgotten (clients poll every
+/// cacheMillis, 10 s: three polls missed).
+inline constexpr std::int64_t udp_subscriber_expiry_ms = 30000;
+/// UDP subscriptions held (address and service); beyond it a subscribing query is answered
+/// without subscribing.
+inline constexpr std::size_t udp_subscriptions_max = 100000;
+
 // -- cluster secret --------------------------------------------------------------
 inline constexpr std::size_t cluster_secret_bytes_min = 16;
 inline constexpr std::size_t cluster_secret_bytes_max = 4096;
@@ -163,6 +190,8 @@ static_assert(members_poll_interval_ms >= members_poll_interval_ms_min);
 static_assert(members_max * 260 <= members_response_bytes_max); // 253-char host, ':', port, newline
 static_assert(cluster_secret_bytes_min <= cluster_secret_bytes_max);
 static_assert(push_drop_after_ms > push_timeout_ms + push_retry_delay_ms);
+static_assert(udp_ack_timeout_ms * (udp_retries_max + 1) < push_timeout_ms);
+static_assert(http_port != caf_port);
 static_assert(log_files_max >= 1 && log_file_size_bytes_max >= 1024);
 
 } // namespace registry::defaults

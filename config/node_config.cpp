@@ -72,6 +72,15 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(limits, instances_per_client_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, instances_per_service_max, 1, limit_max),
     REGISTRY_INT_FIELD(limits, subscribers_per_service_max, 1, limit_max),
+    REGISTRY_INT_FIELD(http, connections_max, 1, 1000000),
+    REGISTRY_INT_FIELD(http, header_bytes_max, 1024, 1024 * 1024),
+    REGISTRY_INT_FIELD(http, body_bytes_max, 1024, 64 * 1024 * 1024),
+    REGISTRY_INT_FIELD(http, request_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(http, idle_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(http, threads, 1, 64),
+    REGISTRY_INT_FIELD(http, udp_ack_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(http, udp_retries_max, 0, 10),
+    REGISTRY_INT_FIELD(http, udp_subscriber_expiry_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_delay_ms, 0, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_retry_delay_ms, 1, duration_ms_max),
@@ -100,6 +109,7 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"discovery", {"protection_enabled", "protect_threshold", "service_thresholds"}},
     {"limits", {}},
     {"distro", {}},
+    {"http", {"listen"}},
   };
   return keys;
 }
@@ -503,6 +513,20 @@ void parse_section(const YAML::Node& node, const std::string& section, node_conf
                        quote(cfg.log_level), value);
     } else if (section == "log" && name == "file") {
       cfg.log_file = read_string(value, full);
+    } else if (section == "http" && name == "listen") {
+      auto text = read_string(value, full);
+      cfg.http.enabled = text != "off";
+      cfg.http.listen = host_port{};
+      if (!text.empty() && text != "off") {
+        // Port 0 (any free port) is allowed here, unlike in `listen`.
+        bool any_port = text.size() > 2 && text.compare(text.size() - 2, 2, ":0") == 0;
+        auto parsed = parse_host_port(any_port ? text.substr(0, text.size() - 1) + "1" : text);
+        if (auto* problem = std::get_if<std::string>(&parsed))
+          fail(full, *problem + " (or \"off\")", value);
+        cfg.http.listen = std::get<host_port>(parsed);
+        if (any_port)
+          cfg.http.listen.port = 0;
+      }
     } else if (section == "push" && name == "enabled") {
       cfg.push.enabled = read_bool(value, full);
     } else if (section == "discovery" && name == "protection_enabled") {
@@ -610,6 +634,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   });
   if (!have_listen)
     fail("listen", "required key is missing (expected HOST:PORT of this node)");
+  if (cfg.http.enabled && cfg.http.listen.host.empty())
+    cfg.http.listen = host_port{cfg.listen.host, defaults::http_port};
   if (have_members && !cfg.members_url.empty())
     fail("members_url", "cannot be used together with members: name the members either in the "
                         "file (members) or at an address server (members_url)");
@@ -824,6 +850,18 @@ std::string validate(const node_config& cfg) {
     return err("push.drop_after_ms",
                "expected at least push.timeout_ms (" + std::to_string(p.timeout_ms) + "), got " +
                    std::to_string(p.drop_after_ms));
+  const auto& h = cfg.http;
+  if (h.enabled && h.listen == cfg.listen)
+    return err("http.listen", "expected another address than listen (" + cfg.listen.to_string() +
+                                  "): CAF and HTTP cannot share a port (http.listen defaults to "
+                                  "listen's host and port 8848; set it, or move listen: the CAF "
+                                  "port of the examples is 7848)");
+  if (h.udp_ack_timeout_ms * (h.udp_retries_max + 1) >= p.timeout_ms)
+    return err("http.udp_ack_timeout_ms",
+               "expected udp_ack_timeout_ms * (udp_retries_max + 1) below push.timeout_ms (" +
+                   std::to_string(p.timeout_ms) + "), got " +
+                   std::to_string(h.udp_ack_timeout_ms) + " * " +
+                   std::to_string(h.udp_retries_max + 1));
   const auto& d = cfg.distro;
   if (d.reconnect_backoff_min_ms > d.reconnect_backoff_max_ms)
     return err("distro.reconnect_backoff_min_ms",

@@ -8,8 +8,8 @@
 /// Every key but `listen` and one of `members` / `members_url` is optional.
 ///
 /// YAML (durations are integers in ms; an empty string means "not set"):
-///   listen: 127.0.0.1:8848            # HOST:PORT this node publishes on
-///   members: [127.0.0.1:8848]         # every node of the cluster, this one included
+///   listen: 127.0.0.1:7848            # HOST:PORT this node publishes on (CAF: peers, registryctl)
+///   members: [127.0.0.1:7848]         # every node of the cluster, this one included
 ///   members_url: ""                   # instead of members: http://HOST:PORT/PATH, one HOST:PORT a line
 ///   members_poll_interval_ms: 5000    # how often members_url is fetched again
 ///   members_start_wait_ms: 30000      # how long the start retries members_url before giving up
@@ -52,6 +52,17 @@
 ///     instances_per_client_max: 1000
 ///     instances_per_service_max: 100000
 ///     subscribers_per_service_max: 10000
+///   http:                             # Nacos's HTTP Open API and UDP push
+///     listen: ""                      # HOST:PORT; "" = listen's host, port 8848; "off" = none; port 0 = any
+///     connections_max: 16384
+///     header_bytes_max: 16384
+///     body_bytes_max: 1048576
+///     request_timeout_ms: 10000       # a started request must arrive whole within this
+///     idle_timeout_ms: 60000          # idle keep-alive connections are closed after this
+///     threads: 1
+///     udp_ack_timeout_ms: 1000        # a UDP push is resent when not acknowledged within this
+///     udp_retries_max: 1
+///     udp_subscriber_expiry_ms: 30000 # a UDP subscriber that stops querying is forgotten
 ///   distro:
 ///     sync_delay_ms: 10
 ///     sync_timeout_ms: 3000
@@ -159,6 +170,21 @@ struct node_config {
     std::size_t subscribers_per_service_max = defaults::subscribers_per_service_max;
   } limits;
 
+  /// Nacos's HTTP Open API. `listen` "" (or absent) = the host of `listen` and port 8848; "off" =
+  /// no HTTP; port 0 = any free port (the node reports the bound address in status).
+  struct http_t {
+    bool enabled = true;
+    host_port listen;
+    std::int64_t connections_max = defaults::http_connections_max;
+    std::int64_t header_bytes_max = defaults::http_header_bytes_max;
+    std::int64_t body_bytes_max = defaults::http_body_bytes_max;
+    std::int64_t request_timeout_ms = defaults::http_request_timeout_ms;
+    std::int64_t idle_timeout_ms = defaults::http_idle_timeout_ms;
+    int threads = defaults::http_threads;
+    std::int64_t udp_ack_timeout_ms = defaults::udp_ack_timeout_ms;
+    int udp_retries_max = defaults::udp_retries_max;
+    std::int64_t udp_subscriber_expiry_ms = defaults::udp_subscriber_expiry_ms;
+  } http;
   struct distro_t {
     std::int64_t sync_delay_ms = defaults::sync_delay_ms;
     std::int64_t sync_timeout_ms = defaults::sync_timeout_ms;

@@ -111,6 +111,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, flush_atom, "flush")
   CAF_ADD_ATOM(registry, registry::wire, retry_atom, "retry")
 
+  // -- in-process atoms of the HTTP front end (actors/http/) -------------------
+  CAF_ADD_ATOM(registry, registry::wire, http_call_atom, "http_call")
+  CAF_ADD_ATOM(registry, registry::wire, udp_sub_atom, "udp_sub")
+  CAF_ADD_ATOM(registry, registry::wire, udp_ack_atom, "udp_ack")
+
 CAF_END_TYPE_ID_BLOCK(registry)
 
 namespace registry::wire {

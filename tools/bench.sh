@@ -158,6 +158,8 @@ log:
   level: warn
 distro:
   lone_ready_wait_ms: $4
+http:
+  listen: 127.0.0.1:0
 EOF
 }
 

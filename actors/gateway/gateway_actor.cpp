@@ -289,6 +289,8 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_cluster_name(st.cfg->cluster_name);
   reply.set_version(REGISTRY_VERSION);
   reply.set_ready(st.ready);
+  if (st.cfg->http.enabled)
+    reply.set_http_address(st.cfg->http.listen.to_string());
   reply.set_security(st.cfg->standalone()             ? "standalone"
                      : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
                                                       : "authenticated cluster");

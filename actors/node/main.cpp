@@ -1,6 +1,7 @@
 // registryd: one registry node. Loads the YAML config, starts the actor system and the node
 // supervisor, publishes the gateway on `listen`, and runs until SIGTERM or SIGINT.
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/common/log.hpp"
+#include "actors/http/http_front_end.hpp"
 #include "actors/member/http_get.hpp"
 #include "actors/member/member_source.hpp"
 #include "actors/node/node_supervisor.hpp"
@@ -43,6 +45,20 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::steady_clock::now().time_since_epoch())
     .count();
+}
+
+/// Raises the open-file limit to its hard limit: every HTTP connection holds a descriptor.
+void raise_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+/// True for 127.0.0.0/8, ::1 and localhost.
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 /// Waits up to `wait_ms` for one of `signals`; returns it, or -1 when none came.
@@ -86,6 +102,7 @@ std::string summary(const registry::node_config& cfg) {
          + std::to_string(cfg.push.merge_window_ms) + "ms protection="
          + (cfg.discovery.protection_enabled ? "on" : "off")
          + (cfg.members_url.empty() ? "" : " members_url=" + cfg.members_url)
+         + " http=" + (cfg.http.enabled ? cfg.http.listen.to_string() : std::string{"off"})
          + " cluster_secret="
          + (cfg.cluster_secret.empty() ? "none" : "set (from " + cfg.cluster_secret_source + ")");
 }
@@ -159,6 +176,24 @@ int main(int argc, char** argv) {
   }
   cfg->members = source.members();
 
+  // The HTTP port is bound before the actors start, so a taken port stops the start, and status
+  // reports the bound port (http.listen may ask for any free one).
+  raise_file_limit();
+  std::unique_ptr<registry::http::http_front_end> http;
+  if (cfg->http.enabled) {
+    http = std::make_unique<registry::http::http_front_end>(*cfg);
+    if (auto err = http->bind(); !err.empty()) {
+      registry::log().error("node {} cannot start: http.listen: {}", cfg->listen.to_string(), err);
+      registry::log().flush();
+      std::cerr << "registryd: " << config_path << ": http.listen: " << err << "\n";
+      return exit_runtime_error;
+    }
+    cfg->http.listen = http->address();
+    if (!is_loopback(cfg->http.listen.host))
+      registry::log().warn("node {} serves HTTP on {}, beyond this machine, with auth off: anyone "
+                           "who reaches it can register, deregister and read every service",
+                           cfg->listen.to_string(), cfg->http.listen.to_string());
+  }
   registry::log().info("node {} starting: {}", cfg->listen.to_string(), summary(*cfg));
   caf::actor_system_config sys_cfg;
   registry::wire::configure_system(sys_cfg, cfg->session.caf_heartbeat_interval_ms,
@@ -176,6 +211,8 @@ int main(int argc, char** argv) {
           [&](std::uint16_t port) {
             registry::log().info("node {} listening on port {}", cfg->listen.to_string(), port);
             started = true;
+            if (http)
+              http->start(sys, supervisor);
           },
           [&](caf::error& err) {
             registry::log().error("node {} cannot listen: {}", cfg->listen.to_string(),
@@ -222,8 +259,11 @@ int main(int argc, char** argv) {
       registry::shutdown_logging();
       std::_Exit(exit_runtime_error);
     }).detach();
+    if (http)
+      http->stop();
     caf::scoped_actor{sys}->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
+  http.reset();
   registry::log().info("node {} stopped", cfg->listen.to_string());
   registry::http_global_cleanup();
   registry::shutdown_logging();

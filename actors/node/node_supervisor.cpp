@@ -137,6 +137,12 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
       });
       return rp;
     },
+    // The current gateway, for the HTTP front end's bridge (actors/http/gateway_bridge.hpp).
+    [=](caf::get_atom) -> caf::actor {
+      if (!local_only(self, "supervisor", "get"))
+        return caf::actor{};
+      return self->state.gateway;
+    },
     [=](reload_atom, const std::vector<std::string>& members) {
       if (!local_only(self, "supervisor", "reload"))
         return;

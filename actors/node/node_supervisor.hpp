@@ -5,6 +5,7 @@
 ///
 /// Interface:
 /// - (start_atom) -> uint16 port, or an error when the listen address cannot be published
+/// - (get_atom) -> actor: the current gateway (in-process: the HTTP front end asks)
 /// An exit message (e.g. from main on SIGTERM) stops the children and then the supervisor.
 
 #include <memory>

@@ -12,6 +12,15 @@ namespace {
 /// dropped after 1 s. Both sides must agree, or the side with the timeout drops idle healthy peers.
 const char* session_yaml = "session:\n  caf_heartbeat_interval_ms: 200\n"
                            "  caf_connection_timeout_ms: 1000\n";
+/// Test nodes serve HTTP on any free port (status names it), unless the test sets http itself.
+const char* http_any_yaml = "http:\n  listen: 127.0.0.1:0\n";
+
+/// The session settings, and the HTTP default unless `extra_yaml` has an http section.
+std::string common_yaml(const std::string& extra_yaml) {
+  bool has_http = extra_yaml.rfind("http:", 0) == 0 || extra_yaml.find("\nhttp:") != std::string::npos;
+  return std::string{session_yaml} + (has_http ? "" : http_any_yaml);
+}
+
 const std::vector<std::string> session_flags{"--caf-heartbeat-ms", "200", "--caf-timeout-ms",
                                              "1000"};
 
@@ -21,7 +30,7 @@ test_node::test_node(const std::string& extra_yaml)
   : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
                              + "]\nlog:\n  level: debug\n  flush_interval_ms: 20\n  file: " + dir_ + "/node.log\n"
-                             + session_yaml + extra_yaml);
+                             + common_yaml(extra_yaml) + extra_yaml);
 }
 
 test_node::test_node(int port, const std::vector<int>& member_ports,
@@ -32,7 +41,7 @@ test_node::test_node(int port, const std::vector<int>& member_ports,
     members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + members
                              + "]\ncluster_name: test\nlog:\n  level: debug\n  flush_interval_ms: 20\n  file: " + dir_
-                             + "/node.log\n" + session_yaml + extra_yaml);
+                             + "/node.log\n" + common_yaml(extra_yaml) + extra_yaml);
 }
 
 std::unique_ptr<test_node> test_node::with_members(int port,
@@ -48,11 +57,18 @@ test_node::test_node(int port, const std::string& list, const std::string& extra
   : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + list
                              + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
-                             + "/node.log\n" + session_yaml + extra_yaml);
+                             + "/node.log\n" + common_yaml(extra_yaml) + extra_yaml);
 }
 
 std::string session_config() {
-  return session_yaml;
+  return common_yaml("");
+}
+
+std::string test_node::http_address() const {
+  auto st = ctl_json({"status"});
+  if (st.is_object() && st["http"].is_string())
+    return st["http"].get<std::string>();
+  return "";
 }
 
 std::vector<std::string> host_set(const nlohmann::json& hosts) {

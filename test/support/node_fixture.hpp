@@ -12,7 +12,8 @@
 
 namespace registry::test {
 
-/// The `session:` YAML every test node gets (shared CAF heartbeat settings).
+/// The `session:` YAML every test node gets (shared CAF heartbeat settings), and `http:` on any
+/// free port.
 std::string session_config();
 
 /// Sorted "ip:port" of every host of a ServiceInfo hosts array (for comparing nodes).
@@ -44,6 +45,8 @@ public:
   child_process& process() { return *proc_; }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  /// HOST:PORT of the node's HTTP API as its status reports it ("" when it does not answer).
+  std::string http_address() const;
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_path_; }
   std::string log() const;

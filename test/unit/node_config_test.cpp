@@ -28,7 +28,7 @@ using registry::node_config;
 namespace fs = std::filesystem;
 
 const std::string source_root = REGISTRY_SOURCE_ROOT;
-const std::string minimal = "listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848]\n";
+const std::string minimal = "listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848]\n";
 
 std::string source_path(const std::string& relative) {
   return source_root + "/" + relative;
@@ -172,7 +172,7 @@ std::set<std::string> documented_paths() {
 
 TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defaults") {
   auto cfg = load_ok(source_path("config/standalone.yaml"));
-  CHECK(cfg.listen == host_port{"127.0.0.1", 8848});
+  CHECK(cfg.listen == host_port{"127.0.0.1", 7848});
   REQUIRE(cfg.members.size() == 1);
   CHECK(cfg.standalone());
   CHECK(cfg.source_file == source_path("config/standalone.yaml"));
@@ -223,7 +223,34 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(cfg.members_start_wait_ms == defaults.members_start_wait_ms);
   CHECK(cfg.cluster_secret == defaults.cluster_secret);
   CHECK(cfg.cluster_secret_source == defaults.cluster_secret_source);
+  CHECK(cfg.http.enabled);
+  CHECK(cfg.http.listen == host_port{"127.0.0.1", 8848});
+  CHECK(cfg.http.connections_max == defaults.http.connections_max);
+  CHECK(cfg.http.header_bytes_max == defaults.http.header_bytes_max);
+  CHECK(cfg.http.body_bytes_max == defaults.http.body_bytes_max);
+  CHECK(cfg.http.request_timeout_ms == defaults.http.request_timeout_ms);
+  CHECK(cfg.http.idle_timeout_ms == defaults.http.idle_timeout_ms);
+  CHECK(cfg.http.threads == defaults.http.threads);
+  CHECK(cfg.http.udp_ack_timeout_ms == defaults.http.udp_ack_timeout_ms);
+  CHECK(cfg.http.udp_retries_max == defaults.http.udp_retries_max);
+  CHECK(cfg.http.udp_subscriber_expiry_ms == defaults.http.udp_subscriber_expiry_ms);
   CHECK(cfg.warnings.empty());
+}
+
+TEST_CASE("node_config: http.listen defaults, off, any port and collisions") {
+  auto base = std::string{"listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848]\n"};
+  CHECK(parse_ok(base).http.listen == host_port{"127.0.0.1", 8848});
+  CHECK(!parse_ok(base + "http:\n  listen: \"off\"\n").http.enabled);
+  auto any = parse_ok(base + "http:\n  listen: 127.0.0.1:0\n");
+  CHECK(any.http.enabled);
+  CHECK(any.http.listen == host_port{"127.0.0.1", 0});
+  check_parse_error("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848]\n", "http.listen",
+                    {"cannot share a port"});
+  check_parse_error(base + "http:\n  listen: 127.0.0.1:7848\n", "http.listen",
+                    {"cannot share a port"});
+  check_parse_error(base + "http:\n  listen: nonsense\n", "http.listen", {"missing port"});
+  check_parse_error(base + "http:\n  udp_ack_timeout_ms: 2000\n", "http.udp_ack_timeout_ms",
+                    {"push.timeout_ms"});
 }
 
 TEST_CASE("node_config: standalone.yaml has exactly the keys documented in node_config.hpp") {
@@ -281,10 +308,10 @@ TEST_CASE("node_config: the cluster-3 secret file loads with the mode a fresh cl
 
 TEST_CASE("node_config: members are sorted and de-duplicated; host names lower-cased") {
   auto cfg = parse_ok("listen: 127.0.0.1:8850\n"
-                      "members: [127.0.0.1:8852, 127.0.0.1:8850, 127.0.0.1:8848, 127.0.0.1:8850,\n"
+                      "members: [127.0.0.1:8852, 127.0.0.1:8850, 127.0.0.1:7848, 127.0.0.1:8850,\n"
                       "          Node-A.example:9000]\n");
   std::vector<host_port> expected = {
-    {"127.0.0.1", 8848}, {"127.0.0.1", 8850}, {"127.0.0.1", 8852}, {"node-a.example", 9000}};
+    {"127.0.0.1", 7848}, {"127.0.0.1", 8850}, {"127.0.0.1", 8852}, {"node-a.example", 9000}};
   CHECK(cfg.members == expected);
   CHECK(!cfg.standalone());
 }
@@ -321,7 +348,7 @@ TEST_CASE("node_config: parse_host_port accepts IPv4, localhost and DNS names") 
     REQUIRE(std::holds_alternative<host_port>(r));
     return std::get<host_port>(r);
   };
-  CHECK(ok("127.0.0.1:8848") == host_port{"127.0.0.1", 8848});
+  CHECK(ok("127.0.0.1:7848") == host_port{"127.0.0.1", 7848});
   CHECK(ok("localhost:1") == host_port{"localhost", 1});
   CHECK(ok("node-1.registry.internal:65535") == host_port{"node-1.registry.internal", 65535});
   CHECK(ok("LOCALHOST:80").host == "localhost");
@@ -337,7 +364,7 @@ TEST_CASE("node_config: parse_host_port rejects bad addresses with a reason") {
   };
   CHECK(error("127.0.0.1").find("missing port") != std::string::npos);
   CHECK(error("127.0.0.1:").find("missing port") != std::string::npos);
-  CHECK(error(":8848").find("empty host") != std::string::npos);
+  CHECK(error(":7848").find("empty host") != std::string::npos);
   CHECK(error("127.0.0.1:0").find("out of range 1..65535") != std::string::npos);
   CHECK(error("127.0.0.1:70000").find("port 70000 is out of range 1..65535") != std::string::npos);
   CHECK(error("127.0.0.1:99999999999999999999").find("out of range") != std::string::npos);
@@ -357,7 +384,7 @@ TEST_CASE("node_config: parse_host_port rejects bad addresses with a reason") {
 // -- errors: FILE: KEY: PROBLEM ------------------------------------------------------
 
 TEST_CASE("node_config: unknown keys are errors at every level") {
-  check_parse_error(minimal + "lisen: 127.0.0.1:8848\n", "lisen", {"unknown key", "listen"});
+  check_parse_error(minimal + "lisen: 127.0.0.1:7848\n", "lisen", {"unknown key", "listen"});
   check_parse_error(minimal + "heartbeat:\n  intervl_ms: 5000\n", "heartbeat.intervl_ms",
                     {"unknown key", "interval_ms", "line 4"});
   check_parse_error(minimal + "log: {level: info, colour: true}\n", "log.colour", {"unknown key"});
@@ -396,9 +423,9 @@ TEST_CASE("node_config: wrong types are errors naming expected and found") {
                     "discovery.protect_threshold", {"expected a number", "'high'"});
   check_parse_error(minimal + "log: info\n", "log", {"expected a mapping", "'info'"});
   check_parse_error(minimal + "log: {file: [a]}\n", "log.file", {"expected a string", "sequence"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: 127.0.0.1:8848\n", "members",
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: 127.0.0.1:7848\n", "members",
                     {"expected a sequence"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: []\n", "members", {"at least one"});
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: []\n", "members", {"at least one"});
   check_parse_error("- listen\n", "(top level)", {"expected a mapping", "sequence"});
 }
 
@@ -419,25 +446,25 @@ TEST_CASE("node_config: negative, zero and huge values are errors where they mak
 }
 
 TEST_CASE("node_config: bad addresses are errors naming the entry") {
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848, 127.0.0.1:70000]\n",
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848, 127.0.0.1:70000]\n",
                     "members[1]", {"port 70000 is out of range 1..65535", "line 2"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848, 10.0.0.1:0]\n",
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848, 10.0.0.1:0]\n",
                     "members[1]", {"out of range"});
-  check_parse_error("listen: 127.0.0.1\nmembers: [127.0.0.1:8848]\n", "listen", {"missing port"});
-  check_parse_error("listen: :8848\nmembers: [127.0.0.1:8848]\n", "listen", {"empty host"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848, 'x y:z']\n", "members[1]",
+  check_parse_error("listen: 127.0.0.1\nmembers: [127.0.0.1:7848]\n", "listen", {"missing port"});
+  check_parse_error("listen: :7848\nmembers: [127.0.0.1:7848]\n", "listen", {"empty host"});
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848, 'x y:z']\n", "members[1]",
                     {"HOST:PORT"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848, {a: b}]\n", "members[1]",
+  check_parse_error("listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848, {a: b}]\n", "members[1]",
                     {"expected HOST:PORT", "mapping"});
-  check_parse_error("listen: 0.0.0.0:8848\nmembers: [0.0.0.0:8848]\n", "members[0]", {"0.0.0.0"});
+  check_parse_error("listen: 0.0.0.0:7848\nmembers: [0.0.0.0:7848]\n", "members[0]", {"0.0.0.0"});
 }
 
 TEST_CASE("node_config: listen and members are required; listen must be a member") {
-  check_parse_error("members: [127.0.0.1:8848]\n", "listen", {"missing"});
-  check_parse_error("listen: 127.0.0.1:8848\n", "members", {"missing"});
+  check_parse_error("members: [127.0.0.1:7848]\n", "listen", {"missing"});
+  check_parse_error("listen: 127.0.0.1:7848\n", "members", {"missing"});
   check_parse_error("", "(top level)", {"empty"});
-  check_parse_error("listen: 127.0.0.1:8849\nmembers: [127.0.0.1:8848, 127.0.0.1:8850]\n", "listen",
-                    {"expected one of the members", "127.0.0.1:8848", "'127.0.0.1:8849'"});
+  check_parse_error("listen: 127.0.0.1:8849\nmembers: [127.0.0.1:7848, 127.0.0.1:8850]\n", "listen",
+                    {"expected one of the members", "127.0.0.1:7848", "'127.0.0.1:8849'"});
 }
 
 TEST_CASE("node_config: too many members is an error") {
@@ -467,7 +494,7 @@ TEST_CASE("node_config: relations between values are checked") {
 TEST_CASE("node_config: validate() checks configs built in code and names the source") {
   node_config cfg;
   cfg.source_file = "built.yaml";
-  cfg.listen = {"127.0.0.1", 8848};
+  cfg.listen = {"127.0.0.1", 7848};
   cfg.members = {cfg.listen};
   CHECK(registry::validate(cfg).empty());
 
@@ -477,7 +504,7 @@ TEST_CASE("node_config: validate() checks configs built in code and names the so
               {"heartbeat.interval_ms"});
 
   broken = cfg;
-  broken.members = {{"127.0.0.1", 8850}, {"127.0.0.1", 8848}};
+  broken.members = {{"127.0.0.1", 8850}, {"127.0.0.1", 7848}};
   check_error(registry::validate(broken), "built.yaml", "members[1]", {"sorted"});
 
   broken = cfg;
@@ -540,7 +567,7 @@ TEST_CASE("node_config: files: missing, unreadable and syntax errors") {
     check_error(std::get<std::string>(r), path, "(file)", {"directory"});
   }
   SUBCASE("YAML syntax error reports the line") {
-    temp_file f("listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848\nlog:\n  level: info\n");
+    temp_file f("listen: 127.0.0.1:7848\nmembers: [127.0.0.1:7848\nlog:\n  level: info\n");
     auto r = registry::load_node_config(f.path.string());
     REQUIRE(std::holds_alternative<std::string>(r));
     const auto& msg = std::get<std::string>(r);
@@ -602,7 +629,7 @@ TEST_CASE("node_config: threshold_for uses per-service values, the default, or -
 // -- member sources ----------------------------------------------------------------------
 
 TEST_CASE("node_config: members_url names an address server instead of members") {
-  auto cfg = parse_ok("listen: 127.0.0.1:8848\n"
+  auto cfg = parse_ok("listen: 127.0.0.1:7848\n"
                       "members_url: http://127.0.0.1:8080/nacos/serverlist\n"
                       "members_poll_interval_ms: 250\nmembers_start_wait_ms: 0\n");
   CHECK(cfg.members_url == "http://127.0.0.1:8080/nacos/serverlist");
@@ -612,8 +639,8 @@ TEST_CASE("node_config: members_url names an address server instead of members")
   CHECK(!cfg.standalone());
   CHECK(registry::validate(cfg).empty());
   // Without a port or a path, with a DNS name and a query.
-  parse_ok("listen: 127.0.0.1:8848\nmembers_url: http://addr.example\n");
-  parse_ok("listen: 127.0.0.1:8848\nmembers_url: http://addr.example:8080/list?env=prod\n");
+  parse_ok("listen: 127.0.0.1:7848\nmembers_url: http://addr.example\n");
+  parse_ok("listen: 127.0.0.1:7848\nmembers_url: http://addr.example:8080/list?env=prod\n");
   // "" means not set: members then required.
   parse_ok(minimal + "members_url: ''\n");
 }
@@ -621,13 +648,13 @@ TEST_CASE("node_config: members_url names an address server instead of members")
 TEST_CASE("node_config: members and members_url are mutually exclusive; one is required") {
   check_parse_error(minimal + "members_url: http://127.0.0.1:8080/list\n", "members_url",
                     {"members", "together"});
-  check_parse_error("listen: 127.0.0.1:8848\n", "members", {"missing", "members_url"});
-  check_parse_error("listen: 127.0.0.1:8848\nmembers_url: ''\n", "members",
+  check_parse_error("listen: 127.0.0.1:7848\n", "members", {"missing", "members_url"});
+  check_parse_error("listen: 127.0.0.1:7848\nmembers_url: ''\n", "members",
                     {"missing", "members_url"});
 }
 
 TEST_CASE("node_config: a bad members_url is an error naming it") {
-  const std::string head = "listen: 127.0.0.1:8848\nmembers_url: ";
+  const std::string head = "listen: 127.0.0.1:7848\nmembers_url: ";
   check_parse_error(head + "https://127.0.0.1/list\n", "members_url", {"http://", "plain http"});
   check_parse_error(head + "127.0.0.1:8080/list\n", "members_url", {"http://HOST"});
   check_parse_error(head + "http:///list\n", "members_url", {"no host"});
@@ -650,7 +677,7 @@ TEST_CASE("node_config: members_poll_interval_ms and members_start_wait_ms are b
 
   node_config cfg;
   cfg.source_file = "built.yaml";
-  cfg.listen = {"127.0.0.1", 8848};
+  cfg.listen = {"127.0.0.1", 7848};
   cfg.members = {cfg.listen};
   cfg.members_poll_interval_ms = 0;
   check_error(registry::validate(cfg), "built.yaml", "members_poll_interval_ms", {"got 0"});
@@ -748,7 +775,7 @@ TEST_CASE("node_config: bad secret files are refused naming the path, never the 
 TEST_CASE("node_config: validate() checks the length of a secret built in code") {
   node_config cfg;
   cfg.source_file = "built.yaml";
-  cfg.listen = {"127.0.0.1", 8848};
+  cfg.listen = {"127.0.0.1", 7848};
   cfg.members = {cfg.listen};
   cfg.cluster_secret = "short";
   auto err = registry::validate(cfg);

@@ -395,6 +395,7 @@ node_status naming_client::status() {
   result.version = st.version();
   result.ready = st.ready();
   result.security = st.security();
+  result.http_address = st.http_address();
   for (const auto& m : st.members())
     result.members.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});
   result.clients = st.clients();

@@ -119,6 +119,7 @@ struct node_status {
   std::string version;
   bool ready = false;
   std::string security; ///< standalone, authenticated cluster or unauthenticated cluster
+  std::string http_address; ///< HOST:PORT of the node's HTTP Open API (empty: none)
   std::vector<member_state> members;
   std::uint64_t clients = 0;
   std::uint64_t services = 0;

@@ -20,7 +20,7 @@ struct usage_error {
 };
 
 struct global_args {
-  std::string nodes = "127.0.0.1:8848";
+  std::string nodes = "127.0.0.1:7848";
   bool json = false;
   std::string cache_dir;
   int timeout_ms = static_cast<int>(defaults::request_timeout_ms);

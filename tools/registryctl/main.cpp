@@ -380,6 +380,7 @@ int cmd_status(const global_args& g) {
                  {"version", st.version},
                  {"ready", st.ready},
                  {"security", st.security},
+                 {"http", st.http_address},
                  {"members", members},
                  {"clients", st.clients},
                  {"services", st.services},
@@ -389,6 +390,7 @@ int cmd_status(const global_args& g) {
       return exit_ok;
     }
     std::string text = "node:        " + st.address + "\n" +
+                       "http:        " + (st.http_address.empty() ? "off" : st.http_address) + "\n" +
                        "cluster:     " + st.cluster_name + "\n" +
                        "version:     " + st.version + "\n" +
                        "ready:       " + (st.ready ? "yes" : "no") + "\n" +

@@ -1,0 +1,35 @@
+#pragma once
+/// The node's HTTP front end: the server (http_server), Nacos's Open API (nacos_api), the bridge to
+/// the actors (gateway_bridge) and the UDP push to Nacos 1.x subscribers. main() binds it before
+/// the actors start (so a taken port stops the start), starts it once the supervisor runs and
+/// stops it before the actor system goes down.
+
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "config/node_config.hpp"
+
+namespace registry::http {
+
+class http_front_end {
+public:
+  explicit http_front_end(const node_config& cfg);
+  ~http_front_end();
+
+  /// Binds the HTTP port; returns "" or the reason. Afterwards `address()` holds the bound port.
+  std::string bind();
+  /// HOST:PORT actually bound.
+  host_port address() const;
+  /// Starts serving, talking to the gateway that `supervisor` names.
+  void start(caf::actor_system& sys, caf::actor supervisor);
+  /// Stops serving (the I/O threads end). Safe to call twice.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace registry::http

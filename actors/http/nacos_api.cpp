@@ -1,0 +1,726 @@
+#include "actors/http/nacos_api.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "config/defaults.hpp"
+#include "messages/convert.hpp"
+#include "messages/validate.hpp"
+
+namespace registry::http {
+
+namespace {
+
+using json = nlohmann::json;
+using done_fn = std::function<void(response)>;
+
+constexpr const char* text_plain = "text/plain;charset=UTF-8";
+constexpr const char* ack_kind = "registry.v1.Ack";
+constexpr const char* error_kind = "registry.v1.Error";
+
+/// Which API a route belongs to: v1 answers bare bodies and text errors, v2 wraps everything in
+/// {"code","message","data"}.
+enum class api { v1, v2 };
+
+/// Nacos 2.x ErrorCode values used in v2 replies.
+namespace code {
+constexpr int ok = 0;
+constexpr int parameter_missing = 10000;
+constexpr int parameter_invalid = 20001; // PARAMETER_VALIDATE_ERROR
+constexpr int not_found = 20004;
+constexpr int service_name_error = 21000;
+constexpr int weight_error = 21001;
+constexpr int instance_metadata_error = 21002;
+constexpr int instance_not_found = 21003;
+constexpr int instance_error = 21004;
+constexpr int server_error = 30000;
+} // namespace code
+
+/// A failure on its way to the client.
+struct failure {
+  int status = 400;
+  int code = code::parameter_invalid;
+  std::string message;
+};
+
+std::string v2_summary(int c) {
+  switch (c) {
+    case code::parameter_missing:
+      return "parameter missing";
+    case code::parameter_invalid:
+      return "parameter validate error";
+    case code::not_found:
+      return "resource not found";
+    case code::service_name_error:
+      return "service name error";
+    case code::weight_error:
+      return "weight error";
+    case code::instance_metadata_error:
+      return "instance metadata error";
+    case code::instance_not_found:
+      return "instance not found";
+    case code::instance_error:
+      return "instance error";
+    default:
+      return "server error";
+  }
+}
+
+response fail(api a, const failure& f) {
+  response r;
+  r.status = f.status;
+  if (a == api::v1) {
+    r.body = f.message;
+    r.content_type = text_plain;
+  } else {
+    r.body = json{{"code", f.code}, {"message", v2_summary(f.code)}, {"data", f.message}}.dump();
+  }
+  return r;
+}
+
+failure from_param_error(const param_error& e) {
+  bool is_missing = e.message.rfind("Parameter '", 0) == 0;
+  return {e.status, is_missing ? code::parameter_missing : code::parameter_invalid, e.message};
+}
+
+/// A field error of messages/validate, with the v2 code Nacos uses for that field.
+failure from_field_error(const field_error& e) {
+  int c = code::parameter_invalid;
+  if (e.field == "serviceName")
+    c = code::service_name_error;
+  else if (e.field == "weight")
+    c = code::weight_error;
+  else if (e.field == "metadata")
+    c = code::instance_metadata_error;
+  else if (e.field == "clusterName" || e.field == "cluster" || e.field == "ip"
+           || e.field == "port" || e.field == "ephemeral")
+    c = code::instance_error;
+  return {400, c, e.message};
+}
+
+/// The failure an Error reply (or no reply) of the node stands for.
+failure from_node(const wire_msg& reply) {
+  if (reply.kind.empty())
+    return {503, code::server_error, "the node did not answer: " + reply.payload};
+  v1::Error err;
+  if (reply.kind != error_kind || !err.ParseFromString(reply.payload))
+    return {500, code::server_error, "unexpected reply " + reply.kind};
+  switch (err.code()) {
+    case v1::Error::INVALID_ARGUMENT:
+      return from_field_error({err.field(), err.message()});
+    case v1::Error::NOT_FOUND:
+      return {404, code::not_found, err.message()};
+    case v1::Error::LIMIT_EXCEEDED:
+      return {400, code::parameter_invalid, err.message()};
+    case v1::Error::UNAVAILABLE:
+      return {503, code::server_error, err.message()};
+    default:
+      return {500, code::server_error, err.message()};
+  }
+}
+
+response ok_json(api a, json data) {
+  response r;
+  if (a == api::v1)
+    r.body = data.dump();
+  else
+    r.body = json{{"code", code::ok}, {"message", "success"}, {"data", std::move(data)}}.dump();
+  return r;
+}
+
+/// "ok": v1 writes answer the bare text, v2 wraps it.
+response ok_text(api a) {
+  if (a == api::v2)
+    return ok_json(a, "ok");
+  response r;
+  r.body = "ok";
+  r.content_type = text_plain;
+  return r;
+}
+
+template <class Message>
+wire_msg pack(const Message& m) {
+  return {Message::descriptor()->full_name(), m.SerializeAsString()};
+}
+
+// -- decoding shared by the routes ---------------------------------------------
+
+/// namespaceId, serviceName (grouped or not) and groupName into a validated key.
+std::optional<failure> read_service(const params& p, service_key& key, bool name_required = true) {
+  std::string raw_name;
+  if (auto e = required(p, "serviceName", raw_name)) {
+    if (name_required)
+      return from_param_error(*e);
+  }
+  auto* ns = p.get_any({"namespaceId", "tenant"});
+  key.namespace_id = ns != nullptr && !ns->empty() ? *ns : defaults::namespace_id;
+  auto* group = p.get("groupName");
+  std::string group_name = group != nullptr && !group->empty() ? *group : defaults::group;
+  if (auto e = split_service_name(raw_name, group_name, key.group, key.name))
+    return from_param_error(*e);
+  if (!name_required && key.name.empty())
+    key.name = "x"; // only namespace and group are checked
+  if (auto e = validate_service_key(key))
+    return from_field_error(*e);
+  return std::nullopt;
+}
+
+/// ip, port, cluster, weight, enabled, healthy, ephemeral, metadata of a write.
+std::optional<failure> read_instance(const params& p, instance& x, bool defaults_only_missing) {
+  (void) defaults_only_missing;
+  if (auto e = required(p, "ip", x.ip))
+    return from_param_error(*e);
+  std::int64_t port = 0;
+  if (auto e = read_int(p, "port", std::nullopt, 1, 65535, port))
+    return from_param_error(*e);
+  x.port = static_cast<std::uint32_t>(port);
+  auto* cluster = p.get_any({"clusterName", "cluster"});
+  x.cluster = cluster != nullptr && !cluster->empty() ? *cluster : defaults::cluster;
+  if (auto e = read_double(p, "weight", 1.0, x.weight))
+    return from_param_error(*e);
+  // Nacos reads "enabled" and, from older clients such as the npm one, "enable".
+  bool enabled = true;
+  auto* enabled_param = p.get_any({"enabled", "enable"});
+  if (enabled_param != nullptr) {
+    params one;
+    one.add("enabled", *enabled_param);
+    if (auto e = read_bool(one, "enabled", true, enabled))
+      return from_param_error(*e);
+  }
+  x.enabled = enabled;
+  if (auto e = read_bool(p, "healthy", true, x.healthy))
+    return from_param_error(*e);
+  if (auto e = read_bool(p, "ephemeral", true, x.ephemeral))
+    return from_param_error(*e);
+  if (auto* meta = p.get("metadata")) {
+    if (auto e = parse_metadata(*meta, x.metadata))
+      return failure{400, code::instance_metadata_error, e->message};
+  }
+  if (auto e = validate_instance(x))
+    return from_field_error(*e);
+  return std::nullopt;
+}
+
+json metadata_json(const v1::Instance& h) {
+  json m = json::object();
+  for (auto& [k, v] : h.metadata())
+    m[k] = v;
+  return m;
+}
+
+json host_json(const v1::Instance& h, const std::string& grouped, const api_settings& s) {
+  bool healthy = h.has_healthy() ? h.healthy() : true;
+  return json{{"instanceId", h.instance_id()},
+              {"ip", h.ip()},
+              {"port", h.port()},
+              {"weight", h.has_weight() ? h.weight() : 1.0},
+              {"healthy", healthy},
+              {"enabled", h.has_enabled() ? h.enabled() : true},
+              {"ephemeral", h.has_ephemeral() ? h.ephemeral() : true},
+              {"clusterName", h.cluster()},
+              {"serviceName", h.service_name().empty() ? grouped : h.service_name()},
+              {"metadata", metadata_json(h)},
+              {"valid", healthy},
+              {"marked", false},
+              {"instanceHeartBeatInterval", s.beat_interval_ms},
+              {"instanceHeartBeatTimeOut", s.unhealthy_timeout_ms},
+              {"ipDeleteTimeout", s.delete_timeout_ms},
+              {"instanceIdGenerator", "simple"}};
+}
+
+json service_info_object(const v1::ServiceInfo& info, const std::string& clusters,
+                         std::int64_t cache_millis, const api_settings& s, bool healthy_only) {
+  json hosts = json::array();
+  for (auto& h : info.hosts()) {
+    if (healthy_only && h.has_healthy() && !h.healthy())
+      continue;
+    hosts.push_back(host_json(h, info.name(), s));
+  }
+  return json{{"name", info.name()},
+              {"dom", info.name()},
+              {"groupName", info.group_name()},
+              {"clusters", clusters},
+              {"cacheMillis", cache_millis},
+              {"hosts", std::move(hosts)},
+              {"lastRefTime", info.last_ref_time()},
+              {"checksum", ""},
+              {"allIPs", false},
+              {"reachProtectionThreshold", info.reach_protection_threshold()},
+              {"valid", true}};
+}
+
+/// A route: decodes and answers one kind of request.
+using handler = void (*)(api, const request&, const params&, const api_settings&, node_port&,
+                         done_fn);
+
+// -- /instance -------------------------------------------------------------------
+
+void register_instance(api a, const request&, const params& p, const api_settings&,
+                       node_port& port, done_fn done) {
+  v1::RegisterRequest req;
+  service_key key;
+  instance x;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  if (auto f = read_instance(p, x, false))
+    return done(fail(a, *f));
+  to_wire(key, *req.mutable_service());
+  to_wire(x, *req.mutable_instance());
+  port.call(gateway_op::reg, pack(req), [a, done](wire_msg reply) {
+    if (reply.kind == ack_kind)
+      return done(ok_text(a));
+    done(fail(a, from_node(reply)));
+  });
+}
+
+void deregister_instance(api a, const request&, const params& p, const api_settings&,
+                         node_port& port, done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  v1::DeregisterRequest req;
+  to_wire(key, *req.mutable_service());
+  std::string ip;
+  if (auto e = required(p, "ip", ip))
+    return done(fail(a, from_param_error(*e)));
+  std::int64_t port_number = 0;
+  if (auto e = read_int(p, "port", std::nullopt, 1, 65535, port_number))
+    return done(fail(a, from_param_error(*e)));
+  auto* cluster = p.get_any({"clusterName", "cluster"});
+  std::string cluster_name = cluster != nullptr && !cluster->empty() ? *cluster : defaults::cluster;
+  if (auto e = validate_cluster(cluster_name))
+    return done(fail(a, from_field_error(*e)));
+  bool ephemeral = true;
+  if (auto e = read_bool(p, "ephemeral", true, ephemeral))
+    return done(fail(a, from_param_error(*e)));
+  req.set_ip(ip);
+  req.set_port(static_cast<std::uint32_t>(port_number));
+  req.set_cluster(cluster_name);
+  port.call(gateway_op::dereg, pack(req), [a, done](wire_msg reply) {
+    if (reply.kind == ack_kind)
+      return done(ok_text(a)); // also for an unknown instance, as Nacos
+    done(fail(a, from_node(reply)));
+  });
+}
+
+/// Queries `key` and hands the ServiceInfo to `then`, or answers the failure.
+template <class Then>
+void query_then(api a, node_port& port, const service_key& key,
+                const std::vector<std::string>& clusters, bool healthy_only, done_fn done,
+                Then then) {
+  v1::QueryRequest req;
+  to_wire(key, *req.mutable_service());
+  for (auto& c : clusters)
+    req.add_clusters(c);
+  req.set_healthy_only(healthy_only);
+  port.call(gateway_op::query, pack(req), [a, done, then](wire_msg reply) {
+    v1::ServiceInfo info;
+    if (reply.kind != v1::ServiceInfo::descriptor()->full_name()
+        || !info.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    then(info);
+  });
+}
+
+void get_instance(api a, const request&, const params& p, const api_settings& s,
+                  node_port& port, done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  std::string ip;
+  if (auto e = required(p, "ip", ip))
+    return done(fail(a, from_param_error(*e)));
+  std::int64_t port_number = 0;
+  if (auto e = read_int(p, "port", std::nullopt, 1, 65535, port_number))
+    return done(fail(a, from_param_error(*e)));
+  auto* cluster = p.get_any({"clusterName", "cluster"});
+  std::string cluster_name = cluster != nullptr && !cluster->empty() ? *cluster : defaults::cluster;
+  if (auto e = validate_cluster(cluster_name))
+    return done(fail(a, from_field_error(*e)));
+  query_then(a, port, key, {cluster_name}, false, done, [=](const v1::ServiceInfo& info) {
+    if (info.hosts_size() == 0)
+      return done(fail(a, {404, code::instance_not_found,
+                           "no ips found for cluster " + cluster_name + " in service "
+                             + key.grouped_name()}));
+    for (auto& h : info.hosts()) {
+      if (h.ip() != ip || h.port() != static_cast<std::uint32_t>(port_number))
+        continue;
+      json body{{"service", info.name()},
+                {"ip", h.ip()},
+                {"port", h.port()},
+                {"clusterName", h.cluster()},
+                {"weight", h.has_weight() ? h.weight() : 1.0},
+                {"healthy", h.has_healthy() ? h.healthy() : true},
+                {"instanceId", h.instance_id()},
+                {"metadata", metadata_json(h)}};
+      if (a == api::v2) {
+        body["serviceName"] = info.name();
+        body.erase("service");
+      }
+      (void) s;
+      return done(ok_json(a, std::move(body)));
+    }
+    done(fail(a, {404, code::instance_not_found, "no matched ip found!"}));
+  });
+}
+
+/// PUT /instance: the instance must exist; its fields are replaced by the request's.
+void update_instance(api a, const request& r, const params& p, const api_settings& s,
+                     node_port& port, done_fn done) {
+  service_key key;
+  instance x;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  if (auto f = read_instance(p, x, false))
+    return done(fail(a, *f));
+  query_then(a, port, key, {x.cluster}, false, done, [=, &port](const v1::ServiceInfo& info) {
+    bool found = std::any_of(info.hosts().begin(), info.hosts().end(), [&](auto& h) {
+      return h.ip() == x.ip && h.port() == x.port;
+    });
+    if (!found)
+      return done(fail(a, {400, code::instance_not_found,
+                           "instance not exist: " + x.ip + ":" + std::to_string(x.port) + ":"
+                             + x.cluster + " in service " + key.grouped_name()}));
+    register_instance(a, r, p, s, port, done);
+  });
+}
+
+// -- /instance/list ----------------------------------------------------------------
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> result;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty())
+      result.push_back(item);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return result;
+}
+
+void list_instances(api a, const request& r, const params& p, const api_settings& s,
+                    node_port& port, done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  auto* clusters_param = p.get_any(a == api::v1 ? std::initializer_list<std::string_view>{"clusters"}
+                                                : std::initializer_list<std::string_view>{
+                                                  "clusterName", "clusters"});
+  std::string clusters = clusters_param != nullptr ? *clusters_param : "";
+  auto cluster_list = split_list(clusters);
+  for (auto& c : cluster_list)
+    if (auto e = validate_cluster(c))
+      return done(fail(a, from_field_error(*e)));
+  bool healthy_only = false;
+  if (auto e = read_bool(p, "healthyOnly", false, healthy_only))
+    return done(fail(a, from_param_error(*e)));
+  std::int64_t udp_port = 0;
+  if (auto e = read_int(p, "udpPort", 0, 0, 65535, udp_port))
+    return done(fail(a, from_param_error(*e)));
+  bool subscribe = a == api::v1 && udp_port > 0 && s.push_enabled && !r.remote_ip.empty();
+  auto cache_millis = subscribe ? s.cache_millis : std::min<std::int64_t>(3000, s.cache_millis);
+  auto answer = [=](const v1::ServiceInfo& info) {
+    auto body = service_info_object(info, clusters, cache_millis, s, healthy_only);
+    if (a == api::v2)
+      body.erase("dom");
+    done(ok_json(a, std::move(body)));
+  };
+  if (!subscribe)
+    return query_then(a, port, key, cluster_list, false, done, answer);
+  // The query first: it refuses while the node is not ready, and answers an unknown service
+  // without creating it; then the subscription (which answers the same view).
+  query_then(a, port, key, cluster_list, false, done, [=, &port](const v1::ServiceInfo&) {
+    // Pushes go to the address the request came from (see README: clientIP is not trusted).
+    port.subscribe_udp(key, clusters, r.remote_ip, static_cast<std::uint16_t>(udp_port),
+                       [=](wire_msg reply) {
+                         v1::ServiceInfo info;
+                         if (reply.kind != v1::ServiceInfo::descriptor()->full_name()
+                             || !info.ParseFromString(reply.payload))
+                           return done(fail(a, from_node(reply)));
+                         answer(info);
+                       });
+  });
+}
+
+// -- /instance/beat -----------------------------------------------------------------
+
+void beat_instance(api a, const request&, const params& p, const api_settings& s,
+                   node_port& port, done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  instance x;
+  auto* beat = p.get("beat");
+  if (beat != nullptr && !beat->empty()) {
+    auto doc = json::parse(*beat, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
+      return done(fail(a, {400, code::parameter_invalid, "Param 'beat' is illegal, expected a JSON object."}));
+    try {
+      x.ip = doc.value("ip", std::string{});
+      auto port_value = doc.value("port", json{});
+      if (port_value.is_number_integer() && port_value.get<std::int64_t>() >= 1
+          && port_value.get<std::int64_t>() <= 65535)
+        x.port = port_value.get<std::uint32_t>();
+      else if (!port_value.is_null())
+        return done(fail(a, {400, code::instance_error,
+                             "Param 'port' is illegal, the value should be between 1 and 65535."}));
+      x.cluster = doc.value("cluster", std::string{});
+      auto weight = doc.value("weight", json{});
+      if (weight.is_number())
+        x.weight = weight.get<double>();
+      auto meta = doc.value("metadata", json::object());
+      if (meta.is_object())
+        for (auto& [k, v] : meta.items())
+          x.metadata.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+      std::sort(x.metadata.begin(), x.metadata.end());
+    } catch (const json::exception&) {
+      return done(fail(a, {400, code::parameter_invalid, "Param 'beat' is illegal, expected a JSON object."}));
+    }
+  }
+  // A light beat (no beat JSON) names the instance in parameters; so may a full one.
+  if (x.ip.empty() && p.get("ip") != nullptr)
+    x.ip = *p.get("ip");
+  if (x.port == 0 && p.get("port") != nullptr) {
+    std::int64_t port_number = 0;
+    if (auto e = read_int(p, "port", std::nullopt, 1, 65535, port_number))
+      return done(fail(a, from_param_error(*e)));
+    x.port = static_cast<std::uint32_t>(port_number);
+  }
+  if (x.cluster.empty()) {
+    auto* cluster = p.get_any({"clusterName", "cluster"});
+    x.cluster = cluster != nullptr && !cluster->empty() ? *cluster : defaults::cluster;
+  }
+  if (x.ip.empty())
+    return done(fail(a, from_param_error(missing("ip"))));
+  if (x.port == 0)
+    return done(fail(a, from_param_error(missing("port"))));
+  if (auto e = validate_instance(x))
+    return done(fail(a, from_field_error(*e)));
+  v1::BeatRequest req;
+  to_wire(key, *req.mutable_service());
+  to_wire(x, *req.mutable_instance());
+  auto interval = s.beat_interval_ms;
+  port.call(gateway_op::beat, pack(req), [a, done, interval](wire_msg reply) {
+    if (reply.kind != ack_kind)
+      return done(fail(a, from_node(reply)));
+    json body{{"clientBeatInterval", interval}, {"code", 10200}, {"lightBeatEnabled", true}};
+    done(ok_json(a, std::move(body)));
+  });
+}
+
+// -- services ---------------------------------------------------------------------
+
+void list_services(api a, const request&, const params& p, const api_settings&, node_port& port,
+                   done_fn done) {
+  std::int64_t page = 1;
+  std::int64_t size = defaults::page_size_default;
+  // v1 requires pageNo and pageSize; v2 defaults them.
+  std::optional<std::int64_t> page_default, size_default;
+  if (a == api::v2) {
+    page_default = 1;
+    size_default = defaults::page_size_default;
+  }
+  if (auto e = read_int(p, "pageNo", page_default, 1, INT32_MAX, page))
+    return done(fail(a, from_param_error(*e)));
+  if (auto e = read_int(p, "pageSize", size_default, 1, defaults::page_size_max, size))
+    return done(fail(a, from_param_error(*e)));
+  service_key key;
+  if (auto f = read_service(p, key, false))
+    return done(fail(a, *f));
+  v1::ListServicesRequest req;
+  req.set_namespace_id(key.namespace_id);
+  req.set_group(key.group);
+  req.set_page(static_cast<std::uint32_t>(page));
+  req.set_size(static_cast<std::uint32_t>(size));
+  port.call(gateway_op::list, pack(req), [a, done](wire_msg reply) {
+    v1::ServiceList list;
+    if (reply.kind != v1::ServiceList::descriptor()->full_name()
+        || !list.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    json names = json::array();
+    for (auto& n : list.services())
+      names.push_back(n);
+    if (a == api::v1)
+      return done(ok_json(a, json{{"count", list.count()}, {"doms", std::move(names)}}));
+    done(ok_json(a, json{{"count", list.count()}, {"services", std::move(names)}}));
+  });
+}
+
+// -- operator, cluster and health -------------------------------------------------
+
+template <class Then>
+void status_then(api a, node_port& port, done_fn done, Then then) {
+  port.call(gateway_op::status, pack(v1::StatusRequest{}), [a, done, then](wire_msg reply) {
+    v1::Status st;
+    if (reply.kind != v1::Status::descriptor()->full_name() || !st.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    then(st);
+  });
+}
+
+void operator_metrics(api a, const request&, const params& p, const api_settings&,
+                      node_port& port, done_fn done) {
+  bool only_status = false;
+  if (auto e = read_bool(p, "onlyStatus", false, only_status))
+    return done(fail(a, from_param_error(*e)));
+  status_then(a, port, done, [=](const v1::Status& st) {
+    std::string status = st.ready() ? "UP" : "DOWN";
+    if (only_status)
+      return done(ok_json(a, json{{"status", status}}));
+    done(ok_json(a, json{{"status", status},
+                         {"serviceCount", st.services()},
+                         {"instanceCount", st.instances()},
+                         {"subscribeCount", st.subscribers()},
+                         {"clientCount", st.clients()},
+                         {"responsibleClientCount", st.clients()},
+                         {"ephemeralIpPortClientCount", st.clients()},
+                         {"persistentIpPortClientCount", 0},
+                         {"connectionBasedClientCount", 0}}));
+  });
+}
+
+void liveness(api, const request&, const params&, const api_settings&, node_port&,
+              done_fn done) {
+  response r;
+  r.body = "OK";
+  r.content_type = text_plain;
+  done(r);
+}
+
+void readiness(api a, const request&, const params&, const api_settings&, node_port& port,
+               done_fn done) {
+  port.call(gateway_op::status, pack(v1::StatusRequest{}), [a, done](wire_msg reply) {
+    v1::Status st;
+    response r;
+    r.content_type = text_plain;
+    if (reply.kind == v1::Status::descriptor()->full_name() && st.ParseFromString(reply.payload)
+        && st.ready()) {
+      r.body = "OK";
+    } else {
+      r.status = 500;
+      r.body = "naming not in readiness";
+    }
+    (void) a;
+    done(r);
+  });
+}
+
+struct route {
+  const char* method;
+  const char* path;
+  api version;
+  handler fn;
+};
+
+const route routes[] = {
+  {"POST", "/nacos/v1/ns/instance", api::v1, register_instance},
+  {"DELETE", "/nacos/v1/ns/instance", api::v1, deregister_instance},
+  {"PUT", "/nacos/v1/ns/instance", api::v1, update_instance},
+  {"GET", "/nacos/v1/ns/instance", api::v1, get_instance},
+  {"GET", "/nacos/v1/ns/instance/list", api::v1, list_instances},
+  {"PUT", "/nacos/v1/ns/instance/beat", api::v1, beat_instance},
+  {"GET", "/nacos/v1/ns/service/list", api::v1, list_services},
+  {"GET", "/nacos/v1/ns/operator/metrics", api::v1, operator_metrics},
+  {"GET", "/nacos/v1/console/health/liveness", api::v1, liveness},
+  {"GET", "/nacos/v1/console/health/readiness", api::v1, readiness},
+  {"POST", "/nacos/v2/ns/instance", api::v2, register_instance},
+  {"DELETE", "/nacos/v2/ns/instance", api::v2, deregister_instance},
+  {"PUT", "/nacos/v2/ns/instance", api::v2, update_instance},
+  {"GET", "/nacos/v2/ns/instance", api::v2, get_instance},
+  {"GET", "/nacos/v2/ns/instance/list", api::v2, list_instances},
+  {"PUT", "/nacos/v2/ns/instance/beat", api::v2, beat_instance},
+  {"GET", "/nacos/v2/ns/service/list", api::v2, list_services},
+  {"GET", "/nacos/v2/console/health/liveness", api::v2, liveness},
+  {"GET", "/nacos/v2/console/health/readiness", api::v2, readiness},
+};
+
+/// "/nacos/v1/ns/ops/..." is Nacos's alias of "/nacos/v1/ns/operator/...".
+std::string canonical_path(const std::string& path) {
+  static const std::string ops = "/nacos/v1/ns/ops/";
+  if (path.rfind(ops, 0) == 0)
+    return "/nacos/v1/ns/operator/" + path.substr(ops.size());
+  return path;
+}
+
+const route* find_route(const std::string& method, const std::string& path, bool& path_known) {
+  auto canonical = canonical_path(path);
+  path_known = false;
+  for (auto& r : routes) {
+    if (canonical != r.path)
+      continue;
+    path_known = true;
+    if (method == r.method)
+      return &r;
+  }
+  return nullptr;
+}
+
+} // namespace
+
+std::string route_label(const std::string& method, const std::string& path) {
+  bool known = false;
+  if (auto* r = find_route(method, path, known))
+    return std::string{r->method} + " " + r->path;
+  return "other";
+}
+
+nacos_api::nacos_api(api_settings settings, node_port& port)
+  : settings_(std::move(settings)), port_(port) {
+  // nop
+}
+
+void nacos_api::handle(const request& req, std::function<void(response)> done,
+                       std::string* path_out) {
+  std::string path;
+  params p;
+  if (auto e = parse_target(req.target, path, p, settings_.limits)) {
+    response r;
+    r.status = e->status;
+    r.body = e->message;
+    r.content_type = text_plain;
+    return done(r);
+  }
+  if (path_out != nullptr)
+    *path_out = path;
+  if (!req.body.empty() && is_form_content_type(req.content_type)) {
+    if (auto e = parse_urlencoded(req.body, p, settings_.limits)) {
+      response r;
+      r.status = e->status;
+      r.body = e->message;
+      r.content_type = text_plain;
+      return done(r);
+    }
+  }
+  bool path_known = false;
+  auto* r = find_route(req.method, path, path_known);
+  if (r == nullptr) {
+    response out;
+    out.content_type = text_plain;
+    if (path_known) {
+      out.status = 405;
+      out.body = "Request method '" + req.method + "' not supported";
+    } else {
+      out.status = 404;
+      out.body = "no such API: " + path.substr(0, 200);
+    }
+    return done(out);
+  }
+  r->fn(r->version, req, p, settings_, port_, std::move(done));
+}
+
+std::string service_info_json(const std::string& payload, const std::string& clusters,
+                              std::int64_t cache_millis, const api_settings& settings,
+                              bool healthy_only) {
+  v1::ServiceInfo info;
+  if (!info.ParseFromString(payload))
+    return "{}";
+  return service_info_object(info, clusters, cache_millis, settings, healthy_only).dump();
+}
+
+} // namespace registry::http
