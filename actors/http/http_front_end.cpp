@@ -1,11 +1,16 @@
 #include "actors/http/http_front_end.hpp"
 
+#include <array>
+
+#include <boost/asio.hpp>
 #include <caf/all.hpp>
 
 #include "actors/common/log.hpp"
 #include "actors/http/gateway_bridge.hpp"
 #include "actors/http/http_server.hpp"
 #include "actors/http/nacos_api.hpp"
+#include "actors/http/udp_push_actor.hpp"
+#include "messages/type_ids.hpp"
 
 namespace registry::http {
 
@@ -15,6 +20,10 @@ struct http_front_end::impl {
   std::unique_ptr<http_server> server;
   std::unique_ptr<gateway_bridge> bridge;
   std::unique_ptr<nacos_api> api;
+  std::unique_ptr<boost::asio::ip::udp::socket> udp;
+  boost::asio::ip::udp::endpoint udp_from;
+  std::array<char, 65536> udp_buffer{};
+  caf::actor udp_push;
 };
 
 namespace {
@@ -37,6 +46,23 @@ server_limits make_limits(const node_config& cfg) {
   l.request_timeout_ms = cfg.http.request_timeout_ms;
   l.idle_timeout_ms = cfg.http.idle_timeout_ms;
   return l;
+}
+
+/// Reads datagrams on the push socket: push-acks go to the UDP push actor.
+void receive_acks(http_front_end::impl* self) {
+  self->udp->async_receive_from(
+    boost::asio::buffer(self->udp_buffer), self->udp_from,
+    [self](const boost::system::error_code& ec, std::size_t n) {
+      if (ec == boost::asio::error::operation_aborted || !self->udp->is_open())
+        return;
+      if (!ec) {
+        std::int64_t ref = 0;
+        if (parse_push_ack(std::string(self->udp_buffer.data(), n), ref))
+          caf::anon_send(self->udp_push, wire::udp_ack_atom_v,
+                         self->udp_from.address().to_string(), self->udp_from.port(), ref);
+      }
+      receive_acks(self);
+    });
 }
 
 } // namespace
@@ -72,13 +98,54 @@ void http_front_end::start(caf::actor_system& sys, caf::actor supervisor) {
   self->bridge = std::make_unique<gateway_bridge>(sys, std::move(supervisor),
                                                   2 * defaults::request_timeout_ms);
   self->api = std::make_unique<nacos_api>(make_api_settings(self->cfg), *self->bridge);
+  if (self->cfg.push.enabled)
+    start_udp_push(sys);
   self->server->start(self->cfg.http.threads);
   log().info("http serving Nacos's Open API on {}", self->bound.to_string());
+}
+
+void http_front_end::start_udp_push(caf::actor_system& sys) {
+  namespace asio = boost::asio;
+  auto* self = impl_.get();
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(
+    self->bound.host == "localhost" ? "127.0.0.1" : self->bound.host, ec);
+  if (ec)
+    address = asio::ip::address_v4::any();
+  self->udp = std::make_unique<asio::ip::udp::socket>(self->server->io());
+  self->udp->open(address.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ec);
+  if (!ec)
+    self->udp->bind(asio::ip::udp::endpoint{address, 0}, ec);
+  if (ec) {
+    log().error("http cannot open the UDP push socket: {}; UDP subscribers get no pushes",
+                ec.message());
+    self->udp.reset();
+    return;
+  }
+  udp_push_table::config cfg;
+  cfg.ack_timeout_ms = self->cfg.http.udp_ack_timeout_ms;
+  cfg.retries_max = self->cfg.http.udp_retries_max;
+  cfg.subscriber_expiry_ms = self->cfg.http.udp_subscriber_expiry_ms;
+  cfg.subscriptions_max = defaults::udp_subscriptions_max;
+  auto* bridge = self->bridge.get();
+  self->udp_push = spawn_udp_push_actor(
+    sys, self->udp->native_handle(), cfg, make_api_settings(self->cfg),
+    [bridge](const service_key& key, const std::string& clusters, const std::string& ip,
+             std::uint16_t port) { bridge->unsubscribe_udp(key, clusters, ip, port); },
+    nullptr);
+  self->bridge->set_udp_push(self->udp_push);
+  receive_acks(self);
+  log().info("http pushes to UDP subscribers from {}",
+             self->udp->local_endpoint(ec).address().to_string() + ":"
+               + std::to_string(self->udp->local_endpoint(ec).port()));
 }
 
 void http_front_end::stop() {
   if (impl_->server)
     impl_->server->stop();
+  if (impl_->udp_push)
+    caf::anon_send_exit(impl_->udp_push, caf::exit_reason::user_shutdown);
+  impl_->udp_push = nullptr;
   // The bridge actor ends with the bridge: no completion runs after this returns but one already
   // running, which only queues a write on the stopped I/O context (alive until this is destroyed).
   impl_->api.reset();

@@ -27,8 +27,11 @@ public:
   /// Stops serving (the I/O threads end). Safe to call twice.
   void stop();
 
-private:
   struct impl;
+
+private:
+  void start_udp_push(caf::actor_system& sys);
+
   std::unique_ptr<impl> impl_;
 };
 

@@ -83,6 +83,9 @@ TEST_CASE("npm nacos-naming: register, push by UDP, select, status, deregister")
   auto r = drive({"basic", http, http});
   check_steps(r, {"subscribe-event", "getAllInstances", "selectInstances-healthy",
                   "selectInstances-unhealthy", "getServerStatus", "deregister"});
+  // The change reached the subscriber as a UDP push it acknowledged, not only by polling.
+  CHECK(wait_until([&] { return node.log().find("acknowledged UDP push") != std::string::npos; },
+                   5s));
   node.stop();
 }
 
