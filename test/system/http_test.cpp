@@ -1,0 +1,324 @@
+// The HTTP Open API against a real node: every route's happy path and its bad parameters (status
+// code, Nacos's text, and that nothing changed), and hostile HTTP (oversized headers and bodies,
+// slowloris, 10k idle connections, garbage bytes) while other clients keep being served.
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test/support/node_fixture.hpp"
+
+using namespace registry::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+struct http_reply {
+  int status = 0; ///< 0: no answer (connection closed or refused)
+  std::string body;
+};
+
+/// A connected loopback TCP socket to "127.0.0.1:PORT" (-1 on failure).
+int connect_to(const std::string& address) {
+  auto colon = address.rfind(':');
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void send_all(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    auto n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0)
+      return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+/// Reads until the peer closes or `timeout` passes; returns what came.
+std::string read_until_close(int fd, std::chrono::milliseconds timeout) {
+  std::string result;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[8192];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      break;
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      break;
+    result.append(buf, static_cast<std::size_t>(n));
+  }
+  return result;
+}
+
+http_reply parse_reply(const std::string& raw) {
+  http_reply r;
+  if (raw.rfind("HTTP/1.1 ", 0) != 0)
+    return r;
+  r.status = std::stoi(raw.substr(9, 3));
+  auto end = raw.find("\r\n\r\n");
+  if (end != std::string::npos)
+    r.body = raw.substr(end + 4);
+  return r;
+}
+
+/// One request on its own connection (Connection: close).
+http_reply call(const std::string& address, const std::string& method, const std::string& target,
+                const std::string& body = "", const std::string& headers = "") {
+  int fd = connect_to(address);
+  if (fd < 0)
+    return {};
+  send_all(fd, method + " " + target + " HTTP/1.1\r\nHost: " + address
+                 + "\r\nConnection: close\r\n" + headers
+                 + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  auto raw = read_until_close(fd, 10s);
+  ::close(fd);
+  return parse_reply(raw);
+}
+
+/// The hosts of `service` (grouped name) as "ip:port" strings, through the HTTP list.
+std::vector<std::string> hosts(const std::string& http, const std::string& query) {
+  auto r = call(http, "GET", "/nacos/v1/ns/instance/list?" + query);
+  if (r.status != 200)
+    return {"error " + std::to_string(r.status)};
+  return host_set(json::parse(r.body)["hosts"]);
+}
+
+struct bad_case {
+  const char* method;
+  const char* target;
+  int status;
+  const char* text;
+};
+
+} // namespace
+
+TEST_CASE("http: every route's happy path") {
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\n"};
+  REQUIRE(node.start());
+  auto http = node.http_address();
+  auto reg = call(http, "POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080"
+                                "&metadata=%7B%22zone%22%3A%22z1%22%7D&weight=2");
+  CHECK(reg.status == 200);
+  CHECK(reg.body == "ok");
+  // A form body works as well as the query string.
+  auto form = call(http, "POST", "/nacos/v1/ns/instance", "serviceName=orders&ip=10.0.0.2&port=8080",
+                   "Content-Type: application/x-www-form-urlencoded\r\n");
+  CHECK(form.status == 200);
+  CHECK(hosts(http, "serviceName=orders") == std::vector<std::string>{"10.0.0.1:8080", "10.0.0.2:8080"});
+
+  auto list = call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP%40%40orders&clusters=");
+  REQUIRE(list.status == 200);
+  auto info = json::parse(list.body);
+  CHECK(info["name"] == "DEFAULT_GROUP@@orders");
+  CHECK(info["dom"] == "DEFAULT_GROUP@@orders");
+  CHECK(info["clusters"] == "");
+  CHECK(info["hosts"][0]["port"] == 8080);
+  CHECK(info["hosts"][0]["healthy"] == true);
+
+  auto one = call(http, "GET", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080");
+  REQUIRE(one.status == 200);
+  CHECK(json::parse(one.body)["metadata"]["zone"] == "z1");
+  CHECK(json::parse(one.body)["weight"] == 2.0);
+
+  auto upd = call(http, "PUT", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080&weight=3");
+  CHECK(upd.status == 200);
+  CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080").body)["weight"] == 3.0);
+
+  auto beat = call(http, "PUT", "/nacos/v1/ns/instance/beat?serviceName=DEFAULT_GROUP%40%40orders"
+                                "&beat=%7B%22ip%22%3A%2210.0.0.3%22%2C%22port%22%3A8080%2C%22scheduled%22%3Atrue%7D");
+  REQUIRE(beat.status == 200);
+  CHECK(json::parse(beat.body)["clientBeatInterval"] == 5000);
+  CHECK(json::parse(beat.body)["code"] == 10200);
+  CHECK(json::parse(beat.body)["lightBeatEnabled"] == true);
+  CHECK(hosts(http, "serviceName=orders").size() == 3); // the beat re-created a missing instance
+
+  auto services = call(http, "GET", "/nacos/v1/ns/service/list?pageNo=1&pageSize=10");
+  REQUIRE(services.status == 200);
+  CHECK(json::parse(services.body) == json{{"count", 1}, {"doms", {"orders"}}});
+  auto metrics = call(http, "GET", "/nacos/v1/ns/operator/metrics");
+  CHECK(json::parse(metrics.body)["status"] == "UP");
+  CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/ops/metrics?onlyStatus=true").body) == json{{"status", "UP"}});
+  CHECK(call(http, "GET", "/nacos/v1/console/health/liveness").body == "OK");
+  CHECK(call(http, "GET", "/nacos/v1/console/health/readiness").body == "OK");
+
+  // v2: the same, wrapped.
+  auto v2 = call(http, "POST", "/nacos/v2/ns/instance?serviceName=pay&ip=10.0.1.1&port=9000");
+  CHECK(v2.status == 200);
+  CHECK(json::parse(v2.body) == json{{"code", 0}, {"message", "success"}, {"data", "ok"}});
+  auto v2list = json::parse(call(http, "GET", "/nacos/v2/ns/instance/list?serviceName=pay").body);
+  CHECK(v2list["code"] == 0);
+  CHECK(v2list["data"]["hosts"][0]["ip"] == "10.0.1.1");
+  auto v2services = json::parse(call(http, "GET", "/nacos/v2/ns/service/list").body);
+  CHECK(v2services["data"]["count"] == 2);
+  auto v2beat = json::parse(call(http, "PUT", "/nacos/v2/ns/instance/beat?serviceName=pay&ip=10.0.1.1&port=9000").body);
+  CHECK(v2beat["data"]["clientBeatInterval"] == 5000);
+
+  auto del = call(http, "DELETE", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080");
+  CHECK(del.body == "ok");
+  CHECK(call(http, "DELETE", "/nacos/v2/ns/instance?serviceName=pay&ip=10.0.1.1&port=9000").status == 200);
+  CHECK(hosts(http, "serviceName=orders") == std::vector<std::string>{"10.0.0.2:8080", "10.0.0.3:8080"});
+  CHECK(hosts(http, "serviceName=pay").empty());
+  // An unknown service: 200 with no hosts.
+  CHECK(hosts(http, "serviceName=nothing-here").empty());
+  node.stop();
+}
+
+TEST_CASE("http: bad parameters are refused with Nacos's texts and change nothing") {
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\n"};
+  REQUIRE(node.start());
+  auto http = node.http_address();
+  REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080").status == 200);
+  auto before = hosts(http, "serviceName=orders");
+  auto long_name = std::string(600, 'a');
+  const bad_case cases[] = {
+    // missing
+    {"POST", "/nacos/v1/ns/instance?ip=10.0.0.9&port=1", 400, "Parameter 'serviceName' is missing"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&port=1", 400, "Parameter 'ip' is missing"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9", 400, "Parameter 'port' is missing"},
+    {"DELETE", "/nacos/v1/ns/instance?serviceName=orders&port=8080", 400, "Parameter 'ip' is missing"},
+    {"GET", "/nacos/v1/ns/instance/list", 400, "Parameter 'serviceName' is missing"},
+    {"GET", "/nacos/v1/ns/service/list?pageSize=10", 400, "Parameter 'pageNo' is missing"},
+    {"PUT", "/nacos/v1/ns/instance/beat?serviceName=orders", 400, "Parameter 'ip' is missing"},
+    // wrong type
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=http", 400,
+     "Param 'port' is illegal, expected an integer, got 'http'."},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&weight=heavy", 400,
+     "Param 'weight' is illegal, expected a number"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&healthy=maybe", 400,
+     "Param 'healthy' is illegal"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&metadata=%7Bbroken", 400,
+     "metadata format incorrect:{broken"},
+    {"PUT", "/nacos/v1/ns/instance/beat?serviceName=orders&beat=%5B1%5D", 400, "Param 'beat' is illegal"},
+    {"GET", "/nacos/v1/ns/instance/list?serviceName=orders&udpPort=x", 400, "Param 'udpPort' is illegal"},
+    // over the limit
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=70000", 400,
+     "Param 'port' is illegal, the value should be between 1 and 65535."},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&weight=10001", 400,
+     "weight"},
+    {"GET", "/nacos/v1/ns/service/list?pageNo=1&pageSize=501", 400, "Param 'pageSize' is illegal"},
+    // names, namespaces, clusters
+    {"POST", "/nacos/v1/ns/instance?serviceName=@@x&ip=10.0.0.9&port=1", 400, "groupName can't be empty"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=a@@b@@c&ip=10.0.0.9&port=1", 400,
+     "it should be format as 'groupName@@serviceName'"},
+    {"POST", "/nacos/v1/ns/instance?namespaceId=bad%20ns&serviceName=orders&ip=10.0.0.9&port=1", 400,
+     "Param 'namespaceId' is illegal"},
+    {"GET", "/nacos/v1/ns/instance/list?namespaceId=no%2Fsuch&serviceName=orders", 400,
+     "Param 'namespaceId' is illegal"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&clusterName=a%20b", 400,
+     "illegal"},
+    {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&ephemeral=false", 400,
+     "ephemeral"},
+    // routes
+    {"GET", "/nacos/v1/ns/nothing", 404, "no such API"},
+    {"PATCH", "/nacos/v1/ns/instance/list?serviceName=orders", 405, "not supported"},
+  };
+  for (auto& c : cases) {
+    auto r = call(http, c.method, c.target);
+    INFO(c.method << " " << c.target << " -> " << r.status << " " << r.body);
+    CHECK(r.status == c.status);
+    CHECK(r.body.find(c.text) != std::string::npos);
+  }
+  auto too_long = call(http, "POST", "/nacos/v1/ns/instance?serviceName=" + long_name + "&ip=10.0.0.9&port=1");
+  CHECK(too_long.status == 400);
+  CHECK(too_long.body.find("should not exceed 512") != std::string::npos);
+  // v2 answers the same refusals as {"code","message","data"}.
+  auto v2 = call(http, "POST", "/nacos/v2/ns/instance?serviceName=orders&port=1");
+  CHECK(v2.status == 400);
+  CHECK(json::parse(v2.body) == json{{"code", 10000}, {"message", "parameter missing"},
+                                     {"data", "Parameter 'ip' is missing"}});
+  // An unknown (valid) namespace holds nothing.
+  CHECK(hosts(http, "namespaceId=ns-unknown&serviceName=orders").empty());
+  // Nothing changed.
+  CHECK(hosts(http, "serviceName=orders") == before);
+  auto st = node.ctl_json({"status"});
+  CHECK(st["instances"] == 1);
+  CHECK(st["services"] == 1);
+  node.stop();
+}
+
+TEST_CASE("http: hostile clients do not stop the node from serving others") {
+  // Raise this process's descriptor limit for the 10k idle connections.
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\nhttp:\n  listen: 127.0.0.1:0\n"
+                 "  request_timeout_ms: 500\n  header_bytes_max: 4096\n  body_bytes_max: 4096\n"};
+  REQUIRE(node.start());
+  auto http = node.http_address();
+  auto healthy = [&] { return call(http, "GET", "/nacos/v1/console/health/liveness").body == "OK"; };
+
+  // Oversized headers and body.
+  auto big_header = call(http, "GET", "/nacos/v1/console/health/liveness", "",
+                         "X-Big: " + std::string(8000, 'x') + "\r\n");
+  CHECK(big_header.status == 431);
+  auto big_body = call(http, "POST", "/nacos/v1/ns/instance", std::string(8000, 'a'),
+                       "Content-Type: application/x-www-form-urlencoded\r\n");
+  CHECK(big_body.status == 413);
+  CHECK(healthy());
+
+  // Garbage bytes: a 400 or a closed connection, never a crash.
+  int garbage = connect_to(http);
+  REQUIRE(garbage >= 0);
+  std::string junk;
+  for (int i = 0; i < 2000; ++i)
+    junk.push_back(static_cast<char>((i * 7919) & 0xff));
+  send_all(garbage, junk);
+  auto answer = parse_reply(read_until_close(garbage, 3s));
+  CHECK((answer.status == 400 || answer.status == 0));
+  ::close(garbage);
+  CHECK(healthy());
+
+  // Slowloris: a request that never completes is cut after request_timeout_ms, and others are
+  // served meanwhile.
+  int slow = connect_to(http);
+  REQUIRE(slow >= 0);
+  send_all(slow, "GET /nacos/v1/console/health/liveness HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+  CHECK(healthy());
+  auto t0 = std::chrono::steady_clock::now();
+  auto slow_answer = read_until_close(slow, 5s);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(slow_answer.empty());
+  CHECK(waited < 3s); // closed by the node, not by our 5 s read limit
+  ::close(slow);
+
+  // 10k idle keep-alive connections: the node keeps serving.
+  std::vector<int> idle;
+  for (int i = 0; i < 10000; ++i) {
+    int fd = connect_to(http);
+    if (fd < 0)
+      break;
+    idle.push_back(fd);
+  }
+  CHECK(idle.size() == 10000);
+  CHECK(wait_until(healthy, 10s));
+  auto reg = call(http, "POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080");
+  CHECK(reg.status == 200);
+  for (int fd : idle)
+    ::close(fd);
+  CHECK(node.process().running());
+  CHECK(wait_until(healthy, 10s));
+  node.stop();
+}
