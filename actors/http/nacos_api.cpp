@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -611,6 +614,217 @@ void readiness(api a, const request&, const params&, const api_settings&, node_p
   });
 }
 
+// -- services and the catalog ----------------------------------------------------------
+
+/// GET /service: a service exists while it has instances (services are not stored apart from
+/// them; see README).
+void get_service(api a, const request&, const params& p, const api_settings&, node_port& port,
+                 done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  query_then(a, port, key, {}, false, done, [=](const v1::ServiceInfo& info) {
+    if (info.hosts_size() == 0)
+      return done(fail(a, {404, code::not_found, "service " + key.grouped_name() + " not found!"}));
+    std::set<std::string> cluster_names;
+    for (auto& h : info.hosts())
+      cluster_names.insert(h.cluster());
+    json clusters = json::array();
+    json cluster_map = json::object();
+    for (auto& c : cluster_names) {
+      json one{{"name", c}, {"healthChecker", {{"type", "NONE"}}}, {"metadata", json::object()}};
+      clusters.push_back(one);
+      cluster_map[c] = one;
+    }
+    if (a == api::v1)
+      return done(ok_json(a, json{{"namespaceId", key.namespace_id},
+                                  {"groupName", key.group},
+                                  {"name", key.name},
+                                  {"protectThreshold", 0.0},
+                                  {"metadata", json::object()},
+                                  {"selector", {{"type", "none"}}},
+                                  {"clusters", clusters}}));
+    done(ok_json(a, json{{"namespace", key.namespace_id},
+                         {"groupName", key.group},
+                         {"serviceName", key.name},
+                         {"clusterMap", cluster_map},
+                         {"metadata", json::object()},
+                         {"protectThreshold", 0.0},
+                         {"selector", {{"type", "none"}}},
+                         {"ephemeral", true}}));
+  });
+}
+
+/// DELETE /service: only an empty service can go, and an empty one does not exist here.
+void delete_service(api a, const request&, const params& p, const api_settings&,
+                    node_port& port, done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  query_then(a, port, key, {}, false, done, [=](const v1::ServiceInfo& info) {
+    if (info.hosts_size() > 0)
+      return done(fail(a, {400, 21009,
+                           "Service " + key.grouped_name()
+                             + " is not empty, can't be delete. Please unregister instance first"}));
+    done(fail(a, {404, code::not_found, "service " + key.grouped_name() + " not found!"}));
+  });
+}
+
+/// POST / PUT /service: service-level data (protect threshold, metadata, selector) is not stored
+/// apart from instances, so creating or updating a service is refused, saying where thresholds
+/// live instead.
+void write_service(api a, const request&, const params& p, const api_settings&, node_port&,
+                   done_fn done) {
+  service_key key;
+  if (auto f = read_service(p, key))
+    return done(fail(a, *f));
+  double threshold = 0;
+  if (auto e = read_double(p, "protectThreshold", 0.0, threshold))
+    return done(fail(a, from_param_error(*e)));
+  done(fail(a, {400, code::parameter_invalid,
+                "services exist while they have instances and hold no data of their own here: "
+                "register an instance to create " + key.grouped_name()
+                  + "; protect thresholds are set in the node's discovery.service_thresholds"}));
+}
+
+/// GET /catalog/services (console): one page of services with their instance counts.
+void catalog_services(api a, const request&, const params& p, const api_settings&,
+                      node_port& port, done_fn done) {
+  std::int64_t page = 1;
+  std::int64_t size = defaults::page_size_default;
+  if (auto e = read_int(p, "pageNo", 1, 1, INT32_MAX, page))
+    return done(fail(a, from_param_error(*e)));
+  if (auto e = read_int(p, "pageSize", defaults::page_size_default, 1, defaults::page_size_max, size))
+    return done(fail(a, from_param_error(*e)));
+  params group_params;
+  group_params.add("namespaceId", p.get("namespaceId") ? *p.get("namespaceId") : "");
+  group_params.add("groupName", p.get("groupNameParam") ? *p.get("groupNameParam")
+                                : p.get("groupName") ? *p.get("groupName") : "");
+  service_key prefix;
+  if (auto f = read_service(group_params, prefix, false))
+    return done(fail(a, *f));
+  v1::ListServicesRequest req;
+  req.set_namespace_id(prefix.namespace_id);
+  req.set_group(prefix.group);
+  req.set_page(static_cast<std::uint32_t>(page));
+  req.set_size(static_cast<std::uint32_t>(size));
+  port.call(gateway_op::list, pack(req), [a, done, prefix, &port](wire_msg reply) {
+    v1::ServiceList list;
+    if (reply.kind != v1::ServiceList::descriptor()->full_name()
+        || !list.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    struct fan {
+      json items = json::array();
+      std::size_t left = 0;
+      std::mutex mtx;
+    };
+    auto count = list.count();
+    if (list.services_size() == 0)
+      return done(ok_json(a, json{{"count", count}, {"serviceList", json::array()}}));
+    auto state = std::make_shared<fan>();
+    state->left = static_cast<std::size_t>(list.services_size());
+    for (auto& name : list.services()) {
+      service_key key = prefix;
+      key.name = name;
+      v1::QueryRequest q;
+      to_wire(key, *q.mutable_service());
+      port.call(gateway_op::query, pack(q), [=](wire_msg r) {
+        v1::ServiceInfo info;
+        json item{{"name", key.name}, {"groupName", key.group}};
+        std::set<std::string> clusters;
+        int healthy = 0;
+        if (r.kind == v1::ServiceInfo::descriptor()->full_name() && info.ParseFromString(r.payload))
+          for (auto& h : info.hosts()) {
+            clusters.insert(h.cluster());
+            healthy += (!h.has_healthy() || h.healthy()) ? 1 : 0;
+          }
+        item["clusterCount"] = clusters.size();
+        item["ipCount"] = info.hosts_size();
+        item["healthyInstanceCount"] = healthy;
+        item["triggerFlag"] = "false";
+        std::lock_guard<std::mutex> guard{state->mtx};
+        state->items.push_back(std::move(item));
+        if (--state->left == 0)
+          done(ok_json(a, json{{"count", count}, {"serviceList", std::move(state->items)}}));
+      });
+    }
+  });
+}
+
+/// GET /operator/switches: the node's switches in Nacos's shape (read-only).
+void operator_switches(api a, const request&, const params&, const api_settings& s, node_port&,
+                       done_fn done) {
+  done(ok_json(a, json{{"name", "00-00---000-NACOS_SWITCH_DOMAIN-000---00-00"},
+                       {"masters", nullptr},
+                       {"adWeightMap", json::object()},
+                       {"defaultPushCacheMillis", s.cache_millis},
+                       {"clientBeatInterval", s.beat_interval_ms},
+                       {"defaultCacheMillis", 3000},
+                       {"distroThreshold", 0.7},
+                       {"healthCheckEnabled", true},
+                       {"autoChangeHealthCheckEnabled", true},
+                       {"distroEnabled", true},
+                       {"enableStandalone", true},
+                       {"pushEnabled", s.push_enabled},
+                       {"checkTimes", 3},
+                       {"httpHealthParams", {{"max", 5000}, {"min", 500}, {"factor", 0.85}}},
+                       {"tcpHealthParams", {{"max", 5000}, {"min", 1000}, {"factor", 0.75}}},
+                       {"mysqlHealthParams", {{"max", 3000}, {"min", 2000}, {"factor", 0.65}}},
+                       {"incrementalList", json::array()},
+                       {"serverStatusSynchronizationPeriodMillis", 2000},
+                       {"serviceStatusSynchronizationPeriodMillis", 5000},
+                       {"disableAddIP", false},
+                       {"sendBeatOnly", false},
+                       {"lightBeatEnabled", true},
+                       {"limitedUrlMap", json::object()},
+                       {"distroServerExpiredMillis", 10000},
+                       {"pushGoVersion", "0.1.0"},
+                       {"pushJavaVersion", "0.1.0"},
+                       {"pushPythonVersion", "0.4.3"},
+                       {"pushCVersion", "1.0.12"},
+                       {"pushCSharpVersion", "0.9.0"},
+                       {"enableAuthentication", false},
+                       {"overriddenServerStatus", nullptr},
+                       {"defaultInstanceEphemeral", true},
+                       {"healthCheckWhiteList", json::array()},
+                       {"checksum", nullptr}}));
+}
+
+/// GET /nacos/v1/core/cluster/nodes: the members as this node sees them. Addresses are the
+/// members' CAF addresses (a node does not know its peers' HTTP ports).
+void cluster_nodes(api a, const request&, const params& p, const api_settings&, node_port& port,
+                   done_fn done) {
+  auto* keyword = p.get("keyword");
+  std::string filter = keyword != nullptr ? *keyword : "";
+  port.call(gateway_op::members, pack(v1::MembersRequest{}), [a, done, filter](wire_msg reply) {
+    v1::MemberList members;
+    if (reply.kind != v1::MemberList::descriptor()->full_name()
+        || !members.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    json data = json::array();
+    for (auto& m : members.members()) {
+      if (!filter.empty() && m.address().find(filter) == std::string::npos)
+        continue;
+      auto colon = m.address().rfind(':');
+      std::string state = m.state() == "SELF" || m.state() == "UP" ? "UP"
+                          : m.state() == "SUSPICIOUS"              ? "SUSPICIOUS"
+                          : m.state() == "CONFLICT"                ? "ISOLATION"
+                                                                   : "DOWN";
+      json member{{"ip", m.address().substr(0, colon)},
+                  {"port", colon == std::string::npos ? 0 : std::atoi(m.address().c_str() + colon + 1)},
+                  {"state", state},
+                  {"address", m.address()},
+                  {"extendInfo", {{"node", m.node()}, {"problem", m.problem()}}},
+                  {"failAccessCnt", 0},
+                  {"abilities", json::object()}};
+      data.push_back(std::move(member));
+    }
+    response r;
+    r.body = json{{"code", 200}, {"message", nullptr}, {"data", std::move(data)}}.dump();
+    done(r);
+  });
+}
+
 struct route {
   const char* method;
   const char* path;
@@ -627,6 +841,17 @@ const route routes[] = {
   {"PUT", "/nacos/v1/ns/instance/beat", api::v1, beat_instance},
   {"GET", "/nacos/v1/ns/service/list", api::v1, list_services},
   {"GET", "/nacos/v1/ns/operator/metrics", api::v1, operator_metrics},
+  {"GET", "/nacos/v1/ns/operator/switches", api::v1, operator_switches},
+  {"GET", "/nacos/v1/ns/service", api::v1, get_service},
+  {"DELETE", "/nacos/v1/ns/service", api::v1, delete_service},
+  {"POST", "/nacos/v1/ns/service", api::v1, write_service},
+  {"PUT", "/nacos/v1/ns/service", api::v1, write_service},
+  {"GET", "/nacos/v1/ns/catalog/services", api::v1, catalog_services},
+  {"GET", "/nacos/v1/core/cluster/nodes", api::v1, cluster_nodes},
+  {"GET", "/nacos/v2/ns/service", api::v2, get_service},
+  {"DELETE", "/nacos/v2/ns/service", api::v2, delete_service},
+  {"POST", "/nacos/v2/ns/service", api::v2, write_service},
+  {"PUT", "/nacos/v2/ns/service", api::v2, write_service},
   {"GET", "/nacos/v1/console/health/liveness", api::v1, liveness},
   {"GET", "/nacos/v1/console/health/readiness", api::v1, readiness},
   {"POST", "/nacos/v2/ns/instance", api::v2, register_instance},

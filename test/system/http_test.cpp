@@ -175,6 +175,30 @@ TEST_CASE("http: every route's happy path") {
   auto v2beat = json::parse(call(http, "PUT", "/nacos/v2/ns/instance/beat?serviceName=pay&ip=10.0.1.1&port=9000").body);
   CHECK(v2beat["data"]["clientBeatInterval"] == 5000);
 
+  // Services, the catalog, switches and the cluster.
+  auto svc = call(http, "GET", "/nacos/v1/ns/service?serviceName=orders");
+  REQUIRE(svc.status == 200);
+  CHECK(json::parse(svc.body)["name"] == "orders");
+  CHECK(json::parse(svc.body)["clusters"][0]["name"] == "DEFAULT");
+  CHECK(json::parse(call(http, "GET", "/nacos/v2/ns/service?serviceName=orders").body)["data"]["serviceName"] == "orders");
+  CHECK(call(http, "GET", "/nacos/v1/ns/service?serviceName=nope").status == 404);
+  auto not_empty = call(http, "DELETE", "/nacos/v1/ns/service?serviceName=orders");
+  CHECK(not_empty.status == 400);
+  CHECK(not_empty.body.find("is not empty, can't be delete") != std::string::npos);
+  auto create = call(http, "POST", "/nacos/v1/ns/service?serviceName=newsvc&protectThreshold=0.5");
+  CHECK(create.status == 400);
+  CHECK(create.body.find("register an instance") != std::string::npos);
+  auto catalog = json::parse(call(http, "GET", "/nacos/v1/ns/catalog/services?pageNo=1&pageSize=10").body);
+  CHECK(catalog["count"] == 2);
+  CHECK(catalog["serviceList"].size() == 2);
+  auto switches = json::parse(call(http, "GET", "/nacos/v1/ns/operator/switches").body);
+  CHECK(switches["pushEnabled"] == true);
+  CHECK(switches["clientBeatInterval"] == 5000);
+  auto nodes = json::parse(call(http, "GET", "/nacos/v1/core/cluster/nodes").body);
+  CHECK(nodes["code"] == 200);
+  CHECK(nodes["data"][0]["state"] == "UP");
+  CHECK(nodes["data"][0]["address"] == node.address());
+
   auto del = call(http, "DELETE", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080");
   CHECK(del.body == "ok");
   CHECK(call(http, "DELETE", "/nacos/v2/ns/instance?serviceName=pay&ip=10.0.1.1&port=9000").status == 200);
@@ -231,6 +255,9 @@ TEST_CASE("http: bad parameters are refused with Nacos's texts and change nothin
     {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&ephemeral=false", 400,
      "ephemeral"},
     // routes
+    {"GET", "/nacos/v1/ns/service", 400, "Parameter 'serviceName' is missing"},
+    {"GET", "/nacos/v1/ns/catalog/services?pageSize=0", 400, "Param 'pageSize' is illegal"},
+    {"DELETE", "/nacos/v1/ns/service?serviceName=a@@b@@c", 400, "it should be format as"},
     {"GET", "/nacos/v1/ns/nothing", 404, "no such API"},
     {"PATCH", "/nacos/v1/ns/instance/list?serviceName=orders", 405, "not supported"},
   };
