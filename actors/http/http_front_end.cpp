@@ -9,7 +9,9 @@
 #include "actors/http/gateway_bridge.hpp"
 #include "actors/http/http_server.hpp"
 #include "actors/http/nacos_api.hpp"
+#include "actors/http/node_metrics.hpp"
 #include "actors/http/udp_push_actor.hpp"
+#include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
 
 namespace registry::http {
@@ -20,6 +22,7 @@ struct http_front_end::impl {
   std::unique_ptr<http_server> server;
   std::unique_ptr<gateway_bridge> bridge;
   std::unique_ptr<nacos_api> api;
+  node_metrics metrics;
   std::unique_ptr<boost::asio::ip::udp::socket> udp;
   boost::asio::ip::udp::endpoint udp_from;
   std::array<char, 65536> udp_buffer{};
@@ -46,6 +49,28 @@ server_limits make_limits(const node_config& cfg) {
   l.request_timeout_ms = cfg.http.request_timeout_ms;
   l.idle_timeout_ms = cfg.http.idle_timeout_ms;
   return l;
+}
+
+/// GET /metrics: refreshes the gauges from the node's status, then writes the text format.
+void serve_metrics(http_front_end::impl* self, std::function<void(response)> done) {
+  self->bridge->call(gateway_op::status, wire_msg{"registry.v1.StatusRequest", ""},
+                     [self, done](wire_msg reply) {
+                       v1::Status st;
+                       if (reply.kind == "registry.v1.Status" && st.ParseFromString(reply.payload)) {
+                         self->metrics.set_counts(static_cast<double>(st.clients()),
+                                                  static_cast<double>(st.services()),
+                                                  static_cast<double>(st.instances()),
+                                                  static_cast<double>(st.subscribers()));
+                         std::map<std::string, double> states;
+                         for (auto& m : st.members())
+                           states[m.state()] += 1;
+                         self->metrics.set_members(states);
+                       }
+                       response r;
+                       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                       r.body = self->metrics.serialize();
+                       done(std::move(r));
+                     });
 }
 
 /// Reads datagrams on the push socket: push-acks go to the UDP push actor.
@@ -80,7 +105,16 @@ std::string http_front_end::bind() {
   auto* self = impl_.get();
   self->server = std::make_unique<http_server>(
     make_limits(self->cfg), [self](request req, std::function<void(response)> done) {
-      self->api->handle(req, std::move(done));
+      auto t0 = std::chrono::steady_clock::now();
+      auto path = req.target.substr(0, req.target.find('?'));
+      if (path == "/metrics" && req.method == "GET")
+        return serve_metrics(self, std::move(done));
+      auto route = route_label(req.method, path);
+      self->api->handle(req, [self, route, t0, done = std::move(done)](response r) {
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
+        self->metrics.request_done(route, r.status, took.count());
+        done(std::move(r));
+      });
     });
   auto err = self->server->listen(self->cfg.http.listen.host, self->cfg.http.listen.port);
   if (!err.empty())
@@ -132,7 +166,9 @@ void http_front_end::start_udp_push(caf::actor_system& sys) {
     sys, self->udp->native_handle(), cfg, make_api_settings(self->cfg),
     [bridge](const service_key& key, const std::string& clusters, const std::string& ip,
              std::uint16_t port) { bridge->unsubscribe_udp(key, clusters, ip, port); },
-    nullptr);
+    [self](const char* result, double latency_ms) {
+      self->metrics.push_done("udp", result, latency_ms / 1000.0);
+    });
   self->bridge->set_udp_push(self->udp_push);
   receive_acks(self);
   log().info("http pushes to UDP subscribers from {}",

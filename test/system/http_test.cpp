@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "test/support/node_fixture.hpp"
@@ -347,5 +350,88 @@ TEST_CASE("http: hostile clients do not stop the node from serving others") {
     ::close(fd);
   CHECK(node.process().running());
   CHECK(wait_until(healthy, 10s));
+  node.stop();
+}
+
+namespace {
+
+/// Parses the Prometheus text format strictly enough for a test: every line is a comment
+/// (# HELP / # TYPE) or `name{labels} value`; returns sample -> value, empty on a bad line.
+std::map<std::string, double> parse_prometheus(const std::string& text, std::string& problem) {
+  std::map<std::string, double> samples;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    auto line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    start = end == std::string::npos ? text.size() : end + 1;
+    if (line.empty())
+      continue;
+    if (line[0] == '#') {
+      if (line.rfind("# HELP ", 0) != 0 && line.rfind("# TYPE ", 0) != 0) {
+        problem = "bad comment: " + line;
+        return {};
+      }
+      continue;
+    }
+    auto space = line.rfind(' ');
+    if (space == std::string::npos || space == 0) {
+      problem = "no value: " + line;
+      return {};
+    }
+    auto name = line.substr(0, space);
+    auto brace = name.find('{');
+    auto bare = name.substr(0, brace);
+    for (char c : bare)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':')) {
+        problem = "bad name: " + line;
+        return {};
+      }
+    if (brace != std::string::npos && name.back() != '}') {
+      problem = "bad labels: " + line;
+      return {};
+    }
+    try {
+      samples[name] = std::stod(line.substr(space + 1));
+    } catch (...) {
+      problem = "bad value: " + line;
+      return {};
+    }
+  }
+  return samples;
+}
+
+} // namespace
+
+TEST_CASE("http: /metrics parses as Prometheus text and its counters move with the traffic") {
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\n"};
+  REQUIRE(node.start());
+  auto http = node.http_address();
+  auto scrape = [&] {
+    auto r = call(http, "GET", "/metrics");
+    REQUIRE(r.status == 200);
+    std::string problem;
+    auto samples = parse_prometheus(r.body, problem);
+    INFO(problem);
+    REQUIRE(problem.empty());
+    return samples;
+  };
+  const std::string reg = "registry_http_requests_total{code=\"200\",route=\"POST /nacos/v1/ns/instance\"}";
+  const std::string op = "registry_operations_total{op=\"register\"}";
+  auto before = scrape();
+  CHECK(before["registry_instances"] == 0);
+  CHECK(before[op] == 0);
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=m&ip=10.0.0.1&port=" + std::to_string(i)).status == 200);
+  REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=m&ip=10.0.0.1").status == 400);
+  CHECK(hosts(http, "serviceName=m").size() == 3);
+  auto after = scrape();
+  CHECK(after[reg] == 3);
+  CHECK(after[op] == 3);
+  CHECK(after["registry_http_requests_total{code=\"400\",route=\"POST /nacos/v1/ns/instance\"}"] == 1);
+  CHECK(after["registry_operations_total{op=\"query\"}"] >= 1);
+  CHECK(after["registry_http_request_duration_seconds_count{route=\"POST /nacos/v1/ns/instance\"}"] == 4);
+  CHECK(after["registry_instances"] == 3);
+  CHECK(after["registry_services"] == 1);
+  CHECK(after["registry_members{state=\"SELF\"}"] == 1);
   node.stop();
 }

@@ -1,0 +1,115 @@
+#include "actors/http/node_metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace registry::http {
+
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  return buckets;
+}
+
+/// The operation an HTTP route stands for, or "" (for registry_operations_total).
+const char* operation_of(const std::string& route) {
+  if (route == "POST /nacos/v1/ns/instance" || route == "POST /nacos/v2/ns/instance"
+      || route == "PUT /nacos/v1/ns/instance" || route == "PUT /nacos/v2/ns/instance")
+    return "register";
+  if (route == "DELETE /nacos/v1/ns/instance" || route == "DELETE /nacos/v2/ns/instance")
+    return "deregister";
+  if (route == "PUT /nacos/v1/ns/instance/beat" || route == "PUT /nacos/v2/ns/instance/beat")
+    return "beat";
+  if (route == "GET /nacos/v1/ns/instance/list" || route == "GET /nacos/v2/ns/instance/list"
+      || route == "GET /nacos/v1/ns/instance" || route == "GET /nacos/v2/ns/instance")
+    return "query";
+  return "";
+}
+
+} // namespace
+
+node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using namespace prometheus;
+  requests_ = &BuildCounter()
+                 .Name("registry_http_requests_total")
+                 .Help("HTTP requests by route and status code")
+                 .Register(*registry_);
+  request_seconds_ = &BuildHistogram()
+                        .Name("registry_http_request_duration_seconds")
+                        .Help("Time from a request's arrival to its response, by route")
+                        .Register(*registry_);
+  operations_ = &BuildCounter()
+                   .Name("registry_operations_total")
+                   .Help("Registrations, deregistrations, beats and queries over HTTP, by op")
+                   .Register(*registry_);
+  pushes_ = &BuildCounter()
+               .Name("registry_pushes_total")
+               .Help("Pushes to subscribers by transport and result")
+               .Register(*registry_);
+  push_seconds_ = &BuildHistogram()
+                     .Name("registry_push_duration_seconds")
+                     .Help("Time from a push to its acknowledgement")
+                     .Register(*registry_);
+  members_ = &BuildGauge()
+                .Name("registry_members")
+                .Help("Cluster members by state, as this node sees them")
+                .Register(*registry_);
+  auto& gauge = [&](const char* name, const char* help) -> Gauge& {
+    return BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
+  }("registry_clients", "Clients held (sessions, heartbeat clients, replicas)");
+  clients_ = &gauge;
+  services_ = &BuildGauge().Name("registry_services").Help("Services with instances").Register(*registry_).Add({});
+  instances_ = &BuildGauge().Name("registry_instances").Help("Instances").Register(*registry_).Add({});
+  subscribers_ = &BuildGauge().Name("registry_subscribers").Help("Subscribers (CAF and UDP)").Register(*registry_).Add({});
+  for (const char* op : {"register", "deregister", "beat", "query"})
+    operations_->Add({{"op", op}});
+}
+
+node_metrics::~node_metrics() = default;
+
+void node_metrics::request_done(const std::string& route, int status, double seconds) {
+  requests_->Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+  request_seconds_->Add({{"route", route}}, latency_buckets()).Observe(seconds);
+  if (auto* op = operation_of(route); *op != '\0' && status < 400)
+    operations_->Add({{"op", op}}).Increment();
+}
+
+void node_metrics::push_done(const std::string& transport, const std::string& result,
+                             double seconds) {
+  pushes_->Add({{"transport", transport}, {"result", result}}).Increment();
+  if (result == "acked")
+    push_seconds_->Add({{"transport", transport}}, latency_buckets()).Observe(seconds);
+}
+
+void node_metrics::set_counts(double clients, double services, double instances,
+                              double subscribers) {
+  clients_->Set(clients);
+  services_->Set(services);
+  instances_->Set(instances);
+  subscribers_->Set(subscribers);
+}
+
+void node_metrics::set_members(const std::map<std::string, double>& per_state) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [state, gauge] : member_gauges_)
+    gauge->Set(0);
+  for (auto& [state, n] : per_state) {
+    auto& g = member_gauges_[state];
+    if (g == nullptr)
+      g = &members_->Add({{"state", state}});
+    g->Set(n);
+  }
+}
+
+std::string node_metrics::serialize() const {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(registry_->Collect());
+}
+
+} // namespace registry::http

@@ -1,0 +1,59 @@
+#pragma once
+/// The node's Prometheus metrics (prometheus-cpp), served by the HTTP front end at GET /metrics in
+/// the text format. Thread-safe: I/O threads and actors record into it.
+///
+/// - registry_http_requests_total{route,code}, registry_http_request_duration_seconds{route}
+/// - registry_operations_total{op}: HTTP registrations, deregistrations, beats and queries
+/// - registry_pushes_total{transport,result}, registry_push_duration_seconds{transport}
+/// - registry_members{state}; registry_clients, _services, _instances, _subscribers (gauges,
+///   refreshed from the node's status at each scrape)
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Histogram;
+class Gauge;
+template <typename T>
+class Family;
+} // namespace prometheus
+
+namespace registry::http {
+
+class node_metrics {
+public:
+  node_metrics();
+  ~node_metrics();
+
+  /// One HTTP request: its route label, status code and duration.
+  void request_done(const std::string& route, int status, double seconds);
+  /// One push (transport "udp"): result "acked", "failed" or "resent"; the latency of an acked one.
+  void push_done(const std::string& transport, const std::string& result, double seconds);
+  /// The node's counts from its status.
+  void set_counts(double clients, double services, double instances, double subscribers);
+  /// Members per state (every state of a previous call not given is set to 0).
+  void set_members(const std::map<std::string, double>& per_state);
+  /// The text format of every metric.
+  std::string serialize() const;
+
+private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_seconds_;
+  prometheus::Family<prometheus::Counter>* operations_;
+  prometheus::Family<prometheus::Counter>* pushes_;
+  prometheus::Family<prometheus::Histogram>* push_seconds_;
+  prometheus::Family<prometheus::Gauge>* members_;
+  prometheus::Gauge* clients_;
+  prometheus::Gauge* services_;
+  prometheus::Gauge* instances_;
+  prometheus::Gauge* subscribers_;
+  mutable std::mutex mtx_;
+  std::map<std::string, prometheus::Gauge*> member_gauges_;
+};
+
+} // namespace registry::http
