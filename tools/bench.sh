@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench.sh [--quick] [--json FILE] [--keep]
+# tools/bench.sh [--quick | --http-only] [--json FILE] [--keep]
 #
 # Runs the registry benchmark suite on loopback and prints a table: figure | median | spread
 # (min..max) | runs | target | met?. With --json FILE it also writes the figures as JSON, one key per
@@ -9,6 +9,10 @@
 #   2. a 3-node cluster:  registrations/s, replication A -> C (default settings, and under 5k/s
 #                         background registrations), push latency (same/other node), crash removal
 #   3. a fresh node:      RSS per instance at the small and large size, snapshot load of a joining node
+#   5. the HTTP API:      /instance/list queries/s (p50/p99), registrations/s, beats/s with wrk
+#                         (keep-alive, 64 connections), and etcd 3.4 (etcd-server) on a loopback port
+#                         through the same wrk harness: lease-bound puts, range queries; the ratios.
+#                         --http-only runs this section alone (tools/bench-http.sh).
 #
 # Standard mode: 3 runs per figure, sizes 100k and 1m instances (100 per session client, so 10k
 # clients at 1m). Memory: one fill per size. Snapshot load: up to 3 joins per size. Fills and joins
@@ -38,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --json) json_out=${2:?--json needs a file}; shift ;;
     --json=*) json_out=${1#--json=} ;;
     --keep) keep=1 ;;
+    --http-only) mode=http ;;
     -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -48,7 +53,10 @@ if [[ -n $json_out && $json_out != /* ]]; then
 fi
 
 # -- sizes and durations -----------------------------------------------------------------------
-if [[ $mode == quick ]]; then
+dur_http=5
+if [[ $mode == http ]]; then
+  reps=1; total_s=60; deadline_s=120; small_label=-; large_label=-
+elif [[ $mode == quick ]]; then
   reps=1; total_s=55; deadline_s=120
   dur_reg=2; dur_query=2; dur_ping=2; dur_repl=2; dur_repl_bg=3; dur_push=2; crash_rounds=2
   reg_clients=1000; small=10000; large=20000; small_label=10k; large_label=20k; joins=1
@@ -212,6 +220,16 @@ printf '{"meta":{"mode":"%s","date":"%s","runs":%s,"small_label":"%s","large_lab
   "$caf_load" >>"$results"
 say "registry-bench $mode suite; work dir $work; load average $caf_load on $(nproc) cores"
 
+# == 5. the HTTP API and etcd (tools/bench-http.sh), alone with --http-only ==========================
+# shellcheck source=tools/bench-http.sh
+source "$root/tools/bench-http.sh"
+if [[ $mode == http ]]; then
+  http_bench
+  etcd_bench
+  http_report
+  exit 0
+fi
+
 # == 1. one node ===================================================================================
 free_port; p1=$REPLY
 start_node solo "$p1" "$p1" 1000
@@ -356,4 +374,7 @@ printf '{"meta":{"loadavg_end":"%s","wall_s":%s}}\n' "$(cut -d' ' -f1-3 /proc/lo
   $((SECONDS - t_start)) >>"$results"
 cp "$results" "$work/results.kept.jsonl" 2>/dev/null || true
 "$bench" report --results "$results" --mode "$mode" ${json_out:+--json "$json_out"}
+http_bench
+etcd_bench
+http_report
 say "done in $((SECONDS - t_start)) s${json_out:+; figures written to $json_out}"

@@ -197,12 +197,13 @@ bool gateway_bridge::table::take(std::uint64_t id, pending& out) {
 
 gateway_bridge::gateway_bridge(caf::actor_system& sys, caf::actor supervisor,
                                std::int64_t request_timeout_ms)
-  : table_(std::make_shared<table>()) {
+  : sys_(sys), table_(std::make_shared<table>()) {
   actor_ = sys.spawn(bridge_actor, table_, std::move(supervisor), request_timeout_ms);
 }
 
 gateway_bridge::~gateway_bridge() {
-  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  // From a local actor: the bridge actor refuses anonymous exit messages as foreign.
+  caf::scoped_actor{sys_}->send_exit(actor_, caf::exit_reason::user_shutdown);
   // Completions still parked are answered, so no connection waits for ever.
   std::unordered_map<std::uint64_t, pending> left;
   {

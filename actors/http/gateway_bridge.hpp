@@ -75,6 +75,7 @@ public:
 private:
   void park(pending p);
 
+  caf::actor_system& sys_;
   std::shared_ptr<table> table_;
   caf::actor actor_;
 };

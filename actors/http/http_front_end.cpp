@@ -23,6 +23,7 @@ struct http_front_end::impl {
   std::unique_ptr<gateway_bridge> bridge;
   std::unique_ptr<nacos_api> api;
   node_metrics metrics;
+  caf::actor_system* sys = nullptr;
   std::unique_ptr<boost::asio::ip::udp::socket> udp;
   boost::asio::ip::udp::endpoint udp_from;
   std::array<char, 65536> udp_buffer{};
@@ -129,6 +130,7 @@ host_port http_front_end::address() const {
 
 void http_front_end::start(caf::actor_system& sys, caf::actor supervisor) {
   auto* self = impl_.get();
+  self->sys = &sys;
   self->bridge = std::make_unique<gateway_bridge>(sys, std::move(supervisor),
                                                   2 * defaults::request_timeout_ms);
   self->api = std::make_unique<nacos_api>(make_api_settings(self->cfg), *self->bridge);
@@ -179,8 +181,10 @@ void http_front_end::start_udp_push(caf::actor_system& sys) {
 void http_front_end::stop() {
   if (impl_->server)
     impl_->server->stop();
-  if (impl_->udp_push)
-    caf::anon_send_exit(impl_->udp_push, caf::exit_reason::user_shutdown);
+  // Exit messages from a local actor: the actors refuse anonymous ones (they could come from
+  // another process).
+  if (impl_->udp_push && impl_->sys != nullptr)
+    caf::scoped_actor{*impl_->sys}->send_exit(impl_->udp_push, caf::exit_reason::user_shutdown);
   impl_->udp_push = nullptr;
   // The bridge actor ends with the bridge: no completion runs after this returns but one already
   // running, which only queues a write on the stopped I/O context (alive until this is destroyed).
