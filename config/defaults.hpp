@@ -172,6 +172,12 @@ inline constexpr std::int64_t udp_subscriber_expiry_ms = 30000;
 /// without subscribing.
 inline constexpr std::size_t udp_subscriptions_max = 100000;
 
+// -- HTTP auth (Nacos style) ----------------------------------------------------
+/// Access tokens live this long (Nacos: 18000 s).
+inline constexpr std::int64_t auth_token_ttl_ms = 18000LL * 1000;
+/// The token signing secret: there is no default, and a short one is refused.
+inline constexpr std::size_t auth_secret_bytes_min = 32;
+
 // -- cluster secret --------------------------------------------------------------
 inline constexpr std::size_t cluster_secret_bytes_min = 16;
 inline constexpr std::size_t cluster_secret_bytes_max = 4096;

@@ -81,6 +81,7 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(http, udp_ack_timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(http, udp_retries_max, 0, 10),
     REGISTRY_INT_FIELD(http, udp_subscriber_expiry_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(auth, token_ttl_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_delay_ms, 0, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_retry_delay_ms, 1, duration_ms_max),
@@ -110,6 +111,7 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"limits", {}},
     {"distro", {}},
     {"http", {"listen"}},
+    {"auth", {"enabled", "secret", "users_file"}},
   };
   return keys;
 }
@@ -527,6 +529,16 @@ void parse_section(const YAML::Node& node, const std::string& section, node_conf
         if (any_port)
           cfg.http.listen.port = 0;
       }
+    } else if (section == "auth" && name == "enabled") {
+      cfg.auth.enabled = read_bool(value, full);
+    } else if (section == "auth" && name == "secret") {
+      if (!value.IsScalar()) // never echo the value
+        fail(full, "expected a string", value);
+      cfg.auth.secret = value.Scalar();
+    } else if (section == "auth" && name == "users_file") {
+      cfg.auth.users_file = read_string(value, full);
+      if (!cfg.auth.users_file.empty())
+        cfg.auth.users_file = resolve_path(cfg.auth.users_file, cfg.source_file);
     } else if (section == "push" && name == "enabled") {
       cfg.push.enabled = read_bool(value, full);
     } else if (section == "discovery" && name == "protection_enabled") {
@@ -850,6 +862,16 @@ std::string validate(const node_config& cfg) {
     return err("push.drop_after_ms",
                "expected at least push.timeout_ms (" + std::to_string(p.timeout_ms) + "), got " +
                    std::to_string(p.drop_after_ms));
+  const auto& a = cfg.auth;
+  if (a.enabled && a.secret.empty())
+    return err("auth.secret", "required when auth.enabled is true: tokens are signed with it and "
+                              "there is no default secret");
+  if (!a.secret.empty() && a.secret.size() < defaults::auth_secret_bytes_min)
+    return err("auth.secret", "expected at least " + std::to_string(defaults::auth_secret_bytes_min)
+                                  + " bytes, got " + std::to_string(a.secret.size()));
+  if (a.enabled && a.users_file.empty())
+    return err("auth.users_file", "required when auth.enabled is true (USER:HASH lines made by "
+                                  "registryd --hash-password)");
   const auto& h = cfg.http;
   if (h.enabled && h.listen == cfg.listen)
     return err("http.listen", "expected another address than listen (" + cfg.listen.to_string() +

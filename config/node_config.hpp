@@ -63,6 +63,11 @@
 ///     udp_ack_timeout_ms: 1000        # a UDP push is resent when not acknowledged within this
 ///     udp_retries_max: 1
 ///     udp_subscriber_expiry_ms: 30000 # a UDP subscriber that stops querying is forgotten
+///   auth:                             # Nacos-style auth of the HTTP API (off by default)
+///     enabled: false
+///     secret: ""                      # token signing secret, >= 32 bytes, required when enabled
+///     users_file: ""                  # USER:HASH lines (registryd --hash-password), required when enabled
+///     token_ttl_ms: 18000000          # access tokens expire after this
 ///   distro:
 ///     sync_delay_ms: 10
 ///     sync_timeout_ms: 3000
@@ -185,6 +190,15 @@ struct node_config {
     int udp_retries_max = defaults::udp_retries_max;
     std::int64_t udp_subscriber_expiry_ms = defaults::udp_subscriber_expiry_ms;
   } http;
+  /// Nacos-style auth of the HTTP API (off by default, as in Nacos). With `enabled`, `secret`
+  /// (>= 32 bytes; there is no default) and `users_file` (USER:HASH lines from registryd
+  /// --hash-password, relative to the config file's directory) are required.
+  struct auth_t {
+    bool enabled = false;
+    std::string secret;
+    std::string users_file;
+    std::int64_t token_ttl_ms = defaults::auth_token_ttl_ms;
+  } auth;
   struct distro_t {
     std::int64_t sync_delay_ms = defaults::sync_delay_ms;
     std::int64_t sync_timeout_ms = defaults::sync_timeout_ms;

@@ -24,6 +24,7 @@ struct http_front_end::impl {
   std::unique_ptr<nacos_api> api;
   node_metrics metrics;
   caf::actor_system* sys = nullptr;
+  std::shared_ptr<authenticator> auth;
   std::unique_ptr<boost::asio::ip::udp::socket> udp;
   boost::asio::ip::udp::endpoint udp_from;
   std::array<char, 65536> udp_buffer{};
@@ -32,8 +33,10 @@ struct http_front_end::impl {
 
 namespace {
 
-api_settings make_api_settings(const node_config& cfg) {
+api_settings make_api_settings(const node_config& cfg,
+                               std::shared_ptr<authenticator> auth = nullptr) {
   api_settings s;
+  s.auth = std::move(auth);
   s.beat_interval_ms = cfg.heartbeat.interval_ms;
   s.unhealthy_timeout_ms = cfg.heartbeat.unhealthy_timeout_ms;
   s.delete_timeout_ms = cfg.heartbeat.delete_timeout_ms;
@@ -104,6 +107,16 @@ http_front_end::~http_front_end() {
 
 std::string http_front_end::bind() {
   auto* self = impl_.get();
+  if (self->cfg.auth.enabled) {
+    if (!sodium_ready())
+      return "auth: libsodium cannot start";
+    auto users = user_store::load(self->cfg.auth.users_file);
+    if (auto* err = std::get_if<std::string>(&users))
+      return "auth.users_file: " + *err;
+    self->auth = std::make_shared<authenticator>(
+      std::get<user_store>(std::move(users)),
+      token_signer{self->cfg.auth.secret, self->cfg.auth.token_ttl_ms});
+  }
   self->server = std::make_unique<http_server>(
     make_limits(self->cfg), [self](request req, std::function<void(response)> done) {
       auto t0 = std::chrono::steady_clock::now();
@@ -133,7 +146,7 @@ void http_front_end::start(caf::actor_system& sys, caf::actor supervisor) {
   self->sys = &sys;
   self->bridge = std::make_unique<gateway_bridge>(sys, std::move(supervisor),
                                                   2 * defaults::request_timeout_ms);
-  self->api = std::make_unique<nacos_api>(make_api_settings(self->cfg), *self->bridge);
+  self->api = std::make_unique<nacos_api>(make_api_settings(self->cfg, self->auth), *self->bridge);
   if (self->cfg.push.enabled)
     start_udp_push(sys);
   self->server->start(self->cfg.http.threads);

@@ -94,6 +94,12 @@ private:
     req.body = std::move(msg.body());
     req.content_type = std::string{msg[bhttp::field::content_type]};
     req.user_agent = std::string{msg[bhttp::field::user_agent]};
+    req.access_token = std::string{msg["accessToken"]};
+    if (req.access_token.empty()) {
+      auto authorization = msg[bhttp::field::authorization];
+      if (authorization.size() > 7 && authorization.substr(0, 7) == "Bearer ")
+        req.access_token = std::string{authorization.substr(7)};
+    }
     req.remote_ip = remote_ip_;
     auto self = shared_from_this();
     handler_(std::move(req), [self](response r) {

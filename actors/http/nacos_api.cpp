@@ -1,6 +1,7 @@
 #include "actors/http/nacos_api.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -825,11 +826,43 @@ void cluster_nodes(api a, const request&, const params& p, const api_settings&, 
   });
 }
 
+// -- auth ----------------------------------------------------------------------------
+
+std::int64_t now_of(const api_settings& s) {
+  if (s.now_ms)
+    return s.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// POST /nacos/v1/auth/login and /auth/users/login: username and password give an accessToken.
+void login(api a, const request&, const params& p, const api_settings& s, node_port&,
+           done_fn done) {
+  if (!s.auth)
+    return done(fail(a, {400, code::parameter_invalid, "auth is off on this node (auth.enabled)"}));
+  std::string user;
+  std::string password;
+  if (auto e = required(p, "username", user))
+    return done(fail(a, from_param_error(*e)));
+  if (auto* pw = p.get("password"))
+    password = *pw;
+  std::string token;
+  auto r = s.auth->login(user, password, now_of(s), token);
+  if (!r.ok)
+    return done(fail(a, {r.status, 10001, r.message}));
+  done(ok_json(api::v1, json{{"accessToken", token},
+                             {"tokenTtl", s.auth->signer().ttl_ms() / 1000},
+                             {"globalAdmin", false},
+                             {"username", user}}));
+}
+
 struct route {
   const char* method;
   const char* path;
   api version;
   handler fn;
+  bool open = false; ///< served without credentials when auth is on
 };
 
 const route routes[] = {
@@ -852,8 +885,10 @@ const route routes[] = {
   {"DELETE", "/nacos/v2/ns/service", api::v2, delete_service},
   {"POST", "/nacos/v2/ns/service", api::v2, write_service},
   {"PUT", "/nacos/v2/ns/service", api::v2, write_service},
-  {"GET", "/nacos/v1/console/health/liveness", api::v1, liveness},
-  {"GET", "/nacos/v1/console/health/readiness", api::v1, readiness},
+  {"GET", "/nacos/v1/console/health/liveness", api::v1, liveness, true},
+  {"GET", "/nacos/v1/console/health/readiness", api::v1, readiness, true},
+  {"POST", "/nacos/v1/auth/login", api::v1, login, true},
+  {"POST", "/nacos/v1/auth/users/login", api::v1, login, true},
   {"POST", "/nacos/v2/ns/instance", api::v2, register_instance},
   {"DELETE", "/nacos/v2/ns/instance", api::v2, deregister_instance},
   {"PUT", "/nacos/v2/ns/instance", api::v2, update_instance},
@@ -861,8 +896,8 @@ const route routes[] = {
   {"GET", "/nacos/v2/ns/instance/list", api::v2, list_instances},
   {"PUT", "/nacos/v2/ns/instance/beat", api::v2, beat_instance},
   {"GET", "/nacos/v2/ns/service/list", api::v2, list_services},
-  {"GET", "/nacos/v2/console/health/liveness", api::v2, liveness},
-  {"GET", "/nacos/v2/console/health/readiness", api::v2, readiness},
+  {"GET", "/nacos/v2/console/health/liveness", api::v2, liveness, true},
+  {"GET", "/nacos/v2/console/health/readiness", api::v2, readiness, true},
 };
 
 /// "/nacos/v1/ns/ops/..." is Nacos's alias of "/nacos/v1/ns/operator/...".
@@ -935,6 +970,17 @@ void nacos_api::handle(const request& req, std::function<void(response)> done,
       out.body = "no such API: " + path.substr(0, 200);
     }
     return done(out);
+  }
+  if (settings_.auth && !r->open) {
+    auto* token = p.get("accessToken");
+    auto* user = p.get("username");
+    auto* password = p.get("password");
+    auto verdict = settings_.auth->check(token != nullptr ? *token : req.access_token,
+                                         user != nullptr ? *user : "",
+                                         password != nullptr ? *password : "",
+                                         now_of(settings_));
+    if (!verdict.ok)
+      return done(fail(r->version, {verdict.status, 10001, verdict.message}));
   }
   r->fn(r->version, req, p, settings_, port_, std::move(done));
 }

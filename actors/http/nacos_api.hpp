@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/http/auth.hpp"
 #include "actors/http/http_params.hpp"
 #include "messages/model.hpp"
 
@@ -47,6 +48,7 @@ struct request {
   std::string content_type;
   std::string remote_ip;
   std::string user_agent;
+  std::string access_token; ///< the accessToken header (or Authorization: Bearer)
 };
 
 /// One HTTP response.
@@ -64,6 +66,10 @@ struct api_settings {
   std::int64_t cache_millis = 10000;
   bool push_enabled = true;
   param_limits limits;
+  /// Auth (nullptr = off): every route but health and login needs credentials.
+  std::shared_ptr<authenticator> auth;
+  /// Milliseconds since the epoch (token expiry); the system clock unless a test injects one.
+  std::function<std::int64_t()> now_ms;
 };
 
 /// The route of a request for metrics: a fixed label ("GET /nacos/v1/ns/instance/list"), or

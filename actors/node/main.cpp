@@ -15,6 +15,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/common/log.hpp"
+#include "actors/http/auth.hpp"
 #include "actors/http/http_front_end.hpp"
 #include "actors/member/http_get.hpp"
 #include "actors/member/member_source.hpp"
@@ -113,13 +114,31 @@ int main(int argc, char** argv) {
   CLI::App app{"registryd: a service registry node"};
   std::string config_path;
   std::string log_level;
-  app.add_option("--config", config_path, "YAML config file")->required();
+  app.add_option("--config", config_path, "YAML config file (required to run a node)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides log.level)");
+  std::string hash_user;
+  app.add_option("--hash-password", hash_user,
+                 "print a users-file line (auth.users_file) for USER, the password read from stdin");
   app.set_version_flag("--version", std::string{REGISTRY_VERSION});
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? exit_ok : exit_bad_config;
+  }
+  if (!hash_user.empty()) {
+    std::string password;
+    std::getline(std::cin, password);
+    auto line = registry::http::user_store::make_line(hash_user, password);
+    if (line.empty() || hash_user.find(':') != std::string::npos) {
+      std::cerr << "registryd: cannot hash the password (a user name has no ':')\n";
+      return exit_runtime_error;
+    }
+    std::cout << line << "\n";
+    return exit_ok;
+  }
+  if (config_path.empty()) {
+    std::cerr << "--config is required\nRun with --help for more information.\n";
+    return exit_bad_config;
   }
 
   auto loaded = registry::load_node_config(config_path);

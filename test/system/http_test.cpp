@@ -435,3 +435,54 @@ TEST_CASE("http: /metrics parses as Prometheus text and its counters move with t
   CHECK(after["registry_members{state=\"SELF\"}"] == 1);
   node.stop();
 }
+
+TEST_CASE("http: auth refuses no token, a bad and an expired token, and takes a good one") {
+  auto users = make_temp_dir();
+  // The password comes from stdin.
+  auto line = run({"/bin/sh", "-c", "printf wonderland | " + registryd_path() + " --hash-password alice"}, 20s);
+  REQUIRE(line.code == 0);
+  write_file(users + "/users", line.out);
+  const std::string secret = "0123456789abcdef0123456789abcdef";
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\nauth:\n  enabled: true\n  secret: " + secret
+                 + "\n  users_file: " + users + "/users\n  token_ttl_ms: 1500\n"};
+  REQUIRE(node.start());
+  auto http = node.http_address();
+  const std::string reg = "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080";
+  auto none = call(http, "POST", reg);
+  CHECK(none.status == 403);
+  CHECK(none.body == "user not found!");
+  auto bad = call(http, "POST", reg + "&accessToken=forged.token");
+  CHECK(bad.status == 403);
+  CHECK(bad.body == "token invalid!");
+  CHECK(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=orders").status == 403);
+  auto wrong = call(http, "POST", "/nacos/v1/auth/login?username=alice&password=nope");
+  CHECK(wrong.status == 403);
+  auto login = call(http, "POST", "/nacos/v1/auth/users/login", "username=alice&password=wonderland",
+                    "Content-Type: application/x-www-form-urlencoded\r\n");
+  REQUIRE(login.status == 200);
+  auto token = json::parse(login.body)["accessToken"].get<std::string>();
+  CHECK(call(http, "POST", reg + "&accessToken=" + token).body == "ok");
+  CHECK(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=orders", "",
+             "accessToken: " + token + "\r\n").status == 200);
+  // The npm client's way: username and password on every request.
+  CHECK(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=orders&username=alice&password=wonderland").status == 200);
+  // Health stays open.
+  CHECK(call(http, "GET", "/nacos/v1/console/health/liveness").status == 200);
+  // The token expires (token_ttl_ms 1.5 s).
+  CHECK(wait_until([&] { return call(http, "POST", reg + "&accessToken=" + token).body == "token expired!"; }, 5s));
+  CHECK(node.ctl_json({"status"})["instances"] == 1);
+  node.stop();
+  remove_tree(users);
+}
+
+TEST_CASE("http: a node with auth on and no secret refuses to start") {
+  auto dir = make_temp_dir();
+  auto port = free_port();
+  write_file(dir + "/node.yaml", "listen: 127.0.0.1:" + std::to_string(port) + "\nmembers: [127.0.0.1:"
+                                   + std::to_string(port) + "]\nhttp:\n  listen: 127.0.0.1:0\n"
+                                   "auth:\n  enabled: true\n  users_file: users\n");
+  auto r = run({registryd_path(), "--config", dir + "/node.yaml"}, 10s);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("auth.secret: required when auth.enabled is true") != std::string::npos);
+  remove_tree(dir);
+}
