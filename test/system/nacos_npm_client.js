@@ -76,8 +76,15 @@ async function kill(client) {
   let ev = await waitForEvent(events, hosts => has(hosts, '10.0.0.2', 8081), 12000);
   step('subscribed-before-kill', ev !== null, 'no event with 10.0.0.2:8081');
   process.kill(Number(killPid), 'SIGKILL');
-  const reg = await rawRequest('POST', '/nacos/v1/ns/instance?serviceName=npm-kill&ip=10.0.0.3&port=8082');
-  step('register-on-survivor', reg.status === 200 && reg.body === 'ok', reg.body);
+  // Until the survivor has seen the other node go, a write it must forward there fails (503), and a
+  // client moves on and retries: so does this one, for up to 15 s.
+  let reg = null;
+  for (const t0 = Date.now(); Date.now() - t0 < 15000;) {
+    reg = await rawRequest('POST', '/nacos/v1/ns/instance?serviceName=npm-kill&ip=10.0.0.3&port=8082');
+    if (reg.status === 200) break;
+    await new Promise(resolve => setTimeout(resolve, 200));
+  }
+  step('register-on-survivor', reg.status === 200 && reg.body === 'ok', reg.status + ' ' + reg.body);
   ev = await waitForEvent(events, hosts => has(hosts, '10.0.0.3', 8082), 15000);
   step('event-after-kill', ev !== null, 'no event with 10.0.0.3:8082 after the node was killed');
   step('getServerStatus-after-kill', (await client.getServerStatus()) === 'UP');
