@@ -81,7 +81,7 @@ struct naming_client::impl {
   std::shared_ptr<detail::shared_view> view;
   caf::actor_system_config cfg; // outlives sys (declared first)
   std::unique_ptr<caf::actor_system> sys;
-  caf::actor session;
+  client_library_actor session;
   std::atomic<listener_id> next_listener{1};
 
   /// How long the caller waits for the actor: the actor answers within request_timeout itself.
@@ -237,7 +237,7 @@ naming_client::~naming_client() {
     // best effort
   }
   caf::anon_send_exit(d.session, caf::exit_reason::user_shutdown);
-  d.session = nullptr;
+  d.session = client_library_actor{};
   d.events->stop();
   d.sys.reset();
 }
