@@ -29,6 +29,8 @@ struct distro_actor_state {
   static inline const char* name = "distro";
 
   std::shared_ptr<const node_config> cfg;
+  /// Spawns one member's peer actor.
+  peer_spawner spawn_peer;
   std::string self_address;
   /// This node's id for this run, announced in the peer handshake.
   std::string node_id;
@@ -328,7 +330,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
-    auto peer = spawn_peer_actor(self->system(), ps, caf::actor{self});
+    auto peer = st.spawn_peer(self->system(), ps, caf::actor{self});
     self->monitor(peer);
     st.peers.emplace(name, peer);
   }
@@ -488,9 +490,11 @@ caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
   };
 }
 
-caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg) {
+caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg,
+                           peer_spawner spawn_peer) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.spawn_peer = std::move(spawn_peer);
   st.self_address = st.cfg->listen.to_string();
   st.node_id = make_node_id();
   install_default_handlers(self, "distro");
@@ -758,8 +762,9 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
 
 } // namespace
 
-caf::actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg) {
-  return sys.spawn(distro_actor, std::move(cfg));
+caf::actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                              peer_spawner spawn_peer) {
+  return sys.spawn(distro_actor, std::move(cfg), std::move(spawn_peer));
 }
 
 } // namespace registry
