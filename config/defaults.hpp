@@ -105,6 +105,10 @@ inline constexpr std::size_t sync_batch_clients_max = 1000;
 inline constexpr std::int64_t verify_interval_ms = 5000;
 inline constexpr std::int64_t verify_timeout_ms = 3000;
 inline constexpr int copy_expiry_verify_rounds = 3;
+/// A copy whose source is alive and ready expires after copy_expiry_verify_rounds verifies from it
+/// that do not list it; a source that sends no verify at all (it does not see this node alive)
+/// leaves its copies for this many copy expiry times after its last verify.
+inline constexpr int copy_expiry_silent_source_factor = 4;
 inline constexpr std::int64_t snapshot_timeout_ms = 30000;
 inline constexpr std::int64_t snapshot_retry_delay_ms = 1000;
 /// A node whose peers are all down becomes ready after this wait.

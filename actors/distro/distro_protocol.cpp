@@ -233,8 +233,7 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       r.tombstone = false;
       r.adopted = false;
       r.local = responsible;
-      r.source = self_;
-      r.renewed_ms = now_ms;
+      renew(r, self_, now_ms);
       r.beats = x.beats;
       mark_pending_all(x.id);
     } else if (i->second.beats != x.beats) {
@@ -317,6 +316,8 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
   }
   // Only a ready node verifies: the sender has its data now and may be routed to.
   set_peer_ready(pi->second, pi->first, true, now_ms);
+  ++pi->second.verifies_received;
+  pi->second.last_verify_ms = now_ms;
   remap(now_ms, fx);
   std::size_t seen = 0;
   for (const auto& e : x.clients) {
@@ -330,12 +331,15 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     auto& r = ri->second;
     if (r.local)
       continue; // ours in our routing: the sender's view is behind; its copy is repaired by our verify
-    if (!r.tombstone && r.revision == e.revision) {
-      r.renewed_ms = now_ms;
-      r.source = x.source;
-    } else {
+    if (r.tombstone) {
       out.reply.missing.push_back(e.id);
+      continue;
     }
+    // Listed by a member that holds it: the client lives. A stale copy is kept (renewed) until
+    // the sync that the reply asks for replaces it; expiring it would only lose its instances.
+    renew(r, x.source, now_ms);
+    if (r.revision != e.revision)
+      out.reply.missing.push_back(e.id);
   }
   fx.log.verify_missing += out.reply.missing.size();
   finish(now_ms, fx);
@@ -620,11 +624,33 @@ void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
   next_verify_ms_ = now_ms + cfg_.verify_interval_ms;
 }
 
-void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
+bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   auto limit = static_cast<time_ms>(cfg_.copy_expiry_verify_rounds) * cfg_.verify_interval_ms;
+  auto pi = peers_.find(r.source);
+  if (pi == peers_.end() || !is_alive(pi->second.state) || !pi->second.ready)
+    return now_ms - r.renewed_ms >= limit; // nobody vouches for it any more
+  // Its source is alive and ready: only its own verifies tell. Time on this node does not count
+  // (this node may have been frozen or starved while their verifies waited in its mailbox).
+  const auto& p = pi->second;
+  if (p.verifies_received - r.renewed_round >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
+    return true; // verified that many times without it
+  // A source that sends no verify at all does not see this node alive (it queues no deletes for
+  // it either): the copy goes after a longer silence.
+  return now_ms - std::max(r.renewed_ms, p.last_verify_ms)
+         >= limit * defaults::copy_expiry_silent_source_factor;
+}
+
+void distro_protocol::renew(record& r, const std::string& source, time_ms now_ms) {
+  r.source = source;
+  r.renewed_ms = now_ms;
+  auto pi = peers_.find(source);
+  r.renewed_round = pi == peers_.end() ? 0 : pi->second.verifies_received;
+}
+
+void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
   for (auto i = records_.begin(); i != records_.end();) {
     auto& r = i->second;
-    if (!r.local && !r.tombstone && now_ms - r.renewed_ms >= limit) {
+    if (!r.local && !r.tombstone && copy_expired(r, now_ms)) {
       fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false, {}});
       ++fx.log.copies_expired;
       auto next = std::next(i);
@@ -746,7 +772,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     auto& r = i->second;
     bool same = r.tombstone ? x.deleted : (!x.deleted && r.revision == x.revision);
     if (same) {
-      r.renewed_ms = now_ms;
+      renew(r, r.source, now_ms);
     } else if (r.adopted && !r.tombstone) {
       // Handed to us, not changed here since: the previous owner's newer write still applies.
       if (x.deleted) {
@@ -756,8 +782,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
       } else {
         r.revision = x.revision;
         r.services = x.services;
-        r.source = source;
-        r.renewed_ms = now_ms;
+        renew(r, source, now_ms);
         r.beats = beats;
         fx.apply.push_back(
           local_op{local_op::kind::replace, x.id, r.revision, r.services, true, std::move(beats)});
@@ -792,8 +817,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   }
   if (i != records_.end()) {
     auto& r = i->second;
-    r.renewed_ms = now_ms;
-    r.source = source;
+    renew(r, source, now_ms);
     r.beats = beats; // newer clocks even when the content is the same
     if (r.revision == x.revision)
       return;
@@ -812,8 +836,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   r.services = x.services;
   r.local = responsible_node(x.id) == self_;
   r.adopted = r.local;
-  r.source = source;
-  r.renewed_ms = now_ms;
+  renew(r, source, now_ms);
   r.beats = beats;
   fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local,
                               r.local ? std::move(beats) : client_beats{}});
@@ -832,8 +855,7 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   r.tombstone = true;
   r.adopted = false;
   r.local = responsible_node(id) == self_;
-  r.source = self_;
-  r.renewed_ms = now_ms;
+  renew(r, self_, now_ms);
   // Only alive peers wait for a delete: a DOWN peer's copy expires by itself (see the file comment).
   for (auto& [name, p] : peers_) {
     if (is_alive(p.state))
@@ -989,7 +1011,7 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
     } else {
       r.adopted = false;
       // A fresh expiry clock: the new owner's verify has a full expiry time to reach us.
-      r.renewed_ms = now_ms;
+      renew(r, r.source, now_ms);
       // The new owner may lack our latest state: send it there.
       if (auto pi = peers_.find(responsible_node(id)); pi != peers_.end())
         pi->second.pending.insert(id);

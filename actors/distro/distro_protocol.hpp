@@ -67,10 +67,19 @@
 /// ## Verify (every verify_interval_ms, only when ready)
 /// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
 /// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
-/// The receiver renews copies with equal revision and answers with the ids it lacks or holds at another
-/// revision; the sender marks those pending for that peer (full sync). A copy not renewed (by sync,
-/// verify or snapshot) for copy_expiry_verify_rounds * verify_interval_ms is removed: that is how a
-/// crashed node's sessions leave the cluster. Local records never expire this way.
+/// The receiver renews the copies listed (a listed copy at another revision too: the client lives, and
+/// the copy is kept until the sync replaces it) and answers with the ids it lacks or holds at another
+/// revision; the sender marks those pending for that peer (full sync). Copy expiry follows the copy's
+/// *source* (the member that last sent or listed it):
+/// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
+///   removed once not renewed for copy_expiry_verify_rounds * verify_interval_ms. That is how a
+///   crashed node's sessions leave the cluster.
+/// * a source that is alive and ready is asked, not the clock: the copy is removed after
+///   copy_expiry_verify_rounds VerifyBatches from it that did not list it. Time this node spent
+///   frozen or starved (the verifies waiting in its mailbox) thus removes nothing. A source that sends
+///   no verify at all (it does not see this node alive, so it queues no deletes for it either) leaves
+///   its copies for copy_expiry_silent_source_factor copy expiry times after its last verify.
+/// Local records never expire this way.
 /// *Copies absent from their sender's batch are not deleted at once*; they are just not renewed and
 /// expire as above. Absence is weak evidence: the batch may have been built before a sync that overtook
 /// it, the sender may have just handed the client to another node, and the sender may be
@@ -354,8 +363,10 @@ public:
     bool tombstone = false; ///< deleted here, kept until every peer acknowledged the delete
     bool adopted = false;   ///< local by a re-mapping or by arriving data, not changed here since
     std::uint64_t tombstone_seq = 0; ///< tombstones: order of deletion (the oldest goes first)
-    std::string source;     ///< who sent the current content (self for local changes)
+    std::string source;     ///< who sent the current content or last vouched for it (self for
+                            ///< local changes)
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
+    std::uint64_t renewed_round = 0; ///< the source's verifies received at that renewal
     client_beats beats;     ///< last known beat clocks on this node's clock (heartbeat clients)
   };
 
@@ -473,6 +484,8 @@ private:
     std::optional<in_flight_sync> in_flight;
     time_ms next_send_ms = 0; ///< merge window end or retry time
     int failure_streak = 0;   ///< failed batches in a row
+    std::uint64_t verifies_received = 0; ///< VerifyBatches from this peer (its rounds)
+    time_ms last_verify_ms = 0;          ///< when the last one arrived
     std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
   };
 
@@ -500,6 +513,8 @@ private:
   void apply_incoming(const distro::client_data& x, const std::string& source, time_ms now_ms,
                       effects& fx);
   void make_tombstone(const client_id& id, time_ms now_ms);
+  void renew(record& r, const std::string& source, time_ms now_ms);
+  bool copy_expired(const record& r, time_ms now_ms) const;
   void drop_down_deletes(peer_state& p);
   std::size_t live_count() const;
   void erase_record(record_map::iterator i);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -579,7 +580,7 @@ TEST_CASE("distro: verify renews equal copies and reports missing and stale ones
   CHECK(out.reply.missing == std::vector<client_id>{y, z});
   CHECK(out.fx.log.verify_missing == 2);
   CHECK(p.find(x)->renewed_ms == 700);
-  CHECK(p.find(y)->renewed_ms == 100);
+  CHECK(p.find(y)->renewed_ms == 700); // stale, but listed: kept until the sync replaces it
 }
 
 TEST_CASE("distro: every verify_interval_ms a ready node verifies its clients; mismatches go in full") {
@@ -625,22 +626,25 @@ TEST_CASE("distro: a copy not renewed for copy_expiry_verify_rounds intervals is
   p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
   p.on_local_change(change(session(b, 1), "orders"), 100);
   // A keeps verifying x, but not y (y is absent: not deleted at once, just not renewed).
-  for (time_ms t = 1000; t <= 3000; t += 1000) {
+  for (time_ms t = 1000; t <= 2000; t += 1000) {
     auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
     CHECK(out.reply.missing.empty());
     CHECK(p.find(y) != nullptr);
   }
-  // The sweep runs every verify_interval_ms: y (renewed at 100) is due at 3100, removed at 4000.
-  auto fx = p.tick(3100);
-  CHECK(fx.apply.empty());
-  fx = p.tick(4000);
+  // The third verify of A without y: the sweep (every verify_interval_ms) removes it.
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 3000);
+  auto& fx = out.fx;
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].what == op_kind::remove);
   CHECK(fx.apply[0].id == y);
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(y) == nullptr);
   CHECK(p.find(x) != nullptr);
-  // A stops verifying (crashed): x goes too; our own client never expires.
+  // A crashes (DOWN): nobody vouches for x any more, it goes once not renewed for three intervals
+  // (renewed at 3000); our own client never expires.
+  fx = p.on_members({{a, member_state::down}, {c, member_state::up}}, 3500);
+  fx = p.tick(5900);
+  CHECK(p.find(x) != nullptr);
   fx = p.tick(7000);
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(x) == nullptr);
@@ -1025,4 +1029,63 @@ TEST_CASE("distro: beat ages survive the wire; without them a client's ages are 
   distro::client_data gone{heartbeat(4), 0, {}, true, a, {}};
   distro::to_wire(gone, msg);
   CHECK(distro::from_wire(msg).beats.empty());
+}
+
+TEST_CASE("distro: a node frozen past the expiry time keeps the copies of its alive sources") {
+  // B is frozen (SIGSTOP, or starved) from 100 to 10000: its first input after that is a tick. The
+  // owners' verifies are still in its mailbox; no copy of an alive, ready source may go.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2), z = session(c, 1);
+  auto rev = content_revision(make_services("orders"));
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
+  p.on_sync_batch(distro::sync_batch{c, {data(z, "orders")}}, 100);
+  auto fx = p.tick(10000);
+  CHECK(fx.log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) != nullptr);
+  CHECK(p.find(z) != nullptr);
+  // The queued verifies arrive: A lists x only (y ended meanwhile and its delete was lost), C
+  // lists z. y goes after A's third verify without it; x and z stay.
+  for (time_ms t = 10001; t <= 12001; t += 1000) {
+    p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
+    p.on_verify_batch(distro::verify_batch{c, {{z, rev}}}, t);
+  }
+  p.tick(13000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) == nullptr);
+  CHECK(p.find(z) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a copy listed at another revision is kept while the repair is pending") {
+  // A's syncs to B time out under load; A's verifies list x at its new revision. B must not expire
+  // the (stale) copy meanwhile: it reports it stale every round and keeps it.
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  auto newer = content_revision(make_services("orders", 9090));
+  for (time_ms t = 1000; t <= 8000; t += 1000) {
+    auto out = p.on_verify_batch(distro::verify_batch{a, {{x, newer}}}, t);
+    CHECK(out.reply.missing == std::vector<client_id>{x});
+    CHECK(out.fx.log.copies_expired == 0);
+    REQUIRE(p.find(x) != nullptr);
+  }
+  // The sync finally gets through.
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders", 9090)}}, 8500);
+  CHECK(p.find(x)->revision == newer);
+  CHECK(p.on_verify_batch(distro::verify_batch{a, {{x, newer}}}, 9000).reply.missing.empty());
+}
+
+TEST_CASE("distro: the copies of an alive source that sends no verify go after a longer silence") {
+  // A answers B's probes but does not see B alive (it sends B nothing): its copies at B go after
+  // copy_expiry_silent_source_factor expiry times since A's last verify (at 0 in make_ready).
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  auto limit = 3 * 1000 * defaults::copy_expiry_silent_source_factor;
+  p.tick(100 + limit - 100);
+  CHECK(p.find(x) != nullptr);
+  auto fx = p.tick(100 + limit + 1000);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
 }
