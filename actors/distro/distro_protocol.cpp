@@ -275,6 +275,8 @@ distro_protocol::effects distro_protocol::on_sync_result(const std::string& peer
     auto ids = std::move(p.in_flight->ids);
     p.in_flight.reset();
     p.failure_streak = 0;
+    // Answered in time: the next batches may grow again (doubling up to sync_batch_clients_max).
+    p.batch_limit = std::min(cfg_.sync_batch_clients_max, batch_limit(p) * 2);
     for (const auto& id : ids)
       gc_tombstone(id);
   } else {
@@ -545,6 +547,8 @@ std::string distro_protocol::check_invariants() const {
         return "peer " + name + ": pending client without record: " + id;
     if (p.in_flight && p.in_flight->ids.size() > cfg_.sync_batch_clients_max)
       return "peer " + name + ": batch over sync_batch_clients_max";
+    if (batch_limit(p) < 1)
+      return "peer " + name + ": batch limit below 1";
     if (!is_alive(p.state) && (p.in_flight || p.verify_in_flight))
       return "peer " + name + ": request in flight to a DOWN peer";
   }
@@ -675,7 +679,8 @@ void distro_protocol::flush(const std::string& name, peer_state& p, time_ms now_
   f.sent_ms = now_ms;
   // Round-robin from the cursor, so a busy client with a small id cannot starve the others.
   auto i = p.pending.upper_bound(p.cursor);
-  while (out.batch.clients.size() < cfg_.sync_batch_clients_max && !p.pending.empty()) {
+  auto limit = batch_limit(p);
+  while (out.batch.clients.size() < limit && !p.pending.empty()) {
     if (i == p.pending.end())
       i = p.pending.begin();
     auto id = *i;
@@ -939,6 +944,9 @@ void distro_protocol::fail_sync(peer_state& p, time_ms now_ms, effects& fx) {
   for (const auto& id : p.in_flight->ids)
     if (records_.count(id) > 0)
       p.pending.insert(id);
+  // A batch that failed (mostly: not answered in time by a busy peer) is resent in halves, so a
+  // loaded peer is not sent the same large batch again and again.
+  p.batch_limit = std::max<std::size_t>(1, std::min(batch_limit(p), p.in_flight->ids.size()) / 2);
   p.in_flight.reset();
   ++p.failure_streak;
   p.next_send_ms = now_ms + cfg_.sync_retry_delay_ms;
@@ -1019,6 +1027,11 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       ++fx.log.handed_over;
     }
   }
+}
+
+std::size_t distro_protocol::batch_limit(const peer_state& p) const {
+  return p.batch_limit == 0 ? cfg_.sync_batch_clients_max
+                            : std::min(p.batch_limit, cfg_.sync_batch_clients_max);
 }
 
 std::vector<std::string> distro_protocol::compute_routing() const {

@@ -37,7 +37,9 @@
 ///   (last send + sync_delay_ms). A batch holds at most sync_batch_clients_max clients, taken round-robin
 ///   from the pending set. At most one batch is in flight per peer.
 /// * A failed batch (a failed result, no result within sync_timeout_ms, or the peer going DOWN) puts its
-///   clients back in the pending set; the next batch waits sync_retry_delay_ms. Nothing is sent to a
+///   clients back in the pending set; the next batch waits sync_retry_delay_ms and holds half as many
+///   clients (a loaded peer is not sent the same large batch again); each answered batch doubles the
+///   size again, up to sync_batch_clients_max. Nothing is sent to a
 ///   DOWN peer; its pending set of live clients waits (bounded) until it is up again or leaves the
 ///   member list (then it is dropped: Nacos retries forever into a full queue, #7151).
 /// * Deletes for a DOWN peer are dropped, not kept: a peer going DOWN loses its pending tombstones and
@@ -484,6 +486,9 @@ private:
     std::optional<in_flight_sync> in_flight;
     time_ms next_send_ms = 0; ///< merge window end or retry time
     int failure_streak = 0;   ///< failed batches in a row
+    /// Clients per batch to this peer: halved by a failed batch, doubled by an answered one,
+    /// within 1..sync_batch_clients_max (0: the maximum).
+    std::size_t batch_limit = 0;
     std::uint64_t verifies_received = 0; ///< VerifyBatches from this peer (its rounds)
     time_ms last_verify_ms = 0;          ///< when the last one arrived
     std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
@@ -515,6 +520,7 @@ private:
   void make_tombstone(const client_id& id, time_ms now_ms);
   void renew(record& r, const std::string& source, time_ms now_ms);
   bool copy_expired(const record& r, time_ms now_ms) const;
+  std::size_t batch_limit(const peer_state& p) const;
   void drop_down_deletes(peer_state& p);
   std::size_t live_count() const;
   void erase_record(record_map::iterator i);

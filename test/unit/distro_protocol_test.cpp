@@ -1089,3 +1089,34 @@ TEST_CASE("distro: the copies of an alive source that sends no verify go after a
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(x) == nullptr);
 }
+
+TEST_CASE("distro: a failed batch is resent in halves; answered batches grow back") {
+  auto p = make_ready(a, {b}); // sync_batch_clients_max = 3
+  auto fx = p.on_local_change(change(session(a, 100), "orders"), 10);
+  REQUIRE(syncs_to(fx, b).size() == 1);
+  ack_all(p, fx, 11);
+  for (int k = 1; k <= 20; ++k)
+    p.on_local_change(change(session(a, k), "orders"), 12);
+  std::vector<std::size_t> sizes;
+  time_ms t = 100;
+  auto next_batch = [&]() -> std::optional<proto::outgoing_sync> {
+    for (int step = 0; step < 50; ++step, t += 10) {
+      auto out = syncs_to(p.tick(t), b);
+      if (!out.empty())
+        return out[0];
+    }
+    return std::nullopt;
+  };
+  auto first = next_batch();
+  REQUIRE(first);
+  CHECK(first->batch.clients.size() == 3);
+  p.on_sync_result(b, first->batch_id, false, t); // not answered in time
+  for (bool ok : {true, true, true}) {
+    auto s = next_batch();
+    REQUIRE(s);
+    sizes.push_back(s->batch.clients.size());
+    p.on_sync_result(b, s->batch_id, ok, t);
+  }
+  CHECK(sizes == std::vector<std::size_t>{1, 2, 3});
+  CHECK(p.check_invariants() == "");
+}
