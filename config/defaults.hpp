@@ -107,7 +107,8 @@ inline constexpr std::int64_t verify_timeout_ms = 3000;
 inline constexpr int copy_expiry_verify_rounds = 3;
 /// A copy whose source is alive and ready expires after copy_expiry_verify_rounds verifies from it
 /// that do not list it; a source that sends no verify at all (it does not see this node alive)
-/// leaves its copies for this many copy expiry times after its last verify.
+/// leaves its copies for this many times copy_expiry_verify_rounds of the node's own expiry sweeps
+/// (one per verify interval) after its last verify.
 inline constexpr int copy_expiry_silent_source_factor = 4;
 inline constexpr std::int64_t snapshot_timeout_ms = 30000;
 inline constexpr std::int64_t snapshot_retry_delay_ms = 1000;

@@ -319,7 +319,7 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
   // Only a ready node verifies: the sender has its data now and may be routed to.
   set_peer_ready(pi->second, pi->first, true, now_ms);
   ++pi->second.verifies_received;
-  pi->second.last_verify_ms = now_ms;
+  pi->second.vouched_sweep = sweeps_;
   remap(now_ms, fx);
   std::size_t seen = 0;
   for (const auto& e : x.clients) {
@@ -423,6 +423,7 @@ distro_protocol::effects distro_protocol::on_snapshot_result(const std::string& 
     attempt_.reset();
     tried_.clear();
     set_peer_ready(pi->second, peer, true, now_ms);
+    pi->second.vouched_sweep = sweeps_;
     // Ready before applying, so the entries are mapped with self in the routing list at once.
     ready_ = true;
     fx.ready_changed = true;
@@ -639,9 +640,11 @@ bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   if (p.verifies_received - r.renewed_round >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
     return true; // verified that many times without it
   // A source that sends no verify at all does not see this node alive (it queues no deletes for
-  // it either): the copy goes after a longer silence.
-  return now_ms - std::max(r.renewed_ms, p.last_verify_ms)
-         >= limit * defaults::copy_expiry_silent_source_factor;
+  // it either): the copy goes after a longer silence, counted in this node's own sweeps, so that a
+  // node starved for longer than that does not count the time its verifies waited unread.
+  return sweeps_ - p.vouched_sweep
+         >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds)
+              * static_cast<std::uint64_t>(defaults::copy_expiry_silent_source_factor);
 }
 
 void distro_protocol::renew(record& r, const std::string& source, time_ms now_ms) {
@@ -652,6 +655,7 @@ void distro_protocol::renew(record& r, const std::string& source, time_ms now_ms
 }
 
 void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
+  ++sweeps_;
   for (auto i = records_.begin(); i != records_.end();) {
     auto& r = i->second;
     if (!r.local && !r.tombstone && copy_expired(r, now_ms)) {

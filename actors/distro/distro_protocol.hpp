@@ -80,7 +80,9 @@
 ///   copy_expiry_verify_rounds VerifyBatches from it that did not list it. Time this node spent
 ///   frozen or starved (the verifies waiting in its mailbox) thus removes nothing. A source that sends
 ///   no verify at all (it does not see this node alive, so it queues no deletes for it either) leaves
-///   its copies for copy_expiry_silent_source_factor copy expiry times after its last verify.
+///   its copies for copy_expiry_silent_source_factor * copy_expiry_verify_rounds of this node's own
+///   sweeps after its last verify or snapshot (sweeps, not time: a starved node sweeps once when it
+///   runs again, before it reads the verifies that waited).
 /// Local records never expire this way.
 /// *Copies absent from their sender's batch are not deleted at once*; they are just not renewed and
 /// expire as above. Absence is weak evidence: the batch may have been built before a sync that overtook
@@ -490,7 +492,7 @@ private:
     /// within 1..sync_batch_clients_max (0: the maximum).
     std::size_t batch_limit = 0;
     std::uint64_t verifies_received = 0; ///< VerifyBatches from this peer (its rounds)
-    time_ms last_verify_ms = 0;          ///< when the last one arrived
+    std::uint64_t vouched_sweep = 0;     ///< sweeps_ at its last VerifyBatch or Snapshot
     std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
   };
 
@@ -565,6 +567,8 @@ private:
   time_ms next_verify_ms_ = 0;
   /// Next copy expiry sweep.
   time_ms next_sweep_ms_ = 0;
+  /// Copy expiry sweeps so far (this node's own rounds).
+  std::uint64_t sweeps_ = 0;
   /// Id source for batches, verifies and snapshot requests.
   std::uint64_t next_id_ = 1;
   /// Every tombstone by (tombstone_seq, id): its size is the tombstone count, its front the oldest.

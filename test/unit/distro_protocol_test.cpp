@@ -1032,25 +1032,26 @@ TEST_CASE("distro: beat ages survive the wire; without them a client's ages are 
 }
 
 TEST_CASE("distro: a node frozen past the expiry time keeps the copies of its alive sources") {
-  // B is frozen (SIGSTOP, or starved) from 100 to 10000: its first input after that is a tick. The
-  // owners' verifies are still in its mailbox; no copy of an alive, ready source may go.
+  // B is frozen (SIGSTOP, or starved by its own actors) from 100 to 100000: its first input after
+  // that is a tick. The owners' verifies are still in its mailbox; no copy of an alive, ready
+  // source may go.
   auto p = make_ready(b, {a, c});
   auto x = session(a, 1), y = session(a, 2), z = session(c, 1);
   auto rev = content_revision(make_services("orders"));
   p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
   p.on_sync_batch(distro::sync_batch{c, {data(z, "orders")}}, 100);
-  auto fx = p.tick(10000);
+  auto fx = p.tick(100000);
   CHECK(fx.log.copies_expired == 0);
   CHECK(p.find(x) != nullptr);
   CHECK(p.find(y) != nullptr);
   CHECK(p.find(z) != nullptr);
   // The queued verifies arrive: A lists x only (y ended meanwhile and its delete was lost), C
   // lists z. y goes after A's third verify without it; x and z stay.
-  for (time_ms t = 10001; t <= 12001; t += 1000) {
+  for (time_ms t = 100001; t <= 102001; t += 1000) {
     p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
     p.on_verify_batch(distro::verify_batch{c, {{z, rev}}}, t);
   }
-  p.tick(13000);
+  p.tick(103000);
   CHECK(p.find(x) != nullptr);
   CHECK(p.find(y) == nullptr);
   CHECK(p.find(z) != nullptr);
@@ -1078,16 +1079,36 @@ TEST_CASE("distro: a copy listed at another revision is kept while the repair is
 
 TEST_CASE("distro: the copies of an alive source that sends no verify go after a longer silence") {
   // A answers B's probes but does not see B alive (it sends B nothing): its copies at B go after
-  // copy_expiry_silent_source_factor expiry times since A's last verify (at 0 in make_ready).
+  // copy_expiry_silent_source_factor * 3 of B's sweeps (one per second) since A's last verify
+  // (at 0 in make_ready).
   auto p = make_ready(b, {a});
   auto x = session(a, 1);
   p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
-  auto limit = 3 * 1000 * defaults::copy_expiry_silent_source_factor;
-  p.tick(100 + limit - 100);
+  auto sweeps = 3 * defaults::copy_expiry_silent_source_factor;
+  for (int k = 1; k < sweeps; ++k)
+    CHECK(p.tick(k * 1000).log.copies_expired == 0);
   CHECK(p.find(x) != nullptr);
-  auto fx = p.tick(100 + limit + 1000);
+  auto fx = p.tick(sweeps * 1000);
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(x) == nullptr);
+}
+
+TEST_CASE("distro: a starved node counts its own sweeps, not the time it did not run") {
+  // B loaded a snapshot from A, then its actors kept it from running for far longer than any
+  // expiry time (A's verifies wait in its mailbox). Its first sweep after that removes nothing.
+  proto p{b, make_config()};
+  auto fx = p.start(up({a}), 0);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  auto x = session(a, 1);
+  distro::snapshot s{a, {data(x, "orders")}};
+  p.on_snapshot_result(a, fx.snapshot_requests[0].request_id, proto::snapshot_status::ok, &s, 10);
+  fx = p.tick(60000);
+  CHECK(fx.log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, content_revision(make_services("orders"))}}},
+                               60001);
+  CHECK(out.reply.missing.empty());
+  CHECK(p.find(x) != nullptr);
 }
 
 TEST_CASE("distro: a failed batch is resent in halves; answered batches grow back") {
