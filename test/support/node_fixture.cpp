@@ -121,6 +121,7 @@ std::string test_node::log() const {
 run_result test_node::ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv{registryctl_path(), "--node", address()};
   argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return run(std::move(argv), timeout);
 }
@@ -149,6 +150,7 @@ child_process test_node::start_ctl(std::vector<std::string> args, const std::str
 run_result test_node::ctl_on(const std::string& node_list, std::vector<std::string> args) const {
   std::vector<std::string> argv{registryctl_path(), "--node", node_list};
   argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return run(std::move(argv), std::chrono::seconds(10));
 }
@@ -157,6 +159,7 @@ child_process test_node::start_ctl_on(const std::string& node_list, std::vector<
                                       const std::string& name) const {
   std::vector<std::string> argv{registryctl_path(), "--node", node_list};
   argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return child_process{std::move(argv), dir_, name};
 }

@@ -48,6 +48,9 @@ public:
   const std::string& config_path() const { return config_path_; }
   std::string log() const;
 
+  /// Flags every registryctl run against this node gets (e.g. --tls-ca FILE ...).
+  void set_ctl_flags(std::vector<std::string> flags) { ctl_flags_ = std::move(flags); }
+
   /// Runs registryctl --node <this node> args...
   run_result ctl(std::vector<std::string> args,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
@@ -69,6 +72,7 @@ private:
   std::string dir_;
   std::string config_path_;
   std::unique_ptr<child_process> proc_;
+  std::vector<std::string> ctl_flags_;
 };
 
 /// Short cluster timings: copies expire after 3 x 500 ms, heartbeat instances turn unhealthy after
