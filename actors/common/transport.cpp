@@ -12,6 +12,12 @@
 
 namespace registry {
 
+namespace detail {
+
+bool openssl_io_guarded(); // openssl_io.cpp
+
+} // namespace detail
+
 // -- pinned files -------------------------------------------------------------------------------
 
 tls_file_pins::~tls_file_pins() {
@@ -46,9 +52,13 @@ tls_settings tls_file_pins::pin(const tls_settings& tls) {
 
 // -- the actor system ---------------------------------------------------------------------------
 
-void configure_tls(caf::actor_system_config& cfg, const tls_settings& tls) {
+std::string configure_tls(caf::actor_system_config& cfg, const tls_settings& tls) {
   if (!tls.enabled)
-    return;
+    return "";
+  if (!detail::openssl_io_guarded())
+    return "TLS is not available in this program: CAF's openssl module would not get the "
+           "SSL_read/SSL_write that clear OpenSSL's error queue (actors/common/openssl_io.cpp), "
+           "and one connection's handshake could then close the others";
   // CAF's openssl module reads these members (its options are not settable through set()).
   // Certificate mode is chosen by any of them being non-empty, anonymous mode by none.
   cfg.openssl_certificate = tls.certificate;
@@ -57,6 +67,7 @@ void configure_tls(caf::actor_system_config& cfg, const tls_settings& tls) {
   cfg.openssl_cafile = tls.ca_file;
   cfg.openssl_capath.clear();
   cfg.load<caf::openssl::manager>();
+  return "";
 }
 
 caf::io::middleman_actor link_manager(caf::actor_system& sys) {

@@ -40,8 +40,11 @@ private:
 };
 
 /// Loads CAF's openssl module with `tls` when TLS is enabled (after wire::configure_system, which
-/// loads the middleman). The files must have passed check_tls_files, or CAF raises later.
-void configure_tls(caf::actor_system_config& cfg, const tls_settings& tls);
+/// loads the middleman). The files must have passed check_tls_files, or CAF raises later. Returns
+/// "" or why TLS cannot be used in this program (see actors/common/openssl_io.cpp: CAF 0.17.6's
+/// openssl module needs SSL_read/SSL_write that clear OpenSSL's error queue, which this project
+/// supplies by symbol interposition).
+std::string configure_tls(caf::actor_system_config& cfg, const tls_settings& tls);
 
 /// The middleman actor for connect and publish requests: the openssl module's when it is loaded,
 /// else the plain middleman's.

@@ -178,7 +178,12 @@ int main(int argc, char** argv) {
   registry::wire::configure_system(sys_cfg, cfg->session.caf_heartbeat_interval_ms,
                                    cfg->session.caf_connection_timeout_ms,
                                    registry::defaults::scheduler_threads_max);
-  registry::configure_tls(sys_cfg, tls_pins.pin(cfg->tls));
+  if (auto problem = registry::configure_tls(sys_cfg, tls_pins.pin(cfg->tls)); !problem.empty()) {
+    registry::log().error("node {} cannot start: {}", cfg->listen.to_string(), problem);
+    registry::shutdown_logging();
+    std::cerr << "registryd: " << problem << "\n";
+    return exit_runtime_error;
+  }
   int exit_code = exit_ok;
   {
     caf::actor_system sys{sys_cfg};

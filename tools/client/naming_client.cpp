@@ -236,7 +236,8 @@ naming_client::naming_client(options opts) : impl_(std::make_unique<impl>()) {
   // Types, middleman, app identifier "registry.v1", CAF heartbeats, 2 scheduler threads.
   wire::configure_system(d.cfg, opts.caf_heartbeat_interval.count(),
                          opts.caf_connection_timeout.count(), defaults::scheduler_threads_max);
-  configure_tls(d.cfg, d.tls_pins.pin(tls_of(opts)));
+  if (auto problem = configure_tls(d.cfg, d.tls_pins.pin(tls_of(opts))); !problem.empty())
+    throw error(error_code::invalid_argument, "tls", problem);
   d.sys = std::make_unique<caf::actor_system>(d.cfg);
   d.session = detail::spawn_session_actor(
     *d.sys, detail::session_config{d.opts, std::move(servers), d.events, d.view});
