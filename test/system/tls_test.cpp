@@ -7,6 +7,7 @@
 
 #include "test/support/node_fixture.hpp"
 #include "test/support/test_pki.hpp"
+#include "tools/client/registry_client.hpp"
 
 using namespace registry::test;
 using namespace std::chrono_literals;
@@ -44,6 +45,15 @@ std::unique_ptr<test_cluster> make_cluster(const std::vector<std::string>& extra
     c->nodes.push_back(
       std::make_unique<test_node>(c->ports[i], c->ports, cluster_timings + extra_yaml[i]));
   return c;
+}
+
+/// Client library options for `node` with the test's CAF heartbeat settings.
+registry::client::options library_options(const test_node& node) {
+  registry::client::options o;
+  o.servers = {node.address()};
+  o.caf_heartbeat_interval = 200ms;
+  o.caf_connection_timeout = 1000ms;
+  return o;
 }
 
 /// registryctl status against `node` with `flags` (no others).
@@ -89,6 +99,33 @@ TEST_CASE("tls with certificates: three nodes replicate over TLS; registryctl ne
   holder.signal(SIGTERM);
   REQUIRE(holder.wait(5s) == 0);
   CHECK(c->all_see({0, 1, 2}, "orders", {}, 5s));
+
+  // The client library with options.tls: a session registration at B, seen everywhere.
+  {
+    auto lib = pki.ca.issue("library");
+    auto o = library_options((*c)[1]);
+    o.tls.ca_file = pki.ca.ca_file();
+    o.tls.certificate = lib.certificate;
+    o.tls.key = lib.key;
+    registry::client::naming_client client{o};
+    registry::instance x;
+    x.ip = "10.7.0.3";
+    x.port = 80;
+    client.register_instance("library", "DEFAULT_GROUP", x);
+    CHECK(c->all_see({0, 1, 2}, "library", {"10.7.0.3:80"}, 5s));
+    // A CA without a client certificate cannot work with CAF: refused at construction.
+    auto bad = library_options((*c)[1]);
+    bad.tls.ca_file = pki.ca.ca_file();
+    try {
+      registry::client::naming_client refused{bad};
+      FAIL("a CA file without a client certificate was accepted");
+    } catch (const registry::client::error& e) {
+      CHECK(e.code() == registry::client::error_code::invalid_argument);
+      CHECK(e.field() == "tls.certificate");
+      CHECK(contains(e.what(), "mutual authentication"));
+    }
+  }
+  CHECK(c->all_see({0, 1, 2}, "library", {}, 5s));
 
   // Without TLS, with anonymous TLS, or with a certificate of another CA: exit 3 within 3 s,
   // naming the address and the TLS handshake.
