@@ -29,6 +29,8 @@ struct distro_actor_state {
   static inline const char* name = "distro";
 
   std::shared_ptr<const node_config> cfg;
+  /// Spawns one member's peer actor.
+  peer_spawner spawn_peer;
   std::string self_address;
   /// This node's id for this run, announced in the peer handshake.
   std::string node_id;
@@ -37,12 +39,12 @@ struct distro_actor_state {
   std::unique_ptr<member_tracker> tracker;
   std::unique_ptr<distro_protocol> protocol;
   /// One peer actor per listed address (the spelling it dials).
-  std::map<std::string, caf::actor> peers;
+  std::map<std::string, peer_actor> peers;
   /// The current member list (config, then reloads).
   std::vector<host_port> members;
-  caf::actor gateway;
+  gateway_actor gateway;
   /// The handle authenticated peers get: it answers only the node-to-node protocol.
-  caf::actor peer_port;
+  peer_port_actor peer_port;
   /// Handshakes waiting for the dialer's PeerAuth, by this node's nonce.
   struct pending_auth {
     caf::node_id node;
@@ -59,10 +61,13 @@ struct distro_actor_state {
   bool applied = false;
   std::uint64_t barrier_generation = 0;
   std::uint64_t timer_generation = 0;
+  /// What peer data is checked against (this node's limits), and the clients dropped from it.
+  distro::peer_rules peer_rules;
+  distro::drop_counter drops;
   std::optional<time_ms> timer_due;
 };
 
-using distro_actor_t = caf::stateful_actor<distro_actor_state>;
+using distro_actor_t = distro_actor::stateful_base<distro_actor_state>;
 
 /// A fresh id for this run of the node: 64 random bits in hex.
 std::string make_node_id() {
@@ -83,11 +88,11 @@ std::vector<std::string> addresses(const std::vector<host_port>& xs) {
 void carry(distro_actor_t* self, distro_protocol::effects fx);
 
 /// The peer actor that reaches member `name` (a node's listen address); invalid when none.
-caf::actor peer_for(distro_actor_t* self, const std::string& name) {
+peer_actor peer_for(distro_actor_t* self, const std::string& name) {
   auto& st = self->state;
   auto listed = st.identity ? st.identity->listed_of(name) : std::nullopt;
   auto i = st.peers.find(listed ? *listed : name);
-  return i == st.peers.end() ? caf::actor{} : i->second;
+  return i == st.peers.end() ? peer_actor{} : i->second;
 }
 
 /// The tracker name of the member a peer actor dials; nothing for a conflict.
@@ -212,6 +217,24 @@ void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
     log().warn("distro {} became ready alone: no peer could give a snapshot", name);
 }
 
+/// Counts the clients left out of a message from `peer` (they broke a rule) and logs them, at most
+/// one line per peer per peer_drop_log_interval_ms.
+void report_drops(distro_actor_t* self, const std::string& peer, const char* what,
+                  const std::vector<distro::dropped_client>& dropped) {
+  auto& st = self->state;
+  auto now = actor_now_ms(self);
+  for (auto& d : dropped) {
+    auto line = st.drops.count(peer, now);
+    if (!line)
+      continue;
+    log().warn("distro {} dropped client '{}' of a {} from {}: {}: {} ({} dropped from {} since the "
+               "last report, {} from it and {} from all peers so far)",
+               st.self_address, bounded(d.id), what, bounded(peer), d.error.field,
+               bounded(d.error.message, 4 * defaults::log_name_chars_max), line->drops_since,
+               bounded(peer), line->peer_total, st.drops.total());
+  }
+}
+
 /// The protocol is loaded: wait until the gateway applied every replica handed to it so far, then
 /// report ready. A failed barrier (a child actor too slow) is tried again.
 void await_applied(distro_actor_t* self, time_ms since_ms) {
@@ -307,7 +330,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
-    auto peer = spawn_peer_actor(self->system(), ps, caf::actor{self});
+    auto peer = st.spawn_peer(self->system(), ps, caf::actor_cast<distro_actor>(self));
     self->monitor(peer);
     st.peers.emplace(name, peer);
   }
@@ -361,15 +384,15 @@ v1::PeerWelcome make_welcome(distro_actor_t* self) {
 
 /// The peer handshake (see actors/member/peer_auth.hpp): PeerHello, then PeerAuth when this node
 /// has a cluster secret. Refuses another cluster, protocol version or secret.
-caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
+caf::result<envelope, caf::actor> on_peer_handshake(distro_actor_t* self, const envelope& env) {
   auto& st = self->state;
   const auto& sender = self->current_sender();
   std::string claimed;
   auto refuse = [&](const std::string& why) {
     log().warn("distro {} refused peer {}: {}", st.self_address,
                claimed.empty() ? sender_text(self) : claimed.substr(0, 256), why);
-    return caf::make_message(pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)),
-                             caf::actor{});
+    return caf::result<envelope, caf::actor>{
+      pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)), caf::actor{}};
   };
   if (!sender)
     return refuse("anonymous handshake");
@@ -393,7 +416,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
       return refuse("wrong cluster secret");
     trust(self, sender->node());
     log().info("distro {} authenticated peer {}", st.self_address, claimed);
-    return caf::make_message(pack(make_welcome(self)), st.peer_port);
+    return {pack(make_welcome(self)), caf::actor_cast<caf::actor>(st.peer_port)};
   }
   v1::PeerHello hello;
   if (!unpack(env, hello))
@@ -409,7 +432,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
   // A process that proved itself already (a probe) or an unauthenticated cluster: no challenge.
   if (st.trusted_nodes.count(sender->node()) || secret.empty()) {
     trust(self, sender->node());
-    return caf::make_message(pack(welcome), st.peer_port);
+    return {pack(welcome), caf::actor_cast<caf::actor>(st.peer_port)};
   }
   if (hello.nonce().size() != peer_auth::nonce_bytes)
     return refuse("PeerHello without a handshake nonce");
@@ -422,7 +445,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
   st.pending_auths.emplace(nonce, distro_actor_state::pending_auth{
                                     sender->node(), hello.nonce(), hello.address(),
                                     now + defaults::peer_handshake_timeout_ms});
-  return caf::make_message(pack(welcome), caf::actor{});
+  return {pack(welcome), caf::actor{}};
 }
 
 /// A local client changed (empty services: it is gone).
@@ -442,7 +465,8 @@ void on_local_change(distro_actor_t* self, const client_id& id, client_services&
 
 /// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol
 /// and hands each request to the distro actor, which checks that the sending process is trusted.
-caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
+peer_port_actor::behavior_type peer_port_behavior(peer_port_actor::pointer self,
+                                                  distro_actor distro) {
   install_default_handlers(self, "peer port");
   self->monitor(distro);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -450,10 +474,7 @@ caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
       self->quit(dm.reason);
   });
   return {
-    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
-      self->delegate(distro, atom, env);
-      return caf::delegated<caf::message>{};
-    },
+    [=](peer_atom atom, const envelope& env) { return self->delegate(distro, atom, env); },
     [=](sync_atom atom, const envelope& env) { return delegate_envelope(self, distro, atom, env); },
     [=](verify_atom atom, const envelope& env) {
       return delegate_envelope(self, distro, atom, env);
@@ -467,13 +488,16 @@ caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
   };
 }
 
-caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg) {
+distro_actor::behavior_type distro_behavior(distro_actor_t* self,
+                                            std::shared_ptr<const node_config> cfg,
+                                            peer_spawner spawn_peer) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.spawn_peer = std::move(spawn_peer);
   st.self_address = st.cfg->listen.to_string();
   st.node_id = make_node_id();
   install_default_handlers(self, "distro");
-  st.peer_port = self->spawn(peer_port_actor, caf::actor{self});
+  st.peer_port = self->spawn(peer_port_behavior, caf::actor_cast<distro_actor>(self));
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (!trusted_down(self, dm))
@@ -500,7 +524,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
     }
   });
   return {
-    [=](start_atom, caf::actor gateway) {
+    [=](start_atom, gateway_actor gateway) {
       if (!local_only(self, "distro", "start"))
         return;
       auto& st = self->state;
@@ -518,6 +542,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       distro_config dc{st.cfg->distro};
       dc.clients_max = st.cfg->limits.clients_max + st.cfg->limits.replica_clients_max;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
+      st.peer_rules.instances_per_client_max = st.cfg->limits.instances_per_client_max;
       st.members = st.cfg->members;
       spawn_peers(self, st.members);
       carry(self, st.protocol->start(st.tracker->view(), now));
@@ -560,7 +585,10 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       v1::SyncBatch msg;
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed SyncBatch"));
-      carry(self, st.protocol->on_sync_batch(distro::from_wire(msg), actor_now_ms(self)));
+      std::vector<distro::dropped_client> dropped;
+      auto batch = distro::from_wire(msg, st.peer_rules, dropped);
+      report_drops(self, msg.source(), "SyncBatch", dropped);
+      carry(self, st.protocol->on_sync_batch(batch, actor_now_ms(self)));
       return pack(v1::Ack{});
     },
     [=](verify_atom, const envelope& env) -> envelope {
@@ -570,7 +598,10 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       v1::VerifyBatch msg;
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed VerifyBatch"));
-      auto outcome = st.protocol->on_verify_batch(distro::from_wire(msg), actor_now_ms(self));
+      std::vector<distro::dropped_client> dropped;
+      auto batch = distro::from_wire(msg, dropped);
+      report_drops(self, msg.source(), "VerifyBatch", dropped);
+      auto outcome = st.protocol->on_verify_batch(batch, actor_now_ms(self));
       carry(self, std::move(outcome.fx));
       return pack(distro::to_wire(outcome.reply));
     },
@@ -684,8 +715,11 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       auto& member = *name;
       std::optional<distro::verify_reply> reply;
       v1::VerifyReply msg;
-      if (ok && unpack(env, msg))
-        reply = distro::from_wire(msg);
+      if (ok && unpack(env, msg)) {
+        std::vector<distro::dropped_client> dropped;
+        reply = distro::from_wire(msg, dropped);
+        report_drops(self, member, "VerifyReply", dropped);
+      }
       carry(self, self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self)));
     },
     [=](snap_res_atom, const std::string& listed, std::uint64_t id, std::int32_t status,
@@ -700,7 +734,9 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
       auto now = actor_now_ms(self);
       v1::Snapshot msg;
       if (status == 0 && unpack(env, msg)) {
-        auto snap = distro::from_wire(msg);
+        std::vector<distro::dropped_client> dropped;
+        auto snap = distro::from_wire(msg, st.peer_rules, dropped);
+        report_drops(self, member, "Snapshot", dropped);
         carry(self, st.protocol->on_snapshot_result(member, id,
                                                     distro_protocol::snapshot_status::ok, &snap,
                                                     now));
@@ -725,8 +761,9 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
 
 } // namespace
 
-caf::actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg) {
-  return sys.spawn(distro_actor, std::move(cfg));
+distro_actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                                peer_spawner spawn_peer) {
+  return sys.spawn(distro_behavior, std::move(cfg), std::move(spawn_peer));
 }
 
 } // namespace registry

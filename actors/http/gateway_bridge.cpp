@@ -17,14 +17,14 @@ using namespace wire;
 struct bridge_state {
   static inline const char* name = "http_bridge";
   std::shared_ptr<gateway_bridge::table> table;
-  caf::actor supervisor;
-  caf::actor gateway;
+  node_supervisor_actor supervisor;
+  gateway_actor gateway;
   std::chrono::milliseconds timeout{3000};
   /// Requests that came while no gateway was known; sent when one is.
   std::vector<std::uint64_t> waiting;
 };
 
-using bridge_actor_t = caf::stateful_actor<bridge_state>;
+using bridge_actor_t = http_bridge_actor::stateful_pointer<bridge_state>;
 
 constexpr std::size_t waiting_max = 10000;
 
@@ -39,14 +39,14 @@ envelope to_envelope(wire_msg m) {
 
 /// Asks the gateway with one atom and passes the reply on.
 template <class Atom, class... Ts>
-void ask(bridge_actor_t* self, reply_fn done, Atom atom, Ts&&... xs) {
+void ask(bridge_actor_t self, reply_fn done, Atom atom, Ts&&... xs) {
   auto& st = self->state;
   self->request(st.gateway, st.timeout, atom, std::forward<Ts>(xs)...)
     .then([done](envelope& reply) { done(wire_msg{std::move(reply.kind), std::move(reply.payload)}); },
           [self, done](caf::error& err) { reply_error(done, self->system().render(err)); });
 }
 
-void ask_gateway(bridge_actor_t* self, gateway_bridge::pending& p) {
+void ask_gateway(bridge_actor_t self, gateway_bridge::pending& p) {
   auto env = to_envelope(std::move(p.msg));
   switch (p.op) {
     case gateway_op::reg:
@@ -68,9 +68,9 @@ void ask_gateway(bridge_actor_t* self, gateway_bridge::pending& p) {
 
 /// Subscribes a UDP address: the push actor gives the address's receiving actor, the gateway
 /// subscribes it at the service actor.
-void subscribe(bridge_actor_t* self, gateway_bridge::pending& p) {
+void subscribe(bridge_actor_t self, gateway_bridge::pending& p) {
   auto& st = self->state;
-  caf::actor udp_push;
+  udp_push_actor udp_push;
   {
     std::lock_guard<std::mutex> guard{st.table->mtx};
     udp_push = st.table->udp_push;
@@ -88,7 +88,7 @@ void subscribe(bridge_actor_t* self, gateway_bridge::pending& p) {
   auto client = gateway_bridge::udp_client_id(p.ip, p.port);
   self->request(udp_push, st.timeout, udp_sub_atom_v, p.ip, p.port, p.key, p.clusters)
     .then(
-      [=](caf::actor receiver) {
+      [=](subscriber_actor receiver) {
         if (!receiver)
           return done(wire_msg{"registry.v1.Error",
                                make_error(v1::Error::LIMIT_EXCEEDED, "udpPort",
@@ -99,7 +99,7 @@ void subscribe(bridge_actor_t* self, gateway_bridge::pending& p) {
       [=](caf::error& err) { reply_error(done, self->system().render(err)); });
 }
 
-void run(bridge_actor_t* self, std::uint64_t id) {
+void run(bridge_actor_t self, std::uint64_t id) {
   auto& st = self->state;
   gateway_bridge::pending p;
   if (!st.table->take(id, p))
@@ -124,11 +124,11 @@ void run(bridge_actor_t* self, std::uint64_t id) {
   }
 }
 
-void find_gateway(bridge_actor_t* self) {
+void find_gateway(bridge_actor_t self) {
   auto& st = self->state;
   self->request(st.supervisor, st.timeout, caf::get_atom_v)
     .then(
-      [self](caf::actor gateway) {
+      [self](gateway_actor gateway) {
         auto& st = self->state;
         if (!gateway) {
           self->delayed_send(self, std::chrono::milliseconds(100), retry_atom_v);
@@ -146,8 +146,10 @@ void find_gateway(bridge_actor_t* self) {
       });
 }
 
-caf::behavior bridge_actor(bridge_actor_t* self, std::shared_ptr<gateway_bridge::table> table,
-                           caf::actor supervisor, std::int64_t timeout_ms) {
+http_bridge_actor::behavior_type bridge_behavior(bridge_actor_t self,
+                                                 std::shared_ptr<gateway_bridge::table> table,
+                                                 node_supervisor_actor supervisor,
+                                                 std::int64_t timeout_ms) {
   auto& st = self->state;
   st.table = std::move(table);
   st.supervisor = std::move(supervisor);
@@ -195,10 +197,10 @@ bool gateway_bridge::table::take(std::uint64_t id, pending& out) {
   return true;
 }
 
-gateway_bridge::gateway_bridge(caf::actor_system& sys, caf::actor supervisor,
+gateway_bridge::gateway_bridge(caf::actor_system& sys, node_supervisor_actor supervisor,
                                std::int64_t request_timeout_ms)
   : sys_(sys), table_(std::make_shared<table>()) {
-  actor_ = sys.spawn(bridge_actor, table_, std::move(supervisor), request_timeout_ms);
+  actor_ = sys.spawn(bridge_behavior, table_, std::move(supervisor), request_timeout_ms);
 }
 
 gateway_bridge::~gateway_bridge() {
@@ -251,7 +253,7 @@ void gateway_bridge::unsubscribe_udp(const service_key& key, const std::string& 
   park(std::move(p));
 }
 
-void gateway_bridge::set_udp_push(caf::actor udp_push) {
+void gateway_bridge::set_udp_push(udp_push_actor udp_push) {
   std::lock_guard<std::mutex> guard{table_->mtx};
   table_->udp_push = std::move(udp_push);
 }

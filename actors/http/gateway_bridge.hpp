@@ -22,6 +22,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/http/nacos_api.hpp"
+#include "actors/interfaces.hpp"
 
 namespace registry::http {
 
@@ -29,7 +30,8 @@ class gateway_bridge final : public node_port {
 public:
   /// `supervisor` answers (get_atom) with the current gateway; `request_timeout_ms` bounds every
   /// call.
-  gateway_bridge(caf::actor_system& sys, caf::actor supervisor, std::int64_t request_timeout_ms);
+  gateway_bridge(caf::actor_system& sys, node_supervisor_actor supervisor,
+                 std::int64_t request_timeout_ms);
   ~gateway_bridge() override;
 
   void call(gateway_op op, wire_msg request, reply_fn done) override;
@@ -42,10 +44,10 @@ public:
 
   /// Sets the UDP push actor: it answers (udp_sub_atom, ip, port, key, clusters) with the actor
   /// that receives pushes for ip:port. Without one, subscribe_udp answers like a query.
-  void set_udp_push(caf::actor udp_push);
+  void set_udp_push(udp_push_actor udp_push);
 
   /// The bridge actor (for tests).
-  const caf::actor& handle() const { return actor_; }
+  const http_bridge_actor& handle() const { return actor_; }
 
   /// The client id of a UDP subscriber, as the service actors know it.
   static std::string udp_client_id(const std::string& ip, std::uint16_t port);
@@ -67,7 +69,7 @@ public:
     std::mutex mtx;
     std::uint64_t next_id = 1;
     std::unordered_map<std::uint64_t, pending> entries;
-    caf::actor udp_push;
+    udp_push_actor udp_push;
     std::uint64_t put(pending p);
     bool take(std::uint64_t id, pending& out);
   };
@@ -77,7 +79,7 @@ private:
 
   caf::actor_system& sys_;
   std::shared_ptr<table> table_;
-  caf::actor actor_;
+  http_bridge_actor actor_;
 };
 
 } // namespace registry::http

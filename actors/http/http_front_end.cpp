@@ -28,7 +28,7 @@ struct http_front_end::impl {
   std::unique_ptr<boost::asio::ip::udp::socket> udp;
   boost::asio::ip::udp::endpoint udp_from;
   std::array<char, 65536> udp_buffer{};
-  caf::actor udp_push;
+  udp_push_actor udp_push;
 };
 
 namespace {
@@ -141,7 +141,7 @@ host_port http_front_end::address() const {
   return impl_->bound;
 }
 
-void http_front_end::start(caf::actor_system& sys, caf::actor supervisor) {
+void http_front_end::start(caf::actor_system& sys, node_supervisor_actor supervisor) {
   auto* self = impl_.get();
   self->sys = &sys;
   self->bridge = std::make_unique<gateway_bridge>(sys, std::move(supervisor),

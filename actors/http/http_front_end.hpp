@@ -9,6 +9,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/interfaces.hpp"
 #include "config/node_config.hpp"
 
 namespace registry::http {
@@ -23,7 +24,7 @@ public:
   /// HOST:PORT actually bound.
   host_port address() const;
   /// Starts serving, talking to the gateway that `supervisor` names.
-  void start(caf::actor_system& sys, caf::actor supervisor);
+  void start(caf::actor_system& sys, node_supervisor_actor supervisor);
   /// Stops serving (the I/O threads end). Safe to call twice.
   void stop();
 

@@ -40,15 +40,15 @@ struct udp_push_state {
   api_settings api;
   unsubscribe_fn unsubscribe;
   std::function<void(const char*, double)> events;
-  std::map<udp_address, caf::actor> receivers;
+  std::map<udp_address, subscriber_actor> receivers;
   std::map<std::uint64_t, waiting_push> waiting;
   std::int64_t tick_ms = 250;
 };
 
-using udp_push_actor_t = caf::stateful_actor<udp_push_state>;
+using udp_push_actor_t = udp_push_actor::stateful_pointer<udp_push_state>;
 
-caf::behavior udp_receiver(caf::event_based_actor* self, caf::actor manager, std::string ip,
-                           std::uint16_t port) {
+subscriber_actor::behavior_type udp_receiver(subscriber_actor::pointer self, udp_push_actor manager,
+                                             std::string ip, std::uint16_t port) {
   install_default_handlers(self, "udp_receiver");
   return {
     [=](push_atom atom, envelope& env) -> caf::result<envelope> {
@@ -96,12 +96,12 @@ bool send_datagram(int fd, const udp_address& addr, const std::string& bytes) {
   return n == static_cast<ssize_t>(bytes.size());
 }
 
-void report(udp_push_actor_t* self, const char* what, double latency_ms = 0) {
+void report(udp_push_actor_t self, const char* what, double latency_ms = 0) {
   if (self->state.events)
     self->state.events(what, latency_ms);
 }
 
-void fail_push(udp_push_actor_t* self, std::uint64_t id) {
+void fail_push(udp_push_actor_t self, std::uint64_t id) {
   auto& st = self->state;
   auto i = st.waiting.find(id);
   if (i == st.waiting.end())
@@ -111,7 +111,7 @@ void fail_push(udp_push_actor_t* self, std::uint64_t id) {
   report(self, "failed");
 }
 
-caf::result<envelope> on_push(udp_push_actor_t* self, const std::string& ip, std::uint16_t port,
+caf::result<envelope> on_push(udp_push_actor_t self, const std::string& ip, std::uint16_t port,
                               const envelope& env) {
   auto& st = self->state;
   udp_address addr{ip, port};
@@ -165,7 +165,7 @@ caf::result<envelope> on_push(udp_push_actor_t* self, const std::string& ip, std
   return rp;
 }
 
-void on_tick(udp_push_actor_t* self) {
+void on_tick(udp_push_actor_t self) {
   auto& st = self->state;
   auto fx = st.table->on_tick(actor_now_ms(self));
   for (auto& [addr, bytes] : fx.resend) {
@@ -190,7 +190,7 @@ void on_tick(udp_push_actor_t* self) {
   self->delayed_send(self, std::chrono::milliseconds(st.tick_ms), tick_atom_v);
 }
 
-caf::behavior udp_push_actor(udp_push_actor_t* self, int fd, udp_push_table::config cfg,
+udp_push_actor::behavior_type udp_push_behavior(udp_push_actor_t self, int fd, udp_push_table::config cfg,
                              api_settings api, unsubscribe_fn unsubscribe,
                              std::function<void(const char*, double)> events) {
   auto& st = self->state;
@@ -204,16 +204,16 @@ caf::behavior udp_push_actor(udp_push_actor_t* self, int fd, udp_push_table::con
   self->delayed_send(self, std::chrono::milliseconds(st.tick_ms), tick_atom_v);
   return {
     [=](udp_sub_atom, const std::string& ip, std::uint16_t port, const service_key& key,
-        const std::string& clusters) -> caf::actor {
+        const std::string& clusters) -> subscriber_actor {
       if (!local_only(self, "udp_push", "udp_sub"))
-        return caf::actor{};
+        return subscriber_actor{};
       auto& st = self->state;
       udp_address addr{ip, port};
       if (!st.table->subscribe(addr, {key, clusters}, actor_now_ms(self)))
-        return caf::actor{};
+        return subscriber_actor{};
       auto& receiver = st.receivers[addr];
       if (!receiver)
-        receiver = self->spawn(udp_receiver, caf::actor{self}, ip, port);
+        receiver = self->spawn(udp_receiver, udp_push_actor{self}, ip, port);
       return receiver;
     },
     [=](push_atom, const std::string& ip, std::uint16_t port,
@@ -246,11 +246,11 @@ caf::behavior udp_push_actor(udp_push_actor_t* self, int fd, udp_push_table::con
 
 } // namespace
 
-caf::actor spawn_udp_push_actor(caf::actor_system& sys, int socket_fd,
+udp_push_actor spawn_udp_push_actor(caf::actor_system& sys, int socket_fd,
                                 udp_push_table::config cfg, api_settings api,
                                 unsubscribe_fn unsubscribe,
                                 std::function<void(const char*, double)> events) {
-  return sys.spawn(udp_push_actor, socket_fd, cfg, std::move(api), std::move(unsubscribe),
+  return sys.spawn(udp_push_behavior, socket_fd, cfg, std::move(api), std::move(unsubscribe),
                    std::move(events));
 }
 

@@ -22,6 +22,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/http/nacos_api.hpp"
+#include "actors/interfaces.hpp"
 #include "actors/http/udp_push.hpp"
 
 namespace registry::http {
@@ -33,7 +34,7 @@ using unsubscribe_fn =
 /// `socket_fd` is a bound UDP socket the actor sends from; the caller reads the acks arriving on
 /// it and sends them here. `events` (may be empty) is told "acked", "failed" or "resent" per push,
 /// with the latency in ms of an acked push.
-caf::actor spawn_udp_push_actor(caf::actor_system& sys, int socket_fd,
+udp_push_actor spawn_udp_push_actor(caf::actor_system& sys, int socket_fd,
                                 udp_push_table::config cfg, api_settings api,
                                 unsubscribe_fn unsubscribe,
                                 std::function<void(const char*, double)> events);

@@ -234,6 +234,8 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(cfg.http.udp_ack_timeout_ms == defaults.http.udp_ack_timeout_ms);
   CHECK(cfg.http.udp_retries_max == defaults.http.udp_retries_max);
   CHECK(cfg.http.udp_subscriber_expiry_ms == defaults.http.udp_subscriber_expiry_ms);
+  CHECK(!cfg.tls.enabled);
+  CHECK(std::string{cfg.tls.mode()} == "off");
   CHECK(cfg.warnings.empty());
 }
 
