@@ -59,6 +59,8 @@ using front_door_actor = caf::typed_actor<
   caf::replies_to<wire::list_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::status_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
+  /// LoginRequest -> LoginReply | Error (auth on: users_file; auth off: refused).
+  caf::replies_to<wire::login_atom, wire::envelope>::with<wire::envelope>,
   /// PeerHello | PeerAuth -> PeerWelcome | Error, and the peer port once the member is trusted.
   caf::replies_to<wire::peer_atom, wire::envelope>::with<wire::envelope, caf::actor>>;
 
@@ -184,6 +186,11 @@ using node_supervisor_actor = caf::typed_actor<
   caf::replies_to<caf::get_atom>::with<gateway_actor>,
   /// The member list changed.
   caf::reacts_to<wire::reload_atom, std::vector<std::string>>>;
+
+/// The LOGIN worker (actors/gateway/front_door_actor.cpp), in-process, from the front door: checks
+/// a password (Argon2id, slow on purpose) on its own thread, so the front door never waits for it.
+using login_actor = caf::typed_actor<
+  caf::replies_to<wire::login_atom, wire::envelope>::with<wire::envelope>>;
 
 // -- the HTTP front end (actors/http) -------------------------------------------------------------
 

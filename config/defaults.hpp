@@ -188,6 +188,13 @@ inline constexpr std::size_t udp_subscriptions_max = 100000;
 inline constexpr std::int64_t auth_token_ttl_ms = 18000LL * 1000;
 /// The token signing secret: there is no default, and a short one is refused.
 inline constexpr std::size_t auth_secret_bytes_min = 32;
+/// Logins (CAF login_atom) checked at once per node; more are refused (Argon2 is slow on purpose).
+inline constexpr std::size_t auth_logins_in_flight_max = 8;
+inline constexpr std::size_t auth_username_bytes_max = 256;
+inline constexpr std::size_t auth_password_bytes_max = 1024;
+/// CAF writes refused for lack of a valid token are logged at most once per this interval, with
+/// their count.
+inline constexpr std::int64_t auth_refusal_log_interval_ms = 10000;
 
 // -- cluster secret --------------------------------------------------------------
 inline constexpr std::size_t cluster_secret_bytes_min = 16;

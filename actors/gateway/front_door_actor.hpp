@@ -5,16 +5,23 @@
 /// and a log line, and changes nothing. The gateway's and the distro actor's in-process interfaces
 /// are never reachable through it.
 ///
-/// Interface: `front_door_actor` in actors/interfaces.hpp (from any process).
+/// Interface: `front_door_actor` in actors/interfaces.hpp (from any process). With auth on, the
+/// writes of clients (Hello, heartbeat register/beat/deregister) need an access token.
 
 #include <caf/fwd.hpp>
 
+#include <memory>
+
+#include "actors/auth/user_auth.hpp"
 #include "actors/interfaces.hpp"
 
 namespace registry {
 
-/// `distro` may be invalid (a node without distro): peer handshakes are refused then.
+/// `distro` may be invalid (a node without distro): peer handshakes are refused then. `users`
+/// (auth on; nullptr: off): Hello and heartbeat writes need an access token, and login_atom
+/// trades a password for one.
 front_door_actor spawn_front_door_actor(caf::actor_system& sys, gateway_actor gateway,
-                                        distro_actor distro);
+                                        distro_actor distro,
+                                        std::shared_ptr<auth::authenticator> users = nullptr);
 
 } // namespace registry

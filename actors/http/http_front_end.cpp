@@ -24,7 +24,7 @@ struct http_front_end::impl {
   std::unique_ptr<nacos_api> api;
   node_metrics metrics;
   caf::actor_system* sys = nullptr;
-  std::shared_ptr<authenticator> auth;
+  std::shared_ptr<auth::authenticator> auth;
   std::unique_ptr<boost::asio::ip::udp::socket> udp;
   boost::asio::ip::udp::endpoint udp_from;
   std::array<char, 65536> udp_buffer{};
@@ -34,7 +34,7 @@ struct http_front_end::impl {
 namespace {
 
 api_settings make_api_settings(const node_config& cfg,
-                               std::shared_ptr<authenticator> auth = nullptr) {
+                               std::shared_ptr<auth::authenticator> auth = nullptr) {
   api_settings s;
   s.auth = std::move(auth);
   s.beat_interval_ms = cfg.heartbeat.interval_ms;
@@ -96,8 +96,11 @@ void receive_acks(http_front_end::impl* self) {
 
 } // namespace
 
-http_front_end::http_front_end(const node_config& cfg) : impl_(std::make_unique<impl>()) {
+http_front_end::http_front_end(const node_config& cfg,
+                               std::shared_ptr<auth::authenticator> users)
+  : impl_(std::make_unique<impl>()) {
   impl_->cfg = cfg;
+  impl_->auth = std::move(users);
   impl_->bound = cfg.http.listen;
 }
 
@@ -107,16 +110,6 @@ http_front_end::~http_front_end() {
 
 std::string http_front_end::bind() {
   auto* self = impl_.get();
-  if (self->cfg.auth.enabled) {
-    if (!sodium_ready())
-      return "auth: libsodium cannot start";
-    auto users = user_store::load(self->cfg.auth.users_file);
-    if (auto* err = std::get_if<std::string>(&users))
-      return "auth.users_file: " + *err;
-    self->auth = std::make_shared<authenticator>(
-      std::get<user_store>(std::move(users)),
-      token_signer{self->cfg.auth.secret, self->cfg.auth.token_ttl_ms});
-  }
   self->server = std::make_unique<http_server>(
     make_limits(self->cfg), [self](request req, std::function<void(response)> done) {
       auto t0 = std::chrono::steady_clock::now();

@@ -9,6 +9,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/auth/user_auth.hpp"
 #include "actors/interfaces.hpp"
 #include "config/node_config.hpp"
 
@@ -16,7 +17,8 @@ namespace registry::http {
 
 class http_front_end {
 public:
-  explicit http_front_end(const node_config& cfg);
+  /// `users`: the node's authenticator (auth on), or nullptr (auth off).
+  http_front_end(const node_config& cfg, std::shared_ptr<auth::authenticator> users);
   ~http_front_end();
 
   /// Binds the HTTP port; returns "" or the reason. Afterwards `address()` holds the bound port.

@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "actors/http/auth.hpp"
+#include "actors/auth/user_auth.hpp"
 #include "actors/http/http_params.hpp"
 #include "messages/model.hpp"
 
@@ -67,7 +67,7 @@ struct api_settings {
   bool push_enabled = true;
   param_limits limits;
   /// Auth (nullptr = off): every route but health and login needs credentials.
-  std::shared_ptr<authenticator> auth;
+  std::shared_ptr<auth::authenticator> auth;
   /// Milliseconds since the epoch (token expiry); the system clock unless a test injects one.
   std::function<std::int64_t()> now_ms;
 };

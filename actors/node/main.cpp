@@ -15,7 +15,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/common/log.hpp"
-#include "actors/http/auth.hpp"
+#include "actors/auth/user_auth.hpp"
 #include "actors/http/http_front_end.hpp"
 #include "actors/common/transport.hpp"
 #include "actors/member/http_get.hpp"
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   if (!hash_user.empty()) {
     std::string password;
     std::getline(std::cin, password);
-    auto line = registry::http::user_store::make_line(hash_user, password);
+    auto line = registry::auth::user_store::make_line(hash_user, password);
     if (line.empty() || hash_user.find(':') != std::string::npos) {
       std::cerr << "registryd: cannot hash the password (a user name has no ':')\n";
       return exit_runtime_error;
@@ -200,12 +200,25 @@ int main(int argc, char** argv) {
   }
   cfg->members = source.members();
 
+  // Auth on: the users file is read once, for both front ends (HTTP and the CAF front door).
+  std::shared_ptr<registry::auth::authenticator> users;
+  if (cfg->auth.enabled) {
+    auto loaded = registry::auth::load_authenticator(cfg->auth.users_file, cfg->auth.secret,
+                                                     cfg->auth.token_ttl_ms);
+    if (auto* err = std::get_if<std::string>(&loaded)) {
+      registry::log().error("node {} cannot start: {}", cfg->listen.to_string(), *err);
+      registry::log().flush();
+      std::cerr << "registryd: " << config_path << ": " << *err << "\n";
+      return exit_bad_config;
+    }
+    users = std::get<std::shared_ptr<registry::auth::authenticator>>(std::move(loaded));
+  }
   // The HTTP port is bound before the actors start, so a taken port stops the start, and status
   // reports the bound port (http.listen may ask for any free one).
   raise_file_limit();
   std::unique_ptr<registry::http::http_front_end> http;
   if (cfg->http.enabled) {
-    http = std::make_unique<registry::http::http_front_end>(*cfg);
+    http = std::make_unique<registry::http::http_front_end>(*cfg, users);
     if (auto err = http->bind(); !err.empty()) {
       registry::log().error("node {} cannot start: http.listen: {}", cfg->listen.to_string(), err);
       registry::log().flush();
@@ -213,11 +226,15 @@ int main(int argc, char** argv) {
       return exit_runtime_error;
     }
     cfg->http.listen = http->address();
-    if (!is_loopback(cfg->http.listen.host))
+    if (!is_loopback(cfg->http.listen.host) && !cfg->auth.enabled)
       registry::log().warn("node {} serves HTTP on {}, beyond this machine, with auth off: anyone "
                            "who reaches it can register, deregister and read every service",
                            cfg->listen.to_string(), cfg->http.listen.to_string());
   }
+  if (!is_loopback(cfg->listen.host) && !cfg->auth.enabled)
+    registry::log().warn("node {} listens beyond this machine with auth off: any client that "
+                         "reaches the CAF port can register and deregister (auth.enabled)",
+                         cfg->listen.to_string());
   registry::log().info("node {} starting: {}", cfg->listen.to_string(), summary(*cfg));
   if (cfg->tls.enabled && !cfg->tls.certificate_mode())
     registry::log().warn("node {} uses anonymous TLS: links are encrypted, but TLS authenticates "
@@ -241,7 +258,7 @@ int main(int argc, char** argv) {
   int exit_code = exit_ok;
   {
     caf::actor_system sys{sys_cfg};
-    auto supervisor = registry::spawn_node_supervisor(sys, cfg);
+    auto supervisor = registry::spawn_node_supervisor(sys, cfg, users);
     bool started = false;
     {
       caf::scoped_actor self{sys};

@@ -23,6 +23,8 @@ struct supervisor_state {
   static inline const char* name = "supervisor";
 
   std::shared_ptr<const node_config> cfg;
+  /// Auth on: the users the front door checks CAF writes against; nullptr: auth off.
+  std::shared_ptr<auth::authenticator> users;
   gateway_actor gateway;
   distro_actor distro;
   /// The published actor: the client protocol and the peer handshake, nothing else.
@@ -55,7 +57,7 @@ void start_children(supervisor_t* self) {
   auto& st = self->state;
   st.distro = spawn_distro_actor(self->system(), st.cfg);
   st.gateway = spawn_gateway_actor(self->system(), st.cfg, st.distro);
-  st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro);
+  st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro, st.users);
   self->monitor(st.front_door);
   self->monitor(st.distro);
   self->monitor(st.gateway);
@@ -65,8 +67,10 @@ void start_children(supervisor_t* self) {
 }
 
 node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
-                                                       std::shared_ptr<const node_config> cfg) {
+                                                       std::shared_ptr<const node_config> cfg,
+                                                       std::shared_ptr<auth::authenticator> users) {
   self->state.cfg = std::move(cfg);
+  self->state.users = std::move(users);
   install_default_handlers(self, "supervisor");
   start_children(self);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -98,7 +102,7 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
       // Another process can kill any actor whose handle it holds (CAF always honours an exit
       // message with reason kill): the front door alone is replaced, the data stays.
       log().error("supervisor restarted the front door ({})", self->system().render(dm.reason));
-      st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro);
+      st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro, st.users);
       self->monitor(st.front_door);
       republish(dm.source);
       return;
@@ -159,8 +163,9 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
 } // namespace
 
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
-                                            std::shared_ptr<const node_config> cfg) {
-  return sys.spawn(supervisor_behavior, std::move(cfg));
+                                            std::shared_ptr<const node_config> cfg,
+                                            std::shared_ptr<auth::authenticator> users) {
+  return sys.spawn(supervisor_behavior, std::move(cfg), std::move(users));
 }
 
 } // namespace registry

@@ -11,12 +11,15 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/auth/user_auth.hpp"
 #include "actors/interfaces.hpp"
 #include "config/node_config.hpp"
 
 namespace registry {
 
+/// `users`: the node's authenticator when auth is on (the front door checks CAF writes).
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
-                                            std::shared_ptr<const node_config> cfg);
+                                            std::shared_ptr<const node_config> cfg,
+                                            std::shared_ptr<auth::authenticator> users = nullptr);
 
 } // namespace registry

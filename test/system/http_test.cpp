@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <csignal>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -471,6 +472,67 @@ TEST_CASE("http: auth refuses no token, a bad and an expired token, and takes a 
   // The token expires (token_ttl_ms 1.5 s).
   CHECK(wait_until([&] { return call(http, "POST", reg + "&accessToken=" + token).body == "token expired!"; }, 5s));
   CHECK(node.ctl_json({"status"})["instances"] == 1);
+  node.stop();
+  remove_tree(users);
+}
+
+TEST_CASE("auth: the HTTP API's users and tokens guard registryctl's writes over CAF") {
+  auto users = make_temp_dir();
+  auto line = run({"/bin/sh", "-c", "printf wonderland | " + registryd_path() + " --hash-password alice"}, 20s);
+  REQUIRE(line.code == 0);
+  write_file(users + "/users", line.out);
+  const std::string secret = "0123456789abcdef0123456789abcdef";
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\nauth:\n  enabled: true\n  secret: " + secret
+                 + "\n  users_file: " + users + "/users\n"};
+  REQUIRE(node.start());
+  auto instances = [&] { return node.ctl_json({"status"})["instances"]; };
+
+  // No credentials, a wrong password, a forged token: refused, nothing changes.
+  auto none = node.ctl({"register", "orders", "10.0.0.2:9000"});
+  CHECK(none.code == 1);
+  CHECK(none.err.find("no access token") != std::string::npos);
+  CHECK(none.err.find("access_token") != std::string::npos);
+  auto wrong = node.ctl({"--user", "alice", "--password", "nope", "register", "orders", "10.0.0.2:9000"});
+  CHECK(wrong.code == 1);
+  CHECK(wrong.err.find("unknown user!") != std::string::npos);
+  write_file(users + "/forged", "forged.token\n");
+  auto forged = node.ctl({"--token-file", users + "/forged", "beat", "orders", "10.0.0.2:9000"});
+  CHECK(forged.code == 1);
+  CHECK(forged.err.find("token invalid!") != std::string::npos);
+  CHECK(instances() == 0);
+
+  // Reads stay open.
+  CHECK(node.ctl({"instances", "orders"}).code == 0);
+
+  // A user and password: registryctl logs in at the node, then writes.
+  CHECK(node.ctl({"--user", "alice", "--password", "wonderland", "register", "orders", "10.0.0.2:9000"}).code == 0);
+  CHECK(instances() == 1);
+  // A token from the HTTP login, in a file.
+  auto login = call(node.http_address(), "POST", "/nacos/v1/auth/login?username=alice&password=wonderland");
+  REQUIRE(login.status == 200);
+  write_file(users + "/token", json::parse(login.body)["accessToken"].get<std::string>() + "\n");
+  CHECK(node.ctl({"--token-file", users + "/token", "deregister", "orders", "10.0.0.2:9000"}).code == 0);
+  CHECK(instances() == 0);
+
+  // A session (register --hold) says hello with a token, then writes on it.
+  auto held = node.start_ctl({"--user", "alice", "--password", "wonderland", "register", "orders",
+                              "10.0.0.3:9000", "--hold"}, "held");
+  CHECK(wait_until([&] { return instances() == 1; }, 10s));
+  held.signal(SIGTERM);
+  CHECK(held.wait(10s) == 0);
+  CHECK(instances() == 0);
+  auto refused_hold = node.ctl({"register", "orders", "10.0.0.4:9000", "--hold"});
+  CHECK(refused_hold.code == 1);
+  CHECK(refused_hold.err.find("no access token") != std::string::npos);
+
+  // Bad flags are usage errors that contact no node.
+  auto half = node.ctl({"--user", "alice", "register", "orders", "10.0.0.2:9000"});
+  CHECK(half.code == 2);
+  CHECK(half.err.find("--user: given without --password") != std::string::npos);
+  auto missing = node.ctl({"--token-file", users + "/absent", "register", "orders", "10.0.0.2:9000"});
+  CHECK(missing.code == 2);
+  CHECK(missing.err.find("--token-file: cannot read") != std::string::npos);
+  CHECK(instances() == 0);
   node.stop();
   remove_tree(users);
 }

@@ -3,9 +3,9 @@
 
 #include <doctest/doctest.h>
 
-#include "actors/http/auth.hpp"
+#include "actors/auth/user_auth.hpp"
 
-using namespace registry::http;
+using namespace registry::auth;
 
 namespace {
 

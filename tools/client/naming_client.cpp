@@ -5,6 +5,7 @@
 #include "tools/client/registry_client.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -38,6 +39,8 @@ error_code to_code(v1::Error::Code code) {
       return error_code::limit_exceeded;
     case v1::Error::UNAVAILABLE:
       return error_code::unavailable;
+    case v1::Error::UNAUTHORIZED:
+      return error_code::unauthorized;
     default:
       return error_code::refused;
   }
@@ -181,16 +184,39 @@ struct naming_client::impl {
         throw_invalid(*e);
   }
 
+  /// `token`: the access token of a heartbeat write (auth on); a session's writes need none.
   envelope register_request(const std::string& service, const std::string& group,
-                            const instance& x) const {
+                            const instance& x, const std::string& token = {}) const {
     v1::RegisterRequest req;
     to_wire(key_of(service, group), *req.mutable_service());
     to_wire(instance_of(x), *req.mutable_instance());
+    req.set_access_token(token);
     return wire::pack(req);
   }
 
+  /// The access token for a heartbeat write: options.access_token, or one traded for the user's
+  /// password (login at the node) and renewed at half its life; "" without credentials.
+  std::string token() {
+    if (!opts.access_token.empty() || opts.username.empty())
+      return opts.access_token;
+    std::lock_guard<std::mutex> guard{token_mtx};
+    if (!login_token.empty() && std::chrono::steady_clock::now() < login_renew_at)
+      return login_token;
+    v1::LoginRequest req;
+    req.set_username(opts.username);
+    req.set_password(opts.password);
+    auto reply = expect<v1::LoginReply>(
+      call(detail::gw_atom::value, caf::atom_value{wire::login_atom::value}, wire::pack(req)));
+    login_token = reply.access_token();
+    login_renew_at = std::chrono::steady_clock::now() + milliseconds(reply.token_ttl_ms() / 2);
+    return login_token;
+  }
+  std::mutex token_mtx;
+  std::string login_token;
+  std::chrono::steady_clock::time_point login_renew_at{};
+
   envelope deregister_request(const std::string& service, const std::string& group,
-                              const instance& x) const {
+                              const instance& x, const std::string& token = {}) const {
     auto k = key_of(service, group);
     auto inst = x;
     apply_defaults(inst);
@@ -205,6 +231,7 @@ struct naming_client::impl {
     req.set_ip(inst.ip);
     req.set_port(inst.port);
     req.set_cluster(inst.cluster);
+    req.set_access_token(token);
     return wire::pack(req);
   }
 
@@ -282,8 +309,8 @@ void naming_client::deregister_instance(const std::string& service, const std::s
 void naming_client::register_heartbeat_instance(const std::string& service,
                                                 const std::string& group, const instance& x) {
   auto& d = *impl_;
-  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::reg_atom::value},
-                           d.register_request(service, group, x)));
+  auto req = d.register_request(service, group, x, d.token());
+  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::reg_atom::value}, req));
 }
 
 void naming_client::beat(const std::string& service, const std::string& group,
@@ -292,6 +319,7 @@ void naming_client::beat(const std::string& service, const std::string& group,
   v1::BeatRequest req;
   to_wire(d.key_of(service, group), *req.mutable_service());
   to_wire(d.instance_of(x), *req.mutable_instance());
+  req.set_access_token(d.token());
   d.expect<v1::Ack>(
     d.call(detail::gw_atom::value, caf::atom_value{wire::beat_atom::value}, wire::pack(req)));
 }
@@ -299,8 +327,8 @@ void naming_client::beat(const std::string& service, const std::string& group,
 void naming_client::deregister_heartbeat_instance(const std::string& service,
                                                   const std::string& group, const instance& x) {
   auto& d = *impl_;
-  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::dereg_atom::value},
-                           d.deregister_request(service, group, x)));
+  auto req = d.deregister_request(service, group, x, d.token());
+  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::dereg_atom::value}, req));
 }
 
 // -- discovery ------------------------------------------------------------------------------------

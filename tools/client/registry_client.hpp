@@ -38,6 +38,7 @@ enum class error_code {
   not_found,
   limit_exceeded,
   unavailable,      ///< no node answered (within the timeout), or the node is not ready
+  unauthorized,     ///< auth is on at the node: no token, a bad or expired one, or a bad password
   refused,          ///< the node refused for another reason
 };
 
@@ -113,6 +114,12 @@ struct options {
   std::function<void(const session_event&)> on_session;
   /// TLS to the nodes; off by default (plain TCP).
   tls_options tls;
+  /// Auth on at the nodes (auth.enabled): sessions and heartbeat writes need an access token.
+  /// Either give one (`access_token`, e.g. from POST /nacos/v1/auth/login), or a user and password
+  /// that the library trades for tokens at the node (and renews at half their life).
+  std::string access_token;
+  std::string username;
+  std::string password;
 };
 
 /// A service list page.

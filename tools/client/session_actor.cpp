@@ -398,14 +398,57 @@ struct session_state {
       hello();
   }
 
+  /// Auth: a user and password and no fresh token yet (a token is renewed at half its life).
+  bool needs_login() const {
+    return cfg_.opts.access_token.empty() && !cfg_.opts.username.empty()
+           && (token_.empty() || clock_type::now() >= token_renew_at_);
+  }
+
+  /// Trades the user's password for a token at the current node, then says hello.
+  void login_then_hello() {
+    hello_pending_ = true;
+    auto gen = conn_gen_;
+    v1::LoginRequest req;
+    req.set_username(cfg_.opts.username);
+    req.set_password(cfg_.opts.password);
+    self_
+      ->request(gateway_, cfg_.opts.request_timeout, wire::login_atom::value, wire::pack(req))
+      .then(
+        [this, gen](envelope& reply) {
+          if (gen != conn_gen_)
+            return;
+          hello_pending_ = false;
+          v1::LoginReply ok;
+          v1::Error err;
+          if (wire::unpack(reply, ok)) {
+            token_ = ok.access_token();
+            token_renew_at_ = clock_type::now() + milliseconds(ok.token_ttl_ms() / 2);
+            hello();
+          } else if (wire::unpack(reply, err)) {
+            hello_refused(err);
+          } else {
+            abandon_gateway("unexpected answer to login: " + reply.kind);
+          }
+        },
+        [this, gen](caf::error& err) {
+          if (gen != conn_gen_)
+            return;
+          hello_pending_ = false;
+          abandon_gateway("login: " + describe(err));
+        });
+  }
+
   void hello() {
     if (closing_ || !gateway_ || session_ || hello_pending_)
       return;
+    if (needs_login())
+      return login_then_hello();
     hello_pending_ = true;
     auto gen = conn_gen_;
     v1::Hello msg;
     msg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
     msg.set_client_name(cfg_.opts.client_name);
+    msg.set_access_token(cfg_.opts.access_token.empty() ? token_ : cfg_.opts.access_token);
     self_
       ->request(gateway_, cfg_.opts.request_timeout, wire::hello_atom::value, wire::pack(msg),
                 caf::actor_cast<caf::actor>(self_))
@@ -1011,6 +1054,9 @@ struct session_state {
 
   // redo data
   std::map<std::string, envelope> registered_; ///< registration key -> RegisterRequest (acked)
+  /// Auth: the token from the last login (options.username), renewed at half its life.
+  std::string token_;
+  clock_type::time_point token_renew_at_{};
   std::map<std::string, std::uint64_t> intents_;
   std::map<std::string, int> pending_registers_;
   std::uint64_t intent_counter_ = 0;

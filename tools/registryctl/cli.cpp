@@ -160,6 +160,10 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   app.add_option("--tls-key", g.tls_key, "PEM private key of --tls-cert");
   app.add_option("--tls-key-passphrase-file", g.tls_key_passphrase_file,
                  "file holding the passphrase of an encrypted --tls-key");
+  app.add_option("--user", g.user, "user of a node with auth on (with --password): writes log in");
+  app.add_option("--password", g.password, "password of --user");
+  app.add_option("--token-file", g.token_file,
+                 "file holding an access token (auth on; instead of --user and --password)");
 
   instance_args& ia = result.instance;
   query_args& qa = result.query;

@@ -43,6 +43,11 @@ struct global_args {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_key_passphrase_file;
+  /// Auth on at the node (auth.enabled): writes need a token, from --user and --password (a login
+  /// at the node) or from --token-file (a token from POST /nacos/v1/auth/login).
+  std::string user;
+  std::string password;
+  std::string token_file;
 };
 
 /// Options shared by register, beat and deregister.

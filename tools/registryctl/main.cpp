@@ -2,7 +2,8 @@
 // (tools/client/registry_client.hpp).
 //
 //   registryctl [--node HOST:PORT[,HOST:PORT...]] [--json] [--cache-dir DIR] [--timeout-ms N]
-//               [--tls | --tls-ca FILE --tls-cert FILE --tls-key FILE] COMMAND
+//               [--tls | --tls-ca FILE --tls-cert FILE --tls-key FILE]
+//               [--user USER --password PASSWORD | --token-file FILE] COMMAND
 //
 // Exit codes: 0 success; 1 the node refused (its reason and field on stderr); 2 usage errors (bad
 // arguments, caught before any node is contacted); 3 no node answered (the addresses tried on stderr).
@@ -216,6 +217,18 @@ client::options make_options(const global_args& g, const std::string& namespace_
   o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
   o.tls = make_tls_options(g);
+  if (g.user.empty() != g.password.empty())
+    throw usage_error{g.user.empty() ? "--password: given without --user"
+                                     : "--user: given without --password"};
+  if (!g.token_file.empty() && !g.user.empty())
+    throw usage_error{"--token-file: give either --token-file or --user and --password"};
+  o.username = g.user;
+  o.password = g.password;
+  if (!g.token_file.empty()) {
+    // Read as a passphrase file is: one line, its newline dropped, never empty.
+    if (auto problem = read_passphrase_file(g.token_file, o.access_token); !problem.empty())
+      throw usage_error{"--token-file: " + problem};
+  }
   return o;
 }
 

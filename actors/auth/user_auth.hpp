@@ -1,6 +1,6 @@
 #pragma once
-/// Nacos-style authentication of the HTTP API, as plain classes (no CAF, no sockets, time as an
-/// argument).
+/// Nacos-style authentication of users (the HTTP API, and the writes of CAF clients), as plain
+/// classes (no CAF, no sockets, time as an argument).
 ///
 /// - `user_store`: users from a file of salted password hashes, one `USER:HASH` a line, HASH made
 ///   by libsodium's crypto_pwhash_str (Argon2id with its salt and costs inside); `#` comments and
@@ -14,12 +14,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
 
-namespace registry::http {
+namespace registry::auth {
 
 class user_store {
 public:
@@ -82,4 +83,9 @@ private:
 /// Initialises libsodium once; false when it cannot.
 bool sodium_ready();
 
-} // namespace registry::http
+/// The node's authenticator (auth.enabled): the users file loaded and the signer keyed. An error
+/// names the field: "auth.users_file: LINE 3: ...".
+std::variant<std::shared_ptr<authenticator>, std::string>
+load_authenticator(const std::string& users_file, const std::string& secret, std::int64_t ttl_ms);
+
+} // namespace registry::auth

@@ -1,4 +1,4 @@
-#include "actors/http/auth.hpp"
+#include "actors/auth/user_auth.hpp"
 
 #include <sodium.h>
 
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace registry::http {
+namespace registry::auth {
 
 namespace {
 
@@ -210,4 +210,15 @@ auth_result authenticator::login(const std::string& username, const std::string&
   return r;
 }
 
-} // namespace registry::http
+std::variant<std::shared_ptr<authenticator>, std::string>
+load_authenticator(const std::string& users_file, const std::string& secret, std::int64_t ttl_ms) {
+  if (!sodium_ready())
+    return std::string{"auth: libsodium cannot start"};
+  auto users = user_store::load(users_file);
+  if (auto* err = std::get_if<std::string>(&users))
+    return "auth.users_file: " + *err;
+  return std::make_shared<authenticator>(std::get<user_store>(std::move(users)),
+                                         token_signer{secret, ttl_ms});
+}
+
+} // namespace registry::auth
