@@ -138,6 +138,8 @@ using gateway_actor = caf::typed_actor<
                  std::vector<std::string>, std::vector<std::string>, std::vector<std::string>>,
   /// A ForwardedRequest from another node -> the reply.
   caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>,
+  /// DistroCounters: Distro traffic per peer, for Status and /metrics.
+  caf::reacts_to<wire::counters_atom, wire::envelope>,
   /// A Distro op for a client: op, id, revision, services, local, beat clocks.
   caf::reacts_to<wire::replica_atom, std::int32_t, client_id, std::uint64_t, client_services,
                  bool, client_beats>,
@@ -176,7 +178,8 @@ using distro_actor = peer_port_actor::extend<
   caf::reacts_to<wire::verify_res_atom, std::string, std::uint64_t, bool, wire::envelope>,
   /// status: 0 ok, 1 failed, 2 unavailable.
   caf::reacts_to<wire::snap_res_atom, std::string, std::uint64_t, std::int32_t, wire::envelope>,
-  caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the protocol timer
+  caf::reacts_to<wire::tick_atom, std::uint64_t>, ///< to itself: the protocol timer
+  caf::reacts_to<wire::counters_atom>>;           ///< to itself: hand the counters to the gateway
 
 /// The NODE supervisor (actors/node/node_supervisor.cpp), in-process, from main.
 using node_supervisor_actor = caf::typed_actor<

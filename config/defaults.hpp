@@ -141,6 +141,9 @@ inline constexpr std::size_t client_id_chars_max = address_chars_max + 64;
 /// A client dropped from peer data (it breaks a rule of messages/validate.hpp) is logged at most
 /// once per this interval per peer (the first at once); every drop is counted.
 inline constexpr std::int64_t peer_drop_log_interval_ms = 10000;
+/// The distro actor hands its per-peer counters (Status.distro_peers, /metrics) to the gateway at
+/// most this often.
+inline constexpr std::int64_t distro_counters_interval_ms = 1000;
 
 // -- member sources (members_url, Nacos's address server) ----------------------
 inline constexpr std::int64_t members_poll_interval_ms = 5000;

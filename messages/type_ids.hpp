@@ -106,6 +106,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, reload_atom, "reload")
   CAF_ADD_ATOM(registry, registry::wire, kind_atom, "kind")
   CAF_ADD_ATOM(registry, registry::wire, barrier_atom, "barrier")
+  CAF_ADD_ATOM(registry, registry::wire, counters_atom, "counters")
 
   // -- INTERNAL: atoms an actor sends to itself -------------------------------
   CAF_ADD_ATOM(registry, registry::wire, tick_atom, "tick")

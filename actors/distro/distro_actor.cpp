@@ -65,6 +65,10 @@ struct distro_actor_state {
   distro::peer_rules peer_rules;
   distro::drop_counter drops;
   std::optional<time_ms> timer_due;
+  /// Distro traffic per peer (bounded: members_max peers), handed to the gateway at most once per
+  /// distro_counters_interval_ms.
+  std::map<std::string, v1::DistroPeerCounters> counters;
+  bool counters_due = false;
 };
 
 using distro_actor_t = distro_actor::stateful_base<distro_actor_state>;
@@ -266,6 +270,67 @@ void await_applied(distro_actor_t* self, time_ms since_ms) {
       });
 }
 
+/// The counters of `peer` (nullptr when the map is full), and a hand-over to the gateway scheduled.
+v1::DistroPeerCounters* counters_of(distro_actor_t* self, const std::string& peer) {
+  auto& st = self->state;
+  auto i = st.counters.find(peer);
+  if (i == st.counters.end()) {
+    if (st.counters.size() >= defaults::members_max)
+      return nullptr;
+    i = st.counters.emplace(peer, v1::DistroPeerCounters{}).first;
+    i->second.set_peer(peer);
+  }
+  if (!st.counters_due) {
+    st.counters_due = true;
+    self->delayed_send(self, std::chrono::milliseconds(defaults::distro_counters_interval_ms),
+                       counters_atom_v);
+  }
+  return &i->second;
+}
+
+enum class counter {
+  syncs_ok,
+  syncs_failed,
+  verifies_ok,
+  verifies_failed,
+  repairs,
+  syncs_received,
+  verifies_received
+};
+
+void count(distro_actor_t* self, const std::string& peer, counter what, std::uint64_t n = 1) {
+  auto* c = counters_of(self, peer);
+  if (c == nullptr || n == 0)
+    return;
+  switch (what) {
+    case counter::syncs_ok:
+      return c->set_syncs_ok(c->syncs_ok() + n);
+    case counter::syncs_failed:
+      return c->set_syncs_failed(c->syncs_failed() + n);
+    case counter::verifies_ok:
+      return c->set_verifies_ok(c->verifies_ok() + n);
+    case counter::verifies_failed:
+      return c->set_verifies_failed(c->verifies_failed() + n);
+    case counter::repairs:
+      return c->set_repairs(c->repairs() + n);
+    case counter::syncs_received:
+      return c->set_syncs_received(c->syncs_received() + n);
+    case counter::verifies_received:
+      return c->set_verifies_received(c->verifies_received() + n);
+  }
+}
+
+void hand_over_counters(distro_actor_t* self) {
+  auto& st = self->state;
+  st.counters_due = false;
+  if (!st.gateway)
+    return;
+  v1::DistroCounters msg;
+  for (auto& [peer, c] : st.counters)
+    *msg.add_peers() = c;
+  self->send(st.gateway, counters_atom_v, pack(msg));
+}
+
 void carry(distro_actor_t* self, distro_protocol::effects fx) {
   auto& st = self->state;
   // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards).
@@ -276,16 +341,20 @@ void carry(distro_actor_t* self, distro_protocol::effects fx) {
   auto peer_of = [&](const std::string& name) { return peer_for(self, name); };
   auto now = actor_now_ms(self);
   for (auto& s : fx.syncs) {
-    if (auto p = peer_of(s.peer))
+    if (auto p = peer_of(s.peer)) {
       self->send(p, sync_atom_v, s.batch_id, pack(distro::to_wire(s.batch)));
-    else
+    } else {
+      count(self, s.peer, counter::syncs_failed);
       carry(self, st.protocol->on_sync_result(s.peer, s.batch_id, false, now));
+    }
   }
   for (auto& v : fx.verifies) {
-    if (auto p = peer_of(v.peer))
+    if (auto p = peer_of(v.peer)) {
       self->send(p, verify_atom_v, v.verify_id, pack(distro::to_wire(v.batch)));
-    else
+    } else {
+      count(self, v.peer, counter::verifies_failed);
       carry(self, st.protocol->on_verify_result(v.peer, v.verify_id, std::nullopt, now));
+    }
   }
   for (auto& r : fx.snapshot_requests) {
     if (auto p = peer_of(r.peer))
@@ -588,6 +657,8 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       std::vector<distro::dropped_client> dropped;
       auto batch = distro::from_wire(msg, st.peer_rules, dropped);
       report_drops(self, msg.source(), "SyncBatch", dropped);
+      if (st.tracker->state(msg.source())) // member names are the nodes' own addresses
+        count(self, msg.source(), counter::syncs_received);
       carry(self, st.protocol->on_sync_batch(batch, actor_now_ms(self)));
       return pack(v1::Ack{});
     },
@@ -601,6 +672,8 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       std::vector<distro::dropped_client> dropped;
       auto batch = distro::from_wire(msg, dropped);
       report_drops(self, msg.source(), "VerifyBatch", dropped);
+      if (st.tracker->state(msg.source()))
+        count(self, msg.source(), counter::verifies_received);
       auto outcome = st.protocol->on_verify_batch(batch, actor_now_ms(self));
       carry(self, std::move(outcome.fx));
       return pack(distro::to_wire(outcome.reply));
@@ -702,8 +775,10 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
     [=](sync_res_atom, const std::string& listed, std::uint64_t id, bool ok) {
       if (!local_only(self, "distro", "sync_res"))
         return;
-      if (auto member = member_name(self, listed))
+      if (auto member = member_name(self, listed)) {
+        count(self, *member, ok ? counter::syncs_ok : counter::syncs_failed);
         carry(self, self->state.protocol->on_sync_result(*member, id, ok, actor_now_ms(self)));
+      }
     },
     [=](verify_res_atom, const std::string& listed, std::uint64_t id, bool ok,
         const envelope& env) {
@@ -720,7 +795,10 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
         reply = distro::from_wire(msg, dropped);
         report_drops(self, member, "VerifyReply", dropped);
       }
-      carry(self, self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self)));
+      count(self, member, reply ? counter::verifies_ok : counter::verifies_failed);
+      auto fx = self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self));
+      count(self, member, counter::repairs, fx.log.verify_mismatches);
+      carry(self, std::move(fx));
     },
     [=](snap_res_atom, const std::string& listed, std::uint64_t id, std::int32_t status,
         const envelope& env) {
@@ -745,6 +823,10 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       auto s = status == 2 ? distro_protocol::snapshot_status::unavailable
                            : distro_protocol::snapshot_status::failed;
       carry(self, st.protocol->on_snapshot_result(member, id, s, nullptr, now));
+    },
+    [=](counters_atom) {
+      if (local_only(self, "distro", "counters"))
+        hand_over_counters(self);
     },
     [=](tick_atom, std::uint64_t generation) {
       if (!local_only(self, "distro", "tick"))

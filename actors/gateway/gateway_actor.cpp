@@ -35,6 +35,8 @@ struct service_entry {
 
 struct gateway_state {
   static inline const char* name = "gateway";
+  /// Distro traffic per peer, as the distro actor last reported it.
+  v1::DistroCounters distro_counters;
 
   std::shared_ptr<const node_config> cfg;
   distro_actor distro;
@@ -306,6 +308,7 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_services(services);
   reply.set_instances(instances);
   reply.set_subscribers(subscribers);
+  *reply.mutable_distro_peers() = st.distro_counters.peers();
   return pack(reply);
 }
 
@@ -613,6 +616,13 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       st.member_states = std::move(member_states);
       st.member_nodes = std::move(member_nodes);
       st.member_problems = std::move(member_problems);
+    },
+    [=](counters_atom, const envelope& env) {
+      if (!local_only(self, "gateway", "counters"))
+        return;
+      v1::DistroCounters msg;
+      if (unpack(env, msg))
+        self->state.distro_counters = std::move(msg);
     },
     [=](forward_atom, const envelope& env) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "forward"))

@@ -69,6 +69,20 @@ void serve_metrics(http_front_end::impl* self, std::function<void(response)> don
                          for (auto& m : st.members())
                            states[m.state()] += 1;
                          self->metrics.set_members(states);
+                         std::vector<node_metrics::distro_peer> peers;
+                         for (auto& c : st.distro_peers()) {
+                           node_metrics::distro_peer p;
+                           p.peer = c.peer();
+                           p.syncs_ok = static_cast<double>(c.syncs_ok());
+                           p.syncs_failed = static_cast<double>(c.syncs_failed());
+                           p.verifies_ok = static_cast<double>(c.verifies_ok());
+                           p.verifies_failed = static_cast<double>(c.verifies_failed());
+                           p.repairs = static_cast<double>(c.repairs());
+                           p.syncs_received = static_cast<double>(c.syncs_received());
+                           p.verifies_received = static_cast<double>(c.verifies_received());
+                           peers.push_back(std::move(p));
+                         }
+                         self->metrics.set_distro(peers);
                        }
                        response r;
                        r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -69,6 +69,49 @@ node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>(
   subscribers_ = &BuildGauge().Name("registry_subscribers").Help("Subscribers (CAF and UDP)").Register(*registry_).Add({});
   for (const char* op : {"register", "deregister", "beat", "query"})
     operations_->Add({{"op", op}});
+  distro_syncs_ = &BuildCounter()
+                     .Name("registry_distro_syncs_total")
+                     .Help("SyncBatches sent to each peer, by result (ok, failed)")
+                     .Register(*registry_);
+  distro_verifies_ = &BuildCounter()
+                        .Name("registry_distro_verifies_total")
+                        .Help("VerifyBatches sent to each peer, by result (ok, failed)")
+                        .Register(*registry_);
+  distro_repairs_ = &BuildCounter()
+                       .Name("registry_distro_repairs_total")
+                       .Help("Clients re-sent in full after a peer's verify found them missing "
+                             "or stale")
+                       .Register(*registry_);
+  distro_received_ = &BuildCounter()
+                        .Name("registry_distro_received_total")
+                        .Help("Batches received from each peer, by kind (sync, verify)")
+                        .Register(*registry_);
+}
+
+void node_metrics::set_distro(const std::vector<distro_peer>& peers) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto bump = [&](prometheus::Family<prometheus::Counter>* family,
+                  std::map<std::string, std::string> labels, const std::string& name,
+                  const std::string& peer, double now) {
+    auto& last = distro_last_[{peer, name}];
+    auto delta = now >= last ? now - last : now; // lower: the distro actor restarted
+    last = now;
+    family->Add(labels).Increment(delta);
+  };
+  for (auto& p : peers) {
+    bump(distro_syncs_, {{"peer", p.peer}, {"result", "ok"}}, "syncs_ok", p.peer, p.syncs_ok);
+    bump(distro_syncs_, {{"peer", p.peer}, {"result", "failed"}}, "syncs_failed", p.peer,
+         p.syncs_failed);
+    bump(distro_verifies_, {{"peer", p.peer}, {"result", "ok"}}, "verifies_ok", p.peer,
+         p.verifies_ok);
+    bump(distro_verifies_, {{"peer", p.peer}, {"result", "failed"}}, "verifies_failed", p.peer,
+         p.verifies_failed);
+    bump(distro_repairs_, {{"peer", p.peer}}, "repairs", p.peer, p.repairs);
+    bump(distro_received_, {{"peer", p.peer}, {"kind", "sync"}}, "syncs_received", p.peer,
+         p.syncs_received);
+    bump(distro_received_, {{"peer", p.peer}, {"kind", "verify"}}, "verifies_received", p.peer,
+         p.verifies_received);
+  }
 }
 
 node_metrics::~node_metrics() = default;

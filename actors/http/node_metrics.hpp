@@ -7,11 +7,16 @@
 /// - registry_pushes_total{transport,result}, registry_push_duration_seconds{transport}
 /// - registry_members{state}; registry_clients, _services, _instances, _subscribers (gauges,
 ///   refreshed from the node's status at each scrape)
+/// - registry_distro_syncs_total{peer,result}, registry_distro_verifies_total{peer,result},
+///   registry_distro_repairs_total{peer}, registry_distro_received_total{peer,kind}: the distro
+///   actor's per-peer counters from the node's status at each scrape
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -37,6 +42,15 @@ public:
   void set_counts(double clients, double services, double instances, double subscribers);
   /// Members per state (every state of a previous call not given is set to 0).
   void set_members(const std::map<std::string, double>& per_state);
+  /// Distro traffic per peer, from the node's status: absolute counts since the distro actor
+  /// started (a count lower than the last one means it restarted; the counters grow by the new
+  /// count then, so they never go down).
+  struct distro_peer {
+    std::string peer;
+    double syncs_ok = 0, syncs_failed = 0, verifies_ok = 0, verifies_failed = 0, repairs = 0,
+           syncs_received = 0, verifies_received = 0;
+  };
+  void set_distro(const std::vector<distro_peer>& peers);
   /// The text format of every metric.
   std::string serialize() const;
 
@@ -54,6 +68,12 @@ private:
   prometheus::Gauge* subscribers_;
   mutable std::mutex mtx_;
   std::map<std::string, prometheus::Gauge*> member_gauges_;
+  prometheus::Family<prometheus::Counter>* distro_syncs_;
+  prometheus::Family<prometheus::Counter>* distro_verifies_;
+  prometheus::Family<prometheus::Counter>* distro_repairs_;
+  prometheus::Family<prometheus::Counter>* distro_received_;
+  /// The last absolute counts per peer and counter name.
+  std::map<std::pair<std::string, std::string>, double> distro_last_;
 };
 
 } // namespace registry::http

@@ -437,6 +437,46 @@ TEST_CASE("http: /metrics parses as Prometheus text and its counters move with t
   node.stop();
 }
 
+TEST_CASE("http: /metrics and status count Distro syncs and verifies per peer") {
+  std::vector<int> ports{free_port(), free_port()};
+  std::vector<std::unique_ptr<test_node>> nodes;
+  for (auto p : ports)
+    nodes.push_back(std::make_unique<test_node>(
+      p, ports, "distro:\n  verify_interval_ms: 300\n  lone_ready_wait_ms: 1000\n"));
+  for (auto& n : nodes)
+    n->launch();
+  for (auto& n : nodes)
+    REQUIRE(n->wait_ready(20s));
+  auto& a = *nodes[0];
+  auto peer = nodes[1]->address();
+  auto counter = [&](const std::string& name) {
+    auto r = call(a.http_address(), "GET", "/metrics");
+    std::string problem;
+    auto samples = parse_prometheus(r.body, problem);
+    return r.status == 200 && problem.empty() ? samples[name] : -1.0;
+  };
+  const std::string syncs_ok = "registry_distro_syncs_total{peer=\"" + peer + "\",result=\"ok\"}";
+  const std::string verifies_ok = "registry_distro_verifies_total{peer=\"" + peer + "\",result=\"ok\"}";
+  const std::string verifies_in = "registry_distro_received_total{kind=\"verify\",peer=\"" + peer + "\"}";
+  // Verifies run on their own; a registration at node 0 is synced to node 1.
+  REQUIRE(wait_until([&] { return counter(verifies_ok) >= 1 && counter(verifies_in) >= 1; }, 10s));
+  auto before = counter(syncs_ok);
+  auto held = a.start_ctl({"register", "orders", "10.0.0.1:8080", "--hold"}, "held");
+  REQUIRE(wait_until([&] { return nodes[1]->ctl_json({"status"})["instances"] == 1; }, 10s));
+  CHECK(wait_until([&] { return counter(syncs_ok) > before; }, 5s));
+  // The same counters in status.
+  auto st = a.ctl_json({"status"});
+  REQUIRE(st["distroPeers"].is_array());
+  REQUIRE(st["distroPeers"].size() == 1);
+  CHECK(st["distroPeers"][0]["peer"] == peer);
+  CHECK(st["distroPeers"][0]["syncsOk"].get<double>() >= 1);
+  CHECK(st["distroPeers"][0]["verifiesOk"].get<double>() >= 1);
+  held.signal(SIGTERM);
+  held.wait(10s);
+  for (auto& n : nodes)
+    n->stop();
+}
+
 TEST_CASE("http: auth refuses no token, a bad and an expired token, and takes a good one") {
   auto users = make_temp_dir();
   // The password comes from stdin.

@@ -452,6 +452,10 @@ node_status naming_client::status() {
   result.services = st.services();
   result.instances = st.instances();
   result.subscribers = st.subscribers();
+  for (const auto& c : st.distro_peers())
+    result.distro_peers.push_back({c.peer(), c.syncs_ok(), c.syncs_failed(), c.verifies_ok(),
+                                   c.verifies_failed(), c.repairs(), c.syncs_received(),
+                                   c.verifies_received()});
   return result;
 }
 

@@ -150,6 +150,13 @@ struct node_status {
   std::uint64_t services = 0;
   std::uint64_t instances = 0;
   std::uint64_t subscribers = 0;
+  /// Distro traffic with each peer since the node's distro actor started.
+  struct distro_peer {
+    std::string peer;
+    std::uint64_t syncs_ok = 0, syncs_failed = 0, verifies_ok = 0, verifies_failed = 0,
+                  repairs = 0, syncs_received = 0, verifies_received = 0;
+  };
+  std::vector<distro_peer> distro_peers;
 };
 
 /// A change of a subscribed service: the new state and what differs from the previous one.

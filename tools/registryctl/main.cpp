@@ -440,6 +440,16 @@ int cmd_status(const global_args& g) {
       json members = json::array();
       for (const auto& m : st.members)
         members.push_back(member_json(m));
+      json distro = json::array();
+      for (const auto& d : st.distro_peers)
+        distro.push_back(json{{"peer", d.peer},
+                              {"syncsOk", d.syncs_ok},
+                              {"syncsFailed", d.syncs_failed},
+                              {"verifiesOk", d.verifies_ok},
+                              {"verifiesFailed", d.verifies_failed},
+                              {"repairs", d.repairs},
+                              {"syncsReceived", d.syncs_received},
+                              {"verifiesReceived", d.verifies_received}});
       print(json{{"address", st.address},
                  {"clusterName", st.cluster_name},
                  {"version", st.version},
@@ -451,7 +461,8 @@ int cmd_status(const global_args& g) {
                  {"clients", st.clients},
                  {"services", st.services},
                  {"instances", st.instances},
-                 {"subscribers", st.subscribers}}
+                 {"subscribers", st.subscribers},
+                 {"distroPeers", distro}}
               .dump());
       return exit_ok;
     }
@@ -469,6 +480,12 @@ int cmd_status(const global_args& g) {
             "services:    " + std::to_string(st.services) + "\n" +
             "instances:   " + std::to_string(st.instances) + "\n" +
             "subscribers: " + std::to_string(st.subscribers);
+    for (const auto& d : st.distro_peers)
+      text += "\ndistro " + d.peer + ": syncs " + std::to_string(d.syncs_ok) + " ok " +
+              std::to_string(d.syncs_failed) + " failed, verifies " + std::to_string(d.verifies_ok) +
+              " ok " + std::to_string(d.verifies_failed) + " failed, repairs " +
+              std::to_string(d.repairs) + ", received " + std::to_string(d.syncs_received) +
+              " syncs " + std::to_string(d.verifies_received) + " verifies";
     print(text);
     return exit_ok;
   });
