@@ -266,7 +266,7 @@ std::optional<param_error> parse_metadata(std::string_view text,
       if (v.is_string())
         out.emplace_back(k, v.get<std::string>());
       else if (v.is_number() || v.is_boolean())
-        out.emplace_back(k, v.dump());
+        out.emplace_back(k, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       else if (v.is_null())
         out.emplace_back(k, "");
       else

@@ -15,6 +15,10 @@
 
 namespace registry::http {
 
+/// Text from outside may hold bytes that are not UTF-8: they are replaced (U+FFFD) in replies,
+/// never thrown on.
+constexpr auto invalid_utf8 = nlohmann::json::error_handler_t::replace;
+
 namespace {
 
 using json = nlohmann::json;
@@ -79,7 +83,8 @@ response fail(api a, const failure& f) {
     r.body = f.message;
     r.content_type = text_plain;
   } else {
-    r.body = json{{"code", f.code}, {"message", v2_summary(f.code)}, {"data", f.message}}.dump();
+    r.body = json{{"code", f.code}, {"message", v2_summary(f.code)}, {"data", f.message}}.dump(
+      -1, ' ', false, invalid_utf8);
   }
   return r;
 }
@@ -128,9 +133,10 @@ failure from_node(const wire_msg& reply) {
 response ok_json(api a, json data) {
   response r;
   if (a == api::v1)
-    r.body = data.dump();
+    r.body = data.dump(-1, ' ', false, invalid_utf8);
   else
-    r.body = json{{"code", code::ok}, {"message", "success"}, {"data", std::move(data)}}.dump();
+    r.body = json{{"code", code::ok}, {"message", "success"}, {"data", std::move(data)}}.dump(
+      -1, ' ', false, invalid_utf8);
   return r;
 }
 
@@ -481,7 +487,8 @@ void beat_instance(api a, const request&, const params& p, const api_settings& s
       auto meta = doc.value("metadata", json::object());
       if (meta.is_object())
         for (auto& [k, v] : meta.items())
-          x.metadata.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+          x.metadata.emplace_back(k, v.is_string() ? v.get<std::string>()
+                                                   : v.dump(-1, ' ', false, invalid_utf8));
       std::sort(x.metadata.begin(), x.metadata.end());
     } catch (const json::exception&) {
       return done(fail(a, {400, code::parameter_invalid, "Param 'beat' is illegal, expected a JSON object."}));
@@ -821,7 +828,8 @@ void cluster_nodes(api a, const request&, const params& p, const api_settings&, 
       data.push_back(std::move(member));
     }
     response r;
-    r.body = json{{"code", 200}, {"message", nullptr}, {"data", std::move(data)}}.dump();
+    r.body = json{{"code", 200}, {"message", nullptr}, {"data", std::move(data)}}.dump(
+      -1, ' ', false, invalid_utf8);
     done(r);
   });
 }
@@ -991,7 +999,8 @@ std::string service_info_json(const std::string& payload, const std::string& clu
   v1::ServiceInfo info;
   if (!info.ParseFromString(payload))
     return "{}";
-  return service_info_object(info, clusters, cache_millis, settings, healthy_only).dump();
+  return service_info_object(info, clusters, cache_millis, settings, healthy_only)
+    .dump(-1, ' ', false, invalid_utf8);
 }
 
 } // namespace registry::http

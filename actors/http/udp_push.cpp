@@ -131,7 +131,7 @@ std::optional<std::int64_t> udp_push_table::next_wake() const {
 
 std::string make_push_datagram(const std::string& service_info_json, std::int64_t ref_time) {
   return nlohmann::json{{"type", "dom"}, {"data", service_info_json}, {"lastRefTime", ref_time}}
-    .dump();
+    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool parse_push_ack(const std::string& datagram, std::int64_t& ref_time) {

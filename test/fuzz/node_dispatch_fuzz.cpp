@@ -56,7 +56,9 @@ std::string node_yaml(int port) {
          "push:\n  merge_window_ms: 5\n  timeout_ms: 500\n  retry_delay_ms: 50\n  drop_after_ms: 2000\n"
          "limits:\n  clients_max: 500\n  services_max: 200\n  instances_per_client_max: 20\n"
          "  instances_per_service_max: 100\n  subscribers_per_service_max: 20\n"
-         "distro:\n  sync_delay_ms: 5\n  verify_interval_ms: 100\n  lone_ready_wait_ms: 0\n";
+         "distro:\n  sync_delay_ms: 5\n  verify_interval_ms: 100\n  lone_ready_wait_ms: 0\n"
+         // The fuzzer talks CAF only; HTTP (and its UDP timing rule) stays off.
+         "http:\n  listen: \"off\"\n";
 }
 
 int free_port() {

@@ -238,6 +238,8 @@ TEST_CASE("http: bad parameters are refused with Nacos's texts and change nothin
      "Param 'healthy' is illegal"},
     {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&metadata=%7Bbroken", 400,
      "metadata format incorrect:{broken"},
+    // bytes that are not UTF-8, echoed in a v2 JSON error (once crashed the JSON writer)
+    {"POST", "/nacos/v2/ns/instance?serviceName=orders&ip=10.0.%D9.9&port=1", 400, "ip"},
     {"PUT", "/nacos/v1/ns/instance/beat?serviceName=orders&beat=%5B1%5D", 400, "Param 'beat' is illegal"},
     {"GET", "/nacos/v1/ns/instance/list?serviceName=orders&udpPort=x", 400, "Param 'udpPort' is illegal"},
     // over the limit
