@@ -960,7 +960,7 @@ std::string validate(const node_config& cfg) {
                                   "): CAF and HTTP cannot share a port (http.listen defaults to "
                                   "listen's host and port 8848; set it, or move listen: the CAF "
                                   "port of the examples is 7848)");
-  if (h.udp_ack_timeout_ms * (h.udp_retries_max + 1) >= p.timeout_ms)
+  if (h.enabled && h.udp_ack_timeout_ms * (h.udp_retries_max + 1) >= p.timeout_ms)
     return err("http.udp_ack_timeout_ms",
                "expected udp_ack_timeout_ms * (udp_retries_max + 1) below push.timeout_ms (" +
                    std::to_string(p.timeout_ms) + "), got " +

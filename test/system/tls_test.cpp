@@ -175,7 +175,10 @@ TEST_CASE("tls with certificates: three nodes replicate over TLS; registryctl ne
     {"other CA", {"--tls-ca", other.ca_file(), "--tls-cert", stranger.certificate, "--tls-key",
                   stranger.key}},
   };
-  for (const auto& [what, wrong_flags] : wrong) {
+  for (const auto& entry : wrong) {
+    // Plain names, not a structured binding: INFO captures them in a lambda.
+    const auto& what = entry.first;
+    const auto& wrong_flags = entry.second;
     INFO("registryctl " << what);
     auto r = bare_status((*c)[0], wrong_flags);
     INFO("stderr: " << r.err);

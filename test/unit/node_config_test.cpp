@@ -253,6 +253,8 @@ TEST_CASE("node_config: http.listen defaults, off, any port and collisions") {
   check_parse_error(base + "http:\n  listen: nonsense\n", "http.listen", {"missing port"});
   check_parse_error(base + "http:\n  udp_ack_timeout_ms: 2000\n", "http.udp_ack_timeout_ms",
                     {"push.timeout_ms"});
+  // Without HTTP there are no UDP pushes, so a short push timeout is fine.
+  CHECK(!parse_ok(base + "push:\n  timeout_ms: 500\nhttp:\n  listen: \"off\"\n").http.enabled);
 }
 
 TEST_CASE("node_config: standalone.yaml has exactly the keys documented in node_config.hpp") {
