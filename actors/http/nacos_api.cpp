@@ -1,6 +1,9 @@
 #include "actors/http/nacos_api.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <string_view>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -220,46 +223,150 @@ json metadata_json(const v1::Instance& h) {
   return m;
 }
 
-json host_json(const v1::Instance& h, const std::string& grouped, const api_settings& s) {
-  bool healthy = h.has_healthy() ? h.healthy() : true;
-  return json{{"instanceId", h.instance_id()},
-              {"ip", h.ip()},
-              {"port", h.port()},
-              {"weight", h.has_weight() ? h.weight() : 1.0},
-              {"healthy", healthy},
-              {"enabled", h.has_enabled() ? h.enabled() : true},
-              {"ephemeral", h.has_ephemeral() ? h.ephemeral() : true},
-              {"clusterName", h.cluster()},
-              {"serviceName", h.service_name().empty() ? grouped : h.service_name()},
-              {"metadata", metadata_json(h)},
-              {"valid", healthy},
-              {"marked", false},
-              {"instanceHeartBeatInterval", s.beat_interval_ms},
-              {"instanceHeartBeatTimeOut", s.unhealthy_timeout_ms},
-              {"ipDeleteTimeout", s.delete_timeout_ms},
-              {"instanceIdGenerator", "simple"}};
+/// Appends `text` as a JSON string; bytes that are not UTF-8 become U+FFFD (as invalid_utf8).
+void append_string(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, then the rules against overlong forms,
+    // surrogates and code points above U+10FFFF.
+    std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    bool ok = n != 0 && i + n <= text.size();
+    for (std::size_t k = 1; ok && k < n; ++k)
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (ok && n >= 3) {
+      auto second = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xE0 && second < 0xA0) && !(c == 0xED && second >= 0xA0)
+           && !(c == 0xF0 && second < 0x90) && !(c == 0xF4 && second >= 0x90);
+    }
+    if (ok) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  out.push_back('"');
 }
 
-json service_info_object(const v1::ServiceInfo& info, const std::string& clusters,
-                         std::int64_t cache_millis, const api_settings& s, bool healthy_only) {
-  json hosts = json::array();
+/// Appends a double as nlohmann's writer does (shortest form, ".0" for whole numbers).
+void append_double(std::string& out, double x) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);
+  if (ec != std::errc{} || !std::isfinite(x)) {
+    out += "null";
+    return;
+  }
+  std::string_view text{buf, static_cast<std::size_t>(end - buf)};
+  out += text;
+  if (text.find_first_of(".e") == std::string_view::npos)
+    out += ".0";
+}
+
+/// One host of a ServiceInfo as Nacos's JSON, written directly: a list reply is the hottest path
+/// of the HTTP API, and building a JSON document first cost most of its time in allocations.
+/// Keys in the order nlohmann's writer uses (sorted), so both writers give the same text.
+void append_host(std::string& out, const v1::Instance& h, const std::string& grouped,
+                 const api_settings& s) {
+  bool healthy = h.has_healthy() ? h.healthy() : true;
+  auto flag = [](bool b) { return b ? "true" : "false"; };
+  out += "{\"clusterName\":";
+  append_string(out, h.cluster());
+  out += ",\"enabled\":";
+  out += flag(h.has_enabled() ? h.enabled() : true);
+  out += ",\"ephemeral\":";
+  out += flag(h.has_ephemeral() ? h.ephemeral() : true);
+  out += ",\"healthy\":";
+  out += flag(healthy);
+  out += ",\"instanceHeartBeatInterval\":" + std::to_string(s.beat_interval_ms);
+  out += ",\"instanceHeartBeatTimeOut\":" + std::to_string(s.unhealthy_timeout_ms);
+  out += ",\"instanceId\":";
+  append_string(out, h.instance_id());
+  out += ",\"instanceIdGenerator\":\"simple\",\"ip\":";
+  append_string(out, h.ip());
+  out += ",\"ipDeleteTimeout\":" + std::to_string(s.delete_timeout_ms);
+  out += ",\"marked\":false,\"metadata\":{";
+  // Sorted, as a JSON object of nlohmann's (protobuf maps have no order).
+  std::vector<const google::protobuf::MapPair<std::string, std::string>*> meta;
+  meta.reserve(h.metadata().size());
+  for (auto& kv : h.metadata())
+    meta.push_back(&kv);
+  std::sort(meta.begin(), meta.end(), [](auto* x, auto* y) { return x->first < y->first; });
+  for (std::size_t i = 0; i < meta.size(); ++i) {
+    if (i > 0)
+      out.push_back(',');
+    append_string(out, meta[i]->first);
+    out.push_back(':');
+    append_string(out, meta[i]->second);
+  }
+  out += "},\"port\":" + std::to_string(h.port());
+  out += ",\"serviceName\":";
+  append_string(out, h.service_name().empty() ? grouped : h.service_name());
+  out += ",\"valid\":";
+  out += flag(healthy);
+  out += ",\"weight\":";
+  append_double(out, h.has_weight() ? h.weight() : 1.0);
+  out.push_back('}');
+}
+
+} // namespace
+
+std::string service_info_text(const v1::ServiceInfo& info, const std::string& clusters,
+                              std::int64_t cache_millis, const api_settings& s, bool healthy_only,
+                              bool with_dom) {
+  std::string out;
+  out.reserve(256 + 512 * static_cast<std::size_t>(info.hosts_size()));
+  out += "{\"allIPs\":false,\"cacheMillis\":" + std::to_string(cache_millis);
+  out += ",\"checksum\":\"\",\"clusters\":";
+  append_string(out, clusters);
+  if (with_dom) {
+    out += ",\"dom\":";
+    append_string(out, info.name());
+  }
+  out += ",\"groupName\":";
+  append_string(out, info.group_name());
+  out += ",\"hosts\":[";
+  bool first = true;
   for (auto& h : info.hosts()) {
     if (healthy_only && h.has_healthy() && !h.healthy())
       continue;
-    hosts.push_back(host_json(h, info.name(), s));
+    if (!first)
+      out.push_back(',');
+    first = false;
+    append_host(out, h, info.name(), s);
   }
-  return json{{"name", info.name()},
-              {"dom", info.name()},
-              {"groupName", info.group_name()},
-              {"clusters", clusters},
-              {"cacheMillis", cache_millis},
-              {"hosts", std::move(hosts)},
-              {"lastRefTime", info.last_ref_time()},
-              {"checksum", ""},
-              {"allIPs", false},
-              {"reachProtectionThreshold", info.reach_protection_threshold()},
-              {"valid", true}};
+  out += "],\"lastRefTime\":" + std::to_string(info.last_ref_time());
+  out += ",\"name\":";
+  append_string(out, info.name());
+  out += ",\"reachProtectionThreshold\":";
+  out += info.reach_protection_threshold() ? "true" : "false";
+  out += ",\"valid\":true}";
+  return out;
 }
+
+namespace {
 
 /// A route: decodes and answers one kind of request.
 using handler = void (*)(api, const request&, const params&, const api_settings&, node_port&,
@@ -436,10 +543,12 @@ void list_instances(api a, const request& r, const params& p, const api_settings
   bool subscribe = a == api::v1 && udp_port > 0 && s.push_enabled && !r.remote_ip.empty();
   auto cache_millis = subscribe ? s.cache_millis : std::min<std::int64_t>(3000, s.cache_millis);
   auto answer = [=](const v1::ServiceInfo& info) {
-    auto body = service_info_object(info, clusters, cache_millis, s, healthy_only);
-    if (a == api::v2)
-      body.erase("dom");
-    done(ok_json(a, std::move(body)));
+    response r;
+    auto body = service_info_text(info, clusters, cache_millis, s, healthy_only, a == api::v1);
+    r.body = a == api::v1 ? std::move(body)
+                          : "{\"code\":" + std::to_string(code::ok)
+                              + ",\"data\":" + body + ",\"message\":\"success\"}";
+    done(std::move(r));
   };
   if (!subscribe)
     return query_then(a, port, key, cluster_list, false, done, answer);
@@ -999,8 +1108,7 @@ std::string service_info_json(const std::string& payload, const std::string& clu
   v1::ServiceInfo info;
   if (!info.ParseFromString(payload))
     return "{}";
-  return service_info_object(info, clusters, cache_millis, settings, healthy_only)
-    .dump(-1, ' ', false, invalid_utf8);
+  return service_info_text(info, clusters, cache_millis, settings, healthy_only, true);
 }
 
 } // namespace registry::http

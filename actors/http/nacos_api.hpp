@@ -14,6 +14,10 @@
 #include "actors/http/http_params.hpp"
 #include "messages/model.hpp"
 
+namespace registry::v1 {
+class ServiceInfo;
+} // namespace registry::v1
+
 namespace registry::http {
 
 /// A gateway request (messages/PROTOCOL.md, "Gateway").
@@ -91,6 +95,12 @@ private:
   api_settings settings_;
   node_port& port_;
 };
+
+/// Nacos's ServiceInfo JSON (a v1 list reply; without "dom" for v2), written directly from the
+/// message: keys sorted, bytes that are not UTF-8 replaced by U+FFFD.
+std::string service_info_text(const v1::ServiceInfo& info, const std::string& clusters,
+                              std::int64_t cache_millis, const api_settings& settings,
+                              bool healthy_only, bool with_dom);
 
 /// Nacos's ServiceInfo JSON of a v1 list reply, from a registry.v1.ServiceInfo payload. `clusters`
 /// is echoed verbatim (the npm client keys its cache on it).
