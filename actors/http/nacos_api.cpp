@@ -227,6 +227,19 @@ json metadata_json(const v1::Instance& h) {
 void append_string(std::string& out, std::string_view text) {
   out.push_back('"');
   for (std::size_t i = 0; i < text.size();) {
+    // A run of printable ASCII other than '"' and '\\' goes in one append.
+    auto run = i;
+    while (run < text.size()) {
+      auto r = static_cast<unsigned char>(text[run]);
+      if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\')
+        break;
+      ++run;
+    }
+    if (run > i) {
+      out.append(text.data() + i, run - i);
+      i = run;
+      continue;
+    }
     auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       switch (c) {
