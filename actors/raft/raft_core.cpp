@@ -262,10 +262,10 @@ raft_core::propose_result raft_core::change_membership(const membership_change& 
   configuration next = config_;
   if (result.refused.empty()) {
     using kind = membership_change::kind;
-    if (config_index_ > commit_)
-      result.refused = "a membership change is in progress";
-    else if (commit_ < term_start_index_)
+    if (commit_ < term_start_index_)
       result.refused = "the leader has not committed an entry of its term yet";
+    else if (config_index_ > commit_)
+      result.refused = "a membership change is in progress";
     else if (x.node.empty())
       result.refused = "empty node id";
     else if (x.what == kind::add_learner) {
@@ -327,7 +327,7 @@ raft_core::transfer_result raft_core::transfer_leadership(const node_id& target,
     auto& pr = progress_.at(target);
     maybe_send_timeout_now(target, pr);
     if (!timeout_now_sent_)
-      send_append(target, pr, false);
+      send_append(target, pr, true); // even empty: a reject reveals a gap to fill
   }
   result.fx = finish();
   return result;
