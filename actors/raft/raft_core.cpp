@@ -85,6 +85,25 @@ std::string check(const persisted_state& x) {
   return {};
 }
 
+std::size_t trim_to_snapshot(persisted_state& x) {
+  if (!x.snap || x.entries.empty())
+    return 0;
+  const auto& s = x.snap->meta;
+  auto first = x.entries.front().index;
+  auto last = x.entries.back().index;
+  bool keep = false;
+  if (first <= s.index && s.index <= last)
+    keep = x.entries[s.index - first].term == s.term;
+  else if (first == s.index + 1)
+    keep = x.prev_term == s.term;
+  if (keep)
+    return 0;
+  auto dropped = x.entries.size();
+  x.entries.clear();
+  x.prev_term = s.term;
+  return dropped;
+}
+
 persisted_state bootstrap_state(const std::vector<node_id>& voters) {
   configuration c;
   c.voters.insert(voters.begin(), voters.end());
@@ -117,35 +136,20 @@ raft_core::raft_core(node_id self, raft_config cfg, persisted_state state, std::
   RAFT_CHECK(check(state).empty());
   term_ = state.hard.term;
   vote_ = state.hard.vote;
+  trim_to_snapshot(state);
   if (state.snap) {
     snapshot_ = *state.snap;
-    auto s = snapshot_.meta;
-    auto& xs = state.entries;
-    // Keep the log only where it continues the snapshot (§7: "If existing log entry has same
-    // index and term as snapshot's last included entry, retain log entries following it").
-    bool keep = false;
-    if (!xs.empty()) {
-      auto first = xs.front().index;
-      auto last = xs.back().index;
-      if (first <= s.index && s.index <= last)
-        keep = xs[s.index - first].term == s.term;
-      else if (first == s.index + 1)
-        keep = state.prev_term == s.term;
-    }
-    if (keep && xs.front().index <= s.index) {
-      log_start_ = xs.front().index - 1;
+    const auto& s = snapshot_.meta;
+    log_start_ = s.index;
+    log_start_term_ = s.term;
+    if (!state.entries.empty() && state.entries.front().index <= s.index) {
+      // Trailing entries before the snapshot stay for slow followers.
+      log_start_ = state.entries.front().index - 1;
       log_start_term_ = state.prev_term;
-      entries_.assign(xs.begin(), xs.end());
-    } else {
-      log_start_ = s.index;
-      log_start_term_ = s.term;
-      if (keep)
-        entries_.assign(xs.begin(), xs.end());
     }
     commit_ = applied_ = s.index;
-  } else {
-    entries_.assign(state.entries.begin(), state.entries.end());
   }
+  entries_.assign(state.entries.begin(), state.entries.end());
   durable_last_ = last_index();
   refresh_membership();
 }

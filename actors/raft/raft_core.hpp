@@ -128,6 +128,13 @@ struct persisted_state {
 /// hard state's term, an empty log not starting at 1 without snapshot).
 std::string check(const persisted_state& x);
 
+/// Keeps only the entries of `x` that continue its snapshot (§7: "If existing log entry has same
+/// index and term as snapshot's last included entry, retain log entries following it"), i.e. the
+/// log holds the snapshot's last entry, or starts right after it with the snapshot's term before
+/// it; otherwise the whole log is dropped (an install whose old segments were not yet deleted).
+/// Returns how many entries were dropped. Without a snapshot nothing changes.
+std::size_t trim_to_snapshot(persisted_state& x);
+
 /// The state of a brand-new cluster's founding members: entry 1 (term 1) holds `voters`. Every
 /// founding member must start from the same state, written durably before its first start. Nodes
 /// added later start from an empty persisted_state.
