@@ -121,6 +121,16 @@ std::vector<std::uint32_t> case_seeds(std::uint32_t base, std::uint32_t count_de
   return result;
 }
 
+/// Lines of trace printed for a failure: REGISTRY_RAFT_TRACE_LINES, else 400.
+std::size_t trace_lines_max() {
+  static const std::size_t n = [] {
+    const char* x = std::getenv("REGISTRY_RAFT_TRACE_LINES");
+    auto v = x != nullptr ? std::strtoul(x, nullptr, 10) : 0;
+    return v > 0 ? static_cast<std::size_t>(v) : std::size_t{400};
+  }();
+  return n;
+}
+
 /// The seed being simulated, for the abort handler.
 volatile std::uint32_t current_seed = 0;
 const char* current_case = "";
@@ -398,7 +408,7 @@ private:
     if (!opts_.trace)
       return;
     trace_.push_back("t=" + std::to_string(now_) + " " + line);
-    if (trace_.size() > 400)
+    if (trace_.size() > trace_lines_max())
       trace_.pop_front();
   }
 
@@ -571,8 +581,10 @@ private:
       acked = a->index;
     else if (auto r = std::get_if<install_snapshot_response>(&m.body))
       acked = r->index;
+    // Only within the durable term: a later term's leader may have truncated the acknowledged
+    // entries since, by a write made durable in the same group.
     auto durable = std::max<index_t>(d.start + d.entries.size(), d.snap ? d.snap->meta.index : 0);
-    if (acked > durable)
+    if (acked > durable && m.term == d.hard.term)
       fail(n.id + " acknowledges index " + std::to_string(acked) + " holding only "
            + std::to_string(durable) + " durably");
     auto pre_vote_request = std::get_if<vote_request>(&m.body);
