@@ -58,14 +58,18 @@
 ///
 /// ## Bounds and overflow policy
 /// * Writes in flight <= persists_in_flight_max (+1 for a new leader's no-op): at the bound,
-///   proposals are refused and messages that would need a write are dropped as if lost.
+///   proposals are refused, messages that would need a write are dropped as if lost, an election
+///   timeout waits another round and a snapshot of the state machine is ignored (asked again
+///   later).
 /// * Held replies <= held_messages_max: at the bound the newest is dropped (as if lost).
 /// * Leader log in memory <= log_entries_max and uncommitted <= uncommitted_entries_max: at the
 ///   bound proposals are refused until snapshots and commitment catch up. A command is at most
 ///   command_bytes_max.
 /// * Per follower: inflight_appends_max AppendEntries, one probe, one snapshot in flight.
 /// * Members (voters + learners) <= members_max; received AppendEntries hold at most
-///   log_entries_max entries (larger ones are dropped as malformed).
+///   log_entries_max entries (larger ones are dropped as malformed). A follower's log mirrors its
+///   leader's, so it is bounded the same way once its state machine takes the snapshots asked for.
+/// * Votes counted <= voters; committed entries handed out per input <= log_entries_max.
 ///
 /// ## Restart
 /// The core starts from what the disk holds (`persisted_state`): the hard state, the newest
@@ -248,8 +252,8 @@ public:
   /// Write `id` (and every earlier one) is durable.
   effects persisted(std::uint64_t id, time_ms now_ms);
 
-  /// The state machine's snapshot at `index` (at most the applied index handed out). Older
-  /// snapshots than the current one are ignored.
+  /// The state machine's snapshot at `index` (at most the applied index handed out). Snapshots
+  /// not newer than the current one are ignored, and so is one while the disk queue is full.
   effects snapshot_taken(index_t index, snapshot_bytes data, time_ms now_ms);
 
   // -- properties ---------------------------------------------------------------------

@@ -439,7 +439,8 @@ TEST_CASE("raft §5.4.1: a higher last term beats a longer log") {
   message vote_for_b{"b", "c", 4, vote_request{2, 3, false, false}};
   message app_c{"y", "c", 2,
                 append_request{1, 1,
-                               {entry{2, 2, entry_kind::noop, ""}, entry{3, 2, entry_kind::command, "p"},
+                               {entry{2, 2, entry_kind::noop, ""},
+                                entry{3, 2, entry_kind::command, "p"},
                                 entry{4, 2, entry_kind::command, "q"}},
                                0}};
   c.absorb("c", c["c"].step(app_c, c.now));

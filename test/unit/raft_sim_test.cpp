@@ -99,9 +99,21 @@ struct sim_options {
   raft_config cfg = sim_config();
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+#  define RAFT_SIM_SANITIZED 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define RAFT_SIM_SANITIZED 1
+#  endif
+#endif
+
 /// The seeds of one case: REGISTRY_RAFT_SEEDS=N runs N seeds from `base`, a list with commas
-/// ("17," or "17,42") exactly those; unset, `count_default` seeds from `base`.
+/// ("17," or "17,42") exactly those; unset, `count_default` seeds from `base` (a quarter of them
+/// under the sanitizers, which run several times slower).
 std::vector<std::uint32_t> case_seeds(std::uint32_t base, std::uint32_t count_default) {
+#ifdef RAFT_SIM_SANITIZED
+  count_default = std::max<std::uint32_t>(1, count_default / 4);
+#endif
   const char* env = std::getenv("REGISTRY_RAFT_SEEDS");
   std::string x = env != nullptr ? env : "";
   std::vector<std::uint32_t> result;
@@ -698,7 +710,8 @@ private:
   void disk_done(int i) {
     auto& n = nodes_[i];
     // Group commit: several queued writes become durable with one sync.
-    auto k = 1 + static_cast<std::size_t>(pick(static_cast<int>(std::min<std::size_t>(n.queue.size(), 4))));
+    auto group = std::min<std::size_t>(n.queue.size(), 4);
+    auto k = 1 + static_cast<std::size_t>(pick(static_cast<int>(group)));
     std::uint64_t id = 0;
     for (std::size_t j = 0; j < k && error_.empty(); ++j) {
       apply_write(n, n.queue.front(), SIZE_MAX);
@@ -881,7 +894,8 @@ private:
     auto r = nodes_[l].core->transfer_leadership(target, now_);
     if (r.refused.empty())
       ++stats_.transfers;
-    note(nodes_[l].id + " asked to transfer to " + target + (r.refused.empty() ? "" : ": " + r.refused));
+    note(nodes_[l].id + " asked to transfer to " + target
+         + (r.refused.empty() ? "" : ": " + r.refused));
     process(l, std::move(r.fx));
   }
 
@@ -900,7 +914,8 @@ private:
     if (!cfg.learners.empty() && core.caught_up(*cfg.learners.begin())) {
       ch = {kind::promote, *cfg.learners.begin()};
     } else if (!outsiders.empty() && cfg.learners.empty() && coin(0.6)) {
-      ch = {kind::add_learner, outsiders[static_cast<std::size_t>(pick(static_cast<int>(outsiders.size())))]};
+      auto k = static_cast<std::size_t>(pick(static_cast<int>(outsiders.size())));
+      ch = {kind::add_learner, outsiders[k]};
     } else if (cfg.voters.size() > 3) {
       std::vector<node_id> others;
       for (const auto& v : cfg.voters)
@@ -1125,7 +1140,8 @@ sim_stats run_case(const char* name, sim_options opts, std::uint32_t base,
     }
   }
   std::signal(SIGABRT, SIG_DFL);
-  MESSAGE(std::string{name} << ": " << case_seeds(base, count_default).size() << " seeds, " << totals.steps
+  MESSAGE(std::string{name} << ": " << case_seeds(base, count_default).size() << " seeds, "
+                            << totals.steps
                 << " steps, " << totals.leaders << " leaders, " << totals.operations
                 << " client operations (" << totals.unknown_outcomes << " unknown), "
                 << totals.crashes << " crashes (" << totals.lost_writes << " writes lost, "
