@@ -105,6 +105,11 @@ inline constexpr std::size_t sync_batch_clients_max = 1000;
 inline constexpr std::int64_t verify_interval_ms = 5000;
 inline constexpr std::int64_t verify_timeout_ms = 3000;
 inline constexpr int copy_expiry_verify_rounds = 3;
+/// A copy whose source is alive and ready expires after copy_expiry_verify_rounds verifies from it
+/// that do not list it; a source that sends no verify at all (it does not see this node alive)
+/// leaves its copies for this many times copy_expiry_verify_rounds of the node's own expiry sweeps
+/// (one per verify interval) after its last verify.
+inline constexpr int copy_expiry_silent_source_factor = 4;
 inline constexpr std::int64_t snapshot_timeout_ms = 30000;
 inline constexpr std::int64_t snapshot_retry_delay_ms = 1000;
 /// A node whose peers are all down becomes ready after this wait.
@@ -130,6 +135,12 @@ inline constexpr std::int64_t peer_handshake_timeout_ms = 10000;
 inline constexpr std::size_t trusted_peer_processes_max = 4 * members_max;
 /// Longest HOST:PORT or node id a peer may announce; longer ones are refused.
 inline constexpr std::size_t address_chars_max = 256;
+/// Longest client id in peer data: a session id is "<node address>/<start ms>/<counter>", a
+/// heartbeat client "ip:port#true". A longer one is dropped from the message.
+inline constexpr std::size_t client_id_chars_max = address_chars_max + 64;
+/// A client dropped from peer data (it breaks a rule of messages/validate.hpp) is logged at most
+/// once per this interval per peer (the first at once); every drop is counted.
+inline constexpr std::int64_t peer_drop_log_interval_ms = 10000;
 
 // -- member sources (members_url, Nacos's address server) ----------------------
 inline constexpr std::int64_t members_poll_interval_ms = 5000;
@@ -190,6 +201,12 @@ inline constexpr std::size_t raft_segment_bytes_max = 8 * 1024 * 1024;
 inline constexpr std::size_t raft_vote_records_max = 1024;
 /// A record (entry, snapshot) larger than this is taken as corruption when read.
 inline constexpr std::size_t raft_record_bytes_max = 256 * 1024 * 1024;
+// -- TLS (config/tls.hpp) -------------------------------------------------------
+/// Largest certificate, key or CA file accepted (a system CA bundle is about 200 KiB).
+inline constexpr std::size_t tls_file_bytes_max = 1024 * 1024;
+/// Longest key passphrase: OpenSSL hands CAF's passphrase callback a 1024-byte buffer
+/// (PEM_BUFSIZE), which CAF fills with a terminating NUL, so a longer one would be cut silently.
+inline constexpr std::size_t tls_key_passphrase_bytes_max = 1023;
 
 // -- relations ---------------------------------------------------------------
 static_assert(raft_election_timeout_ms >= 3 * raft_heartbeat_interval_ms);
@@ -212,6 +229,7 @@ static_assert(members_fetch_connect_timeout_ms <= members_fetch_timeout_ms);
 static_assert(members_poll_interval_ms >= members_poll_interval_ms_min);
 static_assert(members_max * 260 <= members_response_bytes_max); // 253-char host, ':', port, newline
 static_assert(cluster_secret_bytes_min <= cluster_secret_bytes_max);
+static_assert(client_id_chars_max >= ip_chars_max + 1 + 5 + 5); // "ip:port#true"
 static_assert(push_drop_after_ms > push_timeout_ms + push_retry_delay_ms);
 static_assert(log_files_max >= 1 && log_file_size_bytes_max >= 1024);
 

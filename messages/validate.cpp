@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 
 #include "config/defaults.hpp"
 
@@ -204,6 +205,51 @@ std::optional<field_error> validate_instance(const instance& x) {
     return e;
   if (char_count(x.instance_id) > defaults::instance_id_chars_max)
     return length_error("instanceId", defaults::instance_id_chars_max);
+  return std::nullopt;
+}
+
+std::optional<field_error> validate_client_id(const client_id& id) {
+  static const std::string field = "clientId";
+  if (id.empty())
+    return empty_error(field);
+  if (id.size() > defaults::client_id_chars_max)
+    return length_error(field, defaults::client_id_chars_max);
+  return std::nullopt;
+}
+
+std::optional<field_error> validate_client(const client_id& id, const client_services& services,
+                                           std::size_t instances_max) {
+  if (auto e = validate_client_id(id))
+    return e;
+  bool heartbeat = is_heartbeat_client(id);
+  std::size_t count = 0;
+  std::vector<const instance*> xs;
+  for (const auto& [key, instances] : services) {
+    if (auto e = validate_service_key(key))
+      return e;
+    count += instances.size();
+    if (count > instances_max)
+      return field_error{"instances", "client " + id + " holds " + std::to_string(count)
+                                        + " instances or more, the limit is "
+                                        + std::to_string(instances_max)};
+    xs.clear();
+    for (const auto& x : instances) {
+      if (auto e = validate_instance(x))
+        return e;
+      if (heartbeat && heartbeat_client_id(x.ip, x.port) != id)
+        return field_error{"ip", "a heartbeat client holds only its own ip:port"};
+      xs.push_back(&x);
+    }
+    auto less = [](const instance* a, const instance* b) {
+      return std::tie(a->ip, a->port, a->cluster) < std::tie(b->ip, b->port, b->cluster);
+    };
+    std::sort(xs.begin(), xs.end(), less);
+    for (std::size_t k = 1; k < xs.size(); ++k)
+      if (xs[k]->same_identity(*xs[k - 1]))
+        return field_error{"instances", "service " + key.to_string() + " holds instance "
+                                          + xs[k]->address() + " in cluster " + xs[k]->cluster
+                                          + " twice"};
+  }
   return std::nullopt;
 }
 

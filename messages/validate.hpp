@@ -24,6 +24,18 @@ std::optional<field_error> validate_cluster(const std::string& cluster);
 /// ephemeral (persistent instances are not supported yet: field "ephemeral").
 std::optional<field_error> validate_instance(const instance& x);
 
+/// A client id: not empty, at most client_id_chars_max bytes (field "clientId").
+std::optional<field_error> validate_client_id(const client_id& id);
+
+/// A client's whole state as another node sends it (Distro): the rules its own requests passed,
+/// applied to the whole. The id (validate_client_id); every service key (validate_service_key) and
+/// instance (validate_instance); at most `instances_max` instances in all (field "instances", as
+/// a register over the limit); no two instances of a service with the same ip, port and cluster
+/// ("instances": a register replaces such an instance); and for a heartbeat client ("ip:port#true")
+/// only instances at its own ip:port ("ip", as a register refuses).
+std::optional<field_error> validate_client(const client_id& id, const client_services& services,
+                                           std::size_t instances_max);
+
 /// page >= 1, 1 <= size <= page_size_max.
 std::optional<field_error> validate_page(std::uint32_t page, std::uint32_t size);
 

@@ -29,6 +29,8 @@ struct distro_actor_state {
   static inline const char* name = "distro";
 
   std::shared_ptr<const node_config> cfg;
+  /// Spawns one member's peer actor.
+  peer_spawner spawn_peer;
   std::string self_address;
   /// This node's id for this run, announced in the peer handshake.
   std::string node_id;
@@ -59,6 +61,9 @@ struct distro_actor_state {
   bool applied = false;
   std::uint64_t barrier_generation = 0;
   std::uint64_t timer_generation = 0;
+  /// What peer data is checked against (this node's limits), and the clients dropped from it.
+  distro::peer_rules peer_rules;
+  distro::drop_counter drops;
   std::optional<time_ms> timer_due;
 };
 
@@ -212,6 +217,24 @@ void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
     log().warn("distro {} became ready alone: no peer could give a snapshot", name);
 }
 
+/// Counts the clients left out of a message from `peer` (they broke a rule) and logs them, at most
+/// one line per peer per peer_drop_log_interval_ms.
+void report_drops(distro_actor_t* self, const std::string& peer, const char* what,
+                  const std::vector<distro::dropped_client>& dropped) {
+  auto& st = self->state;
+  auto now = actor_now_ms(self);
+  for (auto& d : dropped) {
+    auto line = st.drops.count(peer, now);
+    if (!line)
+      continue;
+    log().warn("distro {} dropped client '{}' of a {} from {}: {}: {} ({} dropped from {} since the "
+               "last report, {} from it and {} from all peers so far)",
+               st.self_address, bounded(d.id), what, bounded(peer), d.error.field,
+               bounded(d.error.message, 4 * defaults::log_name_chars_max), line->drops_since,
+               bounded(peer), line->peer_total, st.drops.total());
+  }
+}
+
 /// The protocol is loaded: wait until the gateway applied every replica handed to it so far, then
 /// report ready. A failed barrier (a child actor too slow) is tried again.
 void await_applied(distro_actor_t* self, time_ms since_ms) {
@@ -307,7 +330,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
-    auto peer = spawn_peer_actor(self->system(), ps, caf::actor_cast<distro_actor>(self));
+    auto peer = st.spawn_peer(self->system(), ps, caf::actor_cast<distro_actor>(self));
     self->monitor(peer);
     st.peers.emplace(name, peer);
   }
@@ -466,9 +489,11 @@ peer_port_actor::behavior_type peer_port_behavior(peer_port_actor::pointer self,
 }
 
 distro_actor::behavior_type distro_behavior(distro_actor_t* self,
-                                            std::shared_ptr<const node_config> cfg) {
+                                            std::shared_ptr<const node_config> cfg,
+                                            peer_spawner spawn_peer) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.spawn_peer = std::move(spawn_peer);
   st.self_address = st.cfg->listen.to_string();
   st.node_id = make_node_id();
   install_default_handlers(self, "distro");
@@ -517,6 +542,7 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       distro_config dc{st.cfg->distro};
       dc.clients_max = st.cfg->limits.clients_max + st.cfg->limits.replica_clients_max;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
+      st.peer_rules.instances_per_client_max = st.cfg->limits.instances_per_client_max;
       st.members = st.cfg->members;
       spawn_peers(self, st.members);
       carry(self, st.protocol->start(st.tracker->view(), now));
@@ -559,7 +585,10 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       v1::SyncBatch msg;
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed SyncBatch"));
-      carry(self, st.protocol->on_sync_batch(distro::from_wire(msg), actor_now_ms(self)));
+      std::vector<distro::dropped_client> dropped;
+      auto batch = distro::from_wire(msg, st.peer_rules, dropped);
+      report_drops(self, msg.source(), "SyncBatch", dropped);
+      carry(self, st.protocol->on_sync_batch(batch, actor_now_ms(self)));
       return pack(v1::Ack{});
     },
     [=](verify_atom, const envelope& env) -> envelope {
@@ -569,7 +598,10 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       v1::VerifyBatch msg;
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed VerifyBatch"));
-      auto outcome = st.protocol->on_verify_batch(distro::from_wire(msg), actor_now_ms(self));
+      std::vector<distro::dropped_client> dropped;
+      auto batch = distro::from_wire(msg, dropped);
+      report_drops(self, msg.source(), "VerifyBatch", dropped);
+      auto outcome = st.protocol->on_verify_batch(batch, actor_now_ms(self));
       carry(self, std::move(outcome.fx));
       return pack(distro::to_wire(outcome.reply));
     },
@@ -683,8 +715,11 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       auto& member = *name;
       std::optional<distro::verify_reply> reply;
       v1::VerifyReply msg;
-      if (ok && unpack(env, msg))
-        reply = distro::from_wire(msg);
+      if (ok && unpack(env, msg)) {
+        std::vector<distro::dropped_client> dropped;
+        reply = distro::from_wire(msg, dropped);
+        report_drops(self, member, "VerifyReply", dropped);
+      }
       carry(self, self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self)));
     },
     [=](snap_res_atom, const std::string& listed, std::uint64_t id, std::int32_t status,
@@ -699,7 +734,9 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       auto now = actor_now_ms(self);
       v1::Snapshot msg;
       if (status == 0 && unpack(env, msg)) {
-        auto snap = distro::from_wire(msg);
+        std::vector<distro::dropped_client> dropped;
+        auto snap = distro::from_wire(msg, st.peer_rules, dropped);
+        report_drops(self, member, "Snapshot", dropped);
         carry(self, st.protocol->on_snapshot_result(member, id,
                                                     distro_protocol::snapshot_status::ok, &snap,
                                                     now));
@@ -724,8 +761,9 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
 
 } // namespace
 
-distro_actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg) {
-  return sys.spawn(distro_behavior, std::move(cfg));
+distro_actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                                peer_spawner spawn_peer) {
+  return sys.spawn(distro_behavior, std::move(cfg), std::move(spawn_peer));
 }
 
 } // namespace registry

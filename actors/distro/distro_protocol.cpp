@@ -233,8 +233,7 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       r.tombstone = false;
       r.adopted = false;
       r.local = responsible;
-      r.source = self_;
-      r.renewed_ms = now_ms;
+      renew(r, self_, now_ms);
       r.beats = x.beats;
       mark_pending_all(x.id);
     } else if (i->second.beats != x.beats) {
@@ -276,6 +275,8 @@ distro_protocol::effects distro_protocol::on_sync_result(const std::string& peer
     auto ids = std::move(p.in_flight->ids);
     p.in_flight.reset();
     p.failure_streak = 0;
+    // Answered in time: the next batches may grow again (doubling up to sync_batch_clients_max).
+    p.batch_limit = std::min(cfg_.sync_batch_clients_max, batch_limit(p) * 2);
     for (const auto& id : ids)
       gc_tombstone(id);
   } else {
@@ -317,6 +318,8 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
   }
   // Only a ready node verifies: the sender has its data now and may be routed to.
   set_peer_ready(pi->second, pi->first, true, now_ms);
+  ++pi->second.verifies_received;
+  pi->second.vouched_sweep = sweeps_;
   remap(now_ms, fx);
   std::size_t seen = 0;
   for (const auto& e : x.clients) {
@@ -330,12 +333,15 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     auto& r = ri->second;
     if (r.local)
       continue; // ours in our routing: the sender's view is behind; its copy is repaired by our verify
-    if (!r.tombstone && r.revision == e.revision) {
-      r.renewed_ms = now_ms;
-      r.source = x.source;
-    } else {
+    if (r.tombstone) {
       out.reply.missing.push_back(e.id);
+      continue;
     }
+    // Listed by a member that holds it: the client lives. A stale copy is kept (renewed) until
+    // the sync that the reply asks for replaces it; expiring it would only lose its instances.
+    renew(r, x.source, now_ms);
+    if (r.revision != e.revision)
+      out.reply.missing.push_back(e.id);
   }
   fx.log.verify_missing += out.reply.missing.size();
   finish(now_ms, fx);
@@ -417,6 +423,7 @@ distro_protocol::effects distro_protocol::on_snapshot_result(const std::string& 
     attempt_.reset();
     tried_.clear();
     set_peer_ready(pi->second, peer, true, now_ms);
+    pi->second.vouched_sweep = sweeps_;
     // Ready before applying, so the entries are mapped with self in the routing list at once.
     ready_ = true;
     fx.ready_changed = true;
@@ -541,6 +548,8 @@ std::string distro_protocol::check_invariants() const {
         return "peer " + name + ": pending client without record: " + id;
     if (p.in_flight && p.in_flight->ids.size() > cfg_.sync_batch_clients_max)
       return "peer " + name + ": batch over sync_batch_clients_max";
+    if (batch_limit(p) < 1)
+      return "peer " + name + ": batch limit below 1";
     if (!is_alive(p.state) && (p.in_flight || p.verify_in_flight))
       return "peer " + name + ": request in flight to a DOWN peer";
   }
@@ -620,11 +629,36 @@ void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
   next_verify_ms_ = now_ms + cfg_.verify_interval_ms;
 }
 
-void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
+bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   auto limit = static_cast<time_ms>(cfg_.copy_expiry_verify_rounds) * cfg_.verify_interval_ms;
+  auto pi = peers_.find(r.source);
+  if (pi == peers_.end() || !is_alive(pi->second.state) || !pi->second.ready)
+    return now_ms - r.renewed_ms >= limit; // nobody vouches for it any more
+  // Its source is alive and ready: only its own verifies tell. Time on this node does not count
+  // (this node may have been frozen or starved while their verifies waited in its mailbox).
+  const auto& p = pi->second;
+  if (p.verifies_received - r.renewed_round >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
+    return true; // verified that many times without it
+  // A source that sends no verify at all does not see this node alive (it queues no deletes for
+  // it either): the copy goes after a longer silence, counted in this node's own sweeps, so that a
+  // node starved for longer than that does not count the time its verifies waited unread.
+  return sweeps_ - p.vouched_sweep
+         >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds)
+              * static_cast<std::uint64_t>(defaults::copy_expiry_silent_source_factor);
+}
+
+void distro_protocol::renew(record& r, const std::string& source, time_ms now_ms) {
+  r.source = source;
+  r.renewed_ms = now_ms;
+  auto pi = peers_.find(source);
+  r.renewed_round = pi == peers_.end() ? 0 : pi->second.verifies_received;
+}
+
+void distro_protocol::sweep_copies(time_ms now_ms, effects& fx) {
+  ++sweeps_;
   for (auto i = records_.begin(); i != records_.end();) {
     auto& r = i->second;
-    if (!r.local && !r.tombstone && now_ms - r.renewed_ms >= limit) {
+    if (!r.local && !r.tombstone && copy_expired(r, now_ms)) {
       fx.apply.push_back(local_op{local_op::kind::remove, i->first, 0, {}, false, {}});
       ++fx.log.copies_expired;
       auto next = std::next(i);
@@ -649,7 +683,8 @@ void distro_protocol::flush(const std::string& name, peer_state& p, time_ms now_
   f.sent_ms = now_ms;
   // Round-robin from the cursor, so a busy client with a small id cannot starve the others.
   auto i = p.pending.upper_bound(p.cursor);
-  while (out.batch.clients.size() < cfg_.sync_batch_clients_max && !p.pending.empty()) {
+  auto limit = batch_limit(p);
+  while (out.batch.clients.size() < limit && !p.pending.empty()) {
     if (i == p.pending.end())
       i = p.pending.begin();
     auto id = *i;
@@ -746,7 +781,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     auto& r = i->second;
     bool same = r.tombstone ? x.deleted : (!x.deleted && r.revision == x.revision);
     if (same) {
-      r.renewed_ms = now_ms;
+      renew(r, r.source, now_ms);
     } else if (r.adopted && !r.tombstone) {
       // Handed to us, not changed here since: the previous owner's newer write still applies.
       if (x.deleted) {
@@ -756,8 +791,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
       } else {
         r.revision = x.revision;
         r.services = x.services;
-        r.source = source;
-        r.renewed_ms = now_ms;
+        renew(r, source, now_ms);
         r.beats = beats;
         fx.apply.push_back(
           local_op{local_op::kind::replace, x.id, r.revision, r.services, true, std::move(beats)});
@@ -792,8 +826,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   }
   if (i != records_.end()) {
     auto& r = i->second;
-    r.renewed_ms = now_ms;
-    r.source = source;
+    renew(r, source, now_ms);
     r.beats = beats; // newer clocks even when the content is the same
     if (r.revision == x.revision)
       return;
@@ -812,8 +845,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   r.services = x.services;
   r.local = responsible_node(x.id) == self_;
   r.adopted = r.local;
-  r.source = source;
-  r.renewed_ms = now_ms;
+  renew(r, source, now_ms);
   r.beats = beats;
   fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, r.local,
                               r.local ? std::move(beats) : client_beats{}});
@@ -832,8 +864,7 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   r.tombstone = true;
   r.adopted = false;
   r.local = responsible_node(id) == self_;
-  r.source = self_;
-  r.renewed_ms = now_ms;
+  renew(r, self_, now_ms);
   // Only alive peers wait for a delete: a DOWN peer's copy expires by itself (see the file comment).
   for (auto& [name, p] : peers_) {
     if (is_alive(p.state))
@@ -917,6 +948,9 @@ void distro_protocol::fail_sync(peer_state& p, time_ms now_ms, effects& fx) {
   for (const auto& id : p.in_flight->ids)
     if (records_.count(id) > 0)
       p.pending.insert(id);
+  // A batch that failed (mostly: not answered in time by a busy peer) is resent in halves, so a
+  // loaded peer is not sent the same large batch again and again.
+  p.batch_limit = std::max<std::size_t>(1, std::min(batch_limit(p), p.in_flight->ids.size()) / 2);
   p.in_flight.reset();
   ++p.failure_streak;
   p.next_send_ms = now_ms + cfg_.sync_retry_delay_ms;
@@ -989,7 +1023,7 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
     } else {
       r.adopted = false;
       // A fresh expiry clock: the new owner's verify has a full expiry time to reach us.
-      r.renewed_ms = now_ms;
+      renew(r, r.source, now_ms);
       // The new owner may lack our latest state: send it there.
       if (auto pi = peers_.find(responsible_node(id)); pi != peers_.end())
         pi->second.pending.insert(id);
@@ -997,6 +1031,11 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       ++fx.log.handed_over;
     }
   }
+}
+
+std::size_t distro_protocol::batch_limit(const peer_state& p) const {
+  return p.batch_limit == 0 ? cfg_.sync_batch_clients_max
+                            : std::min(p.batch_limit, cfg_.sync_batch_clients_max);
 }
 
 std::vector<std::string> distro_protocol::compute_routing() const {

@@ -37,7 +37,9 @@
 ///   (last send + sync_delay_ms). A batch holds at most sync_batch_clients_max clients, taken round-robin
 ///   from the pending set. At most one batch is in flight per peer.
 /// * A failed batch (a failed result, no result within sync_timeout_ms, or the peer going DOWN) puts its
-///   clients back in the pending set; the next batch waits sync_retry_delay_ms. Nothing is sent to a
+///   clients back in the pending set; the next batch waits sync_retry_delay_ms and holds half as many
+///   clients (a loaded peer is not sent the same large batch again); each answered batch doubles the
+///   size again, up to sync_batch_clients_max. Nothing is sent to a
 ///   DOWN peer; its pending set of live clients waits (bounded) until it is up again or leaves the
 ///   member list (then it is dropped: Nacos retries forever into a full queue, #7151).
 /// * Deletes for a DOWN peer are dropped, not kept: a peer going DOWN loses its pending tombstones and
@@ -67,10 +69,21 @@
 /// ## Verify (every verify_interval_ms, only when ready)
 /// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
 /// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
-/// The receiver renews copies with equal revision and answers with the ids it lacks or holds at another
-/// revision; the sender marks those pending for that peer (full sync). A copy not renewed (by sync,
-/// verify or snapshot) for copy_expiry_verify_rounds * verify_interval_ms is removed: that is how a
-/// crashed node's sessions leave the cluster. Local records never expire this way.
+/// The receiver renews the copies listed (a listed copy at another revision too: the client lives, and
+/// the copy is kept until the sync replaces it) and answers with the ids it lacks or holds at another
+/// revision; the sender marks those pending for that peer (full sync). Copy expiry follows the copy's
+/// *source* (the member that last sent or listed it):
+/// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
+///   removed once not renewed for copy_expiry_verify_rounds * verify_interval_ms. That is how a
+///   crashed node's sessions leave the cluster.
+/// * a source that is alive and ready is asked, not the clock: the copy is removed after
+///   copy_expiry_verify_rounds VerifyBatches from it that did not list it. Time this node spent
+///   frozen or starved (the verifies waiting in its mailbox) thus removes nothing. A source that sends
+///   no verify at all (it does not see this node alive, so it queues no deletes for it either) leaves
+///   its copies for copy_expiry_silent_source_factor * copy_expiry_verify_rounds of this node's own
+///   sweeps after its last verify or snapshot (sweeps, not time: a starved node sweeps once when it
+///   runs again, before it reads the verifies that waited).
+/// Local records never expire this way.
 /// *Copies absent from their sender's batch are not deleted at once*; they are just not renewed and
 /// expire as above. Absence is weak evidence: the batch may have been built before a sync that overtook
 /// it, the sender may have just handed the client to another node, and the sender may be
@@ -354,8 +367,10 @@ public:
     bool tombstone = false; ///< deleted here, kept until every peer acknowledged the delete
     bool adopted = false;   ///< local by a re-mapping or by arriving data, not changed here since
     std::uint64_t tombstone_seq = 0; ///< tombstones: order of deletion (the oldest goes first)
-    std::string source;     ///< who sent the current content (self for local changes)
+    std::string source;     ///< who sent the current content or last vouched for it (self for
+                            ///< local changes)
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
+    std::uint64_t renewed_round = 0; ///< the source's verifies received at that renewal
     client_beats beats;     ///< last known beat clocks on this node's clock (heartbeat clients)
   };
 
@@ -473,6 +488,11 @@ private:
     std::optional<in_flight_sync> in_flight;
     time_ms next_send_ms = 0; ///< merge window end or retry time
     int failure_streak = 0;   ///< failed batches in a row
+    /// Clients per batch to this peer: halved by a failed batch, doubled by an answered one,
+    /// within 1..sync_batch_clients_max (0: the maximum).
+    std::size_t batch_limit = 0;
+    std::uint64_t verifies_received = 0; ///< VerifyBatches from this peer (its rounds)
+    std::uint64_t vouched_sweep = 0;     ///< sweeps_ at its last VerifyBatch or Snapshot
     std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
   };
 
@@ -500,6 +520,9 @@ private:
   void apply_incoming(const distro::client_data& x, const std::string& source, time_ms now_ms,
                       effects& fx);
   void make_tombstone(const client_id& id, time_ms now_ms);
+  void renew(record& r, const std::string& source, time_ms now_ms);
+  bool copy_expired(const record& r, time_ms now_ms) const;
+  std::size_t batch_limit(const peer_state& p) const;
   void drop_down_deletes(peer_state& p);
   std::size_t live_count() const;
   void erase_record(record_map::iterator i);
@@ -544,6 +567,8 @@ private:
   time_ms next_verify_ms_ = 0;
   /// Next copy expiry sweep.
   time_ms next_sweep_ms_ = 0;
+  /// Copy expiry sweeps so far (this node's own rounds).
+  std::uint64_t sweeps_ = 0;
   /// Id source for batches, verifies and snapshot requests.
   std::uint64_t next_id_ = 1;
   /// Every tombstone by (tombstone_seq, id): its size is the tombstone count, its front the oldest.

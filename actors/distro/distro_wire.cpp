@@ -4,8 +4,41 @@
 
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
+#include "messages/validate.hpp"
 
 namespace registry::distro {
+
+namespace {
+
+/// The clients of a SyncBatch or Snapshot that pass check(); the others go to `dropped`.
+template <class Clients>
+std::vector<client_data> checked_clients(const Clients& xs, const peer_rules& rules,
+                                         std::vector<dropped_client>& dropped) {
+  std::vector<client_data> result;
+  result.reserve(static_cast<std::size_t>(xs.size()));
+  for (auto& wire_x : xs) {
+    auto x = from_wire(wire_x);
+    if (auto err = check(x, rules))
+      dropped.push_back(dropped_client{std::move(x.id), std::move(*err)});
+    else
+      result.push_back(std::move(x));
+  }
+  return result;
+}
+
+} // namespace
+
+std::optional<field_error> check(const client_data& x, const peer_rules& rules) {
+  if (x.deleted)
+    return validate_client_id(x.id);
+  if (auto err = validate_client(x.id, x.services, rules.instances_per_client_max))
+    return err;
+  if (x.services.empty())
+    return field_error{"services", "a client that is not deleted holds no instance"};
+  if (x.revision != content_revision(x.services))
+    return field_error{"revision", "the revision is not the content revision of the client"};
+  return std::nullopt;
+}
 
 void to_wire(const client_data& x, v1::ClientData& out) {
   registry::to_wire(x.id, x.revision, x.services, out);
@@ -63,11 +96,11 @@ v1::SyncBatch to_wire(const sync_batch& x) {
   return result;
 }
 
-sync_batch from_wire(const v1::SyncBatch& x) {
+sync_batch from_wire(const v1::SyncBatch& x, const peer_rules& rules,
+                     std::vector<dropped_client>& dropped) {
   sync_batch result;
   result.source = x.source();
-  for (auto& c : x.clients())
-    result.clients.push_back(from_wire(c));
+  result.clients = checked_clients(x.clients(), rules, dropped);
   return result;
 }
 
@@ -82,11 +115,16 @@ v1::VerifyBatch to_wire(const verify_batch& x) {
   return result;
 }
 
-verify_batch from_wire(const v1::VerifyBatch& x) {
+verify_batch from_wire(const v1::VerifyBatch& x, std::vector<dropped_client>& dropped) {
   verify_batch result;
   result.source = x.source();
-  for (auto& c : x.clients())
-    result.clients.push_back(client_revision{c.client_id(), c.revision()});
+  result.clients.reserve(static_cast<std::size_t>(x.clients_size()));
+  for (auto& c : x.clients()) {
+    if (auto err = validate_client_id(c.client_id()))
+      dropped.push_back(dropped_client{c.client_id(), std::move(*err)});
+    else
+      result.clients.push_back(client_revision{c.client_id(), c.revision()});
+  }
   return result;
 }
 
@@ -97,9 +135,15 @@ v1::VerifyReply to_wire(const verify_reply& x) {
   return result;
 }
 
-verify_reply from_wire(const v1::VerifyReply& x) {
+verify_reply from_wire(const v1::VerifyReply& x, std::vector<dropped_client>& dropped) {
   verify_reply result;
-  result.missing.assign(x.missing().begin(), x.missing().end());
+  result.missing.reserve(static_cast<std::size_t>(x.missing_size()));
+  for (auto& id : x.missing()) {
+    if (auto err = validate_client_id(id))
+      dropped.push_back(dropped_client{id, std::move(*err)});
+    else
+      result.missing.push_back(id);
+  }
   return result;
 }
 
@@ -121,11 +165,30 @@ v1::Snapshot to_wire(const snapshot& x) {
   return result;
 }
 
-snapshot from_wire(const v1::Snapshot& x) {
+snapshot from_wire(const v1::Snapshot& x, const peer_rules& rules,
+                   std::vector<dropped_client>& dropped) {
   snapshot result;
   result.source = x.source();
-  for (auto& c : x.clients())
-    result.clients.push_back(from_wire(c));
+  result.clients = checked_clients(x.clients(), rules, dropped);
+  return result;
+}
+
+std::optional<drop_counter::line> drop_counter::count(const std::string& peer, time_ms now_ms) {
+  ++total_;
+  auto i = peers_.find(peer);
+  if (i == peers_.end()) {
+    if (peers_.size() >= defaults::members_max)
+      peers_.clear();
+    i = peers_.emplace(peer, per_peer{}).first;
+  }
+  auto& p = i->second;
+  ++p.total;
+  ++p.unlogged;
+  if (p.logged_ms && now_ms < *p.logged_ms + interval_ms_)
+    return std::nullopt;
+  line result{p.unlogged, p.total};
+  p.unlogged = 0;
+  p.logged_ms = now_ms;
   return result;
 }
 

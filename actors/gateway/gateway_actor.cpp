@@ -292,6 +292,7 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_security(st.cfg->standalone()             ? "standalone"
                      : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
                                                       : "authenticated cluster");
+  reply.set_tls(st.cfg->tls.mode());
   fill_members(self, reply.mutable_members());
   std::uint64_t instances = 0, subscribers = 0, services = 0;
   for (auto& kv : st.services) {

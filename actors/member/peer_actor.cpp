@@ -5,6 +5,7 @@
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/common/transport.hpp"
 #include "actors/member/peer_auth.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
@@ -28,6 +29,8 @@ struct peer_state {
   /// This handshake's nonce (see peer_auth.hpp).
   std::string nonce;
   std::uint64_t generation = 0; ///< bumps on every (dis)connect; stale callbacks check it
+  /// A failed TLS (or CAF) handshake was logged since the last connection.
+  bool handshake_failure_logged = false;
 };
 
 using peer_actor_t = peer_actor::stateful_base<peer_state>;
@@ -72,6 +75,7 @@ void report_up(peer_actor_t* self, const v1::PeerWelcome& welcome) {
 void connected(peer_actor_t* self, const v1::PeerWelcome& welcome, const caf::actor& remote) {
   auto& st = self->state;
   st.remote = caf::actor_cast<peer_port_actor>(remote);
+  st.handshake_failure_logged = false;
   self->monitor(remote);
   log().info("peer {} connected to node {} ({}{})", st.address, welcome.address(),
              welcome.node_id(), st.settings.cluster_secret.empty() ? ", unauthenticated" : "");
@@ -164,14 +168,15 @@ void hello(peer_actor_t* self, front_door_actor front_door, std::uint64_t gen) {
       });
 }
 
-/// Step 1 of connecting: the asynchronous connect with a timeout (never the blocking remote_actor).
+/// Step 1 of connecting: the asynchronous connect with a timeout (never the blocking remote_actor),
+/// over TLS when the node has TLS.
 void dial(peer_actor_t* self) {
   auto& st = self->state;
   if (st.remote || st.connecting)
     return;
   st.connecting = true;
   auto gen = ++st.generation;
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = link_manager(self->system());
   self->request(mm, milliseconds(st.settings.connect_timeout_ms), caf::connect_atom::value,
                 st.settings.member.host, st.settings.member.port)
     .then(
@@ -187,8 +192,16 @@ void dial(peer_actor_t* self) {
       [=](caf::error& err) {
         auto& st = self->state;
         st.connecting = false;
-        if (gen == st.generation)
-          report_fail(self, "connect failed: " + self->system().render(err));
+        if (gen != st.generation)
+          return;
+        auto why = explain_connect_error(self->system(), err, "the tls settings of every member");
+        // A TLS mismatch does not heal by itself, and the failures of a member that never came
+        // UP are logged at debug: say it once, as an error, until the member connects.
+        if (handshake_failed(err) && !st.handshake_failure_logged) {
+          st.handshake_failure_logged = true;
+          log().error("peer {} cannot connect to the member: {}", st.address, why);
+        }
+        report_fail(self, "connect failed: " + why);
       });
 }
 

@@ -7,6 +7,7 @@
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/common/transport.hpp"
 #include "actors/distro/distro_actor.hpp"
 #include "actors/gateway/front_door_actor.hpp"
 #include "actors/gateway/gateway_actor.hpp"
@@ -34,11 +35,12 @@ struct supervisor_state {
 
 using supervisor_t = node_supervisor_actor::stateful_base<supervisor_state>;
 
-/// Publishes the front door on `listen` without blocking; calls `done` with the port or an error.
+/// Publishes the front door on `listen` without blocking (over TLS when the node has TLS); calls
+/// `done` with the port or an error.
 template <class Done>
 void publish_gateway(supervisor_t* self, Done done) {
   auto& st = self->state;
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = link_manager(self->system());
   self->request(mm, std::chrono::seconds(10), caf::publish_atom::value,
                 static_cast<std::uint16_t>(st.cfg->listen.port),
                 caf::actor_cast<caf::strong_actor_ptr>(st.front_door),
@@ -87,7 +89,7 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
             self->state.published_port = port;
         });
       };
-      auto mm = self->system().middleman().actor_handle();
+      auto mm = link_manager(self->system());
       self->request(mm, std::chrono::seconds(10), caf::unpublish_atom::value, old_front_door,
                     self->state.published_port)
         .then([=]() mutable { publish(); }, [=](caf::error&) mutable { publish(); });

@@ -104,6 +104,21 @@ void decode_clusters(const google::protobuf::RepeatedPtrField<std::string>& clus
       return;
 }
 
+/// Peer data as the distro actor checks it (default limits).
+const distro::peer_rules rules;
+
+/// Every client kept passes the checks; kept and dropped add up to what was sent.
+void check_kept(const std::vector<distro::client_data>& kept,
+                const std::vector<distro::dropped_client>& dropped, std::size_t sent) {
+  FUZZ_CHECK(kept.size() + dropped.size() == sent);
+  for (auto& x : kept) {
+    FUZZ_CHECK(!distro::check(x, rules));
+    FUZZ_CHECK(!validate_client(x.id, x.services, rules.instances_per_client_max) || x.deleted);
+  }
+  for (auto& d : dropped)
+    FUZZ_CHECK(!d.error.field.empty());
+}
+
 template <class Message, class F>
 void with(const wire::envelope& env, F f) {
   Message msg;
@@ -204,27 +219,39 @@ void decode(wire_kind kind, const wire::envelope& env) {
       break;
     case wire_kind::sync_batch:
       with<v1::SyncBatch>(env, [](auto& m) {
-        auto batch = distro::from_wire(m);
-        FUZZ_CHECK(same_clients(distro::from_wire(distro::to_wire(batch)), batch));
+        std::vector<distro::dropped_client> dropped, again;
+        auto batch = distro::from_wire(m, rules, dropped);
+        check_kept(batch.clients, dropped, static_cast<std::size_t>(m.clients_size()));
+        FUZZ_CHECK(same_clients(distro::from_wire(distro::to_wire(batch), rules, again), batch));
+        FUZZ_CHECK(again.empty());
       });
       break;
     case wire_kind::snapshot:
       with<v1::Snapshot>(env, [](auto& m) {
-        auto snap = distro::from_wire(m);
-        FUZZ_CHECK(same_clients(distro::from_wire(distro::to_wire(snap)), snap));
+        std::vector<distro::dropped_client> dropped, again;
+        auto snap = distro::from_wire(m, rules, dropped);
+        check_kept(snap.clients, dropped, static_cast<std::size_t>(m.clients_size()));
+        FUZZ_CHECK(same_clients(distro::from_wire(distro::to_wire(snap), rules, again), snap));
+        FUZZ_CHECK(again.empty());
       });
       break;
     case wire_kind::verify_batch:
       with<v1::VerifyBatch>(env, [](auto& m) {
-        auto batch = distro::from_wire(m);
-        auto back = distro::from_wire(distro::to_wire(batch));
+        std::vector<distro::dropped_client> dropped, again;
+        auto batch = distro::from_wire(m, dropped);
+        FUZZ_CHECK(batch.clients.size() + dropped.size() == static_cast<std::size_t>(m.clients_size()));
+        auto back = distro::from_wire(distro::to_wire(batch), again);
         FUZZ_CHECK(back.source == batch.source && back.clients.size() == batch.clients.size());
+        FUZZ_CHECK(again.empty());
       });
       break;
     case wire_kind::verify_reply:
       with<v1::VerifyReply>(env, [](auto& m) {
-        auto reply = distro::from_wire(m);
-        FUZZ_CHECK(distro::from_wire(distro::to_wire(reply)).missing == reply.missing);
+        std::vector<distro::dropped_client> dropped, again;
+        auto reply = distro::from_wire(m, dropped);
+        FUZZ_CHECK(reply.missing.size() + dropped.size() == static_cast<std::size_t>(m.missing_size()));
+        FUZZ_CHECK(distro::from_wire(distro::to_wire(reply), again).missing == reply.missing);
+        FUZZ_CHECK(again.empty());
       });
       break;
     case wire_kind::snapshot_request:

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -579,7 +580,7 @@ TEST_CASE("distro: verify renews equal copies and reports missing and stale ones
   CHECK(out.reply.missing == std::vector<client_id>{y, z});
   CHECK(out.fx.log.verify_missing == 2);
   CHECK(p.find(x)->renewed_ms == 700);
-  CHECK(p.find(y)->renewed_ms == 100);
+  CHECK(p.find(y)->renewed_ms == 700); // stale, but listed: kept until the sync replaces it
 }
 
 TEST_CASE("distro: every verify_interval_ms a ready node verifies its clients; mismatches go in full") {
@@ -625,22 +626,25 @@ TEST_CASE("distro: a copy not renewed for copy_expiry_verify_rounds intervals is
   p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
   p.on_local_change(change(session(b, 1), "orders"), 100);
   // A keeps verifying x, but not y (y is absent: not deleted at once, just not renewed).
-  for (time_ms t = 1000; t <= 3000; t += 1000) {
+  for (time_ms t = 1000; t <= 2000; t += 1000) {
     auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
     CHECK(out.reply.missing.empty());
     CHECK(p.find(y) != nullptr);
   }
-  // The sweep runs every verify_interval_ms: y (renewed at 100) is due at 3100, removed at 4000.
-  auto fx = p.tick(3100);
-  CHECK(fx.apply.empty());
-  fx = p.tick(4000);
+  // The third verify of A without y: the sweep (every verify_interval_ms) removes it.
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 3000);
+  auto& fx = out.fx;
   REQUIRE(fx.apply.size() == 1);
   CHECK(fx.apply[0].what == op_kind::remove);
   CHECK(fx.apply[0].id == y);
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(y) == nullptr);
   CHECK(p.find(x) != nullptr);
-  // A stops verifying (crashed): x goes too; our own client never expires.
+  // A crashes (DOWN): nobody vouches for x any more, it goes once not renewed for three intervals
+  // (renewed at 3000); our own client never expires.
+  fx = p.on_members({{a, member_state::down}, {c, member_state::up}}, 3500);
+  fx = p.tick(5900);
+  CHECK(p.find(x) != nullptr);
   fx = p.tick(7000);
   CHECK(fx.log.copies_expired == 1);
   CHECK(p.find(x) == nullptr);
@@ -1025,4 +1029,115 @@ TEST_CASE("distro: beat ages survive the wire; without them a client's ages are 
   distro::client_data gone{heartbeat(4), 0, {}, true, a, {}};
   distro::to_wire(gone, msg);
   CHECK(distro::from_wire(msg).beats.empty());
+}
+
+TEST_CASE("distro: a node frozen past the expiry time keeps the copies of its alive sources") {
+  // B is frozen (SIGSTOP, or starved by its own actors) from 100 to 100000: its first input after
+  // that is a tick. The owners' verifies are still in its mailbox; no copy of an alive, ready
+  // source may go.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2), z = session(c, 1);
+  auto rev = content_revision(make_services("orders"));
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 100);
+  p.on_sync_batch(distro::sync_batch{c, {data(z, "orders")}}, 100);
+  auto fx = p.tick(100000);
+  CHECK(fx.log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) != nullptr);
+  CHECK(p.find(z) != nullptr);
+  // The queued verifies arrive: A lists x only (y ended meanwhile and its delete was lost), C
+  // lists z. y goes after A's third verify without it; x and z stay.
+  for (time_ms t = 100001; t <= 102001; t += 1000) {
+    p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, t);
+    p.on_verify_batch(distro::verify_batch{c, {{z, rev}}}, t);
+  }
+  p.tick(103000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) == nullptr);
+  CHECK(p.find(z) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a copy listed at another revision is kept while the repair is pending") {
+  // A's syncs to B time out under load; A's verifies list x at its new revision. B must not expire
+  // the (stale) copy meanwhile: it reports it stale every round and keeps it.
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  auto newer = content_revision(make_services("orders", 9090));
+  for (time_ms t = 1000; t <= 8000; t += 1000) {
+    auto out = p.on_verify_batch(distro::verify_batch{a, {{x, newer}}}, t);
+    CHECK(out.reply.missing == std::vector<client_id>{x});
+    CHECK(out.fx.log.copies_expired == 0);
+    REQUIRE(p.find(x) != nullptr);
+  }
+  // The sync finally gets through.
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders", 9090)}}, 8500);
+  CHECK(p.find(x)->revision == newer);
+  CHECK(p.on_verify_batch(distro::verify_batch{a, {{x, newer}}}, 9000).reply.missing.empty());
+}
+
+TEST_CASE("distro: the copies of an alive source that sends no verify go after a longer silence") {
+  // A answers B's probes but does not see B alive (it sends B nothing): its copies at B go after
+  // copy_expiry_silent_source_factor * 3 of B's sweeps (one per second) since A's last verify
+  // (at 0 in make_ready).
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  auto sweeps = 3 * defaults::copy_expiry_silent_source_factor;
+  for (int k = 1; k < sweeps; ++k)
+    CHECK(p.tick(k * 1000).log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  auto fx = p.tick(sweeps * 1000);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+}
+
+TEST_CASE("distro: a starved node counts its own sweeps, not the time it did not run") {
+  // B loaded a snapshot from A, then its actors kept it from running for far longer than any
+  // expiry time (A's verifies wait in its mailbox). Its first sweep after that removes nothing.
+  proto p{b, make_config()};
+  auto fx = p.start(up({a}), 0);
+  REQUIRE(fx.snapshot_requests.size() == 1);
+  auto x = session(a, 1);
+  distro::snapshot s{a, {data(x, "orders")}};
+  p.on_snapshot_result(a, fx.snapshot_requests[0].request_id, proto::snapshot_status::ok, &s, 10);
+  fx = p.tick(60000);
+  CHECK(fx.log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, content_revision(make_services("orders"))}}},
+                               60001);
+  CHECK(out.reply.missing.empty());
+  CHECK(p.find(x) != nullptr);
+}
+
+TEST_CASE("distro: a failed batch is resent in halves; answered batches grow back") {
+  auto p = make_ready(a, {b}); // sync_batch_clients_max = 3
+  auto fx = p.on_local_change(change(session(a, 100), "orders"), 10);
+  REQUIRE(syncs_to(fx, b).size() == 1);
+  ack_all(p, fx, 11);
+  for (int k = 1; k <= 20; ++k)
+    p.on_local_change(change(session(a, k), "orders"), 12);
+  std::vector<std::size_t> sizes;
+  time_ms t = 100;
+  auto next_batch = [&]() -> std::optional<proto::outgoing_sync> {
+    for (int step = 0; step < 50; ++step, t += 10) {
+      auto out = syncs_to(p.tick(t), b);
+      if (!out.empty())
+        return out[0];
+    }
+    return std::nullopt;
+  };
+  auto first = next_batch();
+  REQUIRE(first);
+  CHECK(first->batch.clients.size() == 3);
+  p.on_sync_result(b, first->batch_id, false, t); // not answered in time
+  for (bool ok : {true, true, true}) {
+    auto s = next_batch();
+    REQUIRE(s);
+    sizes.push_back(s->batch.clients.size());
+    p.on_sync_result(b, s->batch_id, ok, t);
+  }
+  CHECK(sizes == std::vector<std::size_t>{1, 2, 3});
+  CHECK(p.check_invariants() == "");
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "config/defaults.hpp"
 #include "messages/validate.hpp"
 
 using namespace registry;
@@ -261,4 +262,36 @@ TEST_CASE("validate: metadata entries k=v") {
     CHECK(e->field == "metadata");
     CHECK(e->message == "metadata format incorrect:" + bad);
   }
+}
+
+TEST_CASE("validate: a client's whole state as a peer sends it") {
+  client_services services{{good_key(), {good_instance()}}};
+  CHECK_FALSE(validate_client("10.0.0.9:8848/1/2", services, 1000));
+  CHECK_FALSE(validate_client("10.0.0.1:8080#true", services, 1000));
+  CHECK(field_of(validate_client("", services, 1000)) == "clientId");
+  CHECK(field_of(validate_client(std::string(defaults::client_id_chars_max + 1, 'c'), services,
+                                 1000)) == "clientId");
+  // A heartbeat client holds only its own ip:port, as its registrations do.
+  CHECK(field_of(validate_client("10.0.0.1:8081#true", services, 1000)) == "ip");
+  // Each instance by the rules of a registration.
+  auto bad = services;
+  bad.begin()->second.front().weight = std::nan("");
+  CHECK(field_of(validate_client("n/1/2", bad, 1000)) == "weight");
+  bad = services;
+  bad.begin()->second.front().ip.clear();
+  CHECK(field_of(validate_client("n/1/2", bad, 1000)) == "ip");
+  // Service keys too.
+  client_services bad_key{{{"public", "DEFAULT_GROUP", "@orders"}, {good_instance()}}};
+  CHECK(field_of(validate_client("n/1/2", bad_key, 1000)) == "serviceName");
+  // The instance limit over every service of the client, and no instance twice.
+  client_services two{{good_key(), {good_instance()}},
+                      {{"public", "DEFAULT_GROUP", "pay"}, {good_instance()}}};
+  CHECK_FALSE(validate_client("n/1/2", two, 2));
+  CHECK(field_of(validate_client("n/1/2", two, 1)) == "instances");
+  auto twice = services;
+  twice.begin()->second.push_back(good_instance());
+  CHECK(field_of(validate_client("n/1/2", twice, 1000)) == "instances");
+  auto other_cluster = twice;
+  other_cluster.begin()->second.back().cluster = "other";
+  CHECK_FALSE(validate_client("n/1/2", other_cluster, 1000));
 }

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/common/transport.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
@@ -146,6 +147,9 @@ struct session_state {
   std::string describe(const caf::error& err) const {
     if (!err)
       return "normal exit"; // CAF 0.17: category() of an empty error dereferences null
+    if (handshake_failed(err))
+      return explain_connect_error(self_->system(), err,
+                                   "the node's tls section and this client's TLS options");
     if (err.category() == caf::atom("system")) {
       switch (static_cast<caf::sec>(err.code())) {
         case caf::sec::cannot_connect_to_node:
@@ -346,7 +350,7 @@ struct session_state {
     const auto& ep = cfg_.servers[idx];
     current_attempt_ = ep.address();
     auto gen = ++connect_gen_;
-    auto mm = self_->system().middleman().actor_handle();
+    auto mm = link_manager(self_->system());
     self_->request(mm, cfg_.opts.connect_timeout, caf::connect_atom::value, ep.host, ep.port)
       .then(
         [this, idx, gen](const caf::node_id&, caf::strong_actor_ptr& ptr,

@@ -1,0 +1,186 @@
+// Readiness under CAF's deterministic scheduler: a joining node says ready, and takes queries, only
+// once the snapshot it loaded is in every index (the barrier through every client actor and then
+// every service actor). The test holds the client and service actors back after the snapshot
+// arrived, so a node that skipped the barrier would answer from half-filled indexes.
+
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include <cstring>
+
+#include "actors/distro/distro_actor.hpp"
+#include "actors/distro/distro_wire.hpp"
+#include "actors/gateway/gateway_actor.hpp"
+#include "messages/convert.hpp"
+#include "messages/model_inspect.hpp"
+#include "messages/type_ids.hpp"
+
+using namespace registry;
+using namespace registry::wire;
+
+namespace {
+
+const std::string peer_address = "127.0.0.1:8850";
+
+/// What the stand-in peer actor saw: the snapshot requests the distro actor sent it.
+struct peer_log {
+  std::vector<std::uint64_t> snapshot_requests;
+};
+
+/// A peer actor that connects nowhere: it records snapshot requests and drops everything else.
+peer_actor::behavior_type stub_peer(peer_actor::pointer, std::shared_ptr<peer_log> log) {
+  return {
+    [](dial_atom) {},
+    [](tick_atom) {},
+    [](sync_atom, std::uint64_t, const envelope&) {},
+    [](verify_atom, std::uint64_t, const envelope&) {},
+    [=](snapshot_atom, std::uint64_t id, const envelope&) { log->snapshot_requests.push_back(id); },
+    [](forward_atom, const envelope&) -> envelope { return {}; },
+  };
+}
+
+/// The name of an actor job ("client", "service", "gateway", ...), or "" for other jobs.
+std::string job_name(caf::resumable* job) {
+  auto* actor = dynamic_cast<caf::local_actor*>(job);
+  return actor ? actor->name() : "";
+}
+
+struct ready_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::unique_ptr<caf::scoped_actor> self;
+  std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
+  std::shared_ptr<peer_log> peer = std::make_shared<peer_log>();
+  distro_actor distro;
+  gateway_actor gateway;
+
+  ready_fixture() {
+    register_types(cfg);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    node_cfg->listen = host_port{"127.0.0.1", 8848};
+    node_cfg->members = {node_cfg->listen, host_port{"127.0.0.1", 8850}};
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    auto log = peer;
+    distro = spawn_distro_actor(*sys, node_cfg, [log](caf::actor_system& s, peer_settings,
+                                                      distro_actor) {
+      return s.spawn(stub_peer, log);
+    });
+    gateway = spawn_gateway_actor(*sys, node_cfg, distro);
+    (*self)->send(distro, start_atom_v, gateway);
+    sched->run();
+  }
+
+  ~ready_fixture() {
+    (*self)->send_exit(distro, caf::exit_reason::user_shutdown);
+    (*self)->send_exit(gateway, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  /// Runs every job but those of actors named in `held` (their mailboxes keep filling).
+  void run_all_but(std::vector<std::string> held) {
+    sched->run_jobs_filtered([&](caf::resumable* job) {
+      auto name = job_name(job);
+      return std::find(held.begin(), held.end(), name) == held.end();
+    });
+  }
+
+  /// Asks the gateway; only the actors not in `held` run meanwhile. Nothing when no reply came
+  /// (the gateway handed the request to a held actor).
+  std::optional<envelope> ask(const envelope& request, std::vector<std::string> held,
+                              bool status = false) {
+    auto handle = status ? (*self)->request(gateway, caf::infinite, status_atom_v, request)
+                         : (*self)->request(gateway, caf::infinite, query_atom_v, request);
+    run_all_but(held);
+    if ((*self)->mailbox().empty())
+      return std::nullopt;
+    std::optional<envelope> result;
+    handle.receive([&](envelope& env) { result = std::move(env); },
+                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
+    return result;
+  }
+
+  v1::Status status(std::vector<std::string> held = {}) {
+    v1::Status st;
+    auto reply = ask(pack(v1::StatusRequest{}), held, true);
+    REQUIRE(reply.has_value());
+    REQUIRE(unpack(*reply, st));
+    return st;
+  }
+
+  /// The reply to a query of `service` (a ServiceInfo or an Error), if it came.
+  std::optional<envelope> query(const std::string& service, std::vector<std::string> held = {}) {
+    v1::QueryRequest req;
+    req.mutable_service()->set_service(service);
+    return ask(pack(req), held);
+  }
+
+  /// The error code of a reply, "answered with data", or "no reply".
+  static std::string refusal(const std::optional<envelope>& reply) {
+    v1::Error err;
+    if (!reply)
+      return "no reply (handed to a held actor)";
+    if (!unpack(*reply, err))
+      return "answered with data";
+    return v1::Error::Code_Name(err.code());
+  }
+};
+
+/// A snapshot from the peer: `sessions` session clients of the peer, each with one instance of
+/// `service`.
+distro::snapshot peer_snapshot(const std::string& service, int sessions) {
+  distro::snapshot s;
+  s.source = peer_address;
+  for (int k = 0; k < sessions; ++k) {
+    distro::client_data c;
+    c.id = peer_address + "/1/" + std::to_string(k);
+    instance x;
+    x.ip = "10.1." + std::to_string(k / 250) + "." + std::to_string(k % 250);
+    x.port = 8080;
+    c.services[service_key{"public", "DEFAULT_GROUP", service}].push_back(x);
+    c.revision = content_revision(c.services);
+    c.owner = peer_address;
+    s.clients.push_back(std::move(c));
+  }
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("ready: a joining node refuses queries until the loaded snapshot is in every index") {
+  ready_fixture f;
+  // The peer answers; the node asks it for a snapshot and refuses queries meanwhile.
+  (*f.self)->send(f.distro, peer_up_atom_v, peer_address, peer_address, std::string{"peer-run-1"});
+  f.sched->run();
+  REQUIRE(f.peer->snapshot_requests.size() == 1);
+  CHECK_FALSE(f.status().ready());
+  CHECK(f.refusal(f.query("orders")) == "UNAVAILABLE");
+
+  // The snapshot arrives. Client and service actors are held back: the replicas are handed to
+  // them but not applied, so the indexes are still empty.
+  const int sessions = 40;
+  v1::Snapshot wire_snapshot = distro::to_wire(peer_snapshot("orders", sessions));
+  (*f.self)->send(f.distro, snap_res_atom_v, peer_address, f.peer->snapshot_requests.front(),
+                  std::int32_t{0}, pack(wire_snapshot));
+  f.run_all_but({"client", "service"});
+  CHECK_FALSE(f.status({"client", "service"}).ready());
+  CHECK(f.refusal(f.query("orders", {"client", "service"})) == "UNAVAILABLE");
+
+  // The client actors apply their replicas; the service actors have not indexed them yet.
+  f.run_all_but({"service"});
+  CHECK_FALSE(f.status({"service"}).ready());
+  CHECK(f.refusal(f.query("orders", {"service"})) == "UNAVAILABLE");
+
+  // Everything runs: the barrier answers, the node is ready and returns every instance.
+  f.sched->run();
+  CHECK(f.status().ready());
+  auto reply = f.query("orders");
+  REQUIRE(reply.has_value());
+  v1::ServiceInfo info;
+  REQUIRE(unpack(*reply, info));
+  CHECK(info.hosts_size() == sessions);
+}
