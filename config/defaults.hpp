@@ -201,6 +201,26 @@ inline constexpr std::size_t raft_segment_bytes_max = 8 * 1024 * 1024;
 inline constexpr std::size_t raft_vote_records_max = 1024;
 /// A record (entry, snapshot) larger than this is taken as corruption when read.
 inline constexpr std::size_t raft_record_bytes_max = 256 * 1024 * 1024;
+/// A persistent write (register, deregister, update, health flip) not committed within this fails
+/// with UNAVAILABLE ("no leader" or "no quorum"); the caller retries.
+inline constexpr std::int64_t raft_write_timeout_ms = 5000;
+/// Persistent writes waiting for their commit on one node. Overflow: refused with UNAVAILABLE.
+inline constexpr std::size_t raft_pending_writes_max = 10000;
+
+// -- server-side health checks of persistent instances (actors/raft/health_checker) --
+/// Check interval bounds per instance; the interval follows the response time (Nacos: TCP
+/// 1000..5000 ms, factor 0.75).
+inline constexpr std::int64_t health_check_interval_min_ms = 1000;
+inline constexpr std::int64_t health_check_interval_max_ms = 5000;
+/// One check (a TCP connect, an HTTP GET) fails after this.
+inline constexpr std::int64_t health_check_timeout_ms = 500;
+/// Checks running at once on one node. Overflow: a due check waits for the next round.
+inline constexpr std::size_t health_checks_in_flight_max = 256;
+/// Consecutive results in the other direction that flip an instance's health (Nacos checkTimes).
+inline constexpr int health_check_flip_count = 3;
+/// Longest HTTP check path.
+inline constexpr std::size_t health_check_path_chars_max = 256;
+
 // -- TLS (config/tls.hpp) -------------------------------------------------------
 /// Largest certificate, key or CA file accepted (a system CA bundle is about 200 KiB).
 inline constexpr std::size_t tls_file_bytes_max = 1024 * 1024;
@@ -210,6 +230,9 @@ inline constexpr std::size_t tls_key_passphrase_bytes_max = 1023;
 
 // -- relations ---------------------------------------------------------------
 static_assert(raft_election_timeout_ms >= 3 * raft_heartbeat_interval_ms);
+static_assert(raft_write_timeout_ms > raft_election_timeout_ms);
+static_assert(health_check_interval_min_ms <= health_check_interval_max_ms);
+static_assert(health_check_timeout_ms < health_check_interval_max_ms);
 static_assert(raft_snapshot_timeout_ms > raft_heartbeat_interval_ms);
 static_assert(raft_snapshot_trailing_entries < raft_snapshot_threshold_entries);
 static_assert(raft_snapshot_threshold_entries + raft_uncommitted_entries_max < raft_log_entries_max);
