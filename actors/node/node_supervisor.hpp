@@ -16,7 +16,10 @@
 
 namespace registry {
 
+/// `raft` is the node's raft actor (none without data_dir); the supervisor hands it the gateway
+/// and the distro actor at every (re)start of those.
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
-                                            std::shared_ptr<const node_config> cfg);
+                                            std::shared_ptr<const node_config> cfg,
+                                            raft_actor raft = {});
 
 } // namespace registry
