@@ -708,7 +708,7 @@ raft::raft_log_store::open_result open_raft_store(const std::string& dir,
     return result;
   }
   result.state = std::move(boot);
-  result.warnings.push_back("bootstrapped a new Raft log in " + dir + " with voters "
+  result.warnings.push_back("bootstrapped a new Raft log in " + dir + " with "
                             + raft::to_string(raft::configuration{
                               std::set<raft::node_id>(voters.begin(), voters.end()), {}}));
   return result;

@@ -257,7 +257,8 @@ TEST_CASE("raft: a minority cannot commit") {
 
 namespace {
 
-/// A TCP listener on 127.0.0.1 that can be closed and opened again on the same port.
+/// A TCP listener on 127.0.0.1 that can be closed and opened again on the same port. It never
+/// accepts: checks connect into its (large) backlog.
 class tcp_listener {
 public:
   explicit tcp_listener(int port) : port_(port) {
@@ -274,7 +275,7 @@ public:
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0) {
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, SOMAXCONN) != 0) {
       close();
       return false;
     }
