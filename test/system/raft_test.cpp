@@ -24,9 +24,9 @@ namespace {
 
 /// Short Raft timings and a data directory next to each node's config.
 const std::string raft_yaml = "data_dir: data\n"
-                              "raft:\n  election_timeout_ms: 300\n  heartbeat_interval_ms: 50\n"
+                              "raft:\n  election_timeout_ms: 1000\n  heartbeat_interval_ms: 100\n"
                               "  snapshot_threshold_entries: 200\n  snapshot_trailing_entries: 20\n"
-                              "  write_timeout_ms: 2000\n"
+                              "  write_timeout_ms: 4000\n"
                               "health_check:\n  interval_min_ms: 100\n  interval_max_ms: 300\n"
                               "  timeout_ms: 100\n  in_flight_max: 64\n"
                               "discovery:\n  protection_enabled: false\n";
@@ -38,10 +38,19 @@ registry::client::options client_options(const std::vector<std::string>& servers
   o.update_backoff_max = 60s;
   o.request_timeout = 4000ms;
   o.connect_timeout = 1000ms;
-  o.caf_heartbeat_interval = 200ms;
-  o.caf_connection_timeout = 1000ms;
+  o.caf_heartbeat_interval = 500ms;
+  o.caf_connection_timeout = 5000ms;
   return o;
 }
+
+/// Three nodes with Raft. CAF heartbeats of 500/5000 ms as in the TLS tests: on a loaded machine
+/// the fixture's 200/1000 ms drop healthy links, and every drop costs Raft an election.
+struct raft_cluster : test_cluster {
+  raft_cluster() : test_cluster(3, raft_yaml) {
+    for (auto& n : nodes)
+      n->set_caf_timing(500, 5000);
+  }
+};
 
 /// The index of the node that reports itself leader (-1 when none).
 int leader_of(test_cluster& c, const std::vector<std::size_t>& alive) {
@@ -79,7 +88,7 @@ bool all_hold(test_cluster& c, const std::vector<std::size_t>& which, const std:
 } // namespace
 
 TEST_CASE("raft: a persistent instance written at a follower shows on every node") {
-  test_cluster c(3, raft_yaml);
+  raft_cluster c;
   REQUIRE(c.start());
   int leader = wait_leader(c, {0, 1, 2});
   REQUIRE(leader >= 0);
@@ -118,7 +127,7 @@ TEST_CASE("raft: a persistent instance written at a follower shows on every node
 }
 
 TEST_CASE("raft: kill -9 of the leader under write load loses no acknowledged write") {
-  test_cluster c(3, raft_yaml);
+  raft_cluster c;
   REQUIRE(c.start());
   int leader = wait_leader(c, {0, 1, 2});
   REQUIRE(leader >= 0);
@@ -200,7 +209,7 @@ TEST_CASE("raft: kill -9 of the leader under write load loses no acknowledged wr
 }
 
 TEST_CASE("raft: kill -9 of every node, then a restart, keeps every acknowledged write") {
-  test_cluster c(3, raft_yaml);
+  raft_cluster c;
   REQUIRE(c.start());
   REQUIRE(wait_leader(c, {0, 1, 2}) >= 0);
   std::vector<std::string> acked;
@@ -234,7 +243,7 @@ TEST_CASE("raft: kill -9 of every node, then a restart, keeps every acknowledged
 }
 
 TEST_CASE("raft: a minority cannot commit") {
-  test_cluster c(3, raft_yaml);
+  raft_cluster c;
   REQUIRE(c.start());
   REQUIRE(wait_leader(c, {0, 1, 2}) >= 0);
   REQUIRE(c[0].ctl({"register", "m", "10.8.0.1:80", "--persistent", "--check", "none"}).code == 0);
@@ -244,8 +253,8 @@ TEST_CASE("raft: a minority cannot commit") {
     c[i].process().wait(5s);
   }
   auto r = c[0].ctl({"register", "m", "10.8.0.2:80", "--persistent", "--check", "none",
-                     "--timeout-ms", "6000"},
-                    15s);
+                     "--timeout-ms", "8000"},
+                    20s);
   CHECK(r.code != 0);
   CHECK((r.err.find("no Raft leader") != std::string::npos
          || r.err.find("not committed") != std::string::npos
@@ -300,7 +309,7 @@ bool healthy_at(test_node& n, const std::string& service, bool expected) {
 } // namespace
 
 TEST_CASE("raft: a TCP health check flips an instance when its listener stops and back") {
-  test_cluster c(3, raft_yaml);
+  raft_cluster c;
   REQUIRE(c.start());
   REQUIRE(wait_leader(c, {0, 1, 2}) >= 0);
   int port = free_port();
