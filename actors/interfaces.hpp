@@ -13,11 +13,15 @@
 /// nothing but pushes. The wire protocol is messages/PROTOCOL.md.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/raft/health_probe.hpp"
+#include "actors/raft/raft_core.hpp"
 #include "messages/model.hpp"
 #include "messages/type_ids.hpp"
 
@@ -43,7 +47,25 @@ using peer_port_actor = caf::typed_actor<
   /// SnapshotRequest -> Snapshot | Error.
   caf::replies_to<wire::snapshot_atom, wire::envelope>::with<wire::envelope>,
   /// ForwardedRequest -> the responsible node's reply.
-  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>>;
+  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>,
+  /// RaftMessage for this node's raft actor (one way: Raft tolerates loss).
+  caf::reacts_to<wire::raft_atom, wire::envelope>,
+  /// PersistentOp for this node's raft actor, forwarded by a member that is not the leader ->
+  /// Ack once committed | Error.
+  caf::replies_to<wire::pwrite_atom, wire::envelope>::with<wire::envelope>>;
+
+/// What the distro actor and the gateway send the RAFT actor (actors/raft/raft_actor.cpp), all
+/// in-process.
+using raft_port_actor = caf::typed_actor<
+  /// A RaftMessage from another member (through the peer port and the distro actor).
+  caf::reacts_to<wire::raft_atom, wire::envelope>,
+  /// A PersistentOp -> Ack | Error, once committed and applied here (a follower forwards it to the
+  /// leader), or an UNAVAILABLE Error after raft.write_timeout_ms.
+  caf::replies_to<wire::pwrite_atom, wire::envelope>::with<wire::envelope>,
+  /// -> RaftStatus.
+  caf::replies_to<wire::rstatus_atom>::with<wire::envelope>,
+  /// From the distro actor: the ready, alive members (who checks which instance).
+  caf::reacts_to<wire::view_atom, std::vector<std::string>>>;
 
 // -- the published handle -----------------------------------------------------------------------
 
@@ -91,6 +113,8 @@ using service_actor = caf::typed_actor<
   caf::replies_to<wire::query_atom, wire::envelope>::with<wire::envelope>,
   /// Everything sent before is in the index.
   caf::replies_to<wire::barrier_atom>::with<bool>,
+  /// -> 0 empty, 1 ephemeral, 2 persistent (the kind of the service).
+  caf::replies_to<wire::kind_atom>::with<std::int32_t>,
   caf::reacts_to<wire::flush_atom>,              ///< to itself: report counts
   caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the push timer
 
@@ -145,6 +169,9 @@ using gateway_actor = caf::typed_actor<
                  bool, client_beats>,
   /// Every client actor and then every service actor has processed what came before.
   caf::replies_to<wire::barrier_atom>::with<bool>,
+  // -- from the raft actor
+  /// Raft role and leader, for status.
+  caf::reacts_to<wire::rstatus_atom, std::string, std::string>,
   // -- itself, and introspection for tests
   caf::reacts_to<wire::tick_atom>, ///< idle-service sweep
   caf::replies_to<caf::get_atom, service_key>::with<service_actor>>;
@@ -157,13 +184,21 @@ using peer_actor = caf::typed_actor<
   caf::reacts_to<wire::sync_atom, std::uint64_t, wire::envelope>,
   caf::reacts_to<wire::verify_atom, std::uint64_t, wire::envelope>,
   caf::reacts_to<wire::snapshot_atom, std::uint64_t, wire::envelope>,
-  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>>;
+  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>,
+  caf::reacts_to<wire::raft_atom, wire::envelope>,
+  caf::replies_to<wire::pwrite_atom, wire::envelope>::with<wire::envelope>>;
 
 /// The DISTRO actor (actors/distro/distro_actor.cpp): the peer protocol (through the peer port and
 /// the front door) and in-process messages from the supervisor, the gateway, client actors and
 /// peer actors.
 using distro_actor = peer_port_actor::extend<
   caf::reacts_to<wire::start_atom, gateway_actor>,
+  /// The raft actor that receives this node's Raft traffic.
+  caf::reacts_to<wire::start_atom, raft_port_actor>,
+  /// From the raft actor: a RaftMessage for member `node` (dropped when it is not connected).
+  caf::reacts_to<wire::raft_atom, std::string, wire::envelope>,
+  /// From the raft actor: a PersistentOp for the leader `node` -> its reply.
+  caf::replies_to<wire::pwrite_atom, std::string, wire::envelope>::with<wire::envelope>,
   /// A local client changed (empty services: gone), with or without beat clocks.
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services>,
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services, client_beats>,
@@ -180,6 +215,31 @@ using distro_actor = peer_port_actor::extend<
   caf::reacts_to<wire::snap_res_atom, std::string, std::uint64_t, std::int32_t, wire::envelope>,
   caf::reacts_to<wire::tick_atom, std::uint64_t>, ///< to itself: the protocol timer
   caf::reacts_to<wire::counters_atom>>;           ///< to itself: hand the counters to the gateway
+
+/// One write of the Raft core for the disk (in-process only; see raft_core.hpp for the order).
+using raft_write_ptr = std::shared_ptr<const raft::raft_core::persist_request>;
+
+/// The RAFT actor (actors/raft/raft_actor.cpp): drives this node's raft_core and the persistent
+/// instances' state machine.
+using raft_actor = raft_port_actor::extend<
+  /// From the supervisor: the gateway to feed and the distro actor that carries messages (again
+  /// after they restart).
+  caf::reacts_to<wire::start_atom, gateway_actor, distro_actor>,
+  /// From the disk actor: every write up to this id is durable ("" ) or the disk failed (error).
+  caf::reacts_to<wire::persisted_atom, std::uint64_t, std::string>,
+  caf::reacts_to<wire::hc_tick_atom, std::uint64_t>, ///< to itself: the health check timer
+  caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the core's timer
+
+/// The DISK actor (actors/raft/raft_actor.cpp), detached: writes the core's requests in order and
+/// acknowledges groups of them after one sync.
+using raft_disk_actor = caf::typed_actor<
+  caf::reacts_to<wire::disk_atom, raft_write_ptr>,
+  caf::reacts_to<wire::flush_atom>>; ///< to itself: sync what was written, acknowledge
+
+/// The health PROBER (actors/raft/raft_actor.cpp), detached: runs a batch of checks at once.
+using health_prober_actor = caf::typed_actor<
+  caf::replies_to<wire::probe_atom, std::vector<health_probe>, std::int64_t>::with<
+    std::vector<health_probe_result>>>;
 
 /// The NODE supervisor (actors/node/node_supervisor.cpp), in-process, from main.
 using node_supervisor_actor = caf::typed_actor<
@@ -257,3 +317,6 @@ using client_library_actor = subscriber_actor::extend<
   caf::reacts_to<client::detail::failover_tick_atom>>;
 
 } // namespace registry
+
+/// The disk actor's requests never leave the process (a shared pointer to the core's write).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(registry::raft_write_ptr)

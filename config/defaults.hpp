@@ -203,6 +203,67 @@ inline constexpr std::int64_t auth_refusal_log_interval_ms = 10000;
 inline constexpr std::size_t cluster_secret_bytes_min = 16;
 inline constexpr std::size_t cluster_secret_bytes_max = 4096;
 
+// -- persistent instances (Raft: actors/raft/) ----------------------------------
+/// A follower that hears from no leader for a random time in [this, 2 x this) starts an election
+/// (pre-vote first); a leader that heard from no quorum for this long steps down (check-quorum);
+/// a voter that heard from its leader within this refuses to help depose it (leader lease).
+inline constexpr std::int64_t raft_election_timeout_ms = 1000;
+/// A leader sends heartbeats (and retries stalled probes) this often.
+inline constexpr std::int64_t raft_heartbeat_interval_ms = 100;
+/// A snapshot sent to a follower without answer after this is sent again.
+inline constexpr std::int64_t raft_snapshot_timeout_ms = 30000;
+/// Entries and bytes of one AppendEntries (at least one entry is always sent).
+inline constexpr std::size_t raft_append_entries_max = 256;
+inline constexpr std::size_t raft_append_bytes_max = 1024 * 1024;
+/// AppendEntries in flight per follower while pipelining. Overflow: sending pauses until an answer
+/// (or a heartbeat answer) frees a slot.
+inline constexpr std::size_t raft_inflight_appends_max = 64;
+/// The state machine is asked for a snapshot after this many applied entries; that many minus
+/// the trailing entries are then dropped from the log (trailing ones stay for slow followers).
+inline constexpr std::size_t raft_snapshot_threshold_entries = 1024;
+inline constexpr std::size_t raft_snapshot_trailing_entries = 128;
+/// Entries a leader holds in memory (since the log start). Overflow: proposals are refused until a
+/// snapshot compacts the log.
+inline constexpr std::size_t raft_log_entries_max = 16384;
+/// Entries a leader holds uncommitted. Overflow: proposals are refused.
+inline constexpr std::size_t raft_uncommitted_entries_max = 1024;
+/// One command; larger proposals are refused.
+inline constexpr std::size_t raft_command_bytes_max = 1024 * 1024;
+/// Writes handed to the disk and not yet durable. Overflow: proposals are refused and messages that
+/// need a write are dropped (as if lost: the sender retries).
+inline constexpr std::size_t raft_persists_in_flight_max = 256;
+/// Replies held until the write they depend on is durable. Overflow: the newest is dropped.
+inline constexpr std::size_t raft_held_messages_max = 1024;
+/// A learner is promoted only when its log is at most this many entries behind the leader's.
+inline constexpr std::size_t raft_catch_up_entries_max = 64;
+/// Voters plus learners.
+inline constexpr std::size_t raft_members_max = 16;
+/// On disk: a log segment is closed once it holds this many bytes; the term/vote file is rewritten
+/// once it holds this many records.
+inline constexpr std::size_t raft_segment_bytes_max = 8 * 1024 * 1024;
+inline constexpr std::size_t raft_vote_records_max = 1024;
+/// A record (entry, snapshot) larger than this is taken as corruption when read.
+inline constexpr std::size_t raft_record_bytes_max = 256 * 1024 * 1024;
+/// A persistent write (register, deregister, update, health flip) not committed within this fails
+/// with UNAVAILABLE ("no leader" or "no quorum"); the caller retries.
+inline constexpr std::int64_t raft_write_timeout_ms = 5000;
+/// Persistent writes waiting for their commit on one node. Overflow: refused with UNAVAILABLE.
+inline constexpr std::size_t raft_pending_writes_max = 10000;
+
+// -- server-side health checks of persistent instances (actors/raft/health_checker) --
+/// Check interval bounds per instance; the interval follows the response time (Nacos: TCP
+/// 1000..5000 ms, factor 0.75).
+inline constexpr std::int64_t health_check_interval_min_ms = 1000;
+inline constexpr std::int64_t health_check_interval_max_ms = 5000;
+/// One check (a TCP connect, an HTTP GET) fails after this.
+inline constexpr std::int64_t health_check_timeout_ms = 500;
+/// Checks running at once on one node. Overflow: a due check waits for the next round.
+inline constexpr std::size_t health_checks_in_flight_max = 256;
+/// Consecutive results in the other direction that flip an instance's health (Nacos checkTimes).
+inline constexpr int health_check_flip_count = 3;
+/// Longest HTTP check path.
+inline constexpr std::size_t health_check_path_chars_max = 256;
+
 // -- TLS (config/tls.hpp) -------------------------------------------------------
 /// Largest certificate, key or CA file accepted (a system CA bundle is about 200 KiB).
 inline constexpr std::size_t tls_file_bytes_max = 1024 * 1024;
@@ -211,6 +272,17 @@ inline constexpr std::size_t tls_file_bytes_max = 1024 * 1024;
 inline constexpr std::size_t tls_key_passphrase_bytes_max = 1023;
 
 // -- relations ---------------------------------------------------------------
+static_assert(raft_election_timeout_ms >= 3 * raft_heartbeat_interval_ms);
+static_assert(raft_write_timeout_ms > raft_election_timeout_ms);
+static_assert(health_check_interval_min_ms <= health_check_interval_max_ms);
+static_assert(health_check_timeout_ms < health_check_interval_max_ms);
+static_assert(raft_snapshot_timeout_ms > raft_heartbeat_interval_ms);
+static_assert(raft_snapshot_trailing_entries < raft_snapshot_threshold_entries);
+static_assert(raft_snapshot_threshold_entries + raft_uncommitted_entries_max < raft_log_entries_max);
+static_assert(raft_command_bytes_max <= raft_append_bytes_max);
+static_assert(raft_append_bytes_max < raft_record_bytes_max);
+static_assert(raft_inflight_appends_max >= 1 && raft_append_entries_max >= 1);
+static_assert(raft_catch_up_entries_max < raft_uncommitted_entries_max);
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);
 static_assert(beat_delete_timeout_ms >= beat_unhealthy_timeout_ms);
 static_assert(beat_age_ms_max > beat_delete_timeout_ms);

@@ -94,6 +94,15 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(distro, reconnect_backoff_min_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, reconnect_backoff_max_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, member_failures_until_down, 1, count_max),
+    REGISTRY_INT_FIELD(raft, election_timeout_ms, 10, duration_ms_max),
+    REGISTRY_INT_FIELD(raft, heartbeat_interval_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(raft, snapshot_threshold_entries, 2, count_max),
+    REGISTRY_INT_FIELD(raft, snapshot_trailing_entries, 0, count_max),
+    REGISTRY_INT_FIELD(raft, write_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(health_check, interval_min_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(health_check, interval_max_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(health_check, timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(health_check, in_flight_max, 1, count_max),
   };
   return fields;
 }
@@ -112,6 +121,8 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"distro", {}},
     {"http", {"listen"}},
     {"auth", {"enabled", "secret", "users_file"}},
+    {"raft", {}},
+    {"health_check", {}},
     {"tls", {"anonymous", "certificate", "key", "key_passphrase_file", "ca_file"}},
   };
   return keys;
@@ -708,7 +719,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
         have_secret_file = true;
       }
     } else if (name == "data_dir") {
-      read_string(value, full); // reserved: checked, not used
+      auto dir = read_string(value, full);
+      cfg.data_dir = dir.empty() ? dir : resolve_path(dir, source_name);
     } else if (name == "tls") {
       tls_section = value;
       have_tls = true;
@@ -972,6 +984,39 @@ std::string validate(const node_config& cfg) {
                "expected at most distro.reconnect_backoff_max_ms (" +
                    std::to_string(d.reconnect_backoff_max_ms) + "), got " +
                    std::to_string(d.reconnect_backoff_min_ms));
+  const auto& r = cfg.raft;
+  if (r.election_timeout_ms < 3 * r.heartbeat_interval_ms)
+    return err("raft.election_timeout_ms",
+               "expected at least 3 x raft.heartbeat_interval_ms (" +
+                   std::to_string(3 * r.heartbeat_interval_ms) + "), got " +
+                   std::to_string(r.election_timeout_ms));
+  if (r.snapshot_trailing_entries >= r.snapshot_threshold_entries)
+    return err("raft.snapshot_trailing_entries",
+               "expected less than raft.snapshot_threshold_entries (" +
+                   std::to_string(r.snapshot_threshold_entries) + "), got " +
+                   std::to_string(r.snapshot_trailing_entries));
+  if (r.snapshot_threshold_entries + static_cast<std::int64_t>(defaults::raft_uncommitted_entries_max)
+      >= static_cast<std::int64_t>(defaults::raft_log_entries_max))
+    return err("raft.snapshot_threshold_entries",
+               "expected at most " + std::to_string(defaults::raft_log_entries_max -
+                                                     defaults::raft_uncommitted_entries_max - 1) +
+                   " (the log holds " + std::to_string(defaults::raft_log_entries_max) +
+                   " entries), got " + std::to_string(r.snapshot_threshold_entries));
+  if (r.write_timeout_ms <= r.election_timeout_ms)
+    return err("raft.write_timeout_ms",
+               "expected more than raft.election_timeout_ms (" +
+                   std::to_string(r.election_timeout_ms) + "), got " +
+                   std::to_string(r.write_timeout_ms));
+  const auto& hc = cfg.health_check;
+  if (hc.interval_min_ms > hc.interval_max_ms)
+    return err("health_check.interval_min_ms",
+               "expected at most health_check.interval_max_ms (" +
+                   std::to_string(hc.interval_max_ms) + "), got " +
+                   std::to_string(hc.interval_min_ms));
+  if (hc.timeout_ms >= hc.interval_max_ms)
+    return err("health_check.timeout_ms",
+               "expected less than health_check.interval_max_ms (" +
+                   std::to_string(hc.interval_max_ms) + "), got " + std::to_string(hc.timeout_ms));
   // Thresholds.
   const auto& disc = cfg.discovery;
   if (!std::isfinite(disc.protect_threshold) || disc.protect_threshold < 0.0 ||

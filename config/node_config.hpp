@@ -16,7 +16,18 @@
 ///   cluster_name: default             # peers with another name are refused
 ///   cluster_secret: ""                # shared secret of the members, at least 16 bytes
 ///   cluster_secret_file: ""           # instead of cluster_secret: a file holding it (mode 0600)
-///   data_dir: ""                      # reserved
+///   data_dir: ""                      # Raft's log, vote and snapshots; "" = no persistent instances
+///   raft:                             # persistent instances (the node id is `listen`)
+///     election_timeout_ms: 1000       # >= 3 x heartbeat_interval_ms
+///     heartbeat_interval_ms: 100
+///     snapshot_threshold_entries: 1024 # applied entries between snapshots
+///     snapshot_trailing_entries: 128  # entries kept behind a snapshot (< threshold)
+///     write_timeout_ms: 5000          # a persistent write not committed within this fails
+///   health_check:                     # server-side checks of persistent instances
+///     interval_min_ms: 1000
+///     interval_max_ms: 5000
+///     timeout_ms: 500                 # < interval_max_ms
+///     in_flight_max: 256
 ///   tls:                              # TLS on every CAF link (peers and clients); off when absent
 ///     anonymous: false                # true: TLS without certificates (encrypted, not authenticated)
 ///     certificate: ""                 # PEM certificate (chain) of this node; with key and ca_file
@@ -140,6 +151,29 @@ struct node_config {
   /// Things worth a warning that do not stop the start (e.g. a secret file others can read); the
   /// node logs each at start.
   std::vector<std::string> warnings;
+  /// Raft's directory ("" = none: persistent instances are refused). A relative path is resolved
+  /// from the config file's directory.
+  std::string data_dir;
+
+  /// Raft for persistent instances (actors/raft/). This node's Raft id is `listen`.
+  struct raft_t {
+    std::int64_t election_timeout_ms = defaults::raft_election_timeout_ms;
+    std::int64_t heartbeat_interval_ms = defaults::raft_heartbeat_interval_ms;
+    std::int64_t snapshot_threshold_entries =
+      static_cast<std::int64_t>(defaults::raft_snapshot_threshold_entries);
+    std::int64_t snapshot_trailing_entries =
+      static_cast<std::int64_t>(defaults::raft_snapshot_trailing_entries);
+    std::int64_t write_timeout_ms = defaults::raft_write_timeout_ms;
+  } raft;
+
+  /// Server-side health checks of persistent instances.
+  struct health_check_t {
+    std::int64_t interval_min_ms = defaults::health_check_interval_min_ms;
+    std::int64_t interval_max_ms = defaults::health_check_interval_max_ms;
+    std::int64_t timeout_ms = defaults::health_check_timeout_ms;
+    std::int64_t in_flight_max = static_cast<std::int64_t>(defaults::health_checks_in_flight_max);
+  } health_check;
+
   std::string log_level = "info";
   std::string log_file;
 
@@ -226,6 +260,9 @@ struct node_config {
     std::int64_t reconnect_backoff_max_ms = defaults::reconnect_backoff_max_ms;
     int member_failures_until_down = defaults::member_failures_until_down;
   } distro;
+
+  /// True when persistent instances (Raft) are on: data_dir is set.
+  bool raft_enabled() const { return !data_dir.empty(); }
 
   /// True when `members` holds only `listen`.
   bool standalone() const { return members.size() == 1 && members.front() == listen; }

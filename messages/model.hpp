@@ -95,6 +95,16 @@ inline bool is_heartbeat_client(const client_id& id) {
   return id.size() > 5 && id.compare(id.size() - 5, 5, "#true") == 0;
 }
 
+/// The client of persistent instances at ip:port (Nacos's "ip:port#false"): it lives in the Raft
+/// state machine, never in a client actor or in Distro.
+inline client_id persistent_client_id(const std::string& ip, std::uint32_t port) {
+  return ip + ":" + std::to_string(port) + "#false";
+}
+
+inline bool is_persistent_client(const client_id& id) {
+  return id.size() > 6 && id.compare(id.size() - 6, 6, "#false") == 0;
+}
+
 /// The instances one client publishes, per service.
 using client_services = std::map<service_key, std::vector<instance>>;
 

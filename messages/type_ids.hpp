@@ -81,6 +81,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, sync_atom, "sync")
   CAF_ADD_ATOM(registry, registry::wire, verify_atom, "verify")
 
+  // -- atoms of Raft (node to node, and the raft actor's in-process interface) --
+  CAF_ADD_ATOM(registry, registry::wire, pwrite_atom, "pwrite")
+  CAF_ADD_ATOM(registry, registry::wire, raft_atom, "raft")
+  CAF_ADD_ATOM(registry, registry::wire, rstatus_atom, "rstatus")
+  CAF_ADD_ATOM(registry, registry::wire, disk_atom, "disk")
+  CAF_ADD_ATOM(registry, registry::wire, persisted_atom, "persisted")
+  CAF_ADD_ATOM(registry, registry::wire, probe_atom, "probe")
+  CAF_ADD_ATOM(registry, registry::wire, hc_tick_atom, "hc_tick")
+
   // -- in-process atoms: client actors and the gateway to service actors ------
   CAF_ADD_ATOM(registry, registry::wire, svc_put_atom, "svc_put")
   CAF_ADD_ATOM(registry, registry::wire, svc_drop_atom, "svc_drop")

@@ -189,16 +189,17 @@ std::optional<field_error> validate_cluster(const std::string& cluster) {
   });
 }
 
-std::optional<field_error> validate_instance(const instance& x) {
+std::optional<field_error> validate_instance(const instance& x, bool persistent_allowed) {
   if (auto e = check_name("ip", x.ip, defaults::ip_chars_max, free_of_space_and_cjk))
     return e;
   if (x.port < 1 || x.port > 65535)
     return field_error{"port", "Param 'port' is illegal, the value should be between 1 and 65535."};
   if (!(x.weight >= 0.0 && x.weight <= defaults::weight_max)) // also refuses NaN and infinities
     return field_error{"weight", "The weights range from 0.0 to 10000.0"};
-  if (!x.ephemeral)
-    return field_error{"ephemeral", "persistent instances are not supported yet; register with "
-                                    "ephemeral=true (or leave the field unset)"};
+  if (!x.ephemeral && !persistent_allowed)
+    return field_error{"ephemeral", "a persistent instance (ephemeral=false) is registered "
+                                    "without a session or beats, through Raft (registryctl "
+                                    "register --persistent)"};
   if (auto e = validate_cluster(x.cluster))
     return e;
   if (auto e = validate_metadata(x.metadata))

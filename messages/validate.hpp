@@ -21,8 +21,9 @@ std::optional<field_error> validate_cluster(const std::string& cluster);
 /// ip (non-empty, <= 128, no whitespace/CJK), port 1..65535 (Nacos allows 0; a registered instance
 /// on port 0 is useless, so we refuse it), weight 0..10000 and finite, cluster, metadata (at most
 /// metadata_entries_max entries, keys + values <= 1024 chars, no empty key), instance id <= 256,
-/// ephemeral (persistent instances are not supported yet: field "ephemeral").
-std::optional<field_error> validate_instance(const instance& x);
+/// ephemeral: a persistent instance only where `persistent_allowed` (the stateless persistent
+/// register; sessions, beats and Distro carry ephemeral instances only: field "ephemeral").
+std::optional<field_error> validate_instance(const instance& x, bool persistent_allowed = false);
 
 /// A client id: not empty, at most client_id_chars_max bytes (field "clientId").
 std::optional<field_error> validate_client_id(const client_id& id);

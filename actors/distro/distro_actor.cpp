@@ -43,6 +43,8 @@ struct distro_actor_state {
   /// The current member list (config, then reloads).
   std::vector<host_port> members;
   gateway_actor gateway;
+  /// This node's raft actor (none without data_dir): Raft messages from members go there.
+  raft_port_actor raft;
   /// The handle authenticated peers get: it answers only the node-to-node protocol.
   peer_port_actor peer_port;
   /// Handshakes waiting for the dialer's PeerAuth, by this node's nonce.
@@ -138,6 +140,8 @@ void send_view(distro_actor_t* self) {
     member_nodes.push_back(row.listed == st.self_address ? st.self_address : row.node);
     member_problems.push_back(row.problem);
   }
+  if (st.raft)
+    self->send(st.raft, view_atom_v, st.protocol->routing());
   self->send(st.gateway, view_atom_v, st.protocol->routing(), st.protocol->ready() && st.applied,
              std::move(member_addresses), std::move(member_states), std::move(member_nodes),
              std::move(member_problems));
@@ -399,6 +403,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
+    ps.write_timeout_ms = st.cfg->raft.write_timeout_ms;
     auto peer = st.spawn_peer(self->system(), ps, caf::actor_cast<distro_actor>(self));
     self->monitor(peer);
     st.peers.emplace(name, peer);
@@ -552,6 +557,10 @@ peer_port_actor::behavior_type peer_port_behavior(peer_port_actor::pointer self,
       return delegate_envelope(self, distro, atom, env);
     },
     [=](forward_atom atom, const envelope& env) {
+      return delegate_envelope(self, distro, atom, env);
+    },
+    [=](raft_atom atom, const envelope& env) { self->delegate(distro, atom, env); },
+    [=](pwrite_atom atom, const envelope& env) {
       return delegate_envelope(self, distro, atom, env);
     },
   };
@@ -711,6 +720,48 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
                                              + self->system().render(err))));
               });
       return rp;
+    },
+    // -- Raft ---------------------------------------------------------------------
+    [=](start_atom, raft_port_actor raft) {
+      if (!local_only(self, "distro", "start"))
+        return;
+      self->state.raft = std::move(raft);
+      if (self->state.protocol)
+        send_view(self);
+    },
+    [=](raft_atom, const envelope& env) {
+      // The peer port sends on behalf of the member (the sender is the member's actor).
+      if (!from_trusted_peer(self, "a RaftMessage"))
+        return;
+      if (self->state.raft)
+        self->send(self->state.raft, raft_atom_v, env);
+    },
+    [=](pwrite_atom atom, const envelope& env) -> caf::result<envelope> {
+      if (!from_trusted_peer(self, "a PersistentOp"))
+        return untrusted_reply();
+      auto& st = self->state;
+      if (!st.raft)
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "node " + st.self_address + " has no Raft (no data_dir)"));
+      return relay_envelope(self, st.raft, std::chrono::milliseconds(st.cfg->raft.write_timeout_ms),
+                            atom, env);
+    },
+    [=](raft_atom atom, const std::string& node, envelope& env) {
+      if (!local_only(self, "distro", "raft"))
+        return;
+      if (auto peer = peer_for(self, node))
+        self->send(peer, atom, std::move(env));
+    },
+    [=](pwrite_atom atom, const std::string& node, const envelope& env)
+      -> caf::result<envelope> {
+      if (!local_only(self, "distro", "pwrite"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                               "not accepted from another process"));
+      auto peer = peer_for(self, node);
+      if (!peer)
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "the Raft leader " + node + " is not a member"));
+      return delegate_envelope(self, peer, atom, env);
     },
     // -- from the gateway ------------------------------------------------------
     [=](forward_atom atom, const std::string& node, const envelope& env)

@@ -12,9 +12,11 @@
 #include "actors/common/log.hpp"
 #include "actors/distro/distro_protocol.hpp"
 #include "actors/member/member_tracker.hpp"
+#include "actors/raft/persistent_store.hpp"
 #include "actors/service/service_actor.hpp"
 #include "actors/service/service_index.hpp"
 #include "messages/convert.hpp"
+#include "messages/raft.pb.h"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
 #include "messages/validate.hpp"
@@ -40,6 +42,10 @@ struct gateway_state {
 
   std::shared_ptr<const node_config> cfg;
   distro_actor distro;
+  /// The raft actor (none without data_dir), and the role and leader it last reported.
+  raft_port_actor raft;
+  std::string raft_role = "off";
+  std::string raft_leader;
   std::unordered_map<client_id, client_actor> clients;
   /// Clients created as replicas (bounded by replica_clients_max, the others by clients_max).
   std::unordered_set<client_id> replicas;
@@ -297,6 +303,8 @@ envelope on_status(gateway_actor_t* self) {
                      : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
                                                       : "authenticated cluster");
   reply.set_tls(st.cfg->tls.mode());
+  reply.set_raft_role(st.raft_role);
+  reply.set_raft_leader(st.raft_leader);
   fill_members(self, reply.mutable_members());
   std::uint64_t instances = 0, subscribers = 0, services = 0;
   for (auto& kv : st.services) {
@@ -434,6 +442,112 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
   }
 }
 
+// -- persistent instances ---------------------------------------------------------
+
+/// Hands a checked PersistentOp to the raft actor; the answer comes once it is committed.
+caf::result<envelope> to_raft(gateway_actor_t* self, const raft::persistent_op& op) {
+  auto& st = self->state;
+  v1::PersistentOp msg;
+  msg.ParseFromString(raft::encode(op));
+  // The raft actor answers within write_timeout_ms; the margin covers the hops.
+  return relay_envelope(self, st.raft, std::chrono::milliseconds(st.cfg->raft.write_timeout_ms + 1000),
+                        pwrite_atom_v, pack(msg));
+}
+
+std::optional<envelope> refuse_without_raft(gateway_actor_t* self) {
+  if (self->state.raft)
+    return std::nullopt;
+  return error_reply(v1::Error::INVALID_ARGUMENT, "ephemeral",
+                     "persistent instances are off on node " + self->state.cfg->listen.to_string()
+                       + ": it has no data_dir");
+}
+
+/// A persistent register: checked as any instance, refused when the service is ephemeral (Nacos:
+/// "Current service %s is ephemeral service, can't register persistent instance."), then written
+/// through Raft.
+caf::result<envelope> register_persistent(gateway_actor_t* self, const v1::RegisterRequest& req) {
+  if (auto refusal = refuse_without_raft(self))
+    return *refusal;
+  raft::persistent_op op;
+  op.what = raft::persistent_op::kind::reg;
+  op.service = from_wire(req.service());
+  if (auto err = validate_service_key(op.service))
+    return pack(make_error(*err));
+  op.inst = from_wire(req.instance());
+  apply_defaults(op.inst);
+  op.inst.ephemeral = false;
+  if (auto err = validate_instance(op.inst, true))
+    return pack(make_error(*err));
+  if (req.has_check()) {
+    const auto& c = req.check();
+    if (c.type() == v1::HealthCheck::HTTP) {
+      op.check.type = raft::health_check_spec::kind::http;
+      op.check.path = c.path();
+      if (op.check.path.empty() || op.check.path.front() != '/'
+          || op.check.path.size() > defaults::health_check_path_chars_max
+          || op.check.path.find_first_of(" \r\n") != std::string::npos)
+        return error_reply(v1::Error::INVALID_ARGUMENT, "check",
+                           "an HTTP check needs a path starting with '/', at most "
+                             + std::to_string(defaults::health_check_path_chars_max)
+                             + " characters, without spaces");
+    } else if (c.type() == v1::HealthCheck::NONE) {
+      op.check.type = raft::health_check_spec::kind::none;
+    }
+  }
+  auto& st = self->state;
+  auto i = st.services.find(op.service);
+  if (i == st.services.end())
+    return to_raft(self, op);
+  i->second.touched = true;
+  auto rp = self->make_response_promise<envelope>();
+  self->request(i->second.handle, std::chrono::milliseconds(defaults::request_timeout_ms),
+                kind_atom_v)
+    .then(
+      [=](std::int32_t kind) mutable {
+        if (kind == 1) {
+          rp.deliver(error_reply(v1::Error::INVALID_ARGUMENT, "ephemeral",
+                                 "Current service " + op.service.grouped_name()
+                                   + " is ephemeral service, can't register persistent instance."));
+          return;
+        }
+        v1::PersistentOp msg;
+        msg.ParseFromString(raft::encode(op));
+        self->request(self->state.raft,
+                      std::chrono::milliseconds(self->state.cfg->raft.write_timeout_ms + 1000),
+                      pwrite_atom_v, pack(msg))
+          .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
+                [=](caf::error& err) mutable {
+                  rp.deliver(error_reply(v1::Error::UNAVAILABLE, "",
+                                         "the raft actor did not answer: "
+                                           + self->system().render(err)));
+                });
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(error_reply(v1::Error::UNAVAILABLE, "",
+                               "the service did not answer: " + self->system().render(err)));
+      });
+  return rp;
+}
+
+caf::result<envelope> deregister_persistent(gateway_actor_t* self,
+                                            const v1::DeregisterRequest& req) {
+  if (auto refusal = refuse_without_raft(self))
+    return *refusal;
+  raft::persistent_op op;
+  op.what = raft::persistent_op::kind::dereg;
+  op.service = from_wire(req.service());
+  if (auto err = validate_service_key(op.service))
+    return pack(make_error(*err));
+  op.inst.ip = req.ip();
+  op.inst.port = req.port();
+  op.inst.cluster = req.cluster();
+  op.inst.ephemeral = false;
+  apply_defaults(op.inst);
+  if (auto err = validate_instance(op.inst, true))
+    return pack(make_error(*err));
+  return to_raft(self, op);
+}
+
 /// The reply to a Hello: a Welcome and the session handle, or an Error and no handle.
 caf::result<envelope, caf::actor> hello_reply(envelope env, caf::actor session) {
   return {std::move(env), std::move(session)};
@@ -441,9 +555,10 @@ caf::result<envelope, caf::actor> hello_reply(envelope env, caf::actor session) 
 
 gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
                                               std::shared_ptr<const node_config> cfg,
-                                              distro_actor distro) {
+                                              distro_actor distro, raft_port_actor raft) {
   self->state.cfg = std::move(cfg);
   self->state.distro = std::move(distro);
+  self->state.raft = std::move(raft);
   self->state.ready = !self->state.distro;
   install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -494,6 +609,9 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](reg_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
         return *refusal;
+      v1::RegisterRequest req;
+      if (unpack(env, req) && req.instance().has_ephemeral() && !req.instance().ephemeral())
+        return register_persistent(self, req);
       return route_heartbeat<v1::RegisterRequest>(self, atom, env, true);
     },
     [=](beat_atom atom, const envelope& env) -> caf::result<envelope> {
@@ -504,6 +622,9 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](dereg_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
         return *refusal;
+      v1::DeregisterRequest req;
+      if (unpack(env, req) && req.persistent())
+        return deregister_persistent(self, req);
       return route_heartbeat<v1::DeregisterRequest>(self, atom, env, false);
     },
     [=](query_atom atom, const envelope& env) -> caf::result<envelope> {
@@ -538,7 +659,26 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return *refusal;
       return on_list(self, env);
     },
-    [=](status_atom, const envelope&) { return on_status(self); },
+    [=](status_atom, const envelope& env) -> caf::result<envelope> {
+      if (!holds<v1::RaftStatusRequest>(env))
+        return on_status(self);
+      auto& st = self->state;
+      if (!st.raft) {
+        v1::RaftStatus off;
+        off.set_enabled(false);
+        off.set_id(st.cfg->listen.to_string());
+        off.set_role("off");
+        return pack(off);
+      }
+      return relay_envelope(self, st.raft, std::chrono::milliseconds(defaults::request_timeout_ms),
+                            rstatus_atom_v);
+    },
+    [=](rstatus_atom, std::string& role, std::string& leader) {
+      if (!local_only(self, "gateway", "rstatus"))
+        return;
+      self->state.raft_role = std::move(role);
+      self->state.raft_leader = std::move(leader);
+    },
     [=](members_atom, const envelope&) {
       v1::MemberList reply;
       fill_members(self, reply.mutable_members());
@@ -691,8 +831,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
 } // namespace
 
 gateway_actor spawn_gateway_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
-                                  distro_actor distro) {
-  return sys.spawn(gateway_behavior, std::move(cfg), std::move(distro));
+                                  distro_actor distro, raft_port_actor raft) {
+  return sys.spawn(gateway_behavior, std::move(cfg), std::move(distro), std::move(raft));
 }
 
 } // namespace registry

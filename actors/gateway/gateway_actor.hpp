@@ -6,7 +6,8 @@
 /// Interface: `gateway_actor` in actors/interfaces.hpp. Client processes reach it only through
 /// the front door; everything else is in-process.
 /// A service actor that fails is restarted and rebuilt from the client actors (the source of truth);
-/// a client actor that fails has its instances removed.
+/// a client actor that fails has its instances removed; persistent instances come from the raft
+/// actor (actors/raft/raft_actor.hpp), which feeds them again when the gateway restarts.
 
 #include <memory>
 
@@ -17,7 +18,12 @@
 
 namespace registry {
 
+/// `raft` is the node's raft actor (none without data_dir: persistent writes are refused). A
+/// persistent write (a stateless RegisterRequest with instance.ephemeral = false, a
+/// DeregisterRequest with persistent = true) is checked here, refused when the service holds
+/// ephemeral instances, and handed to the raft actor as a PersistentOp; the answer comes once it
+/// is committed. A status request whose envelope is a RaftStatusRequest gets the RaftStatus.
 gateway_actor spawn_gateway_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
-                                  distro_actor distro);
+                                  distro_actor distro, raft_port_actor raft = {});
 
 } // namespace registry

@@ -330,6 +330,33 @@ peer_actor::behavior_type peer_behavior(peer_actor_t* self, peer_settings settin
                        envelope{});
           });
     },
+    [=](raft_atom, envelope& msg) {
+      if (!local_only(self, "peer", "raft"))
+        return;
+      // One way: Raft retries what is lost, so a message for a disconnected member is dropped.
+      if (self->state.remote)
+        self->send(self->state.remote, raft_atom_v, std::move(msg));
+    },
+    [=](pwrite_atom, envelope& op) -> caf::result<envelope> {
+      if (!local_only(self, "peer", "pwrite"))
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                               "not accepted from another process"));
+      auto& st = self->state;
+      if (!st.remote)
+        return pack(make_error(v1::Error::UNAVAILABLE, "",
+                               "the Raft leader " + st.address + " is not connected"));
+      auto rp = self->make_response_promise<envelope>();
+      auto address = st.address;
+      self->request(st.remote, milliseconds(st.settings.write_timeout_ms), pwrite_atom_v,
+                    std::move(op))
+        .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
+              [=](caf::error& err) mutable {
+                rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                           "the Raft leader " + address + " did not answer: "
+                                             + self->system().render(err))));
+              });
+      return rp;
+    },
     [=](forward_atom, envelope& request) -> caf::result<envelope> {
       if (!local_only(self, "peer", "forward"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));

@@ -39,6 +39,7 @@ struct peer_settings {
   std::int64_t verify_timeout_ms = 3000;
   std::int64_t snapshot_timeout_ms = 30000;
   std::int64_t probe_interval_ms = 1000;
+  std::int64_t write_timeout_ms = 5000;     ///< persistent writes forwarded to the Raft leader
 };
 
 peer_actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, distro_actor distro);

@@ -21,6 +21,7 @@
 #include "actors/member/http_get.hpp"
 #include "actors/member/member_source.hpp"
 #include "actors/node/node_supervisor.hpp"
+#include "actors/raft/raft_actor.hpp"
 #include "config/node_config.hpp"
 #include "messages/type_ids.hpp"
 
@@ -255,10 +256,32 @@ int main(int argc, char** argv) {
     std::cerr << "registryd: " << problem << "\n";
     return exit_runtime_error;
   }
+  // Raft's directory: opened (and bootstrapped with the members as voters when new) before
+  // anything starts; a damaged log stops the start with the file, the offset and what to do.
+  std::optional<registry::raft::raft_log_store::open_result> raft_store;
+  if (cfg->raft_enabled()) {
+    std::vector<std::string> voters;
+    for (auto& m : cfg->members)
+      voters.push_back(m.to_string());
+    raft_store = registry::open_raft_store(cfg->data_dir, voters);
+    if (!raft_store->error.empty()) {
+      registry::log().error("node {} cannot start: data_dir: {}", cfg->listen.to_string(),
+                            raft_store->error);
+      registry::shutdown_logging();
+      std::cerr << "registryd: " << config_path << ": data_dir: " << raft_store->error << "\n";
+      return exit_runtime_error;
+    }
+    for (auto& w : raft_store->warnings)
+      registry::log().warn("node {} raft: {}", cfg->listen.to_string(), w);
+  }
   int exit_code = exit_ok;
   {
     caf::actor_system sys{sys_cfg};
-    auto supervisor = registry::spawn_node_supervisor(sys, cfg, users);
+    registry::raft_actor raft;
+    if (raft_store)
+      raft = registry::spawn_raft_actor(sys, registry::make_raft_settings(*cfg),
+                                        std::move(*raft_store));
+    auto supervisor = registry::spawn_node_supervisor(sys, cfg, users, raft);
     bool started = false;
     {
       caf::scoped_actor self{sys};

@@ -29,6 +29,8 @@ struct supervisor_state {
   distro_actor distro;
   /// The published actor: the client protocol and the peer handshake, nothing else.
   front_door_actor front_door;
+  /// The raft actor (none without data_dir); it outlives restarts of the others.
+  raft_actor raft;
   std::uint16_t published_port = 0;
   bool stopping = false;
   /// The member list of the last reload, replayed to a restarted distro actor.
@@ -56,21 +58,26 @@ void publish_gateway(supervisor_t* self, Done done) {
 void start_children(supervisor_t* self) {
   auto& st = self->state;
   st.distro = spawn_distro_actor(self->system(), st.cfg);
-  st.gateway = spawn_gateway_actor(self->system(), st.cfg, st.distro);
+  st.gateway = spawn_gateway_actor(self->system(), st.cfg, st.distro,
+                                   caf::actor_cast<raft_port_actor>(st.raft));
   st.front_door = spawn_front_door_actor(self->system(), st.gateway, st.distro, st.users);
   self->monitor(st.front_door);
   self->monitor(st.distro);
   self->monitor(st.gateway);
   self->send(st.distro, start_atom_v, st.gateway);
+  if (st.raft)
+    self->send(st.raft, start_atom_v, st.gateway, st.distro);
   if (st.reloaded_members)
     self->send(st.distro, reload_atom_v, *st.reloaded_members);
 }
 
 node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
                                                        std::shared_ptr<const node_config> cfg,
-                                                       std::shared_ptr<auth::authenticator> users) {
+                                                       std::shared_ptr<auth::authenticator> users,
+                                                       raft_actor raft) {
   self->state.cfg = std::move(cfg);
   self->state.users = std::move(users);
+  self->state.raft = std::move(raft);
   install_default_handlers(self, "supervisor");
   start_children(self);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -128,6 +135,8 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
     self->send_exit(st.front_door, caf::exit_reason::user_shutdown);
     self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
     self->send_exit(st.distro, caf::exit_reason::user_shutdown);
+    if (st.raft)
+      self->send_exit(st.raft, caf::exit_reason::user_shutdown);
     self->quit(em.reason);
   });
   return {
@@ -164,8 +173,9 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
 
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
                                             std::shared_ptr<const node_config> cfg,
-                                            std::shared_ptr<auth::authenticator> users) {
-  return sys.spawn(supervisor_behavior, std::move(cfg), std::move(users));
+                                            std::shared_ptr<auth::authenticator> users,
+                                            raft_actor raft) {
+  return sys.spawn(supervisor_behavior, std::move(cfg), std::move(users), std::move(raft));
 }
 
 } // namespace registry

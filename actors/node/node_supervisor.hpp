@@ -18,8 +18,11 @@
 namespace registry {
 
 /// `users`: the node's authenticator when auth is on (the front door checks CAF writes).
+/// `raft` is the node's raft actor (none without data_dir); the supervisor hands it the gateway
+/// and the distro actor at every (re)start of those.
 node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
                                             std::shared_ptr<const node_config> cfg,
-                                            std::shared_ptr<auth::authenticator> users = nullptr);
+                                            std::shared_ptr<auth::authenticator> users = nullptr,
+                                            raft_actor raft = {});
 
 } // namespace registry

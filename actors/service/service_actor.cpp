@@ -207,6 +207,15 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
       if (!local_only(self, "service", "svc_put"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       auto& st = self->state;
+      // A service is ephemeral or persistent by its first instance; refuse mixing (Nacos 2.x).
+      // Persistent instances are committed through Raft already: they are shown regardless.
+      if (!xs.empty() && !is_persistent_client(client) && st.index->holds_persistent())
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, "ephemeral",
+                               "Current service " + st.index->key().grouped_name()
+                                 + " is persistent service, can't register ephemeral instance."));
+      if (!xs.empty() && is_persistent_client(client) && st.index->holds_ephemeral())
+        log().warn("service {} holds ephemeral and persistent instances", 
+                   st.index->key().to_string());
       auto total = st.index->instance_count() - st.index->count_of(client) + xs.size();
       if (total > st.settings.instances_max)
         return pack(make_error(v1::Error::LIMIT_EXCEEDED, "instances",
@@ -216,6 +225,12 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
       if (st.index->put(client, std::move(xs)))
         changed(self);
       return pack(v1::Ack{});
+    },
+    [=](kind_atom) -> std::int32_t {
+      if (!local_only(self, "service", "kind"))
+        return 0;
+      auto& index = *self->state.index;
+      return index.holds_persistent() ? 2 : index.holds_ephemeral() ? 1 : 0;
     },
     [=](svc_drop_atom, const client_id& client) {
       if (!local_only(self, "service", "svc_drop"))

@@ -53,6 +53,20 @@ bool service_index::put(const client_id& client, std::vector<instance> xs) {
   return true;
 }
 
+bool service_index::holds_persistent() const {
+  for (const auto& kv : by_client_)
+    if (is_persistent_client(kv.first) && !kv.second.empty())
+      return true;
+  return false;
+}
+
+bool service_index::holds_ephemeral() const {
+  for (const auto& kv : by_client_)
+    if (!is_persistent_client(kv.first) && !kv.second.empty())
+      return true;
+  return false;
+}
+
 bool service_index::remove_client(const client_id& client) {
   auto i = by_client_.find(client);
   if (i == by_client_.end())

@@ -39,6 +39,10 @@ public:
     return i == by_client_.end() ? 0 : i->second.size();
   }
   std::size_t client_count() const { return by_client_.size(); }
+  /// Whether persistent (client "ip:port#false") or ephemeral instances are here: a service is
+  /// one or the other, decided by its first instance (Nacos 2.x).
+  bool holds_persistent() const;
+  bool holds_ephemeral() const;
   bool empty() const { return by_client_.empty(); }
 
   /// Bumped on every visible change; starts at 0.

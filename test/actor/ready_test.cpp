@@ -38,6 +38,8 @@ peer_actor::behavior_type stub_peer(peer_actor::pointer, std::shared_ptr<peer_lo
     [](verify_atom, std::uint64_t, const envelope&) {},
     [=](snapshot_atom, std::uint64_t id, const envelope&) { log->snapshot_requests.push_back(id); },
     [](forward_atom, const envelope&) -> envelope { return {}; },
+    [](raft_atom, const envelope&) {},
+    [](pwrite_atom, const envelope&) -> envelope { return {}; },
   };
 }
 

@@ -48,13 +48,14 @@ TEST_CASE("a raw RegisterRequest without weight, healthy, enabled, ephemeral get
   CHECK(hosts[0]["enabled"] == true);
   CHECK(hosts[0]["ephemeral"] == true);
 
-  // A persistent instance is refused, naming the field, and nothing changes.
+  // A persistent instance on a node without data_dir is refused, naming the field, and nothing
+  // changes.
   req.mutable_instance()->set_port(8081);
   req.mutable_instance()->set_ephemeral(false);
   v1::Error err;
   REQUIRE(unpack(ask(req), err));
   CHECK(err.code() == v1::Error::INVALID_ARGUMENT);
   CHECK(err.field() == "ephemeral");
-  CHECK(err.message().find("persistent instances are not supported yet") != std::string::npos);
+  CHECK(err.message().find("it has no data_dir") != std::string::npos);
   CHECK(host_set(node.hosts("orders")) == std::vector<std::string>{"10.0.0.1:8080"});
 }

@@ -205,9 +205,11 @@ TEST_CASE("convert: explicit zero and false values are kept") {
   CHECK_FALSE(x.healthy);
   CHECK_FALSE(x.enabled);
   CHECK_FALSE(x.ephemeral);
-  // A persistent instance is refused, naming the field.
+  // A persistent instance is refused where only ephemeral ones go (sessions, beats, Distro),
+  // naming the field, and accepted on the persistent path.
   auto err = validate_instance(x);
   REQUIRE(err);
   CHECK(err->field == "ephemeral");
-  CHECK(err->message.find("persistent instances are not supported yet") != std::string::npos);
+  CHECK(err->message.find("through Raft") != std::string::npos);
+  CHECK_FALSE(validate_instance(x, true));
 }

@@ -237,6 +237,17 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(!cfg.tls.enabled);
   CHECK(std::string{cfg.tls.mode()} == "off");
   CHECK(cfg.warnings.empty());
+  CHECK(cfg.data_dir.empty());
+  CHECK(!cfg.raft_enabled());
+  CHECK(cfg.raft.election_timeout_ms == defaults.raft.election_timeout_ms);
+  CHECK(cfg.raft.heartbeat_interval_ms == defaults.raft.heartbeat_interval_ms);
+  CHECK(cfg.raft.snapshot_threshold_entries == defaults.raft.snapshot_threshold_entries);
+  CHECK(cfg.raft.snapshot_trailing_entries == defaults.raft.snapshot_trailing_entries);
+  CHECK(cfg.raft.write_timeout_ms == defaults.raft.write_timeout_ms);
+  CHECK(cfg.health_check.interval_min_ms == defaults.health_check.interval_min_ms);
+  CHECK(cfg.health_check.interval_max_ms == defaults.health_check.interval_max_ms);
+  CHECK(cfg.health_check.timeout_ms == defaults.health_check.timeout_ms);
+  CHECK(cfg.health_check.in_flight_max == defaults.health_check.in_flight_max);
 }
 
 TEST_CASE("node_config: http.listen defaults, off, any port and collisions") {
@@ -803,4 +814,50 @@ TEST_CASE("node_config: push.drop_after_ms and the log section are checked") {
   CHECK(cfg.log.files_max == 3);
   CHECK(cfg.log.queue_lines_max == 10);
   CHECK(cfg.log.flush_interval_ms == 50);
+}
+
+TEST_CASE("node_config: data_dir turns Raft on and is resolved from the file's directory") {
+  CHECK(!parse_ok(minimal).raft_enabled());
+  auto abs = parse_ok(minimal + "data_dir: /var/lib/registry\n");
+  CHECK(abs.raft_enabled());
+  CHECK(abs.data_dir == "/var/lib/registry");
+  auto rel = registry::parse_node_config(minimal + "data_dir: data/n1\n", "/etc/registry/node.yaml");
+  REQUIRE(std::holds_alternative<node_config>(rel));
+  CHECK(std::get<node_config>(rel).data_dir == "/etc/registry/data/n1");
+  check_parse_error(minimal + "data_dir: [a]\n", "data_dir", {"string"});
+}
+
+TEST_CASE("node_config: the raft and health_check sections are read and checked") {
+  auto cfg = parse_ok(minimal + "raft: {election_timeout_ms: 300, heartbeat_interval_ms: 50, "
+                                "snapshot_threshold_entries: 100, snapshot_trailing_entries: 10, "
+                                "write_timeout_ms: 2000}\n"
+                                "health_check: {interval_min_ms: 200, interval_max_ms: 900, "
+                                "timeout_ms: 100, in_flight_max: 8}\n");
+  CHECK(cfg.raft.election_timeout_ms == 300);
+  CHECK(cfg.raft.heartbeat_interval_ms == 50);
+  CHECK(cfg.raft.snapshot_threshold_entries == 100);
+  CHECK(cfg.raft.snapshot_trailing_entries == 10);
+  CHECK(cfg.raft.write_timeout_ms == 2000);
+  CHECK(cfg.health_check.interval_min_ms == 200);
+  CHECK(cfg.health_check.interval_max_ms == 900);
+  CHECK(cfg.health_check.timeout_ms == 100);
+  CHECK(cfg.health_check.in_flight_max == 8);
+
+  check_parse_error(minimal + "raft: {node: x}\n", "raft.node", {"unknown key"});
+  check_parse_error(minimal + "raft: {heartbeat_interval_ms: 0}\n", "raft.heartbeat_interval_ms",
+                    {"1.."});
+  check_parse_error(minimal + "raft: {election_timeout_ms: 200}\n", "raft.election_timeout_ms",
+                    {"3 x raft.heartbeat_interval_ms", "200"});
+  check_parse_error(minimal + "raft: {snapshot_trailing_entries: 1024}\n",
+                    "raft.snapshot_trailing_entries", {"raft.snapshot_threshold_entries", "1024"});
+  check_parse_error(minimal + "raft: {snapshot_threshold_entries: 20000}\n",
+                    "raft.snapshot_threshold_entries", {"20000"});
+  check_parse_error(minimal + "raft: {write_timeout_ms: 1000}\n", "raft.write_timeout_ms",
+                    {"raft.election_timeout_ms", "1000"});
+  check_parse_error(minimal + "health_check: {interval_min_ms: 6000}\n",
+                    "health_check.interval_min_ms", {"health_check.interval_max_ms", "6000"});
+  check_parse_error(minimal + "health_check: {timeout_ms: 5000}\n", "health_check.timeout_ms",
+                    {"health_check.interval_max_ms", "5000"});
+  check_parse_error(minimal + "health_check: {in_flight_max: 0}\n", "health_check.in_flight_max",
+                    {"1.."});
 }

@@ -16,6 +16,7 @@
 #include "config/node_config.hpp"
 #include "config/tls.hpp"
 #include "messages/convert.hpp"
+#include "messages/raft.pb.h"
 #include "messages/type_ids.hpp"
 #include "messages/validate.hpp"
 #include "tools/client/event_dispatcher.hpp"
@@ -294,14 +295,62 @@ naming_client::~naming_client() {
 
 void naming_client::register_instance(const std::string& service, const std::string& group,
                                       const instance& x) {
+  if (!x.ephemeral) {
+    register_persistent_instance(service, group, x);
+    return;
+  }
   auto& d = *impl_;
   d.expect<v1::Ack>(d.call(wire::reg_atom::value, d.register_request(service, group, x)));
 }
 
 void naming_client::deregister_instance(const std::string& service, const std::string& group,
                                         const instance& x) {
+  if (!x.ephemeral) {
+    deregister_persistent_instance(service, group, x);
+    return;
+  }
   auto& d = *impl_;
   d.expect<v1::Ack>(d.call(wire::dereg_atom::value, d.deregister_request(service, group, x)));
+}
+
+// -- persistent instances ---------------------------------------------------------------------------
+
+void naming_client::register_persistent_instance(const std::string& service,
+                                                 const std::string& group, instance x,
+                                                 const std::string& check) {
+  auto& d = *impl_;
+  x.ephemeral = false;
+  apply_defaults(x);
+  if (d.opts.check_locally)
+    if (auto e = validate_instance(x, true))
+      throw_invalid(*e);
+  v1::RegisterRequest req;
+  to_wire(d.key_of(service, group), *req.mutable_service());
+  to_wire(x, *req.mutable_instance());
+  auto* hc = req.mutable_check();
+  if (check == "none") {
+    hc->set_type(v1::HealthCheck::NONE);
+  } else if (check.rfind("http:/", 0) == 0) {
+    hc->set_type(v1::HealthCheck::HTTP);
+    hc->set_path(check.substr(5));
+  } else if (check == "tcp" || check.empty()) {
+    hc->set_type(v1::HealthCheck::TCP);
+  } else if (d.opts.check_locally) {
+    throw_invalid(field_error{"check", "expected tcp, none or http:/PATH, got '" + check + "'"});
+  }
+  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::reg_atom::value},
+                           wire::pack(req)));
+}
+
+void naming_client::deregister_persistent_instance(const std::string& service,
+                                                   const std::string& group, const instance& x) {
+  auto& d = *impl_;
+  auto env = d.deregister_request(service, group, x);
+  v1::DeregisterRequest req;
+  wire::unpack(env, req);
+  req.set_persistent(true);
+  d.expect<v1::Ack>(d.call(detail::gw_atom::value, caf::atom_value{wire::dereg_atom::value},
+                           wire::pack(req)));
 }
 
 // -- heartbeat clients ------------------------------------------------------------------------------
@@ -456,6 +505,31 @@ node_status naming_client::status() {
     result.distro_peers.push_back({c.peer(), c.syncs_ok(), c.syncs_failed(), c.verifies_ok(),
                                    c.verifies_failed(), c.repairs(), c.syncs_received(),
                                    c.verifies_received()});
+  result.raft_role = st.raft_role();
+  result.raft_leader = st.raft_leader();
+  return result;
+}
+
+raft_status naming_client::raft() {
+  auto& d = *impl_;
+  auto st = d.expect<v1::RaftStatus>(d.call(detail::gw_atom::value,
+                                            caf::atom_value{wire::status_atom::value},
+                                            wire::pack(v1::RaftStatusRequest{})));
+  raft_status result;
+  result.enabled = st.enabled();
+  result.id = st.id();
+  result.role = st.role();
+  result.term = st.term();
+  result.leader = st.leader();
+  result.commit_index = st.commit_index();
+  result.applied_index = st.applied_index();
+  result.last_index = st.last_index();
+  result.snapshot_index = st.snapshot_index();
+  result.persistent_instances = st.persistent_instances();
+  result.data_dir = st.data_dir();
+  for (const auto& m : st.members())
+    result.members.push_back(
+      raft_member{m.id(), m.voter(), m.match_index(), m.next_index(), m.state()});
   return result;
 }
 

@@ -157,6 +157,34 @@ struct node_status {
                   repairs = 0, syncs_received = 0, verifies_received = 0;
   };
   std::vector<distro_peer> distro_peers;
+  /// Raft (persistent instances): this node's role ("off" without data_dir) and its leader.
+  std::string raft_role;
+  std::string raft_leader;
+};
+
+/// One member as the node's Raft sees it (match and next index known to the leader only).
+struct raft_member {
+  std::string id;
+  bool voter = false;
+  std::uint64_t match_index = 0;
+  std::uint64_t next_index = 0;
+  std::string state;
+};
+
+/// A node's Raft state (registryctl raft).
+struct raft_status {
+  bool enabled = false;
+  std::string id;
+  std::string role;
+  std::uint64_t term = 0;
+  std::string leader;
+  std::uint64_t commit_index = 0;
+  std::uint64_t applied_index = 0;
+  std::uint64_t last_index = 0;
+  std::uint64_t snapshot_index = 0;
+  std::uint64_t persistent_instances = 0;
+  std::string data_dir;
+  std::vector<raft_member> members;
 };
 
 /// A change of a subscribed service: the new state and what differs from the previous one.
@@ -182,9 +210,21 @@ public:
 
   // -- session-based registration (the instance lives while this client lives) -----------------
 
+  /// With x.ephemeral = false the instance is persistent: it takes the persistent path
+  /// (register_persistent_instance with a TCP check), not the session.
   void register_instance(const std::string& service, const std::string& group, const instance& x);
+  /// With x.ephemeral = false: deregister_persistent_instance.
   void deregister_instance(const std::string& service, const std::string& group,
                            const instance& x);
+
+  // -- persistent instances (through Raft; they never expire and belong to no session) --------
+
+  /// Answers once the write is committed; a write without a leader or quorum fails with
+  /// error(unavailable) (never a silent success). `check`: "tcp", "none" or "http:/PATH".
+  void register_persistent_instance(const std::string& service, const std::string& group,
+                                    instance x, const std::string& check = "tcp");
+  void deregister_persistent_instance(const std::string& service, const std::string& group,
+                                      const instance& x);
 
   // -- heartbeat clients (Nacos 1.x: the instance expires unless beats arrive) -------------------
 
@@ -224,6 +264,8 @@ public:
 
   node_status status();
   std::vector<member_state> members();
+  /// The connected node's Raft state.
+  raft_status raft();
 
   /// The node this client is connected to now ("" when none).
   std::string connected_node() const;

@@ -173,11 +173,17 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   add_instance_options(reg, ia);
   reg->add_flag("--hold", ia.hold,
                 "register through a session and stay until SIGINT/SIGTERM (then deregister)");
+  reg->add_flag("--persistent", ia.persistent,
+                "a persistent instance: written through Raft, never expires, checked by the "
+                "cluster");
+  reg->add_option("--check", ia.check, "with --persistent: tcp (default), none or http:/PATH");
   auto beat = app.add_subcommand("beat", "send a heartbeat (re-creates an unknown instance)");
   add_instance_options(beat, ia);
   beat->add_option("--every-ms", ia.every_ms, "keep beating at this period until signalled");
-  auto dereg = app.add_subcommand("deregister", "deregister a heartbeat-client instance");
+  auto dereg = app.add_subcommand("deregister",
+                                  "deregister a heartbeat-client (or --persistent) instance");
   add_instance_options(dereg, ia);
+  dereg->add_flag("--persistent", ia.persistent, "a persistent instance, through Raft");
 
   auto inst = app.add_subcommand("instances", "list a service's instances (direct query)");
   add_query_options(inst, qa, true);
@@ -193,6 +199,7 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   sub->add_option("--count", qa.count, "exit after this many lists");
   auto status = app.add_subcommand("status", "the node's state");
   auto members = app.add_subcommand("members", "the cluster members and their states");
+  auto raft = app.add_subcommand("raft", "the node's Raft state (persistent instances)");
   auto fo = app.add_subcommand("failover", "turn the failover switch on or off (needs --cache-dir)");
   fo->add_option("MODE", failover_mode, "on (saves the disk cache as failover data) or off")
     ->required()
@@ -221,11 +228,19 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
     {dereg, command_kind::dereg},     {inst, command_kind::instances},
     {svcs, command_kind::services},   {sub, command_kind::subscribe},
     {status, command_kind::status},   {members, command_kind::members},
-    {fo, command_kind::failover},
+    {fo, command_kind::failover},     {raft, command_kind::raft},
   };
   for (const auto& [cmd, kind] : commands)
     if (cmd->parsed()) {
       result.kind = kind;
+      if (kind == command_kind::reg && ia.persistent && ia.hold)
+        return usage_error{"--persistent and --hold exclude each other: a persistent instance "
+                           "belongs to no session"};
+      if (!ia.check.empty() && !(kind == command_kind::reg && ia.persistent))
+        return usage_error{"--check needs register --persistent"};
+      if (!ia.check.empty() && ia.check != "tcp" && ia.check != "none"
+          && ia.check.rfind("http:/", 0) != 0)
+        return usage_error{"--check: expected tcp, none or http:/PATH, got '" + ia.check + "'"};
       return result;
     }
   return usage_error{"no command (see registryctl --help)"};

@@ -62,6 +62,8 @@ struct instance_args {
   bool disabled = false;
   bool hold = false;   // register
   int every_ms = 0;    // beat
+  bool persistent = false; // register, deregister: a persistent instance, through Raft
+  std::string check;       // register --persistent: tcp (default), none or http:/PATH
 };
 
 struct query_args {
@@ -86,6 +88,7 @@ enum class command_kind {
   status,
   members,
   failover,
+  raft,
 };
 
 /// The parsed command line: the command and the arguments it reads.

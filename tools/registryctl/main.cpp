@@ -283,6 +283,16 @@ int with_client(const global_args& g, const std::string& namespace_id, F fn,
 
 int cmd_register(const global_args& g, const instance_args& a) {
   auto x = make_instance(a);
+  if (a.persistent) {
+    x.ephemeral = false;
+    return with_client(g, a.namespace_id, [&](naming_client& c) {
+      auto check = a.check.empty() ? std::string{"tcp"} : a.check;
+      c.register_persistent_instance(a.service, a.group, x, check);
+      print("registered " + describe(a) + " as a persistent instance (committed through Raft via "
+            + c.connected_node() + "; health check " + check + ")");
+      return exit_ok;
+    });
+  }
   if (!a.hold) {
     return with_client(g, a.namespace_id, [&](naming_client& c) {
       c.register_heartbeat_instance(a.service, a.group, x);
@@ -347,6 +357,14 @@ int cmd_beat(const global_args& g, const instance_args& a) {
 
 int cmd_deregister(const global_args& g, const instance_args& a) {
   auto x = make_instance(a);
+  if (a.persistent) {
+    x.ephemeral = false;
+    return with_client(g, a.namespace_id, [&](naming_client& c) {
+      c.deregister_persistent_instance(a.service, a.group, x);
+      print("deregistered persistent instance " + describe(a));
+      return exit_ok;
+    });
+  }
   return with_client(g, a.namespace_id, [&](naming_client& c) {
     c.deregister_heartbeat_instance(a.service, a.group, x);
     print("deregistered " + describe(a));
@@ -462,7 +480,9 @@ int cmd_status(const global_args& g) {
                  {"services", st.services},
                  {"instances", st.instances},
                  {"subscribers", st.subscribers},
-                 {"distroPeers", distro}}
+                 {"distroPeers", distro},
+                 {"raftRole", st.raft_role},
+                 {"raftLeader", st.raft_leader}}
               .dump());
       return exit_ok;
     }
@@ -479,13 +499,67 @@ int cmd_status(const global_args& g) {
     text += "clients:     " + std::to_string(st.clients) + "\n" +
             "services:    " + std::to_string(st.services) + "\n" +
             "instances:   " + std::to_string(st.instances) + "\n" +
-            "subscribers: " + std::to_string(st.subscribers);
+            "subscribers: " + std::to_string(st.subscribers) + "\n" +
+            "raft:        " + (st.raft_role.empty() ? std::string{"unknown"} : st.raft_role) +
+            (st.raft_leader.empty() ? std::string{}
+                                    : ", leader " + st.raft_leader);
     for (const auto& d : st.distro_peers)
       text += "\ndistro " + d.peer + ": syncs " + std::to_string(d.syncs_ok) + " ok " +
               std::to_string(d.syncs_failed) + " failed, verifies " + std::to_string(d.verifies_ok) +
               " ok " + std::to_string(d.verifies_failed) + " failed, repairs " +
               std::to_string(d.repairs) + ", received " + std::to_string(d.syncs_received) +
               " syncs " + std::to_string(d.verifies_received) + " verifies";
+    print(text);
+    return exit_ok;
+  });
+}
+
+int cmd_raft(const global_args& g) {
+  return with_client(g, defaults::namespace_id, [&](naming_client& c) {
+    auto r = c.raft();
+    if (g.json) {
+      json members = json::array();
+      for (const auto& m : r.members)
+        members.push_back(json{{"id", m.id},
+                               {"voter", m.voter},
+                               {"matchIndex", m.match_index},
+                               {"nextIndex", m.next_index},
+                               {"state", m.state}});
+      print(json{{"enabled", r.enabled},
+                 {"id", r.id},
+                 {"role", r.role},
+                 {"term", r.term},
+                 {"leader", r.leader},
+                 {"commitIndex", r.commit_index},
+                 {"appliedIndex", r.applied_index},
+                 {"lastIndex", r.last_index},
+                 {"snapshotIndex", r.snapshot_index},
+                 {"persistentInstances", r.persistent_instances},
+                 {"dataDir", r.data_dir},
+                 {"members", members}}
+              .dump());
+      return exit_ok;
+    }
+    if (!r.enabled) {
+      print("raft: off on " + r.id + " (no data_dir: persistent instances are refused)");
+      return exit_ok;
+    }
+    std::string text = "node:        " + r.id + "\n" + "role:        " + r.role + "\n" +
+                       "term:        " + std::to_string(r.term) + "\n" +
+                       "leader:      " + (r.leader.empty() ? std::string{"none"} : r.leader) +
+                       "\n" + "commit:      " + std::to_string(r.commit_index) + "\n" +
+                       "applied:     " + std::to_string(r.applied_index) + "\n" +
+                       "last index:  " + std::to_string(r.last_index) + "\n" +
+                       "snapshot:    " + std::to_string(r.snapshot_index) + "\n" +
+                       "persistent:  " + std::to_string(r.persistent_instances) + " instances\n" +
+                       "data_dir:    " + r.data_dir + "\n" +
+                       "members:     " + std::to_string(r.members.size());
+    for (const auto& m : r.members) {
+      text += "\n  " + m.id + "  " + (m.voter ? "voter" : "learner");
+      if (!m.state.empty())
+        text += "  " + m.state + "  match " + std::to_string(m.match_index) + "  next " +
+                std::to_string(m.next_index);
+    }
     print(text);
     return exit_ok;
   });
@@ -572,6 +646,8 @@ int run(int argc, char** argv) {
       return cmd_members(c.global);
     case command_kind::failover:
       return cmd_failover(c.global, c.failover_mode);
+    case command_kind::raft:
+      return cmd_raft(c.global);
   }
   print_err("no command (see registryctl --help)");
   return exit_usage;
