@@ -637,7 +637,10 @@ bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   // Its source is alive and ready: only its own verifies tell. Time on this node does not count
   // (this node may have been frozen or starved while their verifies waited in its mailbox).
   const auto& p = pi->second;
-  if (p.verifies_received - r.renewed_round >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
+  // A member dropped from the list and added back starts counting again from 0.
+  auto rounds = p.verifies_received >= r.renewed_round ? p.verifies_received - r.renewed_round
+                                                       : p.verifies_received;
+  if (rounds >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
     return true; // verified that many times without it
   // A source that sends no verify at all does not see this node alive (it queues no deletes for
   // it either): the copy goes after a longer silence, counted in this node's own sweeps, so that a

@@ -1141,3 +1141,28 @@ TEST_CASE("distro: a failed batch is resent in halves; answered batches grow bac
   CHECK(sizes == std::vector<std::size_t>{1, 2, 3});
   CHECK(p.check_invariants() == "");
 }
+
+TEST_CASE("distro: a member dropped from the list and added back does not take its copies along") {
+  // B holds copies from A after some of A's verifies; A leaves B's member list for a moment (a
+  // reload) and comes back: its first verifies must not expire what it still holds.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2);
+  auto rev = content_revision(make_services("orders"));
+  for (time_ms t = 100; t <= 500; t += 100)
+    p.on_verify_batch(distro::verify_batch{a, {}}, t);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 600);
+  p.on_members(up({c}), 700);    // A left the list
+  p.on_members(up({a, c}), 800); // and is back
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 900);
+  CHECK(out.fx.log.copies_expired == 0);
+  p.tick(1000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) != nullptr);
+  // y is not in A's verifies: it goes after the third, x stays.
+  p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 1900);
+  p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 2900);
+  p.tick(3000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) == nullptr);
+  CHECK(p.check_invariants() == "");
+}
