@@ -82,6 +82,17 @@ void publish(client_actor_t* self, const service_key& key) {
   self->send(self->state.gateway, svc_put_atom_v, key, id_of(self), instances_in(self, key));
 }
 
+/// Quits. The monitors go first: a monitor lives in the watched actor (the gateway, which outlives
+/// every client, and a session's client process) and would keep this actor's memory until that one
+/// ends.
+void leave(client_actor_t* self) {
+  auto& st = self->state;
+  self->demonitor(st.gateway);
+  if (st.remote)
+    self->demonitor(st.remote);
+  self->quit();
+}
+
 /// Ends the client: removes everything it holds from the services, tells the gateway, quits.
 void end_client(client_actor_t* self, const std::string& how) {
   auto& st = self->state;
@@ -110,7 +121,7 @@ void end_client(client_actor_t* self, const std::string& how) {
   // are handed back to it (see the `ending` checks in the behavior).
   self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
                 client_gone_atom_v, id_of(self))
-    .then([=](bool) { self->quit(); }, [=](caf::error&) { self->quit(); });
+    .then([=](bool) { leave(self); }, [=](caf::error&) { leave(self); });
 }
 
 /// While ending: a heartbeat client's or replica's message goes back to the gateway, which routes it
