@@ -541,6 +541,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     if (!c.wait_ready(p, ms(limits::recovery_timeout_ms)))
       return fail("a node was not ready " + std::to_string(limits::recovery_timeout_ms)
                   + " ms after the faults");
+    rr.ready_ms = ms_since(healed);
     for (auto& lp : live) {
       if (!lp.proc.running())
         return fail("live load process " + std::to_string(lp.index) + " died: " + lp.proc.err());
@@ -562,6 +563,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     add_lines(expected, ctl_lines);
     for (auto& [_, hosts] : expected)
       rr.expected += hosts.size();
+    rr.settled_ms = ms_since(healed);
 
     // The check: every node returns exactly the expected lists.
     std::vector<view_diff> diffs(static_cast<std::size_t>(c.size()));
@@ -594,6 +596,8 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     }
     out << "fault: round " << round << " seed " << rr.seed << ": " << rr.expected
         << " instances expected, " << (converged ? "converged " + std::to_string(rr.convergence_ms) + " ms after the last heal" : "NOT converged")
+        << " (every node ready after " << rr.ready_ms << " ms, load settled after "
+        << rr.settled_ms << " ms)"
         << ", lost " << rr.lost << ", ghosted " << rr.ghosted << "\n" << std::flush;
     report.rounds.push_back(rr);
     if (!converged) {

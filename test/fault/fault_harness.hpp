@@ -59,6 +59,8 @@ struct round_report {
   std::uint64_t seed = 0;
   std::size_t faults = 0;
   std::int64_t convergence_ms = -1; ///< from the last heal until every node returned the expected lists
+  std::int64_t ready_ms = -1;       ///< from the last heal until every node was ready
+  std::int64_t settled_ms = -1;     ///< from the last heal until every load process had settled
   std::size_t expected = 0;         ///< instances the live clients hold
   std::size_t lost = 0;             ///< summed over the nodes, at the deadline
   std::size_t ghosted = 0;
