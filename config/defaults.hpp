@@ -160,6 +160,13 @@ inline constexpr std::size_t members_url_chars_max = 2048;
 inline constexpr std::size_t cluster_secret_bytes_min = 16;
 inline constexpr std::size_t cluster_secret_bytes_max = 4096;
 
+// -- TLS (config/tls.hpp) -------------------------------------------------------
+/// Largest certificate, key or CA file accepted (a system CA bundle is about 200 KiB).
+inline constexpr std::size_t tls_file_bytes_max = 1024 * 1024;
+/// Longest key passphrase: OpenSSL hands CAF's passphrase callback a 1024-byte buffer
+/// (PEM_BUFSIZE), which CAF fills with a terminating NUL, so a longer one would be cut silently.
+inline constexpr std::size_t tls_key_passphrase_bytes_max = 1023;
+
 // -- relations ---------------------------------------------------------------
 static_assert(beat_unhealthy_timeout_ms > beat_interval_ms);
 static_assert(beat_delete_timeout_ms >= beat_unhealthy_timeout_ms);

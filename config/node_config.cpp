@@ -100,6 +100,7 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"discovery", {"protection_enabled", "protect_threshold", "service_thresholds"}},
     {"limits", {}},
     {"distro", {}},
+    {"tls", {"anonymous", "certificate", "key", "key_passphrase_file", "ca_file"}},
   };
   return keys;
 }
@@ -478,6 +479,77 @@ void read_secret_file(const YAML::Node& value, node_config& cfg, const std::stri
   cfg.cluster_secret_source = path;
 }
 
+// -- TLS ------------------------------------------------------------------------------
+
+/// The YAML key of a tls_problem's field.
+std::string tls_key(const std::string& field) {
+  return field == "key_passphrase" ? "tls.key_passphrase_file" : "tls." + field;
+}
+
+/// Reads the `tls` section: the mode, the paths (relative to the config file's directory), the
+/// passphrase file; then checks every file as CAF will load it (config/tls.hpp).
+void parse_tls(const YAML::Node& node, node_config& cfg, const std::string& source_name) {
+  if (node.IsNull())
+    return; // every key commented out: off
+  require_map(node, "tls");
+  bool anonymous = false;
+  std::map<std::string, YAML::Node> given; // the YAML node of each non-empty path, for lines
+  const std::map<std::string, std::string*> paths = {
+    {"certificate", &cfg.tls.certificate},
+    {"key", &cfg.tls.key},
+    {"key_passphrase_file", &cfg.tls_key_passphrase_file},
+    {"ca_file", &cfg.tls.ca_file},
+  };
+  for_each_entry(node, "tls", [&](const std::string& name, const std::string& full,
+                                  const YAML::Node& value, const YAML::Node& key_node) {
+    if (name == "anonymous") {
+      anonymous = read_bool(value, full);
+      given[name] = value;
+      return;
+    }
+    auto it = paths.find(name);
+    if (it == paths.end()) {
+      const auto& known = extra_section_keys().at("tls");
+      fail(full, "unknown key (known keys: " +
+                   join_keys(std::vector<std::string>(known.begin(), known.end())) + ")",
+           key_node);
+    }
+    auto path = read_string(value, full);
+    if (!path.empty()) {
+      *it->second = resolve_path(path, source_name);
+      given[name] = value;
+    }
+  });
+  auto line_of = [&](const std::string& field) {
+    auto it = given.find(field == "key_passphrase" ? "key_passphrase_file" : field);
+    return it != given.end() ? it->second : node;
+  };
+  bool files = given.size() > (given.count("anonymous") ? 1u : 0u);
+  if (anonymous && files)
+    fail("tls.anonymous", "cannot be used together with certificate, key, key_passphrase_file or "
+                          "ca_file: anonymous TLS has no certificates",
+         given["anonymous"]);
+  cfg.tls.enabled = anonymous || files;
+  if (!cfg.tls_key_passphrase_file.empty()) {
+    if (cfg.tls.key.empty())
+      fail("tls.key_passphrase_file", "given without tls.key", line_of("key_passphrase"));
+    auto problem = read_passphrase_file(cfg.tls_key_passphrase_file, cfg.tls.key_passphrase);
+    if (!problem.empty())
+      fail("tls.key_passphrase_file", problem, line_of("key_passphrase"));
+  }
+  if (auto problem = check_tls_files(cfg.tls, tls_role::node))
+    fail(tls_key(problem->field), problem->problem, line_of(problem->field));
+  const std::pair<const char*, std::string> secrets[] = {
+    {"tls.key", cfg.tls.key}, {"tls.key_passphrase_file", cfg.tls_key_passphrase_file}};
+  for (const auto& [key, path] : secrets) {
+    std::string mode;
+    if (!path.empty() && readable_by_others(path, mode))
+      cfg.warnings.push_back(std::string{key} + ": " + quote_path(path) +
+                             " is accessible by others (mode " + mode +
+                             "); restrict it with chmod 600");
+  }
+}
+
 // -- the document ------------------------------------------------------------------
 
 void parse_section(const YAML::Node& node, const std::string& section, node_config& cfg) {
@@ -549,6 +621,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
   bool have_members = false;
   bool have_secret_file = false;
   YAML::Node secret_file; // read after the walk, once exclusivity is known
+  bool have_tls = false;
+  YAML::Node tls_section; // read after the walk: its files are checked last
   for_each_entry(root, "", [&](const std::string& name, const std::string& full,
                                const YAML::Node& value, const YAML::Node& key_node) {
     if (name == "listen") {
@@ -599,6 +673,9 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
       }
     } else if (name == "data_dir") {
       read_string(value, full); // reserved: checked, not used
+    } else if (name == "tls") {
+      tls_section = value;
+      have_tls = true;
     } else if (extra_section_keys().count(name) > 0) {
       parse_section(value, name, cfg);
     } else {
@@ -621,6 +698,8 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
                                 "either inline (cluster_secret) or in a file (cluster_secret_file)");
   if (have_secret_file)
     read_secret_file(secret_file, cfg, source_name);
+  if (have_tls)
+    parse_tls(tls_section, cfg, source_name);
   std::sort(cfg.members.begin(), cfg.members.end());
   cfg.members.erase(std::unique(cfg.members.begin(), cfg.members.end()), cfg.members.end());
   return cfg;
@@ -792,6 +871,9 @@ std::string validate(const node_config& cfg) {
                "expected a secret of " + std::to_string(defaults::cluster_secret_bytes_min) + ".." +
                  std::to_string(defaults::cluster_secret_bytes_max) + " bytes, got " +
                  std::to_string(cfg.cluster_secret.size()));
+  // TLS (the files were checked at load; a config built in code gets the relations).
+  if (auto problem = check_tls_relations(cfg.tls))
+    return err(tls_key(problem->field), problem->problem);
   // Names and levels.
   if (cfg.cluster_name.empty() || !chars_in(cfg.cluster_name, "_.-"))
     return err("cluster_name", "expected a non-empty name of [A-Za-z0-9_.-], got " +

@@ -17,6 +17,12 @@
 ///   cluster_secret: ""                # shared secret of the members, at least 16 bytes
 ///   cluster_secret_file: ""           # instead of cluster_secret: a file holding it (mode 0600)
 ///   data_dir: ""                      # reserved
+///   tls:                              # TLS on every CAF link (peers and clients); off when absent
+///     anonymous: false                # true: TLS without certificates (encrypted, not authenticated)
+///     certificate: ""                 # PEM certificate (chain) of this node; with key and ca_file
+///     key: ""                         # its PEM private key (mode 0600)
+///     key_passphrase_file: ""         # a file holding the key's passphrase when it is encrypted
+///     ca_file: ""                     # PEM CA certificates that peers' and clients' certificates chain to
 ///   log:
 ///     level: info                     # trace, debug, info, warn, error, off
 ///     file: ""                        # empty = stderr
@@ -73,6 +79,7 @@
 #include <vector>
 
 #include "config/defaults.hpp"
+#include "config/tls.hpp"
 
 namespace registry {
 
@@ -108,6 +115,12 @@ struct node_config {
   std::string cluster_secret;
   /// Where the secret came from: "" (none), "cluster_secret" or the file's path.
   std::string cluster_secret_source;
+  /// TLS on every CAF link (config/tls.hpp): off, anonymous (`tls.anonymous`) or certificate mode
+  /// (`tls.certificate`, `tls.key`, `tls.ca_file`). Paths are resolved from the config file's
+  /// directory and the files checked at load; the passphrase comes from `tls.key_passphrase_file`
+  /// (never log it).
+  tls_settings tls;
+  std::string tls_key_passphrase_file; ///< "" = the key is not encrypted
   /// Things worth a warning that do not stop the start (e.g. a secret file others can read); the
   /// node logs each at start.
   std::vector<std::string> warnings;

@@ -24,14 +24,14 @@ struct client_actor_state {
 
   std::unique_ptr<client_state> data;
   client_settings settings;
-  caf::actor gateway;
-  caf::actor remote;
-  caf::actor distro;
+  gateway_actor gateway;
+  subscriber_actor remote; ///< the session's own actor in its process (sessions only)
+  distro_actor distro;
   bool ending = false;
   bool announce_pending = false; ///< a flush_atom is queued (see announce)
 };
 
-using client_actor_t = caf::stateful_actor<client_actor_state>;
+using client_actor_t = client_actor::stateful_base<client_actor_state>;
 
 envelope error_reply(const field_error& e) {
   return pack(make_error(e));
@@ -87,9 +87,9 @@ void publish(client_actor_t* self, const service_key& key) {
 /// ends.
 void leave(client_actor_t* self) {
   auto& st = self->state;
-  self->demonitor(st.gateway);
+  self->demonitor(st.gateway.address());
   if (st.remote)
-    self->demonitor(st.remote);
+    self->demonitor(st.remote.address());
   self->quit();
 }
 
@@ -398,9 +398,9 @@ void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
   }
 }
 
-caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
-                           client_settings settings, caf::actor gateway, caf::actor remote,
-                           caf::actor distro) {
+client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, client_kind kind,
+                                            client_settings settings, gateway_actor gateway,
+                                            subscriber_actor remote, distro_actor distro) {
   auto& st = self->state;
   st.data = std::make_unique<client_state>(id, kind, settings.limits);
   st.settings = settings;
@@ -414,11 +414,11 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
   self->set_down_handler([=](caf::down_msg& dm) {
     if (!trusted_down(self, dm))
       return;
-    if (dm.source == self->state.gateway) {
+    if (dm.source == self->state.gateway.address()) {
       self->quit(dm.reason);
       return;
     }
-    if (self->state.remote && dm.source == self->state.remote)
+    if (self->state.remote && dm.source == self->state.remote.address())
       end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
   });
   // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
@@ -519,10 +519,10 @@ caf::behavior client_actor(client_actor_t* self, client_id id, client_kind kind,
 
 } // namespace
 
-caf::actor spawn_client_actor(caf::actor_system& sys, client_id id, client_kind kind,
-                              client_settings settings, caf::actor gateway, caf::actor remote,
-                              caf::actor distro) {
-  return sys.spawn(client_actor, std::move(id), kind, std::move(settings), std::move(gateway),
+client_actor spawn_client_actor(caf::actor_system& sys, client_id id, client_kind kind,
+                                client_settings settings, gateway_actor gateway,
+                                subscriber_actor remote, distro_actor distro) {
+  return sys.spawn(client_behavior, std::move(id), kind, std::move(settings), std::move(gateway),
                    std::move(remote), std::move(distro));
 }
 

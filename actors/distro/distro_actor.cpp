@@ -39,12 +39,12 @@ struct distro_actor_state {
   std::unique_ptr<member_tracker> tracker;
   std::unique_ptr<distro_protocol> protocol;
   /// One peer actor per listed address (the spelling it dials).
-  std::map<std::string, caf::actor> peers;
+  std::map<std::string, peer_actor> peers;
   /// The current member list (config, then reloads).
   std::vector<host_port> members;
-  caf::actor gateway;
+  gateway_actor gateway;
   /// The handle authenticated peers get: it answers only the node-to-node protocol.
-  caf::actor peer_port;
+  peer_port_actor peer_port;
   /// Handshakes waiting for the dialer's PeerAuth, by this node's nonce.
   struct pending_auth {
     caf::node_id node;
@@ -67,7 +67,7 @@ struct distro_actor_state {
   std::optional<time_ms> timer_due;
 };
 
-using distro_actor_t = caf::stateful_actor<distro_actor_state>;
+using distro_actor_t = distro_actor::stateful_base<distro_actor_state>;
 
 /// A fresh id for this run of the node: 64 random bits in hex.
 std::string make_node_id() {
@@ -88,11 +88,11 @@ std::vector<std::string> addresses(const std::vector<host_port>& xs) {
 void carry(distro_actor_t* self, distro_protocol::effects fx);
 
 /// The peer actor that reaches member `name` (a node's listen address); invalid when none.
-caf::actor peer_for(distro_actor_t* self, const std::string& name) {
+peer_actor peer_for(distro_actor_t* self, const std::string& name) {
   auto& st = self->state;
   auto listed = st.identity ? st.identity->listed_of(name) : std::nullopt;
   auto i = st.peers.find(listed ? *listed : name);
-  return i == st.peers.end() ? caf::actor{} : i->second;
+  return i == st.peers.end() ? peer_actor{} : i->second;
 }
 
 /// The tracker name of the member a peer actor dials; nothing for a conflict.
@@ -330,7 +330,7 @@ void spawn_peers(distro_actor_t* self, const std::vector<host_port>& members) {
     ps.verify_timeout_ms = st.cfg->distro.verify_timeout_ms;
     ps.snapshot_timeout_ms = st.cfg->distro.snapshot_timeout_ms;
     ps.probe_interval_ms = defaults::member_check_interval_ms;
-    auto peer = st.spawn_peer(self->system(), ps, caf::actor{self});
+    auto peer = st.spawn_peer(self->system(), ps, caf::actor_cast<distro_actor>(self));
     self->monitor(peer);
     st.peers.emplace(name, peer);
   }
@@ -384,15 +384,15 @@ v1::PeerWelcome make_welcome(distro_actor_t* self) {
 
 /// The peer handshake (see actors/member/peer_auth.hpp): PeerHello, then PeerAuth when this node
 /// has a cluster secret. Refuses another cluster, protocol version or secret.
-caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
+caf::result<envelope, caf::actor> on_peer_handshake(distro_actor_t* self, const envelope& env) {
   auto& st = self->state;
   const auto& sender = self->current_sender();
   std::string claimed;
   auto refuse = [&](const std::string& why) {
     log().warn("distro {} refused peer {}: {}", st.self_address,
                claimed.empty() ? sender_text(self) : claimed.substr(0, 256), why);
-    return caf::make_message(pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)),
-                             caf::actor{});
+    return caf::result<envelope, caf::actor>{
+      pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)), caf::actor{}};
   };
   if (!sender)
     return refuse("anonymous handshake");
@@ -416,7 +416,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
       return refuse("wrong cluster secret");
     trust(self, sender->node());
     log().info("distro {} authenticated peer {}", st.self_address, claimed);
-    return caf::make_message(pack(make_welcome(self)), st.peer_port);
+    return {pack(make_welcome(self)), caf::actor_cast<caf::actor>(st.peer_port)};
   }
   v1::PeerHello hello;
   if (!unpack(env, hello))
@@ -432,7 +432,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
   // A process that proved itself already (a probe) or an unauthenticated cluster: no challenge.
   if (st.trusted_nodes.count(sender->node()) || secret.empty()) {
     trust(self, sender->node());
-    return caf::make_message(pack(welcome), st.peer_port);
+    return {pack(welcome), caf::actor_cast<caf::actor>(st.peer_port)};
   }
   if (hello.nonce().size() != peer_auth::nonce_bytes)
     return refuse("PeerHello without a handshake nonce");
@@ -445,7 +445,7 @@ caf::message on_peer_handshake(distro_actor_t* self, const envelope& env) {
   st.pending_auths.emplace(nonce, distro_actor_state::pending_auth{
                                     sender->node(), hello.nonce(), hello.address(),
                                     now + defaults::peer_handshake_timeout_ms});
-  return caf::make_message(pack(welcome), caf::actor{});
+  return {pack(welcome), caf::actor{}};
 }
 
 /// A local client changed (empty services: it is gone).
@@ -465,7 +465,8 @@ void on_local_change(distro_actor_t* self, const client_id& id, client_services&
 
 /// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol
 /// and hands each request to the distro actor, which checks that the sending process is trusted.
-caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
+peer_port_actor::behavior_type peer_port_behavior(peer_port_actor::pointer self,
+                                                  distro_actor distro) {
   install_default_handlers(self, "peer port");
   self->monitor(distro);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -473,10 +474,7 @@ caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
       self->quit(dm.reason);
   });
   return {
-    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
-      self->delegate(distro, atom, env);
-      return caf::delegated<caf::message>{};
-    },
+    [=](peer_atom atom, const envelope& env) { return self->delegate(distro, atom, env); },
     [=](sync_atom atom, const envelope& env) { return delegate_envelope(self, distro, atom, env); },
     [=](verify_atom atom, const envelope& env) {
       return delegate_envelope(self, distro, atom, env);
@@ -490,15 +488,16 @@ caf::behavior peer_port_actor(caf::event_based_actor* self, caf::actor distro) {
   };
 }
 
-caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_config> cfg,
-                           peer_spawner spawn_peer) {
+distro_actor::behavior_type distro_behavior(distro_actor_t* self,
+                                            std::shared_ptr<const node_config> cfg,
+                                            peer_spawner spawn_peer) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.spawn_peer = std::move(spawn_peer);
   st.self_address = st.cfg->listen.to_string();
   st.node_id = make_node_id();
   install_default_handlers(self, "distro");
-  st.peer_port = self->spawn(peer_port_actor, caf::actor{self});
+  st.peer_port = self->spawn(peer_port_behavior, caf::actor_cast<distro_actor>(self));
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (!trusted_down(self, dm))
@@ -525,7 +524,7 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
     }
   });
   return {
-    [=](start_atom, caf::actor gateway) {
+    [=](start_atom, gateway_actor gateway) {
       if (!local_only(self, "distro", "start"))
         return;
       auto& st = self->state;
@@ -762,9 +761,9 @@ caf::behavior distro_actor(distro_actor_t* self, std::shared_ptr<const node_conf
 
 } // namespace
 
-caf::actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
-                              peer_spawner spawn_peer) {
-  return sys.spawn(distro_actor, std::move(cfg), std::move(spawn_peer));
+distro_actor spawn_distro_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                                peer_spawner spawn_peer) {
+  return sys.spawn(distro_behavior, std::move(cfg), std::move(spawn_peer));
 }
 
 } // namespace registry

@@ -15,13 +15,14 @@ using namespace wire;
 
 struct front_door_state {
   static inline const char* name = "front_door";
-  caf::actor gateway;
-  caf::actor distro;
+  gateway_actor gateway;
+  distro_actor distro;
 };
 
-using front_door_t = caf::stateful_actor<front_door_state>;
+using front_door_t = front_door_actor::stateful_base<front_door_state>;
 
-caf::behavior front_door_actor(front_door_t* self, caf::actor gateway, caf::actor distro) {
+front_door_actor::behavior_type front_door_behavior(front_door_t* self, gateway_actor gateway,
+                                                    distro_actor distro) {
   self->state.gateway = std::move(gateway);
   self->state.distro = std::move(distro);
   install_default_handlers(self, "front door");
@@ -37,9 +38,8 @@ caf::behavior front_door_actor(front_door_t* self, caf::actor gateway, caf::acto
     return delegate_envelope(self, self->state.gateway, atom, env);
   };
   return {
-    [=](hello_atom atom, const envelope& env, const caf::actor& client) -> caf::result<caf::message> {
-      self->delegate(self->state.gateway, atom, env, client);
-      return caf::delegated<caf::message>{};
+    [=](hello_atom atom, const envelope& env, const caf::actor& client) {
+      return self->delegate(self->state.gateway, atom, env, client);
     },
     [=](reg_atom atom, const envelope& env) { return to_gateway(atom, env); },
     [=](beat_atom atom, const envelope& env) { return to_gateway(atom, env); },
@@ -48,21 +48,20 @@ caf::behavior front_door_actor(front_door_t* self, caf::actor gateway, caf::acto
     [=](list_atom atom, const envelope& env) { return to_gateway(atom, env); },
     [=](status_atom atom, const envelope& env) { return to_gateway(atom, env); },
     [=](members_atom atom, const envelope& env) { return to_gateway(atom, env); },
-    [=](peer_atom atom, const envelope& env) -> caf::result<caf::message> {
+    [=](peer_atom atom, const envelope& env) -> caf::result<envelope, caf::actor> {
       if (!self->state.distro)
-        return caf::make_message(pack(make_error(v1::Error::UNAVAILABLE, "peer",
-                                                 "this node runs without distro")),
-                                 caf::actor{});
-      self->delegate(self->state.distro, atom, env);
-      return caf::delegated<caf::message>{};
+        return {pack(make_error(v1::Error::UNAVAILABLE, "peer", "this node runs without distro")),
+                caf::actor{}};
+      return self->delegate(self->state.distro, atom, env);
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_front_door_actor(caf::actor_system& sys, caf::actor gateway, caf::actor distro) {
-  return sys.spawn(front_door_actor, std::move(gateway), std::move(distro));
+front_door_actor spawn_front_door_actor(caf::actor_system& sys, gateway_actor gateway,
+                                        distro_actor distro) {
+  return sys.spawn(front_door_behavior, std::move(gateway), std::move(distro));
 }
 
 } // namespace registry

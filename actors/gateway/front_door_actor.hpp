@@ -5,17 +5,16 @@
 /// and a log line, and changes nothing. The gateway's and the distro actor's in-process interfaces
 /// are never reachable through it.
 ///
-/// Interface (from any process):
-/// - (hello_atom, envelope Hello, actor client) -> (envelope Welcome, actor session)   [gateway]
-/// - (reg_atom | beat_atom | dereg_atom | query_atom | list_atom | status_atom | members_atom,
-///    envelope) -> envelope                                                           [gateway]
-/// - (peer_atom, envelope PeerHello | PeerAuth) -> (envelope PeerWelcome | Error, actor) [distro]
+/// Interface: `front_door_actor` in actors/interfaces.hpp (from any process).
 
 #include <caf/fwd.hpp>
+
+#include "actors/interfaces.hpp"
 
 namespace registry {
 
 /// `distro` may be invalid (a node without distro): peer handshakes are refused then.
-caf::actor spawn_front_door_actor(caf::actor_system& sys, caf::actor gateway, caf::actor distro);
+front_door_actor spawn_front_door_actor(caf::actor_system& sys, gateway_actor gateway,
+                                        distro_actor distro);
 
 } // namespace registry

@@ -26,7 +26,7 @@ namespace {
 using namespace wire;
 
 struct service_entry {
-  caf::actor handle;
+  service_actor handle;
   std::uint64_t instances = 0;
   std::uint64_t subscribers = 0;
   /// A message went to the service since the last sweep (see sweep_services).
@@ -37,8 +37,8 @@ struct gateway_state {
   static inline const char* name = "gateway";
 
   std::shared_ptr<const node_config> cfg;
-  caf::actor distro;
-  std::unordered_map<client_id, caf::actor> clients;
+  distro_actor distro;
+  std::unordered_map<client_id, client_actor> clients;
   /// Clients created as replicas (bounded by replica_clients_max, the others by clients_max).
   std::unordered_set<client_id> replicas;
   /// The client process of each session, and how many sessions each process holds.
@@ -59,7 +59,7 @@ struct gateway_state {
   std::vector<std::string> member_problems;
 };
 
-using gateway_actor_t = caf::stateful_actor<gateway_state>;
+using gateway_actor_t = gateway_actor::stateful_base<gateway_state>;
 
 envelope error_reply(v1::Error::Code code, const std::string& field, const std::string& message) {
   return pack(make_error(code, field, message));
@@ -90,8 +90,8 @@ service_settings make_service_settings(const node_config& cfg, const service_key
   return result;
 }
 
-/// The service actor for `key`, spawned on first use; nullptr when services_max is reached.
-caf::actor service_for(gateway_actor_t* self, const service_key& key) {
+/// The service actor for `key`, spawned on first use; an invalid handle when services_max is reached.
+service_actor service_for(gateway_actor_t* self, const service_key& key) {
   auto& st = self->state;
   auto i = st.services.find(key);
   if (i != st.services.end()) {
@@ -99,9 +99,9 @@ caf::actor service_for(gateway_actor_t* self, const service_key& key) {
     return i->second.handle;
   }
   if (st.services.size() >= st.cfg->limits.services_max)
-    return nullptr;
+    return {};
   auto handle = spawn_service_actor(self->system(), key, make_service_settings(*st.cfg, key),
-                                    caf::actor{self});
+                                    caf::actor_cast<gateway_actor>(self));
   self->monitor(handle);
   st.service_by_addr.emplace(handle.address(), key);
   st.services.emplace(key, service_entry{handle, 0, 0});
@@ -116,9 +116,9 @@ envelope services_full(gateway_actor_t* self) {
                        + std::to_string(self->state.cfg->limits.services_max));
 }
 
-/// The client actor for `id`, spawned on first use; nullptr when clients_max is reached.
-caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind kind,
-                      caf::actor remote) {
+/// The client actor for `id`, spawned on first use; an invalid handle when clients_max is reached.
+client_actor client_for(gateway_actor_t* self, const client_id& id, client_kind kind,
+                        subscriber_actor remote) {
   auto& st = self->state;
   auto i = st.clients.find(id);
   if (i != st.clients.end())
@@ -126,7 +126,7 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
   auto replicas = st.replicas.size();
   if (kind == client_kind::replica ? replicas >= st.cfg->limits.replica_clients_max
                                    : st.clients.size() - replicas >= st.cfg->limits.clients_max)
-    return nullptr;
+    return {};
   if (kind == client_kind::replica)
     st.replicas.insert(id);
   if (kind == client_kind::session && remote) {
@@ -134,7 +134,7 @@ caf::actor client_for(gateway_actor_t* self, const client_id& id, client_kind ki
     ++st.sessions_per_node[remote.node()];
   }
   auto handle = spawn_client_actor(self->system(), id, kind, make_client_settings(*st.cfg),
-                                   caf::actor{self}, std::move(remote), st.distro);
+                                   caf::actor_cast<gateway_actor>(self), std::move(remote), st.distro);
   self->monitor(handle);
   st.client_by_addr.emplace(handle.address(), id);
   st.clients.emplace(id, handle);
@@ -227,7 +227,7 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
     }
     return delegate_envelope(self, i->second, atom, env);
   }
-  auto handle = client_for(self, id, client_kind::heartbeat, nullptr);
+  auto handle = client_for(self, id, client_kind::heartbeat, {});
   if (!handle)
     return clients_full(self);
   return delegate_envelope(self, handle, atom, env);
@@ -292,6 +292,7 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_security(st.cfg->standalone()             ? "standalone"
                      : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
                                                       : "authenticated cluster");
+  reply.set_tls(st.cfg->tls.mode());
   fill_members(self, reply.mutable_members());
   std::uint64_t instances = 0, subscribers = 0, services = 0;
   for (auto& kv : st.services) {
@@ -376,7 +377,7 @@ void sweep_services(gateway_actor_t* self) {
     if (e.instances == 0 && e.subscribers == 0 && !e.touched) {
       log().debug("gateway removed idle service {}", bounded(i->first.to_string()));
       st.service_by_addr.erase(e.handle.address());
-      self->demonitor(e.handle);
+      self->demonitor(e.handle.address());
       self->send_exit(e.handle, caf::exit_reason::user_shutdown);
       i = st.services.erase(i);
       continue;
@@ -428,8 +429,14 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
   }
 }
 
-caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_config> cfg,
-                            caf::actor distro) {
+/// The reply to a Hello: a Welcome and the session handle, or an Error and no handle.
+caf::result<envelope, caf::actor> hello_reply(envelope env, caf::actor session) {
+  return {std::move(env), std::move(session)};
+}
+
+gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
+                                              std::shared_ptr<const node_config> cfg,
+                                              distro_actor distro) {
   self->state.cfg = std::move(cfg);
   self->state.distro = std::move(distro);
   self->state.ready = !self->state.distro;
@@ -441,13 +448,13 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
   self->delayed_send(self, std::chrono::milliseconds(defaults::service_idle_sweep_ms), tick_atom_v);
   return {
     // -- client processes ------------------------------------------------------
-    [=](hello_atom, const envelope& env, caf::actor remote) -> caf::message {
+    [=](hello_atom, const envelope& env, caf::actor remote) -> caf::result<envelope, caf::actor> {
       v1::Hello hello;
       if (!unpack(env, hello) || !remote)
-        return caf::make_message(
+        return hello_reply(
           error_reply(v1::Error::INVALID_ARGUMENT, "hello", "malformed Hello"), caf::actor{});
       if (hello.protocol_version() != v1::PROTOCOL_VERSION_CURRENT)
-        return caf::make_message(
+        return hello_reply(
           error_reply(v1::Error::INVALID_ARGUMENT, "protocol_version",
                       "protocol version " + std::to_string(hello.protocol_version())
                         + " is not supported (this node speaks "
@@ -455,28 +462,29 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
           caf::actor{});
       auto& st = self->state;
       if (auto refusal = refuse_unready(self))
-        return caf::make_message(*refusal, caf::actor{});
+        return hello_reply(*refusal, caf::actor{});
       auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
                 + std::to_string(++st.session_counter);
       if (auto n = st.sessions_per_node.find(remote.node());
           n != st.sessions_per_node.end()
           && n->second >= st.cfg->limits.sessions_per_connection_max)
-        return caf::make_message(
+        return hello_reply(
           error_reply(v1::Error::LIMIT_EXCEEDED, "session",
                       "this client process holds " + std::to_string(n->second)
                         + " sessions, the limit is "
                         + std::to_string(st.cfg->limits.sessions_per_connection_max)),
           caf::actor{});
-      auto handle = client_for(self, id, client_kind::session, remote);
+      auto handle = client_for(self, id, client_kind::session,
+                               caf::actor_cast<subscriber_actor>(remote));
       if (!handle)
-        return caf::make_message(clients_full(self), caf::actor{});
+        return hello_reply(clients_full(self), caf::actor{});
       log().info("gateway opened session {} for {}", id,
                  hello.client_name().empty() ? "a client" : bounded(hello.client_name()));
       v1::Welcome welcome;
       welcome.set_session_id(id);
       welcome.set_node_address(st.cfg->listen.to_string());
       welcome.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-      return caf::make_message(pack(welcome), handle);
+      return hello_reply(pack(welcome), caf::actor_cast<caf::actor>(handle));
     },
     [=](reg_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
@@ -555,7 +563,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         sweep_services(self);
     },
     [=](svc_sub_atom atom, const service_key& key, const client_id& client,
-        const std::string& clusters, caf::actor subscriber) -> caf::result<envelope> {
+        const std::string& clusters, subscriber_actor subscriber) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_sub"))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       auto handle = service_for(self, key);
@@ -584,11 +592,11 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       }
     },
     // -- introspection (tests and operators) -------------------------------------
-    [=](caf::get_atom, const service_key& key) -> caf::actor {
+    [=](caf::get_atom, const service_key& key) -> service_actor {
       if (!local_only(self, "gateway", "get"))
-        return caf::actor{};
+        return {};
       auto i = self->state.services.find(key);
-      return i == self->state.services.end() ? caf::actor{} : i->second.handle;
+      return i == self->state.services.end() ? service_actor{} : i->second.handle;
     },
     // -- the distro actor --------------------------------------------------------
     [=](view_atom, std::vector<std::string>& routing, bool ready,
@@ -631,7 +639,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       using kind = distro_protocol::local_op::kind;
       auto& st = self->state;
       auto i = st.clients.find(id);
-      caf::actor handle;
+      client_actor handle;
       if (i != st.clients.end()) {
         handle = i->second;
       } else {
@@ -639,7 +647,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
         if (op != static_cast<std::int32_t>(kind::replace) || services.empty())
           return;
         handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica,
-                            nullptr);
+                            {});
         if (!handle) {
           log().error("gateway refused replica {}: client limit reached", bounded(id));
           return;
@@ -659,7 +667,7 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
       auto i = st.clients.find(id);
       if (i != st.clients.end() && i->second.address() == self->current_sender()) {
         st.client_by_addr.erase(i->second.address());
-        self->demonitor(i->second);
+        self->demonitor(i->second.address());
         st.clients.erase(i);
         forget_client(self, id);
       }
@@ -670,9 +678,9 @@ caf::behavior gateway_actor(gateway_actor_t* self, std::shared_ptr<const node_co
 
 } // namespace
 
-caf::actor spawn_gateway_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
-                               caf::actor distro) {
-  return sys.spawn(gateway_actor, std::move(cfg), std::move(distro));
+gateway_actor spawn_gateway_actor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg,
+                                  distro_actor distro) {
+  return sys.spawn(gateway_behavior, std::move(cfg), std::move(distro));
 }
 
 } // namespace registry

@@ -5,6 +5,7 @@
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/common/transport.hpp"
 #include "actors/member/peer_auth.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
@@ -21,16 +22,18 @@ struct peer_state {
 
   peer_settings settings;
   std::string address;
-  caf::actor distro;
-  caf::actor remote; ///< the member's distro actor, when connected
+  distro_actor distro;
+  peer_port_actor remote; ///< the member's peer port, when connected
   bool connecting = false;
   bool probing = false;
   /// This handshake's nonce (see peer_auth.hpp).
   std::string nonce;
   std::uint64_t generation = 0; ///< bumps on every (dis)connect; stale callbacks check it
+  /// A failed TLS (or CAF) handshake was logged since the last connection.
+  bool handshake_failure_logged = false;
 };
 
-using peer_actor_t = caf::stateful_actor<peer_state>;
+using peer_actor_t = peer_actor::stateful_base<peer_state>;
 
 void report_fail(peer_actor_t* self, const std::string& why) {
   self->send(self->state.distro, peer_fail_atom_v, self->state.address, why);
@@ -69,9 +72,10 @@ void report_up(peer_actor_t* self, const v1::PeerWelcome& welcome) {
 }
 
 /// The member answered the handshake with its peer-facing handle: connected.
-void connected(peer_actor_t* self, const v1::PeerWelcome& welcome, caf::actor remote) {
+void connected(peer_actor_t* self, const v1::PeerWelcome& welcome, const caf::actor& remote) {
   auto& st = self->state;
-  st.remote = remote;
+  st.remote = caf::actor_cast<peer_port_actor>(remote);
+  st.handshake_failure_logged = false;
   self->monitor(remote);
   log().info("peer {} connected to node {} ({}{})", st.address, welcome.address(),
              welcome.node_id(), st.settings.cluster_secret.empty() ? ", unauthenticated" : "");
@@ -79,7 +83,7 @@ void connected(peer_actor_t* self, const v1::PeerWelcome& welcome, caf::actor re
 }
 
 /// Step 3 (with a cluster secret): prove the secret; the answer carries the peer-facing handle.
-void authenticate(peer_actor_t* self, caf::actor front_door, const v1::PeerWelcome& welcome,
+void authenticate(peer_actor_t* self, front_door_actor front_door, const v1::PeerWelcome& welcome,
                   std::uint64_t gen) {
   auto& st = self->state;
   v1::PeerAuth auth;
@@ -114,7 +118,7 @@ void authenticate(peer_actor_t* self, caf::actor front_door, const v1::PeerWelco
 
 /// Step 2 of connecting: the handshake with the member's front door yields its peer-facing handle,
 /// after both sides proved the cluster secret when there is one.
-void hello(peer_actor_t* self, caf::actor front_door, std::uint64_t gen) {
+void hello(peer_actor_t* self, front_door_actor front_door, std::uint64_t gen) {
   auto& st = self->state;
   st.nonce = peer_auth::make_nonce();
   self->request(front_door, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
@@ -164,19 +168,20 @@ void hello(peer_actor_t* self, caf::actor front_door, std::uint64_t gen) {
       });
 }
 
-/// Step 1 of connecting: the asynchronous connect with a timeout (never the blocking remote_actor).
+/// Step 1 of connecting: the asynchronous connect with a timeout (never the blocking remote_actor),
+/// over TLS when the node has TLS.
 void dial(peer_actor_t* self) {
   auto& st = self->state;
   if (st.remote || st.connecting)
     return;
   st.connecting = true;
   auto gen = ++st.generation;
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = link_manager(self->system());
   self->request(mm, milliseconds(st.settings.connect_timeout_ms), caf::connect_atom::value,
                 st.settings.member.host, st.settings.member.port)
     .then(
       [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-        auto gateway = caf::actor_cast<caf::actor>(ptr);
+        auto gateway = caf::actor_cast<front_door_actor>(ptr);
         if (!gateway) {
           self->state.connecting = false;
           report_fail(self, "no actor published at the member's port");
@@ -187,8 +192,16 @@ void dial(peer_actor_t* self) {
       [=](caf::error& err) {
         auto& st = self->state;
         st.connecting = false;
-        if (gen == st.generation)
-          report_fail(self, "connect failed: " + self->system().render(err));
+        if (gen != st.generation)
+          return;
+        auto why = explain_connect_error(self->system(), err, "the tls settings of every member");
+        // A TLS mismatch does not heal by itself, and the failures of a member that never came
+        // UP are logged at debug: say it once, as an error, until the member connects.
+        if (handshake_failed(err) && !st.handshake_failure_logged) {
+          st.handshake_failure_logged = true;
+          log().error("peer {} cannot connect to the member: {}", st.address, why);
+        }
+        report_fail(self, "connect failed: " + why);
       });
 }
 
@@ -221,7 +234,8 @@ void probe(peer_actor_t* self) {
       });
 }
 
-caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor distro) {
+peer_actor::behavior_type peer_behavior(peer_actor_t* self, peer_settings settings,
+                                        distro_actor distro) {
   auto& st = self->state;
   st.address = settings.member.to_string();
   st.settings = std::move(settings);
@@ -238,7 +252,7 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
     }
     if (st.remote && dm.source == st.remote.address()) {
       log().warn("peer {} lost the connection ({})", st.address, self->system().render(dm.reason));
-      st.remote = nullptr;
+      st.remote = peer_port_actor{};
       ++st.generation;
       self->send(st.distro, peer_lost_atom_v, st.address, self->system().render(dm.reason));
     }
@@ -341,8 +355,8 @@ caf::behavior peer_actor(peer_actor_t* self, peer_settings settings, caf::actor 
 
 } // namespace
 
-caf::actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, caf::actor distro) {
-  return sys.spawn(peer_actor, std::move(settings), std::move(distro));
+peer_actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, distro_actor distro) {
+  return sys.spawn(peer_behavior, std::move(settings), std::move(distro));
 }
 
 } // namespace registry

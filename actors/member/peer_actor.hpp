@@ -12,21 +12,17 @@
 /// It never decides member states: it reports what it sees (peer_up, peer_fail, peer_lost) and the
 /// distro actor's member_tracker decides; the tracker also schedules reconnects (dial).
 ///
-/// Interface (in-process, from the distro actor):
-/// - (dial_atom)                                 connect now unless connected or connecting
-/// - (sync_atom, uint64 id, envelope SyncBatch)  -> reports (sync_res_atom, address, id, bool ok)
-/// - (verify_atom, uint64 id, envelope VerifyBatch)
-///                          -> reports (verify_res_atom, address, id, bool ok, envelope VerifyReply)
-/// - (snapshot_atom, uint64 id, envelope SnapshotRequest)
-///                          -> reports (snap_res_atom, address, id, int32 status, envelope Snapshot)
-///                             status: 0 ok, 1 failed, 2 unavailable
-/// - (forward_atom, envelope ForwardedRequest)  -> envelope reply from the member (or Error)
+/// Interface: `peer_actor` in actors/interfaces.hpp (in-process, from the distro actor).
+/// Results: sync -> (sync_res_atom, address, id, bool ok); verify -> (verify_res_atom, address, id,
+/// bool ok, envelope VerifyReply); snapshot -> (snap_res_atom, address, id, int32 status, envelope
+/// Snapshot) with status 0 ok, 1 failed, 2 unavailable.
 /// Reports to the distro actor: (peer_up_atom, address, string node, string node_id) where `node` is
 /// the listen address the answering node announced, (peer_fail_atom, address, string why),
 /// (peer_lost_atom, address, string why).
 
 #include <caf/fwd.hpp>
 
+#include "actors/interfaces.hpp"
 #include "config/node_config.hpp"
 
 namespace registry {
@@ -45,6 +41,6 @@ struct peer_settings {
   std::int64_t probe_interval_ms = 1000;
 };
 
-caf::actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, caf::actor distro);
+peer_actor spawn_peer_actor(caf::actor_system& sys, peer_settings settings, distro_actor distro);
 
 } // namespace registry

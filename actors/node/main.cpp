@@ -14,6 +14,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/common/log.hpp"
+#include "actors/common/transport.hpp"
 #include "actors/member/http_get.hpp"
 #include "actors/member/member_source.hpp"
 #include "actors/node/node_supervisor.hpp"
@@ -87,7 +88,11 @@ std::string summary(const registry::node_config& cfg) {
          + (cfg.discovery.protection_enabled ? "on" : "off")
          + (cfg.members_url.empty() ? "" : " members_url=" + cfg.members_url)
          + " cluster_secret="
-         + (cfg.cluster_secret.empty() ? "none" : "set (from " + cfg.cluster_secret_source + ")");
+         + (cfg.cluster_secret.empty() ? "none" : "set (from " + cfg.cluster_secret_source + ")")
+         + " tls=" + cfg.tls.mode()
+         + (cfg.tls.certificate_mode() ? " (certificate " + cfg.tls.certificate + ", ca_file "
+                                           + cfg.tls.ca_file + ")"
+                                       : "");
 }
 
 } // namespace
@@ -160,10 +165,25 @@ int main(int argc, char** argv) {
   cfg->members = source.members();
 
   registry::log().info("node {} starting: {}", cfg->listen.to_string(), summary(*cfg));
+  if (cfg->tls.enabled && !cfg->tls.certificate_mode())
+    registry::log().warn("node {} uses anonymous TLS: links are encrypted, but TLS authenticates "
+                         "no one (an active man in the middle can read and change them){}",
+                         cfg->listen.to_string(),
+                         cfg->cluster_secret.empty() || cfg->standalone()
+                           ? ""
+                           : "; peers prove the cluster secret at connect only");
+  // The TLS files stay open while the actor system runs: CAF reads them for every connection.
+  registry::tls_file_pins tls_pins;
   caf::actor_system_config sys_cfg;
   registry::wire::configure_system(sys_cfg, cfg->session.caf_heartbeat_interval_ms,
                                    cfg->session.caf_connection_timeout_ms,
                                    registry::defaults::scheduler_threads_max);
+  if (auto problem = registry::configure_tls(sys_cfg, tls_pins.pin(cfg->tls)); !problem.empty()) {
+    registry::log().error("node {} cannot start: {}", cfg->listen.to_string(), problem);
+    registry::shutdown_logging();
+    std::cerr << "registryd: " << problem << "\n";
+    return exit_runtime_error;
+  }
   int exit_code = exit_ok;
   {
     caf::actor_system sys{sys_cfg};
@@ -174,7 +194,8 @@ int main(int argc, char** argv) {
       self->request(supervisor, std::chrono::seconds(15), registry::wire::start_atom_v)
         .receive(
           [&](std::uint16_t port) {
-            registry::log().info("node {} listening on port {}", cfg->listen.to_string(), port);
+            registry::log().info("node {} listening on port {} ({})", cfg->listen.to_string(), port,
+                                 registry::link_transport(sys));
             started = true;
           },
           [&](caf::error& err) {

@@ -7,6 +7,7 @@
 
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
+#include "actors/common/transport.hpp"
 #include "actors/distro/distro_actor.hpp"
 #include "actors/gateway/front_door_actor.hpp"
 #include "actors/gateway/gateway_actor.hpp"
@@ -22,26 +23,28 @@ struct supervisor_state {
   static inline const char* name = "supervisor";
 
   std::shared_ptr<const node_config> cfg;
-  caf::actor gateway;
-  caf::actor distro;
+  gateway_actor gateway;
+  distro_actor distro;
   /// The published actor: the client protocol and the peer handshake, nothing else.
-  caf::actor front_door;
+  front_door_actor front_door;
   std::uint16_t published_port = 0;
   bool stopping = false;
   /// The member list of the last reload, replayed to a restarted distro actor.
   std::optional<std::vector<std::string>> reloaded_members;
 };
 
-using supervisor_t = caf::stateful_actor<supervisor_state>;
+using supervisor_t = node_supervisor_actor::stateful_base<supervisor_state>;
 
-/// Publishes the front door on `listen` without blocking; calls `done` with the port or an error.
+/// Publishes the front door on `listen` without blocking (over TLS when the node has TLS); calls
+/// `done` with the port or an error.
 template <class Done>
 void publish_gateway(supervisor_t* self, Done done) {
   auto& st = self->state;
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = link_manager(self->system());
   self->request(mm, std::chrono::seconds(10), caf::publish_atom::value,
                 static_cast<std::uint16_t>(st.cfg->listen.port),
-                caf::actor_cast<caf::strong_actor_ptr>(st.front_door), std::set<std::string>{},
+                caf::actor_cast<caf::strong_actor_ptr>(st.front_door),
+                self->system().message_types(st.front_door),
                 st.cfg->listen.host, true)
     .then([=](std::uint16_t port) mutable { done(port, caf::error{}); },
           [=](caf::error& err) mutable { done(std::uint16_t{0}, std::move(err)); });
@@ -61,7 +64,8 @@ void start_children(supervisor_t* self) {
     self->send(st.distro, reload_atom_v, *st.reloaded_members);
 }
 
-caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_config> cfg) {
+node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
+                                                       std::shared_ptr<const node_config> cfg) {
   self->state.cfg = std::move(cfg);
   install_default_handlers(self, "supervisor");
   start_children(self);
@@ -85,7 +89,7 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
             self->state.published_port = port;
         });
       };
-      auto mm = self->system().middleman().actor_handle();
+      auto mm = link_manager(self->system());
       self->request(mm, std::chrono::seconds(10), caf::unpublish_atom::value, old_front_door,
                     self->state.published_port)
         .then([=]() mutable { publish(); }, [=](caf::error&) mutable { publish(); });
@@ -103,8 +107,8 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
                 is_gateway ? "gateway" : is_distro ? "distro" : "front door",
                 self->system().render(dm.reason));
     auto old_front_door = st.front_door.address();
-    for (auto& child : {st.gateway, st.distro, st.front_door})
-      if (child.address() != dm.source)
+    for (auto child : {st.gateway.address(), st.distro.address(), st.front_door.address()})
+      if (child != dm.source)
         self->send_exit(child, caf::exit_reason::user_shutdown);
     start_children(self);
     republish(old_front_door);
@@ -148,8 +152,9 @@ caf::behavior node_supervisor(supervisor_t* self, std::shared_ptr<const node_con
 
 } // namespace
 
-caf::actor spawn_node_supervisor(caf::actor_system& sys, std::shared_ptr<const node_config> cfg) {
-  return sys.spawn(node_supervisor, std::move(cfg));
+node_supervisor_actor spawn_node_supervisor(caf::actor_system& sys,
+                                            std::shared_ptr<const node_config> cfg) {
+  return sys.spawn(supervisor_behavior, std::move(cfg));
 }
 
 } // namespace registry

@@ -19,7 +19,7 @@ using namespace wire;
 struct subscriber_entry {
   client_id owner;
   std::string clusters;
-  caf::actor handle;
+  subscriber_actor handle;
 };
 
 struct service_state {
@@ -28,7 +28,7 @@ struct service_state {
   std::unique_ptr<service_index> index;
   std::unique_ptr<push_scheduler> pushes;
   service_settings settings;
-  caf::actor parent;
+  gateway_actor parent;
   std::map<subscriber_id, subscriber_entry> subscribers;
   std::map<std::pair<client_id, std::string>, subscriber_id> subscriber_ids;
   subscriber_id next_subscriber_id = 1;
@@ -40,7 +40,7 @@ struct service_state {
   bool stats_pending = false; ///< a flush_atom is queued (see report_stats)
 };
 
-using service_actor_t = caf::stateful_actor<service_state>;
+using service_actor_t = service_actor::stateful_base<service_state>;
 
 /// Encoded views (one per cluster filter) kept per index revision.
 constexpr std::size_t encoded_views_max = 64;
@@ -110,7 +110,7 @@ void flush_stats(service_actor_t* self) {
              static_cast<std::uint64_t>(st.subscribers.size()));
 }
 
-void apply(service_actor_t* self, const push_scheduler::effects& fx);
+void carry_out(service_actor_t* self, const push_scheduler::effects& fx);
 
 void push_to(service_actor_t* self, subscriber_id id) {
   auto& st = self->state;
@@ -123,13 +123,13 @@ void push_to(service_actor_t* self, subscriber_id id) {
                 view(self, i->second.clusters))
     .then(
       [=](const envelope&) {
-        apply(self, self->state.pushes->on_push_result(id, true, actor_now_ms(self)));
+        carry_out(self, self->state.pushes->on_push_result(id, true, actor_now_ms(self)));
       },
       [=](caf::error& err) {
         log().warn("service {} failed push to client {}: {}; retrying",
                    bounded(self->state.index->key().to_string()), bounded(owner),
                    self->system().render(err));
-        apply(self, self->state.pushes->on_push_result(id, false, actor_now_ms(self)));
+        carry_out(self, self->state.pushes->on_push_result(id, false, actor_now_ms(self)));
       });
 }
 
@@ -153,7 +153,7 @@ void forget_subscriber(service_actor_t* self, subscriber_id id) {
   st.pushes->remove_subscriber(id);
 }
 
-void apply(service_actor_t* self, const push_scheduler::effects& fx) {
+void carry_out(service_actor_t* self, const push_scheduler::effects& fx) {
   for (auto id : fx.push_to)
     push_to(self, id);
   for (auto id : fx.dropped) {
@@ -183,12 +183,12 @@ void apply(service_actor_t* self, const push_scheduler::effects& fx) {
 
 void changed(service_actor_t* self) {
   if (self->state.settings.push_enabled)
-    apply(self, self->state.pushes->on_change(actor_now_ms(self)));
+    carry_out(self, self->state.pushes->on_change(actor_now_ms(self)));
   report_stats(self);
 }
 
-caf::behavior service_actor(service_actor_t* self, service_key key, service_settings settings,
-                            caf::actor parent) {
+service_actor::behavior_type service_behavior(service_actor_t* self, service_key key,
+                                              service_settings settings, gateway_actor parent) {
   auto& st = self->state;
   st.index = std::make_unique<service_index>(key);
   st.pushes = std::make_unique<push_scheduler>(settings.push);
@@ -205,7 +205,7 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       return;
     }
     if (em.reason) {
-      self->demonitor(self->state.parent);
+      self->demonitor(self->state.parent.address());
       self->quit(em.reason);
     }
   });
@@ -245,7 +245,7 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
         report_stats(self);
     },
     [=](svc_sub_atom, const client_id& client, const std::string& clusters,
-        caf::actor subscriber) -> envelope {
+        subscriber_actor subscriber) -> envelope {
       if (!local_only(self, "service", "svc_sub"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
                                "not accepted from another process"));
@@ -311,16 +311,16 @@ caf::behavior service_actor(service_actor_t* self, service_key key, service_sett
       if (generation != st.timer_generation)
         return;
       st.timer_due.reset();
-      apply(self, st.pushes->on_tick(actor_now_ms(self)));
+      carry_out(self, st.pushes->on_tick(actor_now_ms(self)));
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_service_actor(caf::actor_system& sys, service_key key, service_settings settings,
-                               caf::actor parent) {
-  return sys.spawn(service_actor, std::move(key), std::move(settings), std::move(parent));
+service_actor spawn_service_actor(caf::actor_system& sys, service_key key,
+                                  service_settings settings, gateway_actor parent) {
+  return sys.spawn(service_behavior, std::move(key), std::move(settings), std::move(parent));
 }
 
 } // namespace registry

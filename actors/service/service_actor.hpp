@@ -3,20 +3,14 @@
 /// the subscribers, and the pushes (push_scheduler). Thin: it decodes, calls the two classes and
 /// carries out their effects.
 ///
-/// Interface (in-process; spawned by the gateway):
-/// - (svc_put_atom, service_key, client_id, vector<instance>) -> envelope Ack | Error
-///     replaces what the client publishes in this service (empty list = nothing)
-/// - (svc_drop_atom, client_id)                       client gone: drops its instances and subscriptions
-/// - (svc_sub_atom, client_id, string clusters, actor subscriber) -> envelope ServiceInfo | Error
-/// - (svc_unsub_atom, client_id, string clusters)    -> envelope Ack
-/// - (query_atom, envelope QueryRequest)             -> envelope ServiceInfo
-/// - INTERNAL (tick_atom, uint64 generation)          push timer
+/// Interface: `service_actor` in actors/interfaces.hpp (in-process; spawned by the gateway).
 /// A subscriber that stays stalled past push.drop_after_ms gets (push_atom, envelope
 /// SubscriptionDropped) and is forgotten.
 /// It reports (svc_stats_atom, service_key, instances, subscribers) to its parent after changes.
 
 #include <caf/fwd.hpp>
 
+#include "actors/interfaces.hpp"
 #include "messages/model.hpp"
 #include "push_scheduler.hpp"
 
@@ -33,7 +27,7 @@ struct service_settings {
 };
 
 /// Spawns a service actor reporting to `parent`.
-caf::actor spawn_service_actor(caf::actor_system& sys, service_key key, service_settings settings,
-                               caf::actor parent);
+service_actor spawn_service_actor(caf::actor_system& sys, service_key key,
+                                  service_settings settings, gateway_actor parent);
 
 } // namespace registry

@@ -49,7 +49,7 @@ struct fixture {
   }
 
   void start() {
-    gateway = spawn_gateway_actor(*sys, node_cfg, caf::actor{});
+    gateway = caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{}));
     sched->run();
   }
 
@@ -257,7 +257,7 @@ TEST_CASE_FIXTURE(fixture, "a failed service actor is restarted and rebuilt from
   caf::actor service;
   auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value, key);
   sched->run();
-  h.receive([&](caf::actor& x) { service = x; }, [&](caf::error& err) { FAIL(sys->render(err)); });
+  h.receive([&](service_actor& x) { service = caf::actor_cast<caf::actor>(x); }, [&](caf::error& err) { FAIL(sys->render(err)); });
   REQUIRE(service);
   (*self)->send_exit(service, caf::exit_reason::unhandled_exception);
   sched->run();
@@ -266,7 +266,7 @@ TEST_CASE_FIXTURE(fixture, "a failed service actor is restarted and rebuilt from
   caf::actor restarted;
   auto h2 = (*self)->request(gateway, caf::infinite, caf::get_atom::value, key);
   sched->run();
-  h2.receive([&](caf::actor& x) { restarted = x; },
+  h2.receive([&](service_actor& x) { restarted = caf::actor_cast<caf::actor>(x); },
              [&](caf::error& err) { FAIL(sys->render(err)); });
   CHECK(restarted);
   CHECK(restarted != service);
@@ -285,7 +285,7 @@ TEST_CASE_FIXTURE(fixture, "an idle empty service is removed, so names do not us
     auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value,
                               service_key{"public", "DEFAULT_GROUP", "short-lived"});
     sched->run();
-    h.receive([&](caf::actor& x) { result = x; }, [&](caf::error& err) { FAIL(sys->render(err)); });
+    h.receive([&](service_actor& x) { result = caf::actor_cast<caf::actor>(x); }, [&](caf::error& err) { FAIL(sys->render(err)); });
     return result;
   };
   CHECK(service_of());

@@ -121,7 +121,7 @@ TEST_CASE_FIXTURE(client_fixture, "a session that is ending refuses subscribe an
   auto node_cfg = std::make_shared<node_config>();
   node_cfg->listen = host_port{"127.0.0.1", 8848};
   node_cfg->members = {node_cfg->listen};
-  auto gateway = keep(spawn_gateway_actor(*sys, node_cfg, caf::actor{}));
+  auto gateway = keep(caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{})));
   sched->run();
   auto remote = keep(sys->spawn(acking_receiver, 0));
   v1::Hello hello;
@@ -168,8 +168,9 @@ TEST_CASE_FIXTURE(client_fixture, "a healing beat whose service update timed out
   settings.limits.delete_timeout_ms = 60000;
   settings.check_interval_ms = 100;
   settings.request_timeout_ms = 300;
-  auto client = keep(spawn_client_actor(*sys, "10.0.0.1:80#true", client_kind::heartbeat,
-                                        settings, gateway, caf::actor{}, caf::actor{}));
+  auto client = keep(caf::actor_cast<caf::actor>(spawn_client_actor(
+    *sys, "10.0.0.1:80#true", client_kind::heartbeat, settings,
+    caf::actor_cast<gateway_actor>(gateway), subscriber_actor{}, distro_actor{})));
   sched->run();
   v1::RegisterRequest reg;
   reg.mutable_service()->set_service("orders");
@@ -216,7 +217,7 @@ struct push_fixture : client_fixture {
   }
 
   void start() {
-    gateway = keep(spawn_gateway_actor(*sys, node_cfg, caf::actor{}));
+    gateway = keep(caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{})));
     sched->run();
   }
 
@@ -389,7 +390,7 @@ TEST_CASE_FIXTURE(client_fixture, "one client process cannot use up the clients,
   node_cfg->members = {node_cfg->listen};
   node_cfg->limits.clients_max = 3;
   node_cfg->limits.sessions_per_connection_max = 2;
-  auto gateway = keep(spawn_gateway_actor(*sys, node_cfg, caf::actor{}));
+  auto gateway = keep(caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{})));
   sched->run();
   auto remote = keep(sys->spawn(acking_receiver, 0));
   v1::Hello hello;

@@ -30,13 +30,14 @@ struct peer_log {
 };
 
 /// A peer actor that connects nowhere: it records snapshot requests and drops everything else.
-caf::behavior stub_peer(caf::event_based_actor* self, std::shared_ptr<peer_log> log) {
-  self->set_default_handler(
-    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return caf::message{};
-    });
+peer_actor::behavior_type stub_peer(peer_actor::pointer, std::shared_ptr<peer_log> log) {
   return {
+    [](dial_atom) {},
+    [](tick_atom) {},
+    [](sync_atom, std::uint64_t, const envelope&) {},
+    [](verify_atom, std::uint64_t, const envelope&) {},
     [=](snapshot_atom, std::uint64_t id, const envelope&) { log->snapshot_requests.push_back(id); },
+    [](forward_atom, const envelope&) -> envelope { return {}; },
   };
 }
 
@@ -53,8 +54,8 @@ struct ready_fixture {
   std::unique_ptr<caf::scoped_actor> self;
   std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
   std::shared_ptr<peer_log> peer = std::make_shared<peer_log>();
-  caf::actor distro;
-  caf::actor gateway;
+  distro_actor distro;
+  gateway_actor gateway;
 
   ready_fixture() {
     register_types(cfg);
@@ -66,7 +67,7 @@ struct ready_fixture {
     self = std::make_unique<caf::scoped_actor>(*sys);
     auto log = peer;
     distro = spawn_distro_actor(*sys, node_cfg, [log](caf::actor_system& s, peer_settings,
-                                                      caf::actor) {
+                                                      distro_actor) {
       return s.spawn(stub_peer, log);
     });
     gateway = spawn_gateway_actor(*sys, node_cfg, distro);

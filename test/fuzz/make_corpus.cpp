@@ -246,6 +246,11 @@ void configs() {
         "heartbeat: {interval_ms: 5000, unhealthy_timeout_ms: 100}\n");
   write("node_config", "bad-key.yaml", "listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848]\nlimit: 3\n");
   write("node_config", "two-documents.yaml", "listen: 127.0.0.1:8848\n---\nmembers: []\n");
+  write("node_config", "tls-anonymous.yaml",
+        "listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848]\ntls: {anonymous: true}\n");
+  write("node_config", "tls-missing-files.yaml",
+        "listen: 127.0.0.1:8848\nmembers: [127.0.0.1:8848]\ntls:\n  certificate: /nonexistent/node.pem\n"
+        "  key: /nonexistent/node.key\n  ca_file: /nonexistent/ca.pem\n");
 }
 
 void command_line(const std::string& name, const std::vector<std::string>& args) {
@@ -276,6 +281,9 @@ void command_lines() {
   command_line("help-register", {"register", "--help"});
   command_line("bad-port", {"register", "orders", "10.0.0.1:99999"});
   command_line("unknown", {"frobnicate"});
+  command_line("status-tls", {"--tls-ca", "/tmp/ca.pem", "--tls-cert", "/tmp/ctl.pem", "--tls-key",
+                              "/tmp/ctl.key", "--tls-key-passphrase-file", "/tmp/pass", "status"});
+  command_line("members-tls-anonymous", {"members", "--tls"});
 }
 
 } // namespace

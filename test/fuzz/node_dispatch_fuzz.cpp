@@ -74,7 +74,7 @@ int free_port() {
 struct node_under_fuzz {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
-  caf::actor supervisor;
+  registry::node_supervisor_actor supervisor;
   caf::actor gateway; ///< as published
   caf::actor distro;  ///< from PeerWelcome
   caf::actor client;  ///< stands in for a client process: acknowledges pushes
@@ -152,9 +152,11 @@ node_under_fuzz* start_node() {
     FUZZ_CHECK(started);
   }
   // The published handle, as a remote client gets it (for this process's own port: the local actor).
-  auto gw = sys.middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(port));
+  auto gw = sys.middleman().remote_actor<registry::front_door_actor>(
+    "127.0.0.1", static_cast<std::uint16_t>(port));
   FUZZ_CHECK(gw);
-  n->gateway = *gw;
+  n->gateway = caf::actor_cast<caf::actor>(*gw); // untyped: the fuzzer sends anything
+
   v1::PeerHello hello;
   hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   hello.set_cluster_name(cfg->cluster_name);

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace registry::test {
 
@@ -18,7 +19,8 @@ const std::vector<std::string> session_flags{"--caf-heartbeat-ms", "200", "--caf
 } // namespace
 
 test_node::test_node(const std::string& extra_yaml)
-  : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  : port_(free_port()), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml"),
+    session_flags_(session_flags) {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + address()
                              + "]\nlog:\n  level: debug\n  flush_interval_ms: 20\n  file: " + dir_ + "/node.log\n"
                              + session_yaml + extra_yaml);
@@ -26,7 +28,8 @@ test_node::test_node(const std::string& extra_yaml)
 
 test_node::test_node(int port, const std::vector<int>& member_ports,
                      const std::string& extra_yaml)
-  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml"),
+    session_flags_(session_flags) {
   std::string members;
   for (auto p : member_ports)
     members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
@@ -45,7 +48,8 @@ std::unique_ptr<test_node> test_node::with_members(int port,
 }
 
 test_node::test_node(int port, const std::string& list, const std::string& extra_yaml, bool)
-  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml") {
+  : port_(port), dir_(make_temp_dir()), config_path_(dir_ + "/node.yaml"),
+    session_flags_(session_flags) {
   write_file(config_path_, "listen: " + address() + "\nmembers: [" + list
                              + "]\ncluster_name: test\nlog:\n  level: debug\n  file: " + dir_
                              + "/node.log\n" + session_yaml + extra_yaml);
@@ -53,6 +57,20 @@ test_node::test_node(int port, const std::string& list, const std::string& extra
 
 std::string session_config() {
   return session_yaml;
+}
+
+void test_node::set_caf_timing(int heartbeat_interval_ms, int connection_timeout_ms) {
+  auto hb = std::to_string(heartbeat_interval_ms);
+  auto timeout = std::to_string(connection_timeout_ms);
+  auto text = read_file(config_path_);
+  auto at = text.find(session_yaml);
+  if (at == std::string::npos)
+    throw std::runtime_error("set_caf_timing: no session section in " + config_path_);
+  text.replace(at, std::string{session_yaml}.size(),
+               "session:\n  caf_heartbeat_interval_ms: " + hb + "\n  caf_connection_timeout_ms: "
+                 + timeout + "\n");
+  write_file(config_path_, text);
+  session_flags_ = {"--caf-heartbeat-ms", hb, "--caf-timeout-ms", timeout};
 }
 
 std::vector<std::string> host_set(const nlohmann::json& hosts) {
@@ -120,7 +138,8 @@ std::string test_node::log() const {
 
 run_result test_node::ctl(std::vector<std::string> args, std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv{registryctl_path(), "--node", address()};
-  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), session_flags_.begin(), session_flags_.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return run(std::move(argv), timeout);
 }
@@ -148,7 +167,8 @@ child_process test_node::start_ctl(std::vector<std::string> args, const std::str
 
 run_result test_node::ctl_on(const std::string& node_list, std::vector<std::string> args) const {
   std::vector<std::string> argv{registryctl_path(), "--node", node_list};
-  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), session_flags_.begin(), session_flags_.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return run(std::move(argv), std::chrono::seconds(10));
 }
@@ -156,7 +176,8 @@ run_result test_node::ctl_on(const std::string& node_list, std::vector<std::stri
 child_process test_node::start_ctl_on(const std::string& node_list, std::vector<std::string> args,
                                       const std::string& name) const {
   std::vector<std::string> argv{registryctl_path(), "--node", node_list};
-  argv.insert(argv.end(), session_flags.begin(), session_flags.end());
+  argv.insert(argv.end(), session_flags_.begin(), session_flags_.end());
+  argv.insert(argv.end(), ctl_flags_.begin(), ctl_flags_.end());
   argv.insert(argv.end(), args.begin(), args.end());
   return child_process{std::move(argv), dir_, name};
 }

@@ -48,6 +48,12 @@ public:
   const std::string& config_path() const { return config_path_; }
   std::string log() const;
 
+  /// Flags every registryctl run against this node gets (e.g. --tls-ca FILE ...).
+  void set_ctl_flags(std::vector<std::string> flags) { ctl_flags_ = std::move(flags); }
+  /// Other CAF heartbeat settings than session_config()'s, for the node (its config file is
+  /// rewritten) and the registryctl runs against it. Call before launch().
+  void set_caf_timing(int heartbeat_interval_ms, int connection_timeout_ms);
+
   /// Runs registryctl --node <this node> args...
   run_result ctl(std::vector<std::string> args,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
@@ -69,6 +75,8 @@ private:
   std::string dir_;
   std::string config_path_;
   std::unique_ptr<child_process> proc_;
+  std::vector<std::string> ctl_flags_;
+  std::vector<std::string> session_flags_;
 };
 
 /// Short cluster timings: copies expire after 3 x 500 ms, heartbeat instances turn unhealthy after

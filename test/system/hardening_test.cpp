@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/interfaces.hpp"
 #include "messages/distro.pb.h"
 #include "messages/registry.pb.h"
 #include "messages/type_ids.hpp"
@@ -67,8 +68,10 @@ struct intruder {
   }
 
   caf::actor connect(int port) {
-    auto x = sys->middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(port));
-    return x ? *x : caf::actor{};
+    auto x = sys->middleman().remote_actor<registry::front_door_actor>("127.0.0.1",
+                                                              static_cast<std::uint16_t>(port));
+    // Untyped on purpose: these tests send what the interface does not list.
+    return x ? caf::actor_cast<caf::actor>(*x) : caf::actor{};
   }
 
   /// Sends a request and returns the reply as a message (or the error's text).
@@ -125,6 +128,39 @@ TEST_CASE("the published port answers only the client protocol: in-process messa
   REQUIRE(n.ctl({"register", "orders", "10.8.0.2:80"}).code == 0);
   CHECK(host_set(n.hosts("orders")) == std::vector<std::string>{"10.8.0.1:80", "10.8.0.2:80"});
   CHECK(n.log().find("refused") != std::string::npos);
+}
+
+TEST_CASE("the published handle is typed: it connects as the front door and as nothing wider") {
+  test_node n;
+  REQUIRE(n.start());
+  intruder x;
+  auto port = static_cast<std::uint16_t>(n.port());
+  // The client protocol's interface is what the node announces for its port.
+  auto door = x.sys->middleman().remote_actor<registry::front_door_actor>("127.0.0.1", port);
+  REQUIRE_MESSAGE(door, x.sys->render(door.error()));
+  caf::scoped_actor self{*x.sys};
+  registry::v1::QueryRequest query;
+  query.mutable_service()->set_service("orders");
+  query.mutable_service()->set_namespace_id("public");
+  query.mutable_service()->set_group("DEFAULT_GROUP");
+  bool answered = false;
+  self->request(*door, std::chrono::seconds(3), registry::wire::query_atom_v,
+                registry::wire::pack(query))
+    .receive([&](registry::wire::envelope& reply) {
+               answered = registry::wire::holds<registry::v1::ServiceInfo>(reply);
+             },
+             [&](caf::error& err) { FAIL(x.sys->render(err)); });
+  CHECK(answered);
+  // A handle that claims the gateway's in-process interface, or the distro's, is refused.
+  auto gateway = x.sys->middleman().remote_actor<registry::gateway_actor>("127.0.0.1", port);
+  CHECK_FALSE(gateway);
+  auto distro = x.sys->middleman().remote_actor<registry::distro_actor>("127.0.0.1", port);
+  CHECK_FALSE(distro);
+  // A narrower view of the front door (what an older client knows) still connects.
+  using query_only = caf::typed_actor<caf::replies_to<registry::wire::query_atom,
+                                                      registry::wire::envelope>::with<
+    registry::wire::envelope>>;
+  CHECK(x.sys->middleman().remote_actor<query_only>("127.0.0.1", port));
 }
 
 TEST_CASE("a process without the cluster secret cannot become a peer") {

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/interfaces.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
 #include "test/support/node_fixture.hpp"
@@ -21,7 +22,8 @@ TEST_CASE("a raw RegisterRequest without weight, healthy, enabled, ephemeral get
   // The test nodes' CAF heartbeat settings (see node_fixture.cpp).
   configure_system(cfg, 200, 1000, 1);
   caf::actor_system sys{cfg};
-  auto gateway = sys.middleman().remote_actor("127.0.0.1", static_cast<std::uint16_t>(node.port()));
+  auto gateway = sys.middleman().remote_actor<front_door_actor>("127.0.0.1",
+                                                                static_cast<std::uint16_t>(node.port()));
   REQUIRE_MESSAGE(gateway, sys.render(gateway.error()));
   caf::scoped_actor self{sys};
   auto ask = [&](const v1::RegisterRequest& req) {

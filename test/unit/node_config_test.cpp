@@ -223,6 +223,8 @@ TEST_CASE("node_config: standalone.yaml loads, is standalone and holds the defau
   CHECK(cfg.members_start_wait_ms == defaults.members_start_wait_ms);
   CHECK(cfg.cluster_secret == defaults.cluster_secret);
   CHECK(cfg.cluster_secret_source == defaults.cluster_secret_source);
+  CHECK(!cfg.tls.enabled);
+  CHECK(std::string{cfg.tls.mode()} == "off");
   CHECK(cfg.warnings.empty());
 }
 

@@ -23,6 +23,15 @@ using namespace registry::wire;
 
 system_holder::system_holder(const caf_settings& s) {
   configure_system(cfg, s.hb_ms, s.timeout_ms, s.threads);
+  registry::tls_settings tls;
+  tls.enabled = s.tls || !s.tls_ca.empty() || !s.tls_cert.empty() || !s.tls_key.empty();
+  tls.ca_file = s.tls_ca;
+  tls.certificate = s.tls_cert;
+  tls.key = s.tls_key;
+  if (auto problem = registry::check_tls_files(tls, registry::tls_role::client))
+    throw std::runtime_error("--tls-" + problem->field + ": " + problem->problem);
+  if (auto problem = registry::configure_tls(cfg, tls_pins.pin(tls)); !problem.empty())
+    throw std::runtime_error(problem);
   sys = std::make_unique<caf::actor_system>(cfg);
 }
 
@@ -48,7 +57,7 @@ caf::actor connect(caf::actor_system& sys, const std::string& host_port, ms time
   auto port = static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1)));
   caf::actor result;
   caf::scoped_actor self{sys};
-  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+  self->request(registry::link_manager(sys), timeout, caf::connect_atom::value, host, port)
     .receive(
       [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
         result = caf::actor_cast<caf::actor>(ptr);

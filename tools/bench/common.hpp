@@ -21,6 +21,8 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/common/transport.hpp"
+#include "config/tls.hpp"
 #include "messages/registry.pb.h"
 #include "messages/type_ids.hpp"
 
@@ -38,10 +40,16 @@ struct caf_settings {
   std::int64_t hb_ms = 1000;
   std::int64_t timeout_ms = 5000;
   int threads = 2;
+  /// TLS to the nodes (README, TLS): `tls` alone for anonymous TLS, the files for certificates.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 /// An actor system configured like every other process of the project.
 struct system_holder {
+  registry::tls_file_pins tls_pins;
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   explicit system_holder(const caf_settings& s);

@@ -34,6 +34,10 @@ void add_common(CLI::App* cmd, bench::common_opts& o, std::string& nodes, bool w
   cmd->add_option("--hb-ms", o.caf.hb_ms, "CAF heartbeat interval (= nodes' session.caf_heartbeat_interval_ms)");
   cmd->add_option("--timeout-ms", o.caf.timeout_ms, "CAF connection timeout (= nodes' session.caf_connection_timeout_ms)");
   cmd->add_option("--threads", o.caf.threads, "CAF scheduler threads of this process");
+  cmd->add_flag("--tls", o.caf.tls, "TLS to the nodes (alone: anonymous TLS)");
+  cmd->add_option("--tls-ca", o.caf.tls_ca, "PEM CA file (certificate mode, with --tls-cert/--tls-key)");
+  cmd->add_option("--tls-cert", o.caf.tls_cert, "PEM client certificate");
+  cmd->add_option("--tls-key", o.caf.tls_key, "PEM key of --tls-cert");
   cmd->add_option("--duration-s", o.duration_s, "length of the measured run");
   cmd->add_option("--max-s", o.max_s, "watchdog: the process ends after this many seconds");
 }
@@ -186,29 +190,34 @@ int main(int argc, char** argv) {
   for (auto* cmd : {reg, fill, query, crash, crash_child, status, join})
     need_nodes(cmd);
 
-  if (reg->parsed())
-    return bench::cmd_register(o, clients, per_client, inflight, services);
-  if (fill->parsed())
-    return bench::cmd_fill(o, fill_clients, fill_instances, inflight, fill_services, hold_s, rss_pid);
-  if (query->parsed())
-    return bench::cmd_query(o, actors, q_inflight, q_services, q_per_service);
-  if (ping->parsed())
-    return bench::cmd_pingpong(o, actors, q_inflight, reply_hosts);
-  if (ping_srv->parsed())
-    return bench::cmd_pingpong_server(o, hold_s, reply_hosts);
-  if (repl->parsed())
-    return bench::cmd_replication(o, write, read, bg_rate, bg_per_client, probes, trace_file);
-  if (push->parsed())
-    return bench::cmd_push(o, write, same.empty() ? write : same, other, probes);
-  if (crash->parsed())
-    return bench::cmd_crash(o, session_node.empty() ? o.nodes.front() : session_node, rounds);
-  if (crash_child->parsed())
-    return bench::cmd_crash_child(o, service, ip, port, hold_s);
-  if (status->parsed())
-    return bench::cmd_status(o, wait_ready, wait_members, wait_instances, timeout_s);
-  if (join->parsed())
-    return bench::cmd_join(o, registryd, config, log, expect, timeout_s, applied_timeout_s);
-  if (report->parsed())
-    return bench::cmd_report(results, json_out, mode);
+  try {
+    if (reg->parsed())
+      return bench::cmd_register(o, clients, per_client, inflight, services);
+    if (fill->parsed())
+      return bench::cmd_fill(o, fill_clients, fill_instances, inflight, fill_services, hold_s, rss_pid);
+    if (query->parsed())
+      return bench::cmd_query(o, actors, q_inflight, q_services, q_per_service);
+    if (ping->parsed())
+      return bench::cmd_pingpong(o, actors, q_inflight, reply_hosts);
+    if (ping_srv->parsed())
+      return bench::cmd_pingpong_server(o, hold_s, reply_hosts);
+    if (repl->parsed())
+      return bench::cmd_replication(o, write, read, bg_rate, bg_per_client, probes, trace_file);
+    if (push->parsed())
+      return bench::cmd_push(o, write, same.empty() ? write : same, other, probes);
+    if (crash->parsed())
+      return bench::cmd_crash(o, session_node.empty() ? o.nodes.front() : session_node, rounds);
+    if (crash_child->parsed())
+      return bench::cmd_crash_child(o, service, ip, port, hold_s);
+    if (status->parsed())
+      return bench::cmd_status(o, wait_ready, wait_members, wait_instances, timeout_s);
+    if (join->parsed())
+      return bench::cmd_join(o, registryd, config, log, expect, timeout_s, applied_timeout_s);
+    if (report->parsed())
+      return bench::cmd_report(results, json_out, mode);
+  } catch (const std::exception& e) { // e.g. bad --tls-* files
+    std::cerr << "registry-bench: " << e.what() << "\n";
+    return 2;
+  }
   return 2;
 }

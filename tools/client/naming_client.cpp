@@ -10,8 +10,10 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/common/transport.hpp"
 #include "config/defaults.hpp"
 #include "config/node_config.hpp"
+#include "config/tls.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
 #include "messages/validate.hpp"
@@ -45,6 +47,18 @@ error_code to_code(v1::Error::Code code) {
   throw error(error_code::invalid_argument, e.field, e.message);
 }
 
+/// The TLS settings of `o`: any file turns TLS on.
+tls_settings tls_of(const options& o) {
+  tls_settings result;
+  const auto& t = o.tls;
+  result.enabled = t.enabled || !t.ca_file.empty() || !t.certificate.empty() || !t.key.empty();
+  result.ca_file = t.ca_file;
+  result.certificate = t.certificate;
+  result.key = t.key;
+  result.key_passphrase = t.key_passphrase;
+  return result;
+}
+
 void check_options(const options& o) {
   auto bad = [](const std::string& field, const std::string& msg) {
     throw error(error_code::invalid_argument, field, msg);
@@ -69,6 +83,10 @@ void check_options(const options& o) {
   if (o.caf_heartbeat_interval.count() > 0 &&
       o.caf_connection_timeout <= o.caf_heartbeat_interval && o.caf_connection_timeout.count() > 0)
     bad("caf_connection_timeout", "options.caf_connection_timeout must exceed caf_heartbeat_interval");
+  // CAF raises (from the actor system's constructor, or later in its I/O thread) on files it
+  // cannot load: check them as it will load them.
+  if (auto problem = check_tls_files(tls_of(o), tls_role::client))
+    bad("tls." + problem->field, "options.tls." + problem->field + ": " + problem->problem);
 }
 
 } // namespace
@@ -79,9 +97,10 @@ struct naming_client::impl {
   options opts;
   std::shared_ptr<event_dispatcher> events;
   std::shared_ptr<detail::shared_view> view;
+  tls_file_pins tls_pins;       // the TLS files CAF reads, open while sys lives
   caf::actor_system_config cfg; // outlives sys (declared first)
   std::unique_ptr<caf::actor_system> sys;
-  caf::actor session;
+  client_library_actor session;
   std::atomic<listener_id> next_listener{1};
 
   /// How long the caller waits for the actor: the actor answers within request_timeout itself.
@@ -217,6 +236,8 @@ naming_client::naming_client(options opts) : impl_(std::make_unique<impl>()) {
   // Types, middleman, app identifier "registry.v1", CAF heartbeats, 2 scheduler threads.
   wire::configure_system(d.cfg, opts.caf_heartbeat_interval.count(),
                          opts.caf_connection_timeout.count(), defaults::scheduler_threads_max);
+  if (auto problem = configure_tls(d.cfg, d.tls_pins.pin(tls_of(opts))); !problem.empty())
+    throw error(error_code::invalid_argument, "tls", problem);
   d.sys = std::make_unique<caf::actor_system>(d.cfg);
   d.session = detail::spawn_session_actor(
     *d.sys, detail::session_config{d.opts, std::move(servers), d.events, d.view});
@@ -237,7 +258,7 @@ naming_client::~naming_client() {
     // best effort
   }
   caf::anon_send_exit(d.session, caf::exit_reason::user_shutdown);
-  d.session = nullptr;
+  d.session = client_library_actor{};
   d.events->stop();
   d.sys.reset();
 }
@@ -395,6 +416,7 @@ node_status naming_client::status() {
   result.version = st.version();
   result.ready = st.ready();
   result.security = st.security();
+  result.tls = st.tls();
   for (const auto& m : st.members())
     result.members.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});
   result.clients = st.clients();

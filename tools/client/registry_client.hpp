@@ -68,6 +68,19 @@ struct session_event {
   bool first = false; ///< opened for the first time
 };
 
+/// TLS on the links to the nodes (README, TLS). The nodes' `tls` section decides the mode and every
+/// client must match it: for anonymous TLS set `enabled` alone; for certificate mode give
+/// ca_file, certificate and key (CAF's openssl module authenticates both sides, so the node asks
+/// this client for a certificate its CA file accepts). Any file implies `enabled`. The files are
+/// checked when the client is constructed and kept open while it lives.
+struct tls_options {
+  bool enabled = false;
+  std::string ca_file;        ///< PEM CA certificates the node's certificate must chain to
+  std::string certificate;    ///< PEM certificate (chain) of this client
+  std::string key;            ///< its PEM private key
+  std::string key_passphrase; ///< decrypts `key` ("" = not encrypted)
+};
+
 struct options {
   /// Nodes as "host:port"; the client connects to the first reachable one, in order.
   std::vector<std::string> servers;
@@ -98,6 +111,8 @@ struct options {
   /// Called on the library's event thread whenever the session opens or is lost (never on the caller's
   /// thread). Optional.
   std::function<void(const session_event&)> on_session;
+  /// TLS to the nodes; off by default (plain TCP).
+  tls_options tls;
 };
 
 /// A service list page.
@@ -119,6 +134,9 @@ struct node_status {
   std::string version;
   bool ready = false;
   std::string security; ///< standalone, authenticated cluster or unauthenticated cluster
+  /// The transport of the node's links (peers and clients): off, anonymous or certificate ("" from
+  /// a node that predates TLS).
+  std::string tls;
   std::vector<member_state> members;
   std::uint64_t clients = 0;
   std::uint64_t services = 0;

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/common/transport.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/type_ids.hpp"
@@ -82,7 +83,9 @@ std::string registration_key(const service_key& key, const std::string& ip, std:
 // -- state ----------------------------------------------------------------------------------------
 
 struct session_state;
-using session_actor_type = caf::stateful_actor<session_state>;
+using session_actor_type = client_library_actor::stateful_base<session_state>;
+/// The reply to an API request: (reply, produced by the library).
+using reply_promise = caf::typed_response_promise<envelope, bool>;
 
 /// A request on its way to a node: queued (no node yet) or in flight.
 struct pending_op {
@@ -94,7 +97,7 @@ struct pending_op {
   via target = via::gateway;
   caf::atom_value atom;
   envelope payload;
-  caf::response_promise rp; ///< not pending for internal requests
+  reply_promise rp; ///< not pending for internal requests
   clock_type::time_point deadline;
   done_fn done;
   bool redo = false;        ///< regenerated on every new session: dropped instead of re-sent
@@ -144,6 +147,9 @@ struct session_state {
   std::string describe(const caf::error& err) const {
     if (!err)
       return "normal exit"; // CAF 0.17: category() of an empty error dereferences null
+    if (handshake_failed(err))
+      return explain_connect_error(self_->system(), err,
+                                   "the node's tls section and this client's TLS options");
     if (err.category() == caf::atom("system")) {
       switch (static_cast<caf::sec>(err.code())) {
         case caf::sec::cannot_connect_to_node:
@@ -173,7 +179,7 @@ struct session_state {
 
   /// Starts a request to the gateway or the session; it waits for a node if there is none yet.
   std::uint64_t add_op(pending_op::via target, caf::atom_value atom, envelope payload,
-                       caf::response_promise rp, pending_op::done_fn done, bool redo = false) {
+                       reply_promise rp, pending_op::done_fn done, bool redo = false) {
     auto id = next_op_++;
     pending_op op;
     op.target = target;
@@ -344,7 +350,7 @@ struct session_state {
     const auto& ep = cfg_.servers[idx];
     current_attempt_ = ep.address();
     auto gen = ++connect_gen_;
-    auto mm = self_->system().middleman().actor_handle();
+    auto mm = link_manager(self_->system());
     self_->request(mm, cfg_.opts.connect_timeout, caf::connect_atom::value, ep.host, ep.port)
       .then(
         [this, idx, gen](const caf::node_id&, caf::strong_actor_ptr& ptr,
@@ -636,7 +642,7 @@ struct session_state {
 
   // -- registration -----------------------------------------------------------------------------
 
-  void on_register(envelope env, caf::response_promise rp) {
+  void on_register(envelope env, reply_promise rp) {
     v1::RegisterRequest req;
     if (!wire::unpack(env, req)) {
       rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed register request"), true);
@@ -659,7 +665,7 @@ struct session_state {
            });
   }
 
-  void on_deregister(envelope env, caf::response_promise rp) {
+  void on_deregister(envelope env, reply_promise rp) {
     v1::DeregisterRequest req;
     if (!wire::unpack(env, req)) {
       rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed deregister request"), true);
@@ -700,7 +706,7 @@ struct session_state {
     return subs_.emplace(key, std::move(s)).first->second;
   }
 
-  void on_subscribe(envelope env, listener_id lid, caf::response_promise rp) {
+  void on_subscribe(envelope env, listener_id lid, reply_promise rp) {
     v1::SubscribeRequest req;
     if (!wire::unpack(env, req)) {
       rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed subscribe request"), true);
@@ -726,7 +732,7 @@ struct session_state {
     subscribe_on_node(key, std::move(rp), lid, false);
   }
 
-  void subscribe_on_node(const std::string& key, caf::response_promise rp, listener_id lid,
+  void subscribe_on_node(const std::string& key, reply_promise rp, listener_id lid,
                          bool redo, std::uint64_t redo_round = 0) {
     bool asked = rp.pending();
     auto& s = subs_.at(key);
@@ -793,7 +799,7 @@ struct session_state {
     drop_subscription(i);
   }
 
-  void on_query(envelope env, caf::response_promise rp) {
+  void on_query(envelope env, reply_promise rp) {
     v1::QueryRequest req;
     if (!wire::unpack(env, req)) {
       rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed query request"), true);
@@ -959,7 +965,7 @@ struct session_state {
 
   // -- close ------------------------------------------------------------------------------------
 
-  void on_bye(caf::response_promise rp) {
+  void on_bye(reply_promise rp) {
     closing_ = true;
     ++connect_gen_;
     fail_waiting("the client is closing");
@@ -1022,7 +1028,8 @@ struct session_state {
   bool disk_warned_ = false;
 };
 
-caf::behavior session_behavior(session_actor_type* self, session_config cfg) {
+client_library_actor::behavior_type session_behavior(session_actor_type* self,
+                                                     session_config cfg) {
   self->state.init(std::move(cfg));
   self->set_down_handler([self](caf::down_msg& dm) { self->state.on_down(dm); });
   self->set_error_handler([](caf::error&) {
@@ -1032,25 +1039,40 @@ caf::behavior session_behavior(session_actor_type* self, session_config cfg) {
   using via = pending_op::via;
   return {
     [self](gw_atom, caf::atom_value op, envelope& env) {
-      self->state.add_op(via::gateway, op, std::move(env), self->make_response_promise(), {});
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.add_op(via::gateway, op, std::move(env), rp, {});
+      return rp;
     },
     [self](wire::reg_atom, envelope& env) {
-      self->state.on_register(std::move(env), self->make_response_promise());
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.on_register(std::move(env), rp);
+      return rp;
     },
     [self](wire::dereg_atom, envelope& env) {
-      self->state.on_deregister(std::move(env), self->make_response_promise());
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.on_deregister(std::move(env), rp);
+      return rp;
     },
     [self](wire::sub_atom, envelope& env, std::uint64_t lid) {
-      self->state.on_subscribe(std::move(env), lid, self->make_response_promise());
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.on_subscribe(std::move(env), lid, rp);
+      return rp;
     },
-    [self](wire::unsub_atom, const std::string& key, std::uint64_t lid) {
+    [self](wire::unsub_atom, const std::string& key, std::uint64_t lid)
+      -> caf::result<envelope, bool> {
       self->state.on_unsubscribe(key, lid);
-      return caf::make_message(ack_envelope(), true);
+      return {ack_envelope(), true};
     },
     [self](wire::query_atom, envelope& env) {
-      self->state.on_query(std::move(env), self->make_response_promise());
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.on_query(std::move(env), rp);
+      return rp;
     },
-    [self](wire::bye_atom) { self->state.on_bye(self->make_response_promise()); },
+    [self](wire::bye_atom) {
+      auto rp = self->make_response_promise<envelope, bool>();
+      self->state.on_bye(rp);
+      return rp;
+    },
     [self](wire::push_atom, const envelope& env) { return self->state.on_push(env); },
     [self](op_timeout_atom, std::uint64_t id) { self->state.on_op_timeout(id); },
     [self](reconnect_atom) { self->state.on_reconnect(); },
@@ -1064,7 +1086,7 @@ caf::behavior session_behavior(session_actor_type* self, session_config cfg) {
 
 } // namespace
 
-caf::actor spawn_session_actor(caf::actor_system& sys, session_config cfg) {
+client_library_actor spawn_session_actor(caf::actor_system& sys, session_config cfg) {
   return sys.spawn(session_behavior, std::move(cfg));
 }
 

@@ -16,8 +16,9 @@
 /// Requests from the API wait at most options.request_timeout in all (queueing, connecting, the node's
 /// answer); requests in flight when the node goes down are re-sent to the next node within that time.
 ///
-/// Messages (every reply is `(envelope reply, bool local)`: `local` = the library produced it, e.g. an
-/// UNAVAILABLE Error when no node answered; otherwise the node's own reply):
+/// Interface: `client_library_actor` in actors/interfaces.hpp. Every reply but a push's is
+/// `(envelope reply, bool local)`: `local` = the library produced it, e.g. an UNAVAILABLE Error when
+/// no node answered; otherwise the node's own reply:
 /// - `(gw_atom, atom_value op, envelope)`: a stateless request (op = reg/beat/dereg/query/list/status/
 ///   members) to the gateway.
 /// - `(reg_atom, envelope RegisterRequest)` / `(dereg_atom, envelope DeregisterRequest)`: session
@@ -44,19 +45,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 
+#include "actors/interfaces.hpp"
 #include "tools/client/event_dispatcher.hpp"
 #include "tools/client/registry_client.hpp"
 
 namespace registry::client::detail {
-
-// -- library-internal atoms (never sent to a node) ------------------------------------------------
-
-using gw_atom = caf::atom_constant<caf::atom("gw")>;
-using op_timeout_atom = caf::atom_constant<caf::atom("op_tmo")>;
-using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
-using redo_retry_atom = caf::atom_constant<caf::atom("redo_retry")>;
-using update_tick_atom = caf::atom_constant<caf::atom("upd_tick")>;
-using failover_tick_atom = caf::atom_constant<caf::atom("fo_tick")>;
 
 /// A node address from options.servers.
 struct endpoint {
@@ -89,6 +82,6 @@ struct session_config {
 };
 
 /// Spawns the session actor.
-caf::actor spawn_session_actor(caf::actor_system& sys, session_config cfg);
+client_library_actor spawn_session_actor(caf::actor_system& sys, session_config cfg);
 
 } // namespace registry::client::detail

@@ -37,7 +37,8 @@ void add_query_options(CLI::App* cmd, query_args& q, bool with_service) {
 std::string unknown_command(CLI::App& app, int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--node" || arg == "--cache-dir" || arg == "--timeout-ms") {
+    if (arg == "--node" || arg == "--cache-dir" || arg == "--timeout-ms" || arg == "--tls-ca" ||
+        arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-key-passphrase-file") {
       ++i; // skip the value
       continue;
     }
@@ -150,6 +151,15 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
                  "CAF connection timeout; must match the node's session.caf_connection_timeout_ms")
     ->capture_default_str()
     ->check(CLI::Range(2, 3600000));
+  app.add_flag("--tls", g.tls, "TLS to the nodes (alone: anonymous TLS, for nodes with tls.anonymous)");
+  app.add_option("--tls-ca", g.tls_ca,
+                 "PEM CA file the node's certificate must chain to (certificate mode; implies --tls, "
+                 "needs --tls-cert and --tls-key)");
+  app.add_option("--tls-cert", g.tls_cert,
+                 "PEM certificate of this client, signed by a CA in the node's tls.ca_file");
+  app.add_option("--tls-key", g.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-key-passphrase-file", g.tls_key_passphrase_file,
+                 "file holding the passphrase of an encrypted --tls-key");
 
   instance_args& ia = result.instance;
   query_args& qa = result.query;

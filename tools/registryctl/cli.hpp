@@ -35,6 +35,14 @@ struct global_args {
   std::int64_t update_interval_ms = 10000;
   /// How often a failed redo (after moving to another node) is retried.
   std::int64_t redo_retry_ms = defaults::client_redo_retry_interval_ms;
+  /// TLS to the nodes, matching their `tls` section: --tls alone for anonymous TLS; --tls-ca,
+  /// --tls-cert and --tls-key (each implies --tls) for certificate mode, where the node requires a
+  /// client certificate its CA accepts. The files are checked by main(), not here.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_key_passphrase_file;
 };
 
 /// Options shared by register, beat and deregister.

@@ -1,7 +1,8 @@
 // registryctl: the command-line client of registryd, built on the client library
 // (tools/client/registry_client.hpp).
 //
-//   registryctl [--node HOST:PORT[,HOST:PORT...]] [--json] [--cache-dir DIR] [--timeout-ms N] COMMAND
+//   registryctl [--node HOST:PORT[,HOST:PORT...]] [--json] [--cache-dir DIR] [--timeout-ms N]
+//               [--tls | --tls-ca FILE --tls-cert FILE --tls-key FILE] COMMAND
 //
 // Exit codes: 0 success; 1 the node refused (its reason and field on stderr); 2 usage errors (bad
 // arguments, caught before any node is contacted); 3 no node answered (the addresses tried on stderr).
@@ -31,6 +32,7 @@
 
 #include "config/defaults.hpp"
 #include "config/node_config.hpp"
+#include "config/tls.hpp"
 #include "messages/validate.hpp"
 #include "tools/client/registry_client.hpp"
 #include "tools/registryctl/cli.hpp"
@@ -147,6 +149,55 @@ std::string format_info(const service_info& x, const std::string& note = {}) {
 
 // -- commands ---------------------------------------------------------------------------------------
 
+/// The flag that sets a field of registry::tls_settings.
+std::string tls_flag(const std::string& field) {
+  if (field == "ca_file")
+    return "--tls-ca";
+  if (field == "certificate")
+    return "--tls-cert";
+  if (field == "key")
+    return "--tls-key";
+  return "--tls-key-passphrase-file";
+}
+
+/// The TLS options from the flags, with every file checked as CAF will load it (usage errors name
+/// the flag).
+client::tls_options make_tls_options(const global_args& g) {
+  tls_settings tls;
+  tls.enabled = g.tls || !g.tls_ca.empty() || !g.tls_cert.empty() || !g.tls_key.empty() ||
+                !g.tls_key_passphrase_file.empty();
+  tls.ca_file = g.tls_ca;
+  tls.certificate = g.tls_cert;
+  tls.key = g.tls_key;
+  if (!g.tls_key_passphrase_file.empty()) {
+    if (g.tls_key.empty())
+      throw usage_error{"--tls-key-passphrase-file: given without --tls-key"};
+    auto problem = read_passphrase_file(g.tls_key_passphrase_file, tls.key_passphrase);
+    if (!problem.empty())
+      throw usage_error{"--tls-key-passphrase-file: " + problem};
+  }
+  if (auto problem = check_tls_files(tls, tls_role::client))
+    throw usage_error{tls_flag(problem->field) + ": " + problem->problem};
+  client::tls_options result;
+  result.enabled = tls.enabled;
+  result.ca_file = tls.ca_file;
+  result.certificate = tls.certificate;
+  result.key = tls.key;
+  result.key_passphrase = tls.key_passphrase;
+  return result;
+}
+
+/// The status line about the node's links.
+std::string tls_text(const std::string& mode) {
+  if (mode == "off")
+    return "off (plain TCP links)";
+  if (mode == "anonymous")
+    return "anonymous (TLS links, encrypted, not authenticated)";
+  if (mode == "certificate")
+    return "certificate (TLS links, mutual certificate authentication)";
+  return mode.empty() ? std::string{"unknown (the node does not say)"} : mode;
+}
+
 client::options make_options(const global_args& g, const std::string& namespace_id) {
   client::options o;
   o.servers = parse_nodes(g.nodes);
@@ -164,6 +215,7 @@ client::options make_options(const global_args& g, const std::string& namespace_
   o.caf_heartbeat_interval = std::chrono::milliseconds(g.caf_heartbeat_ms);
   o.caf_connection_timeout = std::chrono::milliseconds(g.caf_timeout_ms);
   o.check_locally = !g.no_local_check;
+  o.tls = make_tls_options(g);
   return o;
 }
 
@@ -380,6 +432,7 @@ int cmd_status(const global_args& g) {
                  {"version", st.version},
                  {"ready", st.ready},
                  {"security", st.security},
+                 {"tls", st.tls},
                  {"members", members},
                  {"clients", st.clients},
                  {"services", st.services},
@@ -393,6 +446,7 @@ int cmd_status(const global_args& g) {
                        "version:     " + st.version + "\n" +
                        "ready:       " + (st.ready ? "yes" : "no") + "\n" +
                        "security:    " + st.security + "\n" +
+                       "tls:         " + tls_text(st.tls) + "\n" +
                        "members:     " + std::to_string(st.members.size()) + "\n";
     for (const auto& m : st.members)
       text += "  " + member_line(m) + "\n";

@@ -1,0 +1,227 @@
+#pragma once
+/// The typed interface of every node actor, in one place.
+///
+/// The compiler checks every send, request and reply between node actors against these lists, and
+/// a behaviour must implement exactly its list. At run time an actor still receives whatever a
+/// connected process sends it: a message its list does not name reaches the default handler
+/// (actors/common/handlers.hpp), which logs it and replies with an error. In-process entries
+/// (marked "in-process") also check that the sender belongs to this process.
+///
+/// Handles that cross the network (a client's own actor in `hello`, the session handle in the
+/// Welcome, the peer port in a PeerWelcome) travel as plain `caf::actor`: a handle from another
+/// process is only as trustworthy as that process, so the node treats it as untyped and sends it
+/// nothing but pushes. The wire protocol is messages/PROTOCOL.md.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/typed_actor.hpp>
+
+#include "messages/model.hpp"
+#include "messages/type_ids.hpp"
+
+namespace registry {
+
+// -- what a node sends to a subscriber ----------------------------------------------------------
+
+/// A subscriber: a client process's own actor, or an in-process bridge of another front end.
+/// (push_atom, envelope ServiceInfo | SubscriptionDropped) -> envelope Ack.
+using subscriber_actor = caf::typed_actor<
+  caf::replies_to<wire::push_atom, wire::envelope>::with<wire::envelope>>;
+
+// -- the node-to-node protocol ------------------------------------------------------------------
+
+/// The PEER PORT: what an authenticated member talks to (actors/distro/distro_actor.cpp).
+using peer_port_actor = caf::typed_actor<
+  /// PeerHello (probe) -> PeerWelcome | Error, and the peer port.
+  caf::replies_to<wire::peer_atom, wire::envelope>::with<wire::envelope, caf::actor>,
+  /// SyncBatch -> Ack | Error.
+  caf::replies_to<wire::sync_atom, wire::envelope>::with<wire::envelope>,
+  /// VerifyBatch -> VerifyReply | Error.
+  caf::replies_to<wire::verify_atom, wire::envelope>::with<wire::envelope>,
+  /// SnapshotRequest -> Snapshot | Error.
+  caf::replies_to<wire::snapshot_atom, wire::envelope>::with<wire::envelope>,
+  /// ForwardedRequest -> the responsible node's reply.
+  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>>;
+
+// -- the published handle -----------------------------------------------------------------------
+
+/// The FRONT DOOR: the only actor published on `listen` (actors/gateway/front_door_actor.cpp): the
+/// client protocol, and the first steps of the peer handshake.
+using front_door_actor = caf::typed_actor<
+  /// Hello, the client's own actor -> Welcome and the session handle | Error and no handle.
+  caf::replies_to<wire::hello_atom, wire::envelope, caf::actor>::with<wire::envelope, caf::actor>,
+  caf::replies_to<wire::reg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::beat_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::dereg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::query_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::list_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::status_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
+  /// PeerHello | PeerAuth -> PeerWelcome | Error, and the peer port once the member is trusted.
+  caf::replies_to<wire::peer_atom, wire::envelope>::with<wire::envelope, caf::actor>>;
+
+// -- a session ----------------------------------------------------------------------------------
+
+/// What the process that opened a session may send to the session handle of its Welcome.
+using session_actor = caf::typed_actor<
+  caf::replies_to<wire::reg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::dereg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::sub_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::unsub_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::bye_atom>::with<wire::envelope>>;
+
+// -- node actors --------------------------------------------------------------------------------
+
+/// A SERVICE actor (actors/service/service_actor.cpp), in-process, from the gateway.
+using service_actor = caf::typed_actor<
+  /// Replaces what a client publishes in this service -> Ack | Error.
+  caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
+    wire::envelope>,
+  /// A client is gone: its instances and subscriptions go.
+  caf::reacts_to<wire::svc_drop_atom, client_id>,
+  /// Subscribes (client, clusters) -> ServiceInfo | Error.
+  caf::replies_to<wire::svc_sub_atom, client_id, std::string, subscriber_actor>::with<
+    wire::envelope>,
+  caf::replies_to<wire::svc_unsub_atom, client_id, std::string>::with<wire::envelope>,
+  /// QueryRequest -> ServiceInfo (delegated by the gateway).
+  caf::replies_to<wire::query_atom, wire::envelope>::with<wire::envelope>,
+  /// Everything sent before is in the index.
+  caf::replies_to<wire::barrier_atom>::with<bool>,
+  caf::reacts_to<wire::flush_atom>,              ///< to itself: report counts
+  caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the push timer
+
+/// A CLIENT actor (actors/client/client_actor.cpp): a session's requests from its own process; a
+/// heartbeat client's through the gateway; in-process messages from the gateway and itself.
+using client_actor = session_actor::extend<
+  caf::replies_to<wire::beat_atom, wire::envelope>::with<wire::envelope>,
+  /// A service actor restarted: re-send what this client holds there.
+  caf::reacts_to<wire::rebuild_atom, service_key>,
+  caf::reacts_to<wire::tick_atom>,  ///< to itself: heartbeat expiry
+  caf::replies_to<wire::barrier_atom>::with<bool>,
+  caf::reacts_to<wire::flush_atom>, ///< to itself: announce to distro
+  /// A Distro op (distro_protocol::local_op::kind): revision, services, local, beat clocks.
+  caf::reacts_to<wire::replica_atom, std::int32_t, std::uint64_t, client_services, bool,
+                 client_beats>,
+  /// The reply to a fire-and-forget service update: only refusals matter.
+  caf::reacts_to<wire::envelope>>;
+
+/// The GATEWAY (actors/gateway/gateway_actor.cpp): the node's directory. The client protocol comes
+/// through the front door; everything else is in-process.
+using gateway_actor = caf::typed_actor<
+  caf::replies_to<wire::hello_atom, wire::envelope, caf::actor>::with<wire::envelope, caf::actor>,
+  caf::replies_to<wire::reg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::beat_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::dereg_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::query_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::list_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::status_atom, wire::envelope>::with<wire::envelope>,
+  caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
+  // -- from client actors
+  caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
+    wire::envelope>,
+  caf::reacts_to<wire::svc_drop_atom, service_key, client_id>,
+  caf::replies_to<wire::svc_sub_atom, service_key, client_id, std::string,
+                  subscriber_actor>::with<wire::envelope>,
+  caf::replies_to<wire::svc_unsub_atom, service_key, client_id, std::string>::with<
+    wire::envelope>,
+  /// A client actor ends: true once the gateway forgot it.
+  caf::replies_to<wire::client_gone_atom, client_id>::with<bool>,
+  // -- from service actors
+  caf::reacts_to<wire::svc_stats_atom, service_key, std::uint64_t, std::uint64_t>,
+  // -- from the distro actor
+  /// routing, ready, member addresses, states, nodes, problems.
+  caf::reacts_to<wire::view_atom, std::vector<std::string>, bool, std::vector<std::string>,
+                 std::vector<std::string>, std::vector<std::string>, std::vector<std::string>>,
+  /// A ForwardedRequest from another node -> the reply.
+  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>,
+  /// A Distro op for a client: op, id, revision, services, local, beat clocks.
+  caf::reacts_to<wire::replica_atom, std::int32_t, client_id, std::uint64_t, client_services,
+                 bool, client_beats>,
+  /// Every client actor and then every service actor has processed what came before.
+  caf::replies_to<wire::barrier_atom>::with<bool>,
+  // -- itself, and introspection for tests
+  caf::reacts_to<wire::tick_atom>, ///< idle-service sweep
+  caf::replies_to<caf::get_atom, service_key>::with<service_actor>>;
+
+/// A PEER actor (actors/member/peer_actor.cpp): one per other member, in-process, from the distro
+/// actor. Results go back as sync_res / verify_res / snap_res and peer_up / peer_fail / peer_lost.
+using peer_actor = caf::typed_actor<
+  caf::reacts_to<wire::dial_atom>,
+  caf::reacts_to<wire::tick_atom>, ///< to itself: probe
+  caf::reacts_to<wire::sync_atom, std::uint64_t, wire::envelope>,
+  caf::reacts_to<wire::verify_atom, std::uint64_t, wire::envelope>,
+  caf::reacts_to<wire::snapshot_atom, std::uint64_t, wire::envelope>,
+  caf::replies_to<wire::forward_atom, wire::envelope>::with<wire::envelope>>;
+
+/// The DISTRO actor (actors/distro/distro_actor.cpp): the peer protocol (through the peer port and
+/// the front door) and in-process messages from the supervisor, the gateway, client actors and
+/// peer actors.
+using distro_actor = peer_port_actor::extend<
+  caf::reacts_to<wire::start_atom, gateway_actor>,
+  /// A local client changed (empty services: gone), with or without beat clocks.
+  caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services>,
+  caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services, client_beats>,
+  caf::reacts_to<wire::reload_atom, std::vector<std::string>>,
+  /// A heartbeat write for the responsible node -> that node's reply.
+  caf::replies_to<wire::forward_atom, std::string, wire::envelope>::with<wire::envelope>,
+  /// listed address, announced node, node id.
+  caf::reacts_to<wire::peer_up_atom, std::string, std::string, std::string>,
+  caf::reacts_to<wire::peer_fail_atom, std::string, std::string>,
+  caf::reacts_to<wire::peer_lost_atom, std::string, std::string>,
+  caf::reacts_to<wire::sync_res_atom, std::string, std::uint64_t, bool>,
+  caf::reacts_to<wire::verify_res_atom, std::string, std::uint64_t, bool, wire::envelope>,
+  /// status: 0 ok, 1 failed, 2 unavailable.
+  caf::reacts_to<wire::snap_res_atom, std::string, std::uint64_t, std::int32_t, wire::envelope>,
+  caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the protocol timer
+
+/// The NODE supervisor (actors/node/node_supervisor.cpp), in-process, from main.
+using node_supervisor_actor = caf::typed_actor<
+  /// Publishes the front door -> the port.
+  caf::replies_to<wire::start_atom>::with<std::uint16_t>,
+  /// The member list changed.
+  caf::reacts_to<wire::reload_atom, std::vector<std::string>>>;
+
+} // namespace registry
+
+// -- the client library (tools/client) ----------------------------------------------------------
+
+namespace registry::client::detail {
+
+/// Library-internal atoms (never sent to a node).
+using gw_atom = caf::atom_constant<caf::atom("gw")>;
+using op_timeout_atom = caf::atom_constant<caf::atom("op_tmo")>;
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using redo_retry_atom = caf::atom_constant<caf::atom("redo_retry")>;
+using update_tick_atom = caf::atom_constant<caf::atom("upd_tick")>;
+using failover_tick_atom = caf::atom_constant<caf::atom("fo_tick")>;
+
+} // namespace registry::client::detail
+
+namespace registry {
+
+/// The CLIENT LIBRARY's actor (tools/client/session_actor.cpp): requests from the library's API
+/// (in-process; replies are (envelope, bool local)), and pushes from nodes: it is a subscriber.
+using client_library_actor = subscriber_actor::extend<
+  /// A stateless request (op = reg/beat/dereg/query/list/status/members) to the gateway.
+  caf::replies_to<client::detail::gw_atom, caf::atom_value, wire::envelope>::with<wire::envelope,
+                                                                                  bool>,
+  /// Session registration, remembered for redo.
+  caf::replies_to<wire::reg_atom, wire::envelope>::with<wire::envelope, bool>,
+  caf::replies_to<wire::dereg_atom, wire::envelope>::with<wire::envelope, bool>,
+  /// SubscribeRequest, listener id (0: a read with subscribe).
+  caf::replies_to<wire::sub_atom, wire::envelope, std::uint64_t>::with<wire::envelope, bool>,
+  /// Service key, listener id.
+  caf::replies_to<wire::unsub_atom, std::string, std::uint64_t>::with<wire::envelope, bool>,
+  caf::replies_to<wire::query_atom, wire::envelope>::with<wire::envelope, bool>,
+  /// Clean close: bye to the node session, no reconnects afterwards.
+  caf::replies_to<wire::bye_atom>::with<wire::envelope, bool>,
+  // -- to itself
+  caf::reacts_to<client::detail::op_timeout_atom, std::uint64_t>,
+  caf::reacts_to<client::detail::reconnect_atom>,
+  caf::reacts_to<client::detail::redo_retry_atom, std::uint64_t>,
+  caf::reacts_to<client::detail::update_tick_atom, std::string, std::uint64_t>,
+  caf::reacts_to<client::detail::failover_tick_atom>>;
+
+} // namespace registry
