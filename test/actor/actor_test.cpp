@@ -351,7 +351,7 @@ TEST_CASE_FIXTURE(fixture, "ended clients and removed services leave nothing beh
     auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value,
                               service_key{"public", "DEFAULT_GROUP", "orders"});
     sched->run();
-    h.receive([&](caf::actor& x) { service_addr = x.address(); },
+    h.receive([&](service_actor& x) { service_addr = x.address(); },
               [&](caf::error& err) { FAIL(sys->render(err)); });
   }
   REQUIRE(service_addr);
