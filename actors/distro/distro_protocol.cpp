@@ -102,6 +102,26 @@ client_beats from_ages(const distro::client_beat_ages& xs, const client_services
   return result;
 }
 
+/// The latest beat of any instance (0 without any).
+time_ms newest_beat(const client_beats& xs) {
+  time_ms result = 0;
+  for (const auto& [key, marks] : xs)
+    for (const auto& [ident, m] : marks)
+      result = std::max(result, m.last_beat_ms);
+  return result;
+}
+
+/// `ours` with every instance's beat from `theirs` where that one is later.
+client_beats merge_beats(client_beats ours, const client_beats& theirs) {
+  for (const auto& [key, marks] : theirs)
+    for (const auto& [ident, m] : marks) {
+      auto& mine = ours[key][ident];
+      if (m.last_beat_ms > mine.last_beat_ms)
+        mine = m;
+    }
+  return ours;
+}
+
 } // namespace
 
 // -- configuration -------------------------------------------------------------------
@@ -783,15 +803,33 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   if (i != records_.end() && i->second.local) {
     auto& r = i->second;
     bool same = r.tombstone ? x.deleted : (!x.deleted && r.revision == x.revision);
+    // A heartbeat client is beaten where its beats arrive: a node whose view of the routing differs
+    // from ours (a member one of us does not see yet) handles them and syncs the beat clocks here.
+    bool beaten_later = is_heartbeat_client(x.id) && !x.deleted
+                        && newest_beat(beats) > (r.tombstone ? r.renewed_ms : newest_beat(r.beats));
     if (same) {
       renew(r, r.source, now_ms);
-    } else if (r.adopted && !r.tombstone) {
-      // Handed to us, not changed here since: the previous owner's newer write still applies.
+      if (!r.tombstone && beaten_later) {
+        // Same content, fresher clocks: our client actor must continue them, or it would expire a
+        // client that is alive.
+        r.beats = merge_beats(r.beats, beats);
+        fx.apply.push_back(
+          local_op{local_op::kind::replace, x.id, r.revision, r.services, true, r.beats});
+      }
+    } else if ((r.adopted && !r.tombstone) || beaten_later) {
+      // Handed to us and not changed here since (the previous owner's newer write still applies),
+      // or beaten elsewhere after anything this node knows of it (after its deletion here too):
+      // the client is alive there, its data wins.
       if (x.deleted) {
         erase_record(i);
         fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
         ++fx.log.copies_removed;
       } else {
+        if (r.tombstone) {
+          tombstones_.erase({r.tombstone_seq, x.id});
+          r.tombstone = false;
+        }
+        r.adopted = true;
         r.revision = x.revision;
         r.services = x.services;
         renew(r, source, now_ms);

@@ -50,7 +50,11 @@
 ///   data for a client this node is responsible for and has changed itself (its own state wins;
 ///   counted as a conflict, repaired by its own verify), and data for a session client *of this node*
 ///   that it does not hold: that session belonged to a previous run of this node, so a delete is
-///   broadcast instead.
+///   broadcast instead. One exception: a heartbeat client whose data carries a beat later than any
+///   this node knows of it (or later than its deletion here) was beaten elsewhere, by a node whose
+///   routing differs from ours for a while; that data wins, and fresher beat clocks of unchanged
+///   content are handed to the client actor (a `replace` op with the same revision), so the
+///   responsible node never expires a client that is being beaten.
 /// * Handover: a node that loses responsibility for a client queues it for the new owner, and a client
 ///   that became local by a re-mapping (or arrived for a client this node is responsible for) is
 ///   *adopted*: until this node changes it itself, data from peers still replaces or deletes it. So the

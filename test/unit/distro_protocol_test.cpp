@@ -1166,3 +1166,67 @@ TEST_CASE("distro: a member dropped from the list and added back does not take i
   CHECK(p.find(y) == nullptr);
   CHECK(p.check_invariants() == "");
 }
+
+namespace {
+
+/// A heartbeat client that `self` is responsible for among `nodes`.
+client_id heartbeat_of(const std::string& self, const std::vector<std::string>& nodes) {
+  for (int i = 0;; ++i)
+    if (responsible_node(nodes, heartbeat(i)) == self)
+      return heartbeat(i);
+}
+
+/// `id`'s data as `from` syncs it: one instance of "orders", beaten `age_ms` ago.
+distro::client_data beaten(const client_id& id, time_ms age_ms) {
+  auto x = data(id, "orders");
+  auto& [key, xs] = *x.services.begin();
+  x.beats[key][instance_identity(xs.front().ip, xs.front().port, xs.front().cluster)] =
+    distro::beat_age{age_ms, false};
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("distro: a responsible node continues fresher beat clocks a peer reports") {
+  // B sees a member that A does not see yet: its routing sends the client's beats to B, which
+  // reports their clocks here. A's client actor must continue them, or it expires a live client.
+  auto p = make_ready(a, {b});
+  auto h = heartbeat_of(a, {a, b});
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 0)}}, 1000);
+  REQUIRE(p.find(h) != nullptr);
+  REQUIRE(p.find(h)->local);
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 0)}}, 8000); // same content, beaten at 8000
+  auto op = std::find_if(fx.apply.begin(), fx.apply.end(),
+                         [&](const proto::local_op& o) { return o.id == h; });
+  REQUIRE(op != fx.apply.end());
+  CHECK(op->what == op_kind::replace);
+  CHECK(op->local);
+  CHECK(op->beats.begin()->second.begin()->second.last_beat_ms == 8000);
+  // Older clocks change nothing.
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 5000)}}, 9000);
+  CHECK(fx.apply.empty());
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a heartbeat client this node expired comes back when a peer saw a later beat") {
+  auto p = make_ready(a, {b});
+  auto h = heartbeat_of(a, {a, b});
+  p.on_local_change(change(h, "orders"), 100);
+  // No beat reached A: its client actor expired the client at 20000 (the delete waits for B).
+  p.on_local_change(removal(h), 20000);
+  REQUIRE(p.find(h) != nullptr);
+  REQUIRE(p.find(h)->tombstone);
+  // B's report of a beat before the deletion does not bring it back.
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 2000)}}, 20500);
+  CHECK(fx.apply.empty());
+  CHECK(p.find(h)->tombstone);
+  // A beat at B after the deletion: the client lives, A holds it again and checks it.
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 100)}}, 21000);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::replace);
+  CHECK(fx.apply[0].local);
+  REQUIRE(p.find(h) != nullptr);
+  CHECK_FALSE(p.find(h)->tombstone);
+  CHECK(p.find(h)->local);
+  CHECK(p.check_invariants() == "");
+}
