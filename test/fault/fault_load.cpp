@@ -452,6 +452,17 @@ void beat_publish(beat_actor* self) {
   st.box->publish(st.client, st.box->quiesce.load() && st.acked, {st.line});
 }
 
+/// Why a beat failed, on stderr (at most this many lines per process: a failing run keeps the
+/// output and the reasons say where beats went wrong).
+void report_beat_failure(beat_actor* self, const std::string& why) {
+  static std::atomic<int> lines{0};
+  if (lines.fetch_add(1) >= 500)
+    return;
+  auto& st = self->state;
+  std::fprintf(stderr, "fault_load %d: beat of %s at node %zu failed: %s\n", st.opts->index,
+               st.line.c_str(), st.node_idx % st.opts->nodes.size(), why.c_str());
+}
+
 void beat_once(beat_actor* self) {
   auto& st = self->state;
   auto fail = [self] {
@@ -498,13 +509,19 @@ void beat_once(beat_actor* self) {
           self->state.acked = true;
           beat_publish(self);
         } else {
+          v1::Error err;
+          report_beat_failure(self, unpack(reply, err)
+                                      ? v1::Error::Code_Name(err.code()) + " " + err.message()
+                                      : std::string{"an unexpected reply"});
           fail();
         }
       },
-      [self, gw, fail](caf::error&) {
+      [self, gw, fail](caf::error& err) {
         self->state.beating = false;
-        if (self->state.gateway == gw)
+        if (self->state.gateway == gw) {
+          report_beat_failure(self, self->system().render(err));
           fail();
+        }
       });
 }
 
