@@ -48,6 +48,9 @@ struct scenario {
   std::int64_t late_wait_ms = 0;
   /// Go on with the next round after a failed one (the run still fails; long mode).
   bool keep_going = false;
+  /// Until the lists agree, print what each node lacks or holds too much, at most once a second
+  /// (long mode: says what a slow convergence waited for).
+  bool trace_convergence = false;
 };
 
 /// The CI scenario for one seed (3 nodes, small load, short timings).
@@ -64,6 +67,7 @@ struct round_report {
   std::size_t expected = 0;         ///< instances the live clients hold
   std::size_t lost = 0;             ///< summed over the nodes, at the deadline
   std::size_t ghosted = 0;
+  std::vector<std::uint64_t> rss; ///< per node, bytes, once the round's check ended
 };
 
 struct run_report {
