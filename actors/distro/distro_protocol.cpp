@@ -504,7 +504,7 @@ bool distro_protocol::sync_in_flight(const std::string& peer) const {
 std::vector<member_view> distro_protocol::peers() const {
   std::vector<member_view> result;
   for (const auto& [name, p] : peers_)
-    result.push_back(member_view{name, p.state});
+    result.push_back(member_view{name, p.state, p.unresponsive});
   return result;
 }
 
@@ -652,10 +652,12 @@ void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
 bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   auto limit = static_cast<time_ms>(cfg_.copy_expiry_verify_rounds) * cfg_.verify_interval_ms;
   auto pi = peers_.find(r.source);
-  if (pi == peers_.end() || !is_alive(pi->second.state) || !pi->second.ready)
+  if (pi == peers_.end() || !pi->second.ready
+      || !(is_alive(pi->second.state) || pi->second.unresponsive))
     return now_ms - r.renewed_ms >= limit; // nobody vouches for it any more
-  // Its source is alive and ready: only its own verifies tell. Time on this node does not count
-  // (this node may have been frozen or starved while their verifies waited in its mailbox).
+  // Its source is alive (or unresponsive on an open connection) and ready: only its own verifies
+  // tell. Time on this node does not count (this node may have been frozen or starved while their
+  // verifies waited in its mailbox).
   const auto& p = pi->second;
   // A member dropped from the list and added back starts counting again from 0.
   auto rounds = p.verifies_received >= r.renewed_round ? p.verifies_received - r.renewed_round
@@ -753,10 +755,10 @@ std::optional<time_ms> distro_protocol::next_wake(time_ms now_ms) const {
 
 void distro_protocol::update_members(const std::vector<member_view>& members, time_ms now_ms,
                                      effects& fx) {
-  std::map<std::string, member_state> wanted;
+  std::map<std::string, member_view> wanted;
   for (const auto& m : members)
     if (!m.address.empty() && m.address != self_)
-      wanted[m.address] = m.state;
+      wanted[m.address] = m;
   while (wanted.size() + 1 > cfg_.members_max) {
     wanted.erase(std::prev(wanted.end()));
     ++fx.log.members_refused;
@@ -773,15 +775,22 @@ void distro_protocol::update_members(const std::vector<member_view>& members, ti
     i = peers_.erase(i);
     removed = true;
   }
-  for (const auto& [name, state] : wanted) {
+  for (const auto& [name, view] : wanted) {
     auto [i, added] = peers_.try_emplace(name);
     auto& p = i->second;
     auto before = added ? member_state::down : p.state;
-    p.state = state;
-    if (is_alive(state) && !is_alive(before))
+    auto was_unresponsive = p.unresponsive;
+    p.state = view.state;
+    p.unresponsive = !is_alive(view.state) && view.unresponsive;
+    if (is_alive(view.state) && !is_alive(before)) {
       peer_came_up(p, name, now_ms, fx);
-    else if (!is_alive(state) && is_alive(before))
+    } else if (!is_alive(view.state) && is_alive(before)) {
       peer_went_down(p, name, now_ms, fx);
+    } else if (was_unresponsive && !p.unresponsive) {
+      // Its connection is gone now: what comes back may be a new run.
+      p.ready = false;
+      p.unavailable = false;
+    }
   }
   if (removed) {
     // A removed peer no longer holds deletes back.
@@ -1023,9 +1032,12 @@ void distro_protocol::peer_went_down(peer_state& p, const std::string& name, tim
     fail_sync(p, now_ms, fx);
   drop_down_deletes(p);
   p.verify_in_flight.reset();
-  // Whatever comes back may be a new run of that node: it must prove readiness again.
-  p.ready = false;
-  p.unavailable = false;
+  // Whatever comes back may be a new run of that node: it must prove readiness again. Not so for
+  // a member that only stopped answering on an open connection: that is still the same run.
+  if (!p.unresponsive) {
+    p.ready = false;
+    p.unavailable = false;
+  }
   if (attempt_ && attempt_->peer == name)
     fail_snapshot_attempt(fx);
 }

@@ -79,7 +79,11 @@
 /// *source* (the member that last sent or listed it):
 /// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
 ///   removed once not renewed for copy_expiry_verify_rounds * verify_interval_ms. That is how a
-///   crashed node's sessions leave the cluster.
+///   crashed node's sessions leave the cluster. A source DOWN only because its requests time out on
+///   an open connection (member_view::unresponsive) is not crashed: the same run of it still holds
+///   its clients (and stays ready), so its copies are treated as below, as those of an alive source
+///   that sends no verify. Otherwise a node that is starved (or whose peer is) marks its peers
+///   DOWN one after the other and drops every live copy each time, only to take them all again.
 /// * a source that is alive and ready is asked, not the clock: the copy is removed after
 ///   copy_expiry_verify_rounds VerifyBatches from it that did not list it. Time this node spent
 ///   frozen or starved (the verifies waiting in its mailbox) thus removes nothing. A source that sends
@@ -485,6 +489,9 @@ private:
 
   struct peer_state {
     member_state state = member_state::down;
+    /// DOWN by timeouts on an open connection (member_view::unresponsive): the same run of the
+    /// member, so it stays ready, and its copies are kept as those of a silent source.
+    bool unresponsive = false;
     bool ready = false;       ///< proved ready (VerifyBatch or Snapshot) since it last came up
     bool unavailable = false; ///< answered UNAVAILABLE to our last snapshot request
     std::set<client_id> pending;

@@ -1058,6 +1058,59 @@ TEST_CASE("distro: a node frozen past the expiry time keeps the copies of its al
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: the copies of a member DOWN by timeouts on an open connection are kept") {
+  // A's probes time out while its connection stays open (A, or B itself, is overloaded): A is
+  // DOWN for routing, but it is alive and ready, so its copies follow its verifies and its
+  // silence (as a source that sends no verify), never the expiry time of a crashed source. Seen in
+  // the long fault run: a restarted, loaded node marked its peers DOWN one after the other and
+  // dropped thousands of live copies each time, then had to take them all again.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), z = session(c, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  p.on_sync_batch(distro::sync_batch{c, {data(z, "orders")}}, 100);
+  std::vector<member_view> view{{a, member_state::down}, {b, member_state::up},
+                                {c, member_state::up}};
+  view[0].unresponsive = true;
+  auto fx = p.on_members(view, 500);
+  CHECK(p.routing() == std::vector<std::string>{b, c});
+  for (time_ms t = 1000; t <= 8000; t += 1000)
+    CHECK(p.tick(t).log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  // Answering again: UP and ready at once (the same run of A), its copies still here.
+  view[0].state = member_state::up;
+  view[0].unresponsive = false;
+  fx = p.on_members(view, 8500);
+  CHECK(p.routing() == std::vector<std::string>{a, b, c});
+  CHECK(p.find(x) != nullptr);
+  // DOWN by timeouts again, then the connection goes (a crash): the expiry time counts.
+  view[0].state = member_state::down;
+  view[0].unresponsive = true;
+  p.on_members(view, 9000);
+  view[0].unresponsive = false;
+  p.on_members(view, 9500);
+  fx = p.tick(10000);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+  CHECK(p.find(z) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a member DOWN by timeouts that stays silent loses its copies in the end") {
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  std::vector<member_view> view{{a, member_state::down}, {b, member_state::up}};
+  view[0].unresponsive = true;
+  p.on_members(view, 200);
+  // A's last verify was at 0 (make_ready): its copies go after the silence of a source that sends
+  // no verify, copy_expiry_silent_source_factor * 3 of B's sweeps.
+  auto sweeps = 3 * defaults::copy_expiry_silent_source_factor;
+  for (int k = 1; k < sweeps; ++k)
+    CHECK(p.tick(k * 1000).log.copies_expired == 0);
+  CHECK(p.tick(sweeps * 1000).log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+}
+
 TEST_CASE("distro: a copy listed at another revision is kept while the repair is pending") {
   // A's syncs to B time out under load; A's verifies list x at its new revision. B must not expire
   // the (stale) copy meanwhile: it reports it stale every round and keeps it.
