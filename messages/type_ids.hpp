@@ -103,6 +103,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, replica_atom, "replica")
   CAF_ADD_ATOM(registry, registry::wire, view_atom, "view")
   CAF_ADD_ATOM(registry, registry::wire, reload_atom, "reload")
+  CAF_ADD_ATOM(registry, registry::wire, resync_atom, "resync")
   CAF_ADD_ATOM(registry, registry::wire, kind_atom, "kind")
   CAF_ADD_ATOM(registry, registry::wire, barrier_atom, "barrier")
 

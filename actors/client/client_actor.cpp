@@ -495,14 +495,16 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
       if (local_only(self, "client", "flush"))
         flush_announcement(self);
     },
-    [=](replica_atom atom, std::int32_t op, std::uint64_t revision, client_services& services,
+    [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
         bool local, client_beats& beats) {
       if (!local_only(self, "client", "replica"))
         return;
-      if (self->state.ending)
-        self->send(self->state.gateway, atom, op, self->state.data->id(), revision,
-                   std::move(services), local, std::move(beats));
-      else
+      // An ending actor drops Distro ops. Handing them back to the gateway would re-create the
+      // client from an op that Distro may have overtaken meanwhile (by this actor's own delete, or
+      // by a later remove that the gateway dropped for want of an actor): a client no Distro
+      // record stands behind, which nothing ever expires. Instead the gateway asks Distro for the
+      // client's current state once it forgot this actor (resync).
+      if (!self->state.ending)
         on_replica(self, op, revision, services, local, beats);
     },
     // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.

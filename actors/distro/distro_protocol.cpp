@@ -481,6 +481,26 @@ std::string distro_protocol::responsible_node(const client_id& id) const {
   return registry::responsible_node(routing_, id);
 }
 
+distro_protocol::local_op distro_protocol::resync(const client_id& id) const {
+  local_op result;
+  result.id = id;
+  result.what = local_op::kind::remove;
+  auto i = records_.find(id);
+  if (i == records_.end() || i->second.tombstone)
+    return result;
+  if (auto owner = session_owner(id); owner && *owner == self_)
+    return result;
+  const auto& r = i->second;
+  DISTRO_CHECK(!r.services.empty());
+  result.what = local_op::kind::replace;
+  result.revision = r.revision;
+  result.services = r.services;
+  result.local = r.local;
+  if (r.local)
+    result.beats = r.beats;
+  return result;
+}
+
 const distro_protocol::record* distro_protocol::find(const client_id& id) const {
   auto i = records_.find(id);
   return i == records_.end() ? nullptr : &i->second;

@@ -447,6 +447,15 @@ public:
     return routing_;
   }
 
+  /// What this node holds of `id`, as the op that makes a client actor match it: `replace` with the
+  /// record's content for a live record (`local` and, for a local one, its beat clocks), else
+  /// `remove`. The gateway asks for it whenever it forgot a client actor, because Distro ops and the
+  /// ending actor's own last announcement cross (an op that reached the ending actor is dropped
+  /// there, and an op sent before Distro read the actor's delete would otherwise leave a client
+  /// Distro does not hold). A session of this node is never re-created: it lives only as long as its
+  /// actor, so it is `remove`.
+  local_op resync(const client_id& id) const;
+
   /// The node responsible for `id` (a client id or "ip:port") in the current routing: where the gateway
   /// forwards a heartbeat client's write.
   std::string responsible_node(const client_id& id) const;

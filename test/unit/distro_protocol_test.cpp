@@ -529,6 +529,45 @@ TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: a resync tells what the node holds of a client, as an op") {
+  auto p = make_ready(b, {a, c});
+  // A copy: replace with its content, not local, no beat clocks.
+  auto copy = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(copy, "orders")}}, 100);
+  auto op = p.resync(copy);
+  CHECK(op.what == op_kind::replace);
+  CHECK(op.id == copy);
+  CHECK_FALSE(op.local);
+  CHECK(op.services == make_services("orders"));
+  CHECK(op.revision == content_revision(make_services("orders")));
+  // Deleted by its owner, or never known: remove.
+  distro::client_data gone{copy, 0, {}, true, a, {}};
+  p.on_sync_batch(distro::sync_batch{a, {gone}}, 200);
+  CHECK(p.resync(copy).what == op_kind::remove);
+  CHECK(p.resync(heartbeat(99)).what == op_kind::remove);
+  // A heartbeat client this node checks: replace, local, with its beat clocks.
+  client_id hb;
+  for (int n = 1; hb.empty(); ++n)
+    if (p.responsible_node(heartbeat(n)) == b)
+      hb = heartbeat(n);
+  auto x = change(hb, "pay");
+  auto key = x.services.begin()->first;
+  x.beats[key]["192.168.1.1:8080:DEFAULT"] = beat_mark{250, false};
+  p.on_local_change(x, 300);
+  op = p.resync(hb);
+  CHECK(op.what == op_kind::replace);
+  CHECK(op.local);
+  CHECK(op.beats == x.beats);
+  // Its delete (a tombstone): remove.
+  p.on_local_change(removal(hb), 400);
+  CHECK(p.resync(hb).what == op_kind::remove);
+  // A session of this node is never re-created from Distro.
+  auto own = session(b, 1);
+  p.on_local_change(change(own, "orders"), 500);
+  CHECK(p.resync(own).what == op_kind::remove);
+  CHECK(p.check_invariants() == "");
+}
+
 TEST_CASE("distro: data for a client this node is responsible for is not applied") {
   auto p = make_ready(b, {a, c});
   auto id = session(b, 1);
