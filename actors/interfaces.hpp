@@ -167,6 +167,10 @@ using gateway_actor = caf::typed_actor<
   /// A Distro op for a client: op, id, revision, services, local, beat clocks.
   caf::reacts_to<wire::replica_atom, std::int32_t, client_id, std::uint64_t, client_services,
                  bool, client_beats>,
+  /// The answer to a resync: what Distro holds of a client whose actor the gateway forgot, as an
+  /// op (replace, or remove when it holds nothing live). Same fields as a replica op.
+  caf::reacts_to<wire::resync_atom, std::int32_t, client_id, std::uint64_t, client_services,
+                 bool, client_beats>,
   /// Every client actor and then every service actor has processed what came before.
   caf::replies_to<wire::barrier_atom>::with<bool>,
   // -- from the raft actor
@@ -203,6 +207,8 @@ using distro_actor = peer_port_actor::extend<
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services>,
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services, client_beats>,
   caf::reacts_to<wire::reload_atom, std::vector<std::string>>,
+  /// The gateway forgot the actor of a client: answer (to the gateway) with what Distro holds of it.
+  caf::reacts_to<wire::resync_atom, client_id>,
   /// A heartbeat write for the responsible node -> that node's reply.
   caf::replies_to<wire::forward_atom, std::string, wire::envelope>::with<wire::envelope>,
   /// listed address, announced node, node id.

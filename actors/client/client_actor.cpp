@@ -82,6 +82,17 @@ void publish(client_actor_t* self, const service_key& key) {
   self->send(self->state.gateway, svc_put_atom_v, key, id_of(self), instances_in(self, key));
 }
 
+/// Quits. The monitors go first: a monitor lives in the watched actor (the gateway, which outlives
+/// every client, and a session's client process) and would keep this actor's memory until that one
+/// ends.
+void leave(client_actor_t* self) {
+  auto& st = self->state;
+  self->demonitor(st.gateway.address());
+  if (st.remote)
+    self->demonitor(st.remote.address());
+  self->quit();
+}
+
 /// Ends the client: removes everything it holds from the services, tells the gateway, quits.
 void end_client(client_actor_t* self, const std::string& how) {
   auto& st = self->state;
@@ -110,7 +121,7 @@ void end_client(client_actor_t* self, const std::string& how) {
   // are handed back to it (see the `ending` checks in the behavior).
   self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
                 client_gone_atom_v, id_of(self))
-    .then([=](bool) { self->quit(); }, [=](caf::error&) { self->quit(); });
+    .then([=](bool) { leave(self); }, [=](caf::error&) { leave(self); });
 }
 
 /// While ending: a heartbeat client's or replica's message goes back to the gateway, which routes it
@@ -484,14 +495,16 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
       if (local_only(self, "client", "flush"))
         flush_announcement(self);
     },
-    [=](replica_atom atom, std::int32_t op, std::uint64_t revision, client_services& services,
+    [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
         bool local, client_beats& beats) {
       if (!local_only(self, "client", "replica"))
         return;
-      if (self->state.ending)
-        self->send(self->state.gateway, atom, op, self->state.data->id(), revision,
-                   std::move(services), local, std::move(beats));
-      else
+      // An ending actor drops Distro ops. Handing them back to the gateway would re-create the
+      // client from an op that Distro may have overtaken meanwhile (by this actor's own delete, or
+      // by a later remove that the gateway dropped for want of an actor): a client no Distro
+      // record stands behind, which nothing ever expires. Instead the gateway asks Distro for the
+      // client's current state once it forgot this actor (resync).
+      if (!self->state.ending)
         on_replica(self, op, revision, services, local, beats);
     },
     // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.

@@ -635,6 +635,22 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
     },
     [=](sync_atom, const client_id& id, std::uint64_t, client_services& services,
         client_beats& beats) { on_local_change(self, id, services, beats); },
+    // The gateway forgot a client actor: tell it what Distro holds of that client now. Sent like
+    // the ops of carry(), so it reaches the gateway after every op sent before.
+    [=](resync_atom, const client_id& id) {
+      if (!local_only(self, "distro", "resync"))
+        return;
+      auto& st = self->state;
+      if (!st.gateway)
+        return;
+      distro_protocol::local_op op;
+      op.id = id;
+      op.what = distro_protocol::local_op::kind::remove;
+      if (st.protocol)
+        op = st.protocol->resync(id);
+      self->send(st.gateway, resync_atom_v, static_cast<std::int32_t>(op.what), op.id,
+                 op.revision, std::move(op.services), op.local, std::move(op.beats));
+    },
     [=](reload_atom, const std::vector<std::string>& members) {
       if (!local_only(self, "distro", "reload"))
         return;

@@ -102,6 +102,26 @@ client_beats from_ages(const distro::client_beat_ages& xs, const client_services
   return result;
 }
 
+/// The latest beat of any instance (0 without any).
+time_ms newest_beat(const client_beats& xs) {
+  time_ms result = 0;
+  for (const auto& [key, marks] : xs)
+    for (const auto& [ident, m] : marks)
+      result = std::max(result, m.last_beat_ms);
+  return result;
+}
+
+/// `ours` with every instance's beat from `theirs` where that one is later.
+client_beats merge_beats(client_beats ours, const client_beats& theirs) {
+  for (const auto& [key, marks] : theirs)
+    for (const auto& [ident, m] : marks) {
+      auto& mine = ours[key][ident];
+      if (m.last_beat_ms > mine.last_beat_ms)
+        mine = m;
+    }
+  return ours;
+}
+
 } // namespace
 
 // -- configuration -------------------------------------------------------------------
@@ -461,6 +481,26 @@ std::string distro_protocol::responsible_node(const client_id& id) const {
   return registry::responsible_node(routing_, id);
 }
 
+distro_protocol::local_op distro_protocol::resync(const client_id& id) const {
+  local_op result;
+  result.id = id;
+  result.what = local_op::kind::remove;
+  auto i = records_.find(id);
+  if (i == records_.end() || i->second.tombstone)
+    return result;
+  if (auto owner = session_owner(id); owner && *owner == self_)
+    return result;
+  const auto& r = i->second;
+  DISTRO_CHECK(!r.services.empty());
+  result.what = local_op::kind::replace;
+  result.revision = r.revision;
+  result.services = r.services;
+  result.local = r.local;
+  if (r.local)
+    result.beats = r.beats;
+  return result;
+}
+
 const distro_protocol::record* distro_protocol::find(const client_id& id) const {
   auto i = records_.find(id);
   return i == records_.end() ? nullptr : &i->second;
@@ -484,7 +524,7 @@ bool distro_protocol::sync_in_flight(const std::string& peer) const {
 std::vector<member_view> distro_protocol::peers() const {
   std::vector<member_view> result;
   for (const auto& [name, p] : peers_)
-    result.push_back(member_view{name, p.state});
+    result.push_back(member_view{name, p.state, p.unresponsive});
   return result;
 }
 
@@ -632,12 +672,17 @@ void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
 bool distro_protocol::copy_expired(const record& r, time_ms now_ms) const {
   auto limit = static_cast<time_ms>(cfg_.copy_expiry_verify_rounds) * cfg_.verify_interval_ms;
   auto pi = peers_.find(r.source);
-  if (pi == peers_.end() || !is_alive(pi->second.state) || !pi->second.ready)
+  if (pi == peers_.end() || !pi->second.ready
+      || !(is_alive(pi->second.state) || pi->second.unresponsive))
     return now_ms - r.renewed_ms >= limit; // nobody vouches for it any more
-  // Its source is alive and ready: only its own verifies tell. Time on this node does not count
-  // (this node may have been frozen or starved while their verifies waited in its mailbox).
+  // Its source is alive (or unresponsive on an open connection) and ready: only its own verifies
+  // tell. Time on this node does not count (this node may have been frozen or starved while their
+  // verifies waited in its mailbox).
   const auto& p = pi->second;
-  if (p.verifies_received - r.renewed_round >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
+  // A member dropped from the list and added back starts counting again from 0.
+  auto rounds = p.verifies_received >= r.renewed_round ? p.verifies_received - r.renewed_round
+                                                       : p.verifies_received;
+  if (rounds >= static_cast<std::uint64_t>(cfg_.copy_expiry_verify_rounds))
     return true; // verified that many times without it
   // A source that sends no verify at all does not see this node alive (it queues no deletes for
   // it either): the copy goes after a longer silence, counted in this node's own sweeps, so that a
@@ -730,10 +775,10 @@ std::optional<time_ms> distro_protocol::next_wake(time_ms now_ms) const {
 
 void distro_protocol::update_members(const std::vector<member_view>& members, time_ms now_ms,
                                      effects& fx) {
-  std::map<std::string, member_state> wanted;
+  std::map<std::string, member_view> wanted;
   for (const auto& m : members)
     if (!m.address.empty() && m.address != self_)
-      wanted[m.address] = m.state;
+      wanted[m.address] = m;
   while (wanted.size() + 1 > cfg_.members_max) {
     wanted.erase(std::prev(wanted.end()));
     ++fx.log.members_refused;
@@ -750,15 +795,22 @@ void distro_protocol::update_members(const std::vector<member_view>& members, ti
     i = peers_.erase(i);
     removed = true;
   }
-  for (const auto& [name, state] : wanted) {
+  for (const auto& [name, view] : wanted) {
     auto [i, added] = peers_.try_emplace(name);
     auto& p = i->second;
     auto before = added ? member_state::down : p.state;
-    p.state = state;
-    if (is_alive(state) && !is_alive(before))
+    auto was_unresponsive = p.unresponsive;
+    p.state = view.state;
+    p.unresponsive = !is_alive(view.state) && view.unresponsive;
+    if (is_alive(view.state) && !is_alive(before)) {
       peer_came_up(p, name, now_ms, fx);
-    else if (!is_alive(state) && is_alive(before))
+    } else if (!is_alive(view.state) && is_alive(before)) {
       peer_went_down(p, name, now_ms, fx);
+    } else if (was_unresponsive && !p.unresponsive) {
+      // Its connection is gone now: what comes back may be a new run.
+      p.ready = false;
+      p.unavailable = false;
+    }
   }
   if (removed) {
     // A removed peer no longer holds deletes back.
@@ -780,15 +832,33 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   if (i != records_.end() && i->second.local) {
     auto& r = i->second;
     bool same = r.tombstone ? x.deleted : (!x.deleted && r.revision == x.revision);
+    // A heartbeat client is beaten where its beats arrive: a node whose view of the routing differs
+    // from ours (a member one of us does not see yet) handles them and syncs the beat clocks here.
+    bool beaten_later = is_heartbeat_client(x.id) && !x.deleted
+                        && newest_beat(beats) > (r.tombstone ? r.renewed_ms : newest_beat(r.beats));
     if (same) {
       renew(r, r.source, now_ms);
-    } else if (r.adopted && !r.tombstone) {
-      // Handed to us, not changed here since: the previous owner's newer write still applies.
+      if (!r.tombstone && beaten_later) {
+        // Same content, fresher clocks: our client actor must continue them, or it would expire a
+        // client that is alive.
+        r.beats = merge_beats(r.beats, beats);
+        fx.apply.push_back(
+          local_op{local_op::kind::replace, x.id, r.revision, r.services, true, r.beats});
+      }
+    } else if ((r.adopted && !r.tombstone) || beaten_later) {
+      // Handed to us and not changed here since (the previous owner's newer write still applies),
+      // or beaten elsewhere after anything this node knows of it (after its deletion here too):
+      // the client is alive there, its data wins.
       if (x.deleted) {
         erase_record(i);
         fx.apply.push_back(local_op{local_op::kind::remove, x.id, 0, {}, false, {}});
         ++fx.log.copies_removed;
       } else {
+        if (r.tombstone) {
+          tombstones_.erase({r.tombstone_seq, x.id});
+          r.tombstone = false;
+        }
+        r.adopted = true;
         r.revision = x.revision;
         r.services = x.services;
         renew(r, source, now_ms);
@@ -982,9 +1052,12 @@ void distro_protocol::peer_went_down(peer_state& p, const std::string& name, tim
     fail_sync(p, now_ms, fx);
   drop_down_deletes(p);
   p.verify_in_flight.reset();
-  // Whatever comes back may be a new run of that node: it must prove readiness again.
-  p.ready = false;
-  p.unavailable = false;
+  // Whatever comes back may be a new run of that node: it must prove readiness again. Not so for
+  // a member that only stopped answering on an open connection: that is still the same run.
+  if (!p.unresponsive) {
+    p.ready = false;
+    p.unavailable = false;
+  }
   if (attempt_ && attempt_->peer == name)
     fail_snapshot_attempt(fx);
 }

@@ -50,7 +50,11 @@
 ///   data for a client this node is responsible for and has changed itself (its own state wins;
 ///   counted as a conflict, repaired by its own verify), and data for a session client *of this node*
 ///   that it does not hold: that session belonged to a previous run of this node, so a delete is
-///   broadcast instead.
+///   broadcast instead. One exception: a heartbeat client whose data carries a beat later than any
+///   this node knows of it (or later than its deletion here) was beaten elsewhere, by a node whose
+///   routing differs from ours for a while; that data wins, and fresher beat clocks of unchanged
+///   content are handed to the client actor (a `replace` op with the same revision), so the
+///   responsible node never expires a client that is being beaten.
 /// * Handover: a node that loses responsibility for a client queues it for the new owner, and a client
 ///   that became local by a re-mapping (or arrived for a client this node is responsible for) is
 ///   *adopted*: until this node changes it itself, data from peers still replaces or deletes it. So the
@@ -75,7 +79,11 @@
 /// *source* (the member that last sent or listed it):
 /// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
 ///   removed once not renewed for copy_expiry_verify_rounds * verify_interval_ms. That is how a
-///   crashed node's sessions leave the cluster.
+///   crashed node's sessions leave the cluster. A source DOWN only because its requests time out on
+///   an open connection (member_view::unresponsive) is not crashed: the same run of it still holds
+///   its clients (and stays ready), so its copies are treated as below, as those of an alive source
+///   that sends no verify. Otherwise a node that is starved (or whose peer is) marks its peers
+///   DOWN one after the other and drops every live copy each time, only to take them all again.
 /// * a source that is alive and ready is asked, not the clock: the copy is removed after
 ///   copy_expiry_verify_rounds VerifyBatches from it that did not list it. Time this node spent
 ///   frozen or starved (the verifies waiting in its mailbox) thus removes nothing. A source that sends
@@ -439,6 +447,15 @@ public:
     return routing_;
   }
 
+  /// What this node holds of `id`, as the op that makes a client actor match it: `replace` with the
+  /// record's content for a live record (`local` and, for a local one, its beat clocks), else
+  /// `remove`. The gateway asks for it whenever it forgot a client actor, because Distro ops and the
+  /// ending actor's own last announcement cross (an op that reached the ending actor is dropped
+  /// there, and an op sent before Distro read the actor's delete would otherwise leave a client
+  /// Distro does not hold). A session of this node is never re-created: it lives only as long as its
+  /// actor, so it is `remove`.
+  local_op resync(const client_id& id) const;
+
   /// The node responsible for `id` (a client id or "ip:port") in the current routing: where the gateway
   /// forwards a heartbeat client's write.
   std::string responsible_node(const client_id& id) const;
@@ -481,6 +498,9 @@ private:
 
   struct peer_state {
     member_state state = member_state::down;
+    /// DOWN by timeouts on an open connection (member_view::unresponsive): the same run of the
+    /// member, so it stays ready, and its copies are kept as those of a silent source.
+    bool unresponsive = false;
     bool ready = false;       ///< proved ready (VerifyBatch or Snapshot) since it last came up
     bool unavailable = false; ///< answered UNAVAILABLE to our last snapshot request
     std::set<client_id> pending;

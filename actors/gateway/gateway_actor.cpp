@@ -56,6 +56,10 @@ struct gateway_state {
   /// Which child is which, for the down handler.
   std::unordered_map<caf::actor_addr, client_id> client_by_addr;
   std::unordered_map<caf::actor_addr, service_key> service_by_addr;
+  /// Clients whose actor was forgotten, with the number of resync answers outstanding. An answer
+  /// for a client a request re-created meanwhile (it is no longer here) is ignored: that client is
+  /// live and announces itself.
+  std::unordered_map<client_id, std::size_t> resyncs;
   std::uint64_t session_counter = 0;
   time_ms started_ms = system_now_ms();
   /// The cluster as the distro actor last reported it.
@@ -174,6 +178,40 @@ void forget_client(gateway_actor_t* self, const client_id& id) {
   st.session_nodes.erase(i);
 }
 
+/// The gateway forgot the actor of `id`: asks Distro what it holds of the client now. Distro
+/// answers after every op it sent before, so the answer (a replace or a remove, see
+/// distro_protocol::resync) settles whatever crossed the ending actor.
+void resync_client(gateway_actor_t* self, const client_id& id) {
+  auto& st = self->state;
+  if (!st.distro)
+    return;
+  ++st.resyncs[id];
+  self->send(st.distro, resync_atom_v, id);
+}
+
+/// Carries out a Distro op for `id`: to its actor; only a replace with content creates one.
+void apply_replica_op(gateway_actor_t* self, std::int32_t op, const client_id& id,
+                      std::uint64_t revision, client_services& services, bool local,
+                      client_beats& beats) {
+  using kind = distro_protocol::local_op::kind;
+  auto& st = self->state;
+  auto i = st.clients.find(id);
+  client_actor handle;
+  if (i != st.clients.end()) {
+    handle = i->second;
+  } else {
+    // Only a replace creates a client; remove/take-over/hand-over of an unknown one is moot.
+    if (op != static_cast<std::int32_t>(kind::replace) || services.empty())
+      return;
+    handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica, {});
+    if (!handle) {
+      log().error("gateway refused replica {}: client limit reached", bounded(id));
+      return;
+    }
+  }
+  self->send(handle, replica_atom_v, op, revision, std::move(services), local, std::move(beats));
+}
+
 /// Wraps a heartbeat client's request for the responsible node; `field` selects the oneof member.
 template <class Request>
 envelope make_forward(gateway_actor_t* self, const Request& req,
@@ -235,6 +273,8 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
     }
     return delegate_envelope(self, i->second, atom, env);
   }
+  if (!st.clients.count(id))
+    st.resyncs.erase(id); // a live client again: what Distro answers about the old one is moot
   auto handle = client_for(self, id, client_kind::heartbeat, {});
   if (!handle)
     return clients_full(self);
@@ -407,7 +447,8 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
     auto id = i->second;
     st.client_by_addr.erase(i);
     auto j = st.clients.find(id);
-    if (j != st.clients.end() && j->second.address() == dm.source) {
+    bool current = j != st.clients.end() && j->second.address() == dm.source;
+    if (current) {
       st.clients.erase(j);
       forget_client(self, id);
     }
@@ -426,6 +467,8 @@ void on_down(gateway_actor_t* self, const caf::down_msg& dm) {
       if (st.distro && ours)
         self->send(st.distro, sync_atom_v, id, std::uint64_t{0}, client_services{});
     }
+    if (current)
+      resync_client(self, id);
     return;
   }
   if (auto i = st.service_by_addr.find(dm.source); i != st.service_by_addr.end()) {
@@ -784,28 +827,23 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
           return error_reply(v1::Error::INVALID_ARGUMENT, "request", "empty ForwardedRequest");
       }
     },
-    [=](replica_atom atom, std::int32_t op, const client_id& id, std::uint64_t revision,
+    [=](replica_atom, std::int32_t op, const client_id& id, std::uint64_t revision,
         client_services& services, bool local, client_beats& beats) {
       if (!local_only(self, "gateway", "replica"))
         return;
-      using kind = distro_protocol::local_op::kind;
+      apply_replica_op(self, op, id, revision, services, local, beats);
+    },
+    [=](resync_atom, std::int32_t op, const client_id& id, std::uint64_t revision,
+        client_services& services, bool local, client_beats& beats) {
+      if (!local_only(self, "gateway", "resync"))
+        return;
       auto& st = self->state;
-      auto i = st.clients.find(id);
-      client_actor handle;
-      if (i != st.clients.end()) {
-        handle = i->second;
-      } else {
-        // Only a replace creates a client; remove/take-over/hand-over of an unknown one is moot.
-        if (op != static_cast<std::int32_t>(kind::replace) || services.empty())
-          return;
-        handle = client_for(self, id, local ? client_kind::heartbeat : client_kind::replica,
-                            {});
-        if (!handle) {
-          log().error("gateway refused replica {}: client limit reached", bounded(id));
-          return;
-        }
-      }
-      self->send(handle, atom, op, revision, std::move(services), local, std::move(beats));
+      auto i = st.resyncs.find(id);
+      if (i == st.resyncs.end())
+        return; // re-created by a request meanwhile: that client announces itself
+      if (--i->second == 0)
+        st.resyncs.erase(i);
+      apply_replica_op(self, op, id, revision, services, local, beats);
     },
     [=](barrier_atom) -> caf::result<bool> {
       if (!local_only(self, "gateway", "barrier"))
@@ -822,6 +860,7 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         self->demonitor(i->second.address());
         st.clients.erase(i);
         forget_client(self, id);
+        resync_client(self, id);
       }
       return true;
     },

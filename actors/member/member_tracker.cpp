@@ -181,6 +181,7 @@ member_tracker::changes member_tracker::on_success(const std::string& member, ti
   auto before = p.state;
   p.state = member_state::up;
   p.failures = 0;
+  p.unresponsive = false;
   p.backoff_ms = cfg_.backoff_min_ms;
   p.reconnect_at.reset();
   std::vector<transition> ts;
@@ -199,9 +200,10 @@ member_tracker::changes member_tracker::on_failure(const std::string& member, ti
   p.failures = std::min(p.failures + 1, cfg_.failures_until_down);
   if (before == member_state::down)
     return {};
-  if (p.failures >= cfg_.failures_until_down)
+  if (p.failures >= cfg_.failures_until_down) {
     enter_down(p, now_ms);
-  else
+    p.unresponsive = true;
+  } else
     p.state = member_state::suspicious;
   std::vector<transition> ts;
   if (before != p.state)
@@ -212,8 +214,16 @@ member_tracker::changes member_tracker::on_failure(const std::string& member, ti
 member_tracker::changes member_tracker::on_connection_lost(const std::string& member,
                                                            time_ms now_ms) {
   auto i = peers_.find(member);
-  if (i == peers_.end() || i->second.state == member_state::down)
+  if (i == peers_.end())
     return {};
+  if (i->second.state == member_state::down) {
+    if (!i->second.unresponsive)
+      return {};
+    i->second.unresponsive = false;
+    auto result = finish({});
+    result.view_changed = true;
+    return result;
+  }
   auto before = i->second.state;
   i->second.failures = cfg_.failures_until_down;
   enter_down(i->second, now_ms);
@@ -279,7 +289,7 @@ std::vector<member_view> member_tracker::view() const {
   std::vector<member_view> result;
   result.reserve(peers_.size() + 1);
   for (const auto& [address, p] : peers_)
-    result.push_back(member_view{address, p.state});
+    result.push_back(member_view{address, p.state, p.unresponsive});
   auto pos = std::lower_bound(result.begin(), result.end(), self_,
                               [](const member_view& v, const std::string& s) {
                                 return v.address < s;

@@ -72,9 +72,13 @@ inline bool is_alive(member_state x) {
 struct member_view {
   std::string address; ///< HOST:PORT, as in the members list
   member_state state = member_state::down;
+  /// DOWN only because requests failed while the connection stayed open: the process that answered
+  /// before is still there, too slow to answer (or this node too starved to read the answers). A
+  /// lost connection (a crash, a frozen node caught by CAF heartbeats) clears it.
+  bool unresponsive = false;
 
   friend bool operator==(const member_view& a, const member_view& b) {
-    return a.address == b.address && a.state == b.state;
+    return a.address == b.address && a.state == b.state && a.unresponsive == b.unresponsive;
   }
   friend bool operator!=(const member_view& a, const member_view& b) {
     return !(a == b);
@@ -143,10 +147,12 @@ public:
   struct changes {
     std::vector<transition> transitions; ///< in address order
     bool alive_changed = false;          ///< alive_members() differs: responsibility must be re-mapped
+    /// view() differs without a transition: an unresponsive DOWN member lost its connection.
+    bool view_changed = false;
     std::size_t members_refused = 0;     ///< members over members_max (set_members only)
 
     bool empty() const {
-      return transitions.empty() && !alive_changed && members_refused == 0;
+      return transitions.empty() && !alive_changed && !view_changed && members_refused == 0;
     }
   };
 
@@ -169,9 +175,12 @@ public:
 
   /// A request to `member` failed or timed out: SUSPICIOUS on the first failure, DOWN on the
   /// failures_until_down-th. A DOWN member stays DOWN (its reconnect schedule is unchanged).
+  /// A member that goes DOWN this way is *unresponsive* (member_view): requests fail only on an
+  /// open connection (a lost one makes it DOWN at once).
   changes on_failure(const std::string& member, time_ms now_ms);
 
-  /// The connection to `member` is gone (CAF down/exit message, refused connect): DOWN at once.
+  /// The connection to `member` is gone (CAF down/exit message, refused connect): DOWN at once,
+  /// and no longer unresponsive (a DOWN member that was is a change of the view).
   changes on_connection_lost(const std::string& member, time_ms now_ms);
 
   /// Members whose reconnect attempt is due at `now_ms`: the caller tries to (re)connect or probe each
@@ -224,6 +233,7 @@ private:
   struct peer {
     member_state state = member_state::down;
     int failures = 0;
+    bool unresponsive = false;             ///< DOWN by failures, the connection still open
     time_ms backoff_ms = 0;                ///< delay of the attempt after the pending one
     std::optional<time_ms> reconnect_at;   ///< DOWN only
   };

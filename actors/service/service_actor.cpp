@@ -197,6 +197,18 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
   install_default_handlers(self, "service");
   // The service lives as long as its parent (the gateway).
   self->monitor(parent);
+  // The gateway stops idle services. The monitor lives in the gateway, which outlives every
+  // service, and would keep this actor's memory: it goes first.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (!from_this_node(self)) {
+      log_foreign("service", "an exit message", sender_text(self));
+      return;
+    }
+    if (em.reason) {
+      self->demonitor(self->state.parent.address());
+      self->quit(em.reason);
+    }
+  });
   self->set_down_handler([=](caf::down_msg& dm) {
     if (trusted_down(self, dm) && dm.source == self->state.parent.address())
       self->quit(dm.reason);

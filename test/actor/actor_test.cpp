@@ -325,3 +325,48 @@ TEST_CASE_FIXTURE(fixture, "a take-over continues the beat clock its previous ow
   advance(9s, 100ms); // 31 s since the last beat: gone, not 30 s after the take-over
   CHECK(query("orders").hosts_size() == 0);
 }
+
+TEST_CASE_FIXTURE(fixture, "ended clients and removed services leave nothing behind in the gateway") {
+  // Client and service actors come and go all the time (sessions, copies, idle services); the
+  // gateway lives on. Nothing may keep an ended one's memory: only the test's own weak reference
+  // may remain.
+  start();
+  auto leftover_refs = [](const caf::actor_addr& addr) {
+    auto* cb = caf::actor_cast<caf::actor_control_block*>(addr);
+    return std::make_pair(cb->strong_refs.load(), cb->weak_refs.load());
+  };
+  auto shared = std::make_shared<receiver_state>();
+  auto remote = sys->spawn(push_receiver, shared);
+  auto session = open_session(remote);
+  REQUIRE(session);
+  v1::RegisterRequest req;
+  req.mutable_service()->set_service("orders");
+  req.mutable_instance()->set_ip("10.0.0.1");
+  req.mutable_instance()->set_port(80);
+  REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, pack(req))));
+  REQUIRE(holds<v1::Ack>(register_heartbeat("pay", "10.0.0.2", 80)));
+  caf::actor_addr session_addr = session.address();
+  caf::actor_addr service_addr;
+  {
+    auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value,
+                              service_key{"public", "DEFAULT_GROUP", "orders"});
+    sched->run();
+    h.receive([&](service_actor& x) { service_addr = x.address(); },
+              [&](caf::error& err) { FAIL(sys->render(err)); });
+  }
+  REQUIRE(service_addr);
+  session = nullptr;
+  // The session's process goes away; the heartbeat client expires; the empty services are swept.
+  caf::anon_send_exit(remote, caf::exit_reason::remote_link_unreachable);
+  remote = nullptr;
+  sched->run();
+  CHECK(query("orders").hosts_size() == 0);
+  advance(95s, 1s);
+  CHECK(query("pay").hosts_size() == 0);
+  auto [session_strong, session_weak] = leftover_refs(session_addr);
+  CHECK(session_strong == 0);
+  CHECK(session_weak == 1);
+  auto [service_strong, service_weak] = leftover_refs(service_addr);
+  CHECK(service_strong == 0);
+  CHECK(service_weak == 1);
+}

@@ -398,6 +398,7 @@ scenario long_scenario(std::uint64_t seed, bool partitions, int minutes) {
   sc.convergence_timeout_ms = 30000;
   sc.late_wait_ms = 60000;
   sc.keep_going = true;
+  sc.trace_convergence = true;
   return sc;
 }
 
@@ -541,6 +542,7 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     if (!c.wait_ready(p, ms(limits::recovery_timeout_ms)))
       return fail("a node was not ready " + std::to_string(limits::recovery_timeout_ms)
                   + " ms after the faults");
+    rr.ready_ms = ms_since(healed);
     for (auto& lp : live) {
       if (!lp.proc.running())
         return fail("live load process " + std::to_string(lp.index) + " died: " + lp.proc.err());
@@ -562,10 +564,12 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
     add_lines(expected, ctl_lines);
     for (auto& [_, hosts] : expected)
       rr.expected += hosts.size();
+    rr.settled_ms = ms_since(healed);
 
     // The check: every node returns exactly the expected lists.
     std::vector<view_diff> diffs(static_cast<std::size_t>(c.size()));
     std::vector<bool> answered(static_cast<std::size_t>(c.size()));
+    std::optional<steady::time_point> traced;
     auto views_agree = [&] {
       bool all = true;
       for (int i = 0; i < c.size(); ++i) {
@@ -573,6 +577,22 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
         answered[i] = v.has_value();
         diffs[i] = v ? compare_views(expected, *v) : view_diff{};
         all = all && v && diffs[i].same();
+      }
+      if (!all && sc.trace_convergence && (!traced || ms_since(*traced) >= 1000)) {
+        traced = steady::now();
+        out << "fault:   +" << ms_since(healed) << " ms:";
+        for (int i = 0; i < c.size(); ++i) {
+          out << " n" << i << " ";
+          if (!answered[i]) {
+            out << "no answer;";
+            continue;
+          }
+          out << diffs[i].lost << " lost " << diffs[i].ghosted << " ghosted";
+          for (std::size_t k = 0; k < diffs[i].examples.size() && k < 2; ++k)
+            out << " (" << diffs[i].examples[k] << ")";
+          out << ";";
+        }
+        out << "\n" << std::flush;
       }
       return all;
     };
@@ -592,9 +612,16 @@ run_report run_scenario(const scenario& sc, std::ostream& out) {
           << "\n";
       diffs = diffs_at_deadline;
     }
+    for (int i = 0; i < c.size(); ++i)
+      rr.rss.push_back(rss_bytes(c.node(i).process().pid()));
     out << "fault: round " << round << " seed " << rr.seed << ": " << rr.expected
         << " instances expected, " << (converged ? "converged " + std::to_string(rr.convergence_ms) + " ms after the last heal" : "NOT converged")
-        << ", lost " << rr.lost << ", ghosted " << rr.ghosted << "\n" << std::flush;
+        << " (every node ready after " << rr.ready_ms << " ms, load settled after "
+        << rr.settled_ms << " ms)"
+        << ", lost " << rr.lost << ", ghosted " << rr.ghosted << "; RSS MiB";
+    for (auto bytes : rr.rss)
+      out << " " << bytes / (1024 * 1024);
+    out << "\n" << std::flush;
     report.rounds.push_back(rr);
     if (!converged) {
       std::string why = "round " + std::to_string(round) + ": nodes did not return the expected "

@@ -48,6 +48,9 @@ struct scenario {
   std::int64_t late_wait_ms = 0;
   /// Go on with the next round after a failed one (the run still fails; long mode).
   bool keep_going = false;
+  /// Until the lists agree, print what each node lacks or holds too much, at most once a second
+  /// (long mode: says what a slow convergence waited for).
+  bool trace_convergence = false;
 };
 
 /// The CI scenario for one seed (3 nodes, small load, short timings).
@@ -59,9 +62,12 @@ struct round_report {
   std::uint64_t seed = 0;
   std::size_t faults = 0;
   std::int64_t convergence_ms = -1; ///< from the last heal until every node returned the expected lists
+  std::int64_t ready_ms = -1;       ///< from the last heal until every node was ready
+  std::int64_t settled_ms = -1;     ///< from the last heal until every load process had settled
   std::size_t expected = 0;         ///< instances the live clients hold
   std::size_t lost = 0;             ///< summed over the nodes, at the deadline
   std::size_t ghosted = 0;
+  std::vector<std::uint64_t> rss; ///< per node, bytes, once the round's check ended
 };
 
 struct run_report {

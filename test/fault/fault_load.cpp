@@ -452,6 +452,17 @@ void beat_publish(beat_actor* self) {
   st.box->publish(st.client, st.box->quiesce.load() && st.acked, {st.line});
 }
 
+/// Why a beat failed, on stderr (at most this many lines per process: a failing run keeps the
+/// output and the reasons say where beats went wrong).
+void report_beat_failure(beat_actor* self, const std::string& why) {
+  static std::atomic<int> lines{0};
+  if (lines.fetch_add(1) >= 500)
+    return;
+  auto& st = self->state;
+  std::fprintf(stderr, "fault_load %d: beat of %s at node %zu failed: %s\n", st.opts->index,
+               st.line.c_str(), st.node_idx % st.opts->nodes.size(), why.c_str());
+}
+
 void beat_once(beat_actor* self) {
   auto& st = self->state;
   auto fail = [self] {
@@ -498,13 +509,19 @@ void beat_once(beat_actor* self) {
           self->state.acked = true;
           beat_publish(self);
         } else {
+          v1::Error err;
+          report_beat_failure(self, unpack(reply, err)
+                                      ? v1::Error::Code_Name(err.code()) + " " + err.message()
+                                      : std::string{"an unexpected reply"});
           fail();
         }
       },
-      [self, gw, fail](caf::error&) {
+      [self, gw, fail](caf::error& err) {
         self->state.beating = false;
-        if (self->state.gateway == gw)
+        if (self->state.gateway == gw) {
+          report_beat_failure(self, self->system().render(err));
           fail();
+        }
       });
 }
 
@@ -672,11 +689,39 @@ int main(int argc, char** argv) {
     if (sig != SIGUSR1)
       continue;
     box->quiesce = true;
-    // Clients re-publish on their next event; flush makes idle ones publish now.
+    auto pending = [&](std::size_t& sessions_pending, std::size_t& beats_pending) {
+      sessions_pending = beats_pending = 0;
+      std::lock_guard<std::mutex> guard{box->m};
+      for (std::size_t i = 0; i < total; ++i)
+        if (!box->settled[i])
+          ++(i < opts->sessions ? sessions_pending : beats_pending);
+    };
+    // Clients re-publish on their next event; flush makes idle ones publish now. Every 5 s the
+    // stderr says who is still missing (a slow settle is the load's redo, or beats that fail).
+    auto settle_t0 = std::chrono::steady_clock::now();
+    auto next_settle_report = settle_t0 + std::chrono::seconds(5);
     auto settled = [&] {
       for (auto& c : clients)
         caf::anon_send(c, flush_atom_v);
-      return wait_for([&] { return box->settled_count.load() == total; }, 500);
+      auto done = wait_for([&] { return box->settled_count.load() == total; }, 500);
+      if (!done && std::chrono::steady_clock::now() >= next_settle_report) {
+        next_settle_report += std::chrono::seconds(5);
+        std::size_t sessions_pending = 0, beats_pending = 0, used = 0, waiting = 0;
+        pending(sessions_pending, beats_pending);
+        {
+          std::lock_guard<std::mutex> guard{box->permits_m};
+          used = box->permits_used;
+          waiting = box->waiting.size();
+        }
+        std::fprintf(stderr, "fault_load %d: settling for %lld ms: %zu session clients and %zu "
+                     "heartbeat clients do not hold what they want; %zu requests in flight, %zu "
+                     "clients waiting\n", opts->index,
+                     static_cast<long long>(std::chrono::duration_cast<ms>(
+                       std::chrono::steady_clock::now() - settle_t0).count()),
+                     sessions_pending, beats_pending, used, waiting);
+        std::fflush(stderr);
+      }
+      return done;
     };
     bool ok = wait_for(settled, limits::recovery_timeout_ms);
     std::size_t count = 0;
@@ -686,12 +731,7 @@ int main(int argc, char** argv) {
       std::_Exit(1);
     }
     std::size_t sessions_pending = 0, beats_pending = 0;
-    {
-      std::lock_guard<std::mutex> guard{box->m};
-      for (std::size_t i = 0; i < total; ++i)
-        if (!box->settled[i])
-          ++(i < opts->sessions ? sessions_pending : beats_pending);
-    }
+    pending(sessions_pending, beats_pending);
     if (ok)
       std::printf("settled %zu\n", count);
     else

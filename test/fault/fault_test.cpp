@@ -132,16 +132,21 @@ std::string read_some(int fd, std::size_t n, int timeout_ms) {
 }
 
 void report_run(const run_report& r, const std::string& replay) {
-  std::int64_t longest = 0;
+  std::int64_t longest = 0, longest_ready = 0, longest_after_settle = 0;
   std::size_t faults = 0, lost = 0, ghosted = 0;
   for (auto& rr : r.rounds) {
     longest = std::max(longest, rr.convergence_ms);
+    longest_ready = std::max(longest_ready, rr.ready_ms);
+    if (rr.convergence_ms >= 0)
+      longest_after_settle = std::max(longest_after_settle, rr.convergence_ms - rr.settled_ms);
     faults += rr.faults;
     lost += rr.lost;
     ghosted += rr.ghosted;
   }
   std::cout << "fault: " << r.rounds.size() << " round(s), " << faults << " faults, longest "
-            << "convergence " << longest << " ms, lost " << lost << ", ghosted " << ghosted << "\n";
+            << "convergence " << longest << " ms (longest until every node was ready "
+            << longest_ready << " ms, from the load settled until the lists agreed "
+            << longest_after_settle << " ms), lost " << lost << ", ghosted " << ghosted << "\n";
   for (std::size_t i = 0; i < r.rss_start.size(); ++i)
     std::cout << "fault: n" << i << " RSS " << r.rss_start[i] / 1024 << " KiB at start, "
               << (i < r.rss_end.size() ? std::to_string(r.rss_end[i] / 1024) + " KiB" : "?")

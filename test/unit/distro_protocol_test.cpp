@@ -529,6 +529,45 @@ TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: a resync tells what the node holds of a client, as an op") {
+  auto p = make_ready(b, {a, c});
+  // A copy: replace with its content, not local, no beat clocks.
+  auto copy = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(copy, "orders")}}, 100);
+  auto op = p.resync(copy);
+  CHECK(op.what == op_kind::replace);
+  CHECK(op.id == copy);
+  CHECK_FALSE(op.local);
+  CHECK(op.services == make_services("orders"));
+  CHECK(op.revision == content_revision(make_services("orders")));
+  // Deleted by its owner, or never known: remove.
+  distro::client_data gone{copy, 0, {}, true, a, {}};
+  p.on_sync_batch(distro::sync_batch{a, {gone}}, 200);
+  CHECK(p.resync(copy).what == op_kind::remove);
+  CHECK(p.resync(heartbeat(99)).what == op_kind::remove);
+  // A heartbeat client this node checks: replace, local, with its beat clocks.
+  client_id hb;
+  for (int n = 1; hb.empty(); ++n)
+    if (p.responsible_node(heartbeat(n)) == b)
+      hb = heartbeat(n);
+  auto x = change(hb, "pay");
+  auto key = x.services.begin()->first;
+  x.beats[key]["192.168.1.1:8080:DEFAULT"] = beat_mark{250, false};
+  p.on_local_change(x, 300);
+  op = p.resync(hb);
+  CHECK(op.what == op_kind::replace);
+  CHECK(op.local);
+  CHECK(op.beats == x.beats);
+  // Its delete (a tombstone): remove.
+  p.on_local_change(removal(hb), 400);
+  CHECK(p.resync(hb).what == op_kind::remove);
+  // A session of this node is never re-created from Distro.
+  auto own = session(b, 1);
+  p.on_local_change(change(own, "orders"), 500);
+  CHECK(p.resync(own).what == op_kind::remove);
+  CHECK(p.check_invariants() == "");
+}
+
 TEST_CASE("distro: data for a client this node is responsible for is not applied") {
   auto p = make_ready(b, {a, c});
   auto id = session(b, 1);
@@ -1058,6 +1097,59 @@ TEST_CASE("distro: a node frozen past the expiry time keeps the copies of its al
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: the copies of a member DOWN by timeouts on an open connection are kept") {
+  // A's probes time out while its connection stays open (A, or B itself, is overloaded): A is
+  // DOWN for routing, but it is alive and ready, so its copies follow its verifies and its
+  // silence (as a source that sends no verify), never the expiry time of a crashed source. Seen in
+  // the long fault run: a restarted, loaded node marked its peers DOWN one after the other and
+  // dropped thousands of live copies each time, then had to take them all again.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), z = session(c, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  p.on_sync_batch(distro::sync_batch{c, {data(z, "orders")}}, 100);
+  std::vector<member_view> view{{a, member_state::down}, {b, member_state::up},
+                                {c, member_state::up}};
+  view[0].unresponsive = true;
+  auto fx = p.on_members(view, 500);
+  CHECK(p.routing() == std::vector<std::string>{b, c});
+  for (time_ms t = 1000; t <= 8000; t += 1000)
+    CHECK(p.tick(t).log.copies_expired == 0);
+  CHECK(p.find(x) != nullptr);
+  // Answering again: UP and ready at once (the same run of A), its copies still here.
+  view[0].state = member_state::up;
+  view[0].unresponsive = false;
+  fx = p.on_members(view, 8500);
+  CHECK(p.routing() == std::vector<std::string>{a, b, c});
+  CHECK(p.find(x) != nullptr);
+  // DOWN by timeouts again, then the connection goes (a crash): the expiry time counts.
+  view[0].state = member_state::down;
+  view[0].unresponsive = true;
+  p.on_members(view, 9000);
+  view[0].unresponsive = false;
+  p.on_members(view, 9500);
+  fx = p.tick(10000);
+  CHECK(fx.log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+  CHECK(p.find(z) != nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a member DOWN by timeouts that stays silent loses its copies in the end") {
+  auto p = make_ready(b, {a});
+  auto x = session(a, 1);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders")}}, 100);
+  std::vector<member_view> view{{a, member_state::down}, {b, member_state::up}};
+  view[0].unresponsive = true;
+  p.on_members(view, 200);
+  // A's last verify was at 0 (make_ready): its copies go after the silence of a source that sends
+  // no verify, copy_expiry_silent_source_factor * 3 of B's sweeps.
+  auto sweeps = 3 * defaults::copy_expiry_silent_source_factor;
+  for (int k = 1; k < sweeps; ++k)
+    CHECK(p.tick(k * 1000).log.copies_expired == 0);
+  CHECK(p.tick(sweeps * 1000).log.copies_expired == 1);
+  CHECK(p.find(x) == nullptr);
+}
+
 TEST_CASE("distro: a copy listed at another revision is kept while the repair is pending") {
   // A's syncs to B time out under load; A's verifies list x at its new revision. B must not expire
   // the (stale) copy meanwhile: it reports it stale every round and keeps it.
@@ -1139,5 +1231,94 @@ TEST_CASE("distro: a failed batch is resent in halves; answered batches grow bac
     p.on_sync_result(b, s->batch_id, ok, t);
   }
   CHECK(sizes == std::vector<std::size_t>{1, 2, 3});
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a member dropped from the list and added back does not take its copies along") {
+  // B holds copies from A after some of A's verifies; A leaves B's member list for a moment (a
+  // reload) and comes back: its first verifies must not expire what it still holds.
+  auto p = make_ready(b, {a, c});
+  auto x = session(a, 1), y = session(a, 2);
+  auto rev = content_revision(make_services("orders"));
+  for (time_ms t = 100; t <= 500; t += 100)
+    p.on_verify_batch(distro::verify_batch{a, {}}, t);
+  p.on_sync_batch(distro::sync_batch{a, {data(x, "orders"), data(y, "orders")}}, 600);
+  p.on_members(up({c}), 700);    // A left the list
+  p.on_members(up({a, c}), 800); // and is back
+  auto out = p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 900);
+  CHECK(out.fx.log.copies_expired == 0);
+  p.tick(1000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) != nullptr);
+  // y is not in A's verifies: it goes after the third, x stays.
+  p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 1900);
+  p.on_verify_batch(distro::verify_batch{a, {{x, rev}}}, 2900);
+  p.tick(3000);
+  CHECK(p.find(x) != nullptr);
+  CHECK(p.find(y) == nullptr);
+  CHECK(p.check_invariants() == "");
+}
+
+namespace {
+
+/// A heartbeat client that `self` is responsible for among `nodes`.
+client_id heartbeat_of(const std::string& self, const std::vector<std::string>& nodes) {
+  for (int i = 0;; ++i)
+    if (responsible_node(nodes, heartbeat(i)) == self)
+      return heartbeat(i);
+}
+
+/// `id`'s data as `from` syncs it: one instance of "orders", beaten `age_ms` ago.
+distro::client_data beaten(const client_id& id, time_ms age_ms) {
+  auto x = data(id, "orders");
+  auto& [key, xs] = *x.services.begin();
+  x.beats[key][instance_identity(xs.front().ip, xs.front().port, xs.front().cluster)] =
+    distro::beat_age{age_ms, false};
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("distro: a responsible node continues fresher beat clocks a peer reports") {
+  // B sees a member that A does not see yet: its routing sends the client's beats to B, which
+  // reports their clocks here. A's client actor must continue them, or it expires a live client.
+  auto p = make_ready(a, {b});
+  auto h = heartbeat_of(a, {a, b});
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 0)}}, 1000);
+  REQUIRE(p.find(h) != nullptr);
+  REQUIRE(p.find(h)->local);
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 0)}}, 8000); // same content, beaten at 8000
+  auto op = std::find_if(fx.apply.begin(), fx.apply.end(),
+                         [&](const proto::local_op& o) { return o.id == h; });
+  REQUIRE(op != fx.apply.end());
+  CHECK(op->what == op_kind::replace);
+  CHECK(op->local);
+  CHECK(op->beats.begin()->second.begin()->second.last_beat_ms == 8000);
+  // Older clocks change nothing.
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 5000)}}, 9000);
+  CHECK(fx.apply.empty());
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: a heartbeat client this node expired comes back when a peer saw a later beat") {
+  auto p = make_ready(a, {b});
+  auto h = heartbeat_of(a, {a, b});
+  p.on_local_change(change(h, "orders"), 100);
+  // No beat reached A: its client actor expired the client at 20000 (the delete waits for B).
+  p.on_local_change(removal(h), 20000);
+  REQUIRE(p.find(h) != nullptr);
+  REQUIRE(p.find(h)->tombstone);
+  // B's report of a beat before the deletion does not bring it back.
+  auto fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 2000)}}, 20500);
+  CHECK(fx.apply.empty());
+  CHECK(p.find(h)->tombstone);
+  // A beat at B after the deletion: the client lives, A holds it again and checks it.
+  fx = p.on_sync_batch(distro::sync_batch{b, {beaten(h, 100)}}, 21000);
+  REQUIRE(fx.apply.size() == 1);
+  CHECK(fx.apply[0].what == op_kind::replace);
+  CHECK(fx.apply[0].local);
+  REQUIRE(p.find(h) != nullptr);
+  CHECK_FALSE(p.find(h)->tombstone);
+  CHECK(p.find(h)->local);
   CHECK(p.check_invariants() == "");
 }

@@ -110,6 +110,34 @@ TEST_CASE("member_tracker: a lost connection is DOWN at once") {
   CHECK(t.on_success(d, 200).empty());
 }
 
+TEST_CASE("member_tracker: DOWN by failed requests is unresponsive until the connection goes") {
+  // Requests that time out on an open connection mean a member too slow to answer (or this node
+  // too starved to read the answers), not a dead one: the view says so, and a later loss of the
+  // connection is a change of the view too.
+  auto t = make_tracker();
+  for (time_ms now : {10, 20, 30})
+    t.on_failure(b, now);
+  REQUIRE(t.state(b) == member_state::down);
+  auto v = t.view();
+  REQUIRE(v.size() == 3);
+  CHECK(v[1].address == b);
+  CHECK(v[1].unresponsive);
+  CHECK_FALSE(v[2].unresponsive);
+  auto ch = t.on_connection_lost(b, 40);
+  CHECK_FALSE(ch.empty());
+  CHECK(ch.transitions.empty()); // still DOWN
+  CHECK_FALSE(t.view()[1].unresponsive);
+  CHECK(t.on_connection_lost(b, 50).empty());
+  // An answer ends it; a lost connection from UP is never unresponsive.
+  for (time_ms now : {60, 70, 80})
+    t.on_failure(c, now);
+  CHECK(t.view()[2].unresponsive);
+  t.on_success(c, 90);
+  CHECK_FALSE(t.view()[2].unresponsive);
+  t.on_connection_lost(c, 100);
+  CHECK_FALSE(t.view()[2].unresponsive);
+}
+
 TEST_CASE("member_tracker: reconnect backoff doubles from min to max and resets on an answer") {
   auto t = make_tracker();
   t.on_connection_lost(b, 1000);
