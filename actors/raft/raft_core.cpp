@@ -1179,7 +1179,7 @@ index_t raft_core::conflict_hint(index_t prev_index) const {
 
 raft_core::persist_request& raft_core::write() {
   if (!current_write_) {
-    current_write_.emplace();
+    current_write_ = persist_request{};
     current_write_->id = next_write_id_++;
   }
   return *current_write_;
