@@ -359,7 +359,9 @@ struct log_store_loader {
   std::string load_snapshot() {
     if (snapshot_files.empty())
       return {};
-    const auto& [key, name] = snapshot_files.back();
+    // Plain names, not a structured binding: the record callback below captures `key`.
+    const auto& key = snapshot_files.back().first;
+    const auto& name = snapshot_files.back().second;
     auto p = path(name);
     std::string data;
     if (auto err = read_file(p, data); !err.empty())
