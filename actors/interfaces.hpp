@@ -281,6 +281,21 @@ using udp_push_actor = caf::typed_actor<
   caf::reacts_to<wire::udp_ack_atom, std::string, std::uint16_t, std::int64_t>,
   caf::reacts_to<wire::tick_atom>>; ///< to itself: resends and expiry
 
+// -- the gRPC front end (actors/grpc) -------------------------------------------------------------
+
+/// A gRPC CONNECTION actor (actors/grpc/grpc_connection_actor.cpp), in-process: one per Nacos 2.x
+/// connection, its session's own process side. Pushes arrive as for any subscriber.
+using grpc_connection_actor = subscriber_actor::extend<
+  /// A unary call parked under this id at the connection's link.
+  caf::reacts_to<wire::grpc_call_atom, std::uint64_t>,
+  /// A client's answer on the stream: kind (grpc_api::kind), requestId, resultCode.
+  caf::reacts_to<wire::grpc_answer_atom, std::int32_t, std::string, std::int32_t>,
+  /// The stream ended: the connection is gone.
+  caf::reacts_to<wire::grpc_close_atom>,
+  /// The node is leaving or not ready: tell the client to move (ConnectResetRequest), then close.
+  caf::reacts_to<wire::grpc_reset_atom, std::string>,
+  caf::reacts_to<wire::tick_atom>>; ///< to itself: detection and push-ack timeouts
+
 } // namespace registry
 
 // -- the client library (tools/client) ----------------------------------------------------------

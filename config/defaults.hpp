@@ -186,6 +186,33 @@ inline constexpr std::int64_t udp_subscriber_expiry_ms = 30000;
 /// without subscribing.
 inline constexpr std::size_t udp_subscriptions_max = 100000;
 
+// -- gRPC front end (Nacos 2.x clients) -------------------------------------------
+/// Nacos 2.x clients dial the HTTP port + 1000 (9848).
+inline constexpr std::uint16_t grpc_port_offset = 1000;
+/// Open gRPC connections (each is a session); beyond it a new stream is refused.
+inline constexpr std::int64_t grpc_connections_max = 16384;
+/// A message larger than this is refused by gRPC (Nacos: 10 MiB inbound).
+inline constexpr std::int64_t grpc_message_bytes_max = 10 * 1024 * 1024;
+/// A connection without any request or stream answer for this long is probed with a
+/// ClientDetectionRequest (Nacos: 20 s); no answer within the detection timeout closes it.
+inline constexpr std::int64_t grpc_idle_timeout_ms = 20000;
+inline constexpr std::int64_t grpc_detection_timeout_ms = 5000;
+/// A call the node cannot answer within this fails (above raft's write timeout: persistent writes).
+inline constexpr std::int64_t grpc_request_timeout_ms = 5000;
+/// A connection that answered ServerCheck but never opened its stream is forgotten after this.
+inline constexpr std::int64_t grpc_setup_timeout_ms = 20000;
+/// Unary calls of one connection waiting behind the one in progress; more get 503.
+inline constexpr std::size_t grpc_calls_queued_max = 1024;
+/// Server requests (pushes, probes, resets) queued on one stream; beyond it the connection is closed
+/// (a client that reads nothing must not hold the node's memory).
+inline constexpr std::size_t grpc_stream_writes_queued_max = 4096;
+/// Instances in one BatchInstanceRequest.
+inline constexpr std::size_t grpc_batch_instances_max = 1000;
+/// Services a connection subscribes to (lastRefTime is tracked per subscribed service).
+inline constexpr std::size_t grpc_subscriptions_per_connection_max = 10000;
+/// Nacos 2.x's cacheMillis of a pushed or queried ServiceInfo.
+inline constexpr std::int64_t grpc_cache_millis = 10000;
+
 // -- HTTP auth (Nacos style) ----------------------------------------------------
 /// Access tokens live this long (Nacos: 18000 s).
 inline constexpr std::int64_t auth_token_ttl_ms = 18000LL * 1000;

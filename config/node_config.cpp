@@ -81,6 +81,11 @@ const std::vector<int_field>& int_fields() {
     REGISTRY_INT_FIELD(http, udp_ack_timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(http, udp_retries_max, 0, 10),
     REGISTRY_INT_FIELD(http, udp_subscriber_expiry_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(grpc, connections_max, 1, 1000000),
+    REGISTRY_INT_FIELD(grpc, request_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(grpc, idle_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(grpc, detection_timeout_ms, 1, duration_ms_max),
+    REGISTRY_INT_FIELD(grpc, setup_timeout_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(auth, token_ttl_ms, 1, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_delay_ms, 0, duration_ms_max),
     REGISTRY_INT_FIELD(distro, sync_timeout_ms, 1, duration_ms_max),
@@ -120,6 +125,7 @@ const std::map<std::string, std::set<std::string>>& extra_section_keys() {
     {"limits", {}},
     {"distro", {}},
     {"http", {"listen"}},
+    {"grpc", {"listen"}},
     {"auth", {"enabled", "secret", "users_file"}},
     {"raft", {}},
     {"health_check", {}},
@@ -598,19 +604,21 @@ void parse_section(const YAML::Node& node, const std::string& section, node_conf
                        quote(cfg.log_level), value);
     } else if (section == "log" && name == "file") {
       cfg.log_file = read_string(value, full);
-    } else if (section == "http" && name == "listen") {
+    } else if ((section == "http" || section == "grpc") && name == "listen") {
       auto text = read_string(value, full);
-      cfg.http.enabled = text != "off";
-      cfg.http.listen = host_port{};
+      auto& enabled = section == "http" ? cfg.http.enabled : cfg.grpc.enabled;
+      auto& listen = section == "http" ? cfg.http.listen : cfg.grpc.listen;
+      enabled = text != "off";
+      listen = host_port{};
       if (!text.empty() && text != "off") {
         // Port 0 (any free port) is allowed here, unlike in `listen`.
         bool any_port = text.size() > 2 && text.compare(text.size() - 2, 2, ":0") == 0;
         auto parsed = parse_host_port(any_port ? text.substr(0, text.size() - 1) + "1" : text);
         if (auto* problem = std::get_if<std::string>(&parsed))
           fail(full, *problem + " (or \"off\")", value);
-        cfg.http.listen = std::get<host_port>(parsed);
+        listen = std::get<host_port>(parsed);
         if (any_port)
-          cfg.http.listen.port = 0;
+          listen.port = 0;
       }
     } else if (section == "auth" && name == "enabled") {
       cfg.auth.enabled = read_bool(value, full);
@@ -737,6 +745,14 @@ node_config parse_document(const YAML::Node& root, const std::string& source_nam
     fail("listen", "required key is missing (expected HOST:PORT of this node)");
   if (cfg.http.enabled && cfg.http.listen.host.empty())
     cfg.http.listen = host_port{cfg.listen.host, defaults::http_port};
+  if (cfg.grpc.enabled && cfg.grpc.listen.host.empty()) {
+    // Nacos clients dial the HTTP port + 1000; with HTTP on any free port, gRPC takes any too.
+    auto http = cfg.http.enabled ? cfg.http.listen : host_port{cfg.listen.host, defaults::http_port};
+    std::uint16_t port = 0;
+    if (http.port != 0 && http.port <= 65535 - defaults::grpc_port_offset)
+      port = static_cast<std::uint16_t>(http.port + defaults::grpc_port_offset);
+    cfg.grpc.listen = host_port{http.host, port};
+  }
   if (have_members && !cfg.members_url.empty())
     fail("members_url", "cannot be used together with members: name the members either in the "
                         "file (members) or at an address server (members_url)");
@@ -978,6 +994,11 @@ std::string validate(const node_config& cfg) {
                    std::to_string(p.timeout_ms) + "), got " +
                    std::to_string(h.udp_ack_timeout_ms) + " * " +
                    std::to_string(h.udp_retries_max + 1));
+  const auto& g = cfg.grpc;
+  if (g.enabled && g.listen.port != 0
+      && (g.listen == cfg.listen || (h.enabled && g.listen == h.listen)))
+    return err("grpc.listen", "expected another address than listen and http.listen, got "
+                                  + g.listen.to_string());
   const auto& d = cfg.distro;
   if (d.reconnect_backoff_min_ms > d.reconnect_backoff_max_ms)
     return err("distro.reconnect_backoff_min_ms",

@@ -80,6 +80,13 @@
 ///     udp_ack_timeout_ms: 1000        # a UDP push is resent when not acknowledged within this
 ///     udp_retries_max: 1
 ///     udp_subscriber_expiry_ms: 30000 # a UDP subscriber that stops querying is forgotten
+///   grpc:                             # Nacos 2.x clients (gRPC); each connection is a session
+///     listen: ""                      # HOST:PORT; "" = http.listen's host and port + 1000; "off" = none
+///     connections_max: 16384
+///     request_timeout_ms: 5000        # a call the node cannot answer within this fails
+///     idle_timeout_ms: 20000          # an idle connection is probed (ClientDetectionRequest)
+///     detection_timeout_ms: 5000      # ... and closed when the probe is not answered within this
+///     setup_timeout_ms: 20000         # a peer that never opens its stream is forgotten after this
 ///   auth:                             # Nacos-style auth of the HTTP API (off by default)
 ///     enabled: false
 ///     secret: ""                      # token signing secret, >= 32 bytes, required when enabled
@@ -237,6 +244,17 @@ struct node_config {
     int udp_retries_max = defaults::udp_retries_max;
     std::int64_t udp_subscriber_expiry_ms = defaults::udp_subscriber_expiry_ms;
   } http;
+  /// Nacos 2.x's gRPC API. `listen` "" = the host of http.listen (or listen) and the HTTP port +
+  /// 1000, as Nacos clients derive it; "off" = no gRPC; port 0 = any free port.
+  struct grpc_t {
+    bool enabled = true;
+    host_port listen;
+    std::int64_t connections_max = defaults::grpc_connections_max;
+    std::int64_t request_timeout_ms = defaults::grpc_request_timeout_ms;
+    std::int64_t idle_timeout_ms = defaults::grpc_idle_timeout_ms;
+    std::int64_t detection_timeout_ms = defaults::grpc_detection_timeout_ms;
+    std::int64_t setup_timeout_ms = defaults::grpc_setup_timeout_ms;
+  } grpc;
   /// Nacos-style auth of the HTTP API (off by default, as in Nacos). With `enabled`, `secret`
   /// (>= 32 bytes; there is no default) and `users_file` (USER:HASH lines from registryd
   /// --hash-password, relative to the config file's directory) are required.

@@ -128,6 +128,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, udp_sub_atom, "udp_sub")
   CAF_ADD_ATOM(registry, registry::wire, udp_ack_atom, "udp_ack")
 
+  // -- in-process atoms of the gRPC front end (actors/grpc/) -------------------
+  CAF_ADD_ATOM(registry, registry::wire, grpc_call_atom, "grpc_call")
+  CAF_ADD_ATOM(registry, registry::wire, grpc_answer_atom, "grpc_ans")
+  CAF_ADD_ATOM(registry, registry::wire, grpc_close_atom, "grpc_end")
+  CAF_ADD_ATOM(registry, registry::wire, grpc_reset_atom, "grpc_rst")
+
 CAF_END_TYPE_ID_BLOCK(registry)
 
 namespace registry::wire {

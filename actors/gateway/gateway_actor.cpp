@@ -339,6 +339,8 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_ready(st.ready);
   if (st.cfg->http.enabled)
     reply.set_http_address(st.cfg->http.listen.to_string());
+  if (st.cfg->grpc.enabled)
+    reply.set_grpc_address(st.cfg->grpc.listen.to_string());
   reply.set_security(st.cfg->standalone()             ? "standalone"
                      : st.cfg->cluster_secret.empty() ? "unauthenticated cluster"
                                                       : "authenticated cluster");
@@ -628,8 +630,10 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return hello_reply(*refusal, caf::actor{});
       auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
                 + std::to_string(++st.session_counter);
+      // In-process front ends (gRPC connections) bound their sessions themselves
+      // (grpc.connections_max); the limit is for one remote client process.
       if (auto n = st.sessions_per_node.find(remote.node());
-          n != st.sessions_per_node.end()
+          remote.node() != self->node() && n != st.sessions_per_node.end()
           && n->second >= st.cfg->limits.sessions_per_connection_max)
         return hello_reply(
           error_reply(v1::Error::LIMIT_EXCEEDED, "session",

@@ -148,6 +148,10 @@ host_port http_front_end::address() const {
   return impl_->bound;
 }
 
+node_metrics& http_front_end::metrics() {
+  return impl_->metrics;
+}
+
 void http_front_end::start(caf::actor_system& sys, node_supervisor_actor supervisor) {
   auto* self = impl_.get();
   self->sys = &sys;

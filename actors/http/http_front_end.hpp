@@ -15,6 +15,8 @@
 
 namespace registry::http {
 
+class node_metrics;
+
 class http_front_end {
 public:
   /// `users`: the node's authenticator (auth on), or nullptr (auth off).
@@ -29,6 +31,9 @@ public:
   void start(caf::actor_system& sys, node_supervisor_actor supervisor);
   /// Stops serving (the I/O threads end). Safe to call twice.
   void stop();
+
+  /// The node's metrics (served at /metrics), for the other front ends to record into.
+  node_metrics& metrics();
 
   struct impl;
 

@@ -56,6 +56,15 @@ node_metrics::node_metrics() : registry_(std::make_shared<prometheus::Registry>(
                      .Name("registry_push_duration_seconds")
                      .Help("Time from a push to its acknowledgement")
                      .Register(*registry_);
+  grpc_requests_ = &BuildCounter()
+                      .Name("registry_grpc_requests_total")
+                      .Help("gRPC requests of Nacos 2.x clients by type and result")
+                      .Register(*registry_);
+  grpc_connections_ = &BuildGauge()
+                         .Name("registry_grpc_connections")
+                         .Help("Open gRPC connections (each is a session)")
+                         .Register(*registry_)
+                         .Add({});
   members_ = &BuildGauge()
                 .Name("registry_members")
                 .Help("Cluster members by state, as this node sees them")
@@ -128,6 +137,14 @@ void node_metrics::push_done(const std::string& transport, const std::string& re
   pushes_->Add({{"transport", transport}, {"result", result}}).Increment();
   if (result == "acked")
     push_seconds_->Add({{"transport", transport}}, latency_buckets()).Observe(seconds);
+}
+
+void node_metrics::grpc_request_done(const std::string& type, const std::string& result) {
+  grpc_requests_->Add({{"type", type}, {"result", result}}).Increment();
+}
+
+void node_metrics::set_grpc_connections(double n) {
+  grpc_connections_->Set(n);
 }
 
 void node_metrics::set_counts(double clients, double services, double instances,

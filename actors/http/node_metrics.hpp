@@ -5,6 +5,8 @@
 /// - registry_http_requests_total{route,code}, registry_http_request_duration_seconds{route}
 /// - registry_operations_total{op}: HTTP registrations, deregistrations, beats and queries
 /// - registry_pushes_total{transport,result}, registry_push_duration_seconds{transport}
+/// - registry_grpc_requests_total{type,result}, registry_grpc_connections (Nacos 2.x clients);
+///   their pushes count in registry_pushes_total{transport="grpc"}
 /// - registry_members{state}; registry_clients, _services, _instances, _subscribers (gauges,
 ///   refreshed from the node's status at each scrape)
 /// - registry_distro_syncs_total{peer,result}, registry_distro_verifies_total{peer,result},
@@ -38,6 +40,10 @@ public:
   void request_done(const std::string& route, int status, double seconds);
   /// One push (transport "udp"): result "acked", "failed" or "resent"; the latency of an acked one.
   void push_done(const std::string& transport, const std::string& result, double seconds);
+  /// One gRPC unary request: its Nacos type (bounded set) and result ("ok" or "error").
+  void grpc_request_done(const std::string& type, const std::string& result);
+  /// Open gRPC connections (each is a session).
+  void set_grpc_connections(double n);
   /// The node's counts from its status.
   void set_counts(double clients, double services, double instances, double subscribers);
   /// Members per state (every state of a previous call not given is set to 0).
@@ -62,6 +68,8 @@ private:
   prometheus::Family<prometheus::Counter>* pushes_;
   prometheus::Family<prometheus::Histogram>* push_seconds_;
   prometheus::Family<prometheus::Gauge>* members_;
+  prometheus::Family<prometheus::Counter>* grpc_requests_;
+  prometheus::Gauge* grpc_connections_;
   prometheus::Gauge* clients_;
   prometheus::Gauge* services_;
   prometheus::Gauge* instances_;

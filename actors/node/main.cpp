@@ -16,7 +16,9 @@
 
 #include "actors/common/log.hpp"
 #include "actors/auth/user_auth.hpp"
+#include "actors/grpc/grpc_front_end.hpp"
 #include "actors/http/http_front_end.hpp"
+#include "actors/http/node_metrics.hpp"
 #include "actors/common/transport.hpp"
 #include "actors/member/http_get.hpp"
 #include "actors/member/member_source.hpp"
@@ -106,6 +108,7 @@ std::string summary(const registry::node_config& cfg) {
          + (cfg.discovery.protection_enabled ? "on" : "off")
          + (cfg.members_url.empty() ? "" : " members_url=" + cfg.members_url)
          + " http=" + (cfg.http.enabled ? cfg.http.listen.to_string() : std::string{"off"})
+         + " grpc=" + (cfg.grpc.enabled ? cfg.grpc.listen.to_string() : std::string{"off"})
          + " cluster_secret="
          + (cfg.cluster_secret.empty() ? "none" : "set (from " + cfg.cluster_secret_source + ")")
          + " tls=" + cfg.tls.mode()
@@ -232,6 +235,33 @@ int main(int argc, char** argv) {
                            "who reaches it can register, deregister and read every service",
                            cfg->listen.to_string(), cfg->http.listen.to_string());
   }
+  // gRPC (Nacos 2.x clients) likewise, with its metrics in the HTTP front end's /metrics.
+  std::unique_ptr<registry::grpc_api::grpc_front_end> grpc;
+  if (cfg->grpc.enabled) {
+    registry::grpc_api::grpc_observer observer;
+    if (http) {
+      auto* metrics = &http->metrics();
+      observer.request_done = [metrics](const std::string& type, const std::string& result) {
+        metrics->grpc_request_done(type, result);
+      };
+      observer.push_done = [metrics](const std::string& result, double seconds) {
+        metrics->push_done("grpc", result, seconds);
+      };
+      observer.connections = [metrics](double n) { metrics->set_grpc_connections(n); };
+    }
+    grpc = std::make_unique<registry::grpc_api::grpc_front_end>(*cfg, users, std::move(observer));
+    if (auto err = grpc->bind(); !err.empty()) {
+      registry::log().error("node {} cannot start: grpc.listen: {}", cfg->listen.to_string(), err);
+      registry::log().flush();
+      std::cerr << "registryd: " << config_path << ": grpc.listen: " << err << "\n";
+      return exit_runtime_error;
+    }
+    cfg->grpc.listen = grpc->address();
+    if (!is_loopback(cfg->grpc.listen.host) && !cfg->auth.enabled)
+      registry::log().warn("node {} serves gRPC on {}, beyond this machine, with auth off: anyone "
+                           "who reaches it can register, deregister and read every service",
+                           cfg->listen.to_string(), cfg->grpc.listen.to_string());
+  }
   if (!is_loopback(cfg->listen.host) && !cfg->auth.enabled)
     registry::log().warn("node {} listens beyond this machine with auth off: any client that "
                          "reaches the CAF port can register and deregister (auth.enabled)",
@@ -293,6 +323,8 @@ int main(int argc, char** argv) {
             started = true;
             if (http)
               http->start(sys, supervisor);
+            if (grpc)
+              grpc->start(sys, supervisor);
           },
           [&](caf::error& err) {
             registry::log().error("node {} cannot listen: {}", cfg->listen.to_string(),
@@ -339,10 +371,14 @@ int main(int argc, char** argv) {
       registry::shutdown_logging();
       std::_Exit(exit_runtime_error);
     }).detach();
+    // gRPC first: its clients are told to move while the node still answers them.
+    if (grpc)
+      grpc->stop();
     if (http)
       http->stop();
     caf::scoped_actor{sys}->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
+  grpc.reset();
   http.reset();
   registry::log().info("node {} stopped", cfg->listen.to_string());
   registry::http_global_cleanup();

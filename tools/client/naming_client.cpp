@@ -494,6 +494,7 @@ node_status naming_client::status() {
   result.ready = st.ready();
   result.security = st.security();
   result.http_address = st.http_address();
+  result.grpc_address = st.grpc_address();
   result.tls = st.tls();
   for (const auto& m : st.members())
     result.members.push_back(member_state{m.address(), m.state(), m.node(), m.problem()});

@@ -142,6 +142,7 @@ struct node_status {
   bool ready = false;
   std::string security; ///< standalone, authenticated cluster or unauthenticated cluster
   std::string http_address; ///< HOST:PORT of the node's HTTP Open API (empty: none)
+  std::string grpc_address; ///< HOST:PORT of the node's gRPC API (Nacos 2.x; empty: none)
   /// The transport of the node's links (peers and clients): off, anonymous or certificate ("" from
   /// a node that predates TLS).
   std::string tls;

@@ -474,6 +474,7 @@ int cmd_status(const global_args& g) {
                  {"ready", st.ready},
                  {"security", st.security},
                  {"http", st.http_address},
+                 {"grpc", st.grpc_address},
                  {"tls", st.tls},
                  {"members", members},
                  {"clients", st.clients},
@@ -488,6 +489,7 @@ int cmd_status(const global_args& g) {
     }
     std::string text = "node:        " + st.address + "\n" +
                        "http:        " + (st.http_address.empty() ? "off" : st.http_address) + "\n" +
+                       "grpc:        " + (st.grpc_address.empty() ? "off" : st.grpc_address) + "\n" +
                        "cluster:     " + st.cluster_name + "\n" +
                        "version:     " + st.version + "\n" +
                        "ready:       " + (st.ready ? "yes" : "no") + "\n" +
