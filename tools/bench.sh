@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench.sh [--quick | --http-only] [--json FILE] [--keep]
+# tools/bench.sh [--quick | --http-only | --grpc-only] [--json FILE] [--keep]
 #
 # Runs the registry benchmark suite on loopback and prints a table: figure | median | spread
 # (min..max) | runs | target | met?. With --json FILE it also writes the figures as JSON, one key per
@@ -13,6 +13,9 @@
 #                         (keep-alive, 64 connections), and etcd 3.4 (etcd-server) on a loopback port
 #                         through the same wrk harness: lease-bound puts, range queries; the ratios.
 #                         --http-only runs this section alone (tools/bench-http.sh).
+#   6. the gRPC API:      registrations/s and queries/s over 64 connections, register-to-push
+#                         p50/p99, RSS per idle connection at 10k connections (registry-grpc-bench);
+#                         --grpc-only runs this section alone (tools/bench-grpc.sh).
 #
 # Standard mode: 3 runs per figure, sizes 100k and 1m instances (100 per session client, so 10k
 # clients at 1m). Memory: one fill per size. Snapshot load: up to 3 joins per size. Fills and joins
@@ -43,7 +46,8 @@ while [[ $# -gt 0 ]]; do
     --json=*) json_out=${1#--json=} ;;
     --keep) keep=1 ;;
     --http-only) mode=http ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --grpc-only) mode=grpc ;;
+    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -54,8 +58,8 @@ fi
 
 # -- sizes and durations -----------------------------------------------------------------------
 dur_http=5
-if [[ $mode == http ]]; then
-  reps=1; total_s=60; deadline_s=120; small_label=-; large_label=-
+if [[ $mode == http || $mode == grpc ]]; then
+  reps=1; total_s=60; deadline_s=180; small_label=-; large_label=-
 elif [[ $mode == quick ]]; then
   reps=1; total_s=55; deadline_s=120
   dur_reg=2; dur_query=2; dur_ping=2; dur_repl=2; dur_repl_bg=3; dur_push=2; crash_rounds=2
@@ -72,7 +76,7 @@ per_client=100 # instances per session client (the spec's 1M instances over 10k 
 if [[ ! -f $build/build.ninja ]]; then
   meson setup "$build" "$root" >&2
 fi
-ninja -C "$build" registryd registry-bench >&2
+ninja -C "$build" registryd registry-bench registry-grpc-bench >&2
 bench=$build/registry-bench
 registryd=$build/registryd
 
@@ -223,10 +227,17 @@ say "registry-bench $mode suite; work dir $work; load average $caf_load on $(npr
 # == 5. the HTTP API and etcd (tools/bench-http.sh), alone with --http-only ==========================
 # shellcheck source=tools/bench-http.sh
 source "$root/tools/bench-http.sh"
+# shellcheck source=tools/bench-grpc.sh
+source "$root/tools/bench-grpc.sh"
 if [[ $mode == http ]]; then
   http_bench
   etcd_bench
   http_report
+  exit 0
+fi
+if [[ $mode == grpc ]]; then
+  grpc_bench
+  grpc_report
   exit 0
 fi
 
@@ -377,4 +388,9 @@ cp "$results" "$work/results.kept.jsonl" 2>/dev/null || true
 http_bench
 etcd_bench
 http_report
+if [[ $mode == quick ]]; then
+  grpc_idle_conns=1000
+fi
+grpc_bench
+grpc_report
 say "done in $((SECONDS - t_start)) s${json_out:+; figures written to $json_out}"
