@@ -31,7 +31,8 @@ grpc_bench() {
   # A fresh node for the idle connections, so the figure is not the registrations' memory.
   write_config "$cfg" "$caf" "$caf" 0
   sed -i "s/^http:.*//; s/^  listen: 127.0.0.1:0//" "$cfg"
-  printf 'http:\n  listen: "off"\ngrpc:\n  listen: 127.0.0.1:%s\n' "$gp" >>"$cfg"
+  # The bench's idle connections do not answer ClientDetectionRequest: no probe during the run.
+  printf 'http:\n  listen: "off"\ngrpc:\n  listen: 127.0.0.1:%s\n  idle_timeout_ms: 3600000\n' "$gp" >>"$cfg"
   (ulimit -n 65536 2>/dev/null || true; exec "$registryd" --config "$cfg") >"$work/grpc-node2.log" 2>&1 &
   pid=$!
   started+=("$pid")

@@ -583,6 +583,17 @@ void open_session(connection_actor_t self) {
       [=](caf::error& err) { reset(self, "no gateway: " + self->system().render(err)); });
 }
 
+/// The gRPC server's threads send anonymously (ids, requestIds, the end of the stream). This
+/// actor's handle never leaves the process (the gateway, its client actor and service actors hold
+/// it), so an anonymous message is the server's; a message from another node is refused.
+bool from_server(connection_actor_t self, const char* what) {
+  const auto& sender = self->current_sender();
+  if (sender == nullptr || sender->node() == self->node())
+    return true;
+  log_foreign("grpc_connection", what, sender_text(self));
+  return false;
+}
+
 grpc_connection_actor::behavior_type connection_behavior(connection_actor_t self,
                                                          std::shared_ptr<grpc_link> link,
                                                          node_supervisor_actor supervisor,
@@ -612,15 +623,15 @@ grpc_connection_actor::behavior_type connection_behavior(connection_actor_t self
       return on_push(self, env);
     },
     [=](grpc_call_atom, std::uint64_t id) {
-      if (local_only(self, "grpc_connection", "call"))
+      if (from_server(self, "call"))
         on_call(self, id);
     },
     [=](grpc_answer_atom, std::int32_t what, const std::string& request_id, std::int32_t rc) {
-      if (local_only(self, "grpc_connection", "answer"))
+      if (from_server(self, "answer"))
         on_answer(self, what, request_id, rc);
     },
     [=](grpc_close_atom) {
-      if (!local_only(self, "grpc_connection", "close"))
+      if (!from_server(self, "close"))
         return;
       auto& st = self->state;
       st.closed = true;
@@ -631,7 +642,7 @@ grpc_connection_actor::behavior_type connection_behavior(connection_actor_t self
       self->quit();
     },
     [=](grpc_reset_atom, const std::string& why) {
-      if (local_only(self, "grpc_connection", "reset"))
+      if (from_server(self, "reset"))
         reset(self, why);
     },
     [=](tick_atom) {

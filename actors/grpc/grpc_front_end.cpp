@@ -382,9 +382,11 @@ void grpc_front_end::impl::on_unary(const std::string& peer, const ::Payload& in
     if (auto i = connections.find(peer); i != connections.end())
       link = i->second.link;
   }
-  if (!link)
+  if (!link) {
+    log().debug("gRPC {} from {}: the connection is not set up (301)", label, peer);
     return reply(r, out, error_response(code::unregistered, "Connection is unregistered."),
                  label);
+  }
   if (failed != nullptr)
     return reply(r, out, error_response(failed->code, failed->message), label);
   auto& req = std::get<request>(decoded);
@@ -442,8 +444,7 @@ void grpc_front_end::impl::on_stream_message(connection_stream* stream, const st
     tmp->detach();
     return;
   }
-  std::shared_ptr<connection_link> link;
-  std::shared_ptr<connection_link> replaced;
+  std::string id;
   {
     std::lock_guard<std::mutex> guard{mtx};
     if (links >= static_cast<std::size_t>(cfg.grpc.connections_max)) {
@@ -452,19 +453,16 @@ void grpc_front_end::impl::on_stream_message(connection_stream* stream, const st
       stream->finish_after_writes();
       return;
     }
-    auto& e = connections[peer];
-    if (e.id.empty() || e.link)
-      e.id = new_connection_id(peer);
-    replaced = std::move(e.link);
-    std::string ip;
-    std::string port;
-    split_peer(peer, ip, port);
-    link = std::make_shared<connection_link>(this, e.id, ip);
-    e.link = link;
-    e.created_ms = steady_now_ms();
-    if (!replaced)
-      ++links;
+    auto i = connections.find(peer);
+    id = i != connections.end() && !i->second.id.empty() && !i->second.link
+           ? i->second.id
+           : new_connection_id(peer);
   }
+  // The link gets its actor before any unary call can find it in the table.
+  std::string ip;
+  std::string port;
+  split_peer(peer, ip, port);
+  auto link = std::make_shared<connection_link>(this, id, ip);
   stream->link = link;
   link->attach(stream);
   connection_settings s;
@@ -476,6 +474,17 @@ void grpc_front_end::impl::on_stream_message(connection_stream* stream, const st
   s.calls_queued_max = defaults::grpc_calls_queued_max;
   s.subscriptions_max = defaults::grpc_subscriptions_per_connection_max;
   link->actor = spawn_grpc_connection(*sys, link, supervisor, s);
+  std::shared_ptr<connection_link> replaced;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto& e = connections[peer];
+    e.id = id;
+    replaced = std::move(e.link);
+    e.link = link;
+    e.created_ms = steady_now_ms();
+    if (!replaced)
+      ++links;
+  }
   if (replaced) {
     replaced->detach();
     caf::anon_send(replaced->actor, wire::grpc_close_atom_v);
@@ -484,8 +493,8 @@ void grpc_front_end::impl::on_stream_message(connection_stream* stream, const st
     link->write(setup_ack_request(cfg.raft_enabled()));
   if (observer.connections)
     observer.connections(static_cast<double>(links));
-  log().debug("gRPC connection {} set up ({})", link->connection_id(),
-              bounded(req.client_version));
+  log().debug("gRPC connection {} set up ({}, peer {})", link->connection_id(),
+              bounded(req.client_version), peer);
 }
 
 void grpc_front_end::impl::on_stream_done(connection_stream* stream, const std::string& peer) {
@@ -512,8 +521,13 @@ void grpc_front_end::impl::on_stream_done(connection_stream* stream, const std::
 /// whether the node is ready (ServerCheck answers 300 until it is).
 void grpc_front_end::impl::sweep_loop() {
   std::unique_lock<std::mutex> lock{sweep_mtx};
+  bool first = true;
   while (!stopping.load()) {
-    sweep_cv.wait_for(lock, std::chrono::seconds(1));
+    // Until the node is ready, look every 50 ms: clients retry ServerCheck about once a second.
+    if (!first)
+      sweep_cv.wait_for(lock, ready.load() ? std::chrono::milliseconds(1000)
+                                           : std::chrono::milliseconds(50));
+    first = false;
     if (stopping.load())
       break;
     auto now = steady_now_ms();

@@ -157,7 +157,15 @@ void nacos_grpc_connection::close() {
 }
 
 bool nacos_grpc_connection::connect(bool negotiate) {
-  auto check = call("ServerCheckRequest", json{{"headers", json::object()}, {"module", "internal"}});
+  // A node answers 300 (starting) until it is ready; SDKs retry, so does this.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  grpc_message check;
+  do {
+    check = call("ServerCheckRequest", json{{"headers", json::object()}, {"module", "internal"}});
+    if (check.type == "ServerCheckResponse")
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < until);
   if (check.type != "ServerCheckResponse")
     return false;
   if (!open_stream(negotiate))

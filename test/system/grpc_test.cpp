@@ -68,8 +68,12 @@ TEST_CASE("grpc: the handshake, every naming request, and a push acknowledged") 
 
   nacos_grpc_connection a{address};
   // Before the setup: ServerCheck answers, other calls get 301.
-  auto check = a.call("ServerCheckRequest", json{{"module", "internal"}});
-  REQUIRE(is_ok(check, "ServerCheckResponse"));
+  // Until the node is ready, ServerCheck answers 300 (starting), as Nacos; clients retry.
+  grpc_message check;
+  REQUIRE(wait_until([&] {
+    check = a.call("ServerCheckRequest", json{{"module", "internal"}});
+    return is_ok(check, "ServerCheckResponse");
+  }, 5s));
   CHECK(check.body["connectionId"].get<std::string>().find("_127.0.0.1_") != std::string::npos);
   CHECK(check.body["supportAbilityNegotiation"] == true);
   CHECK(error_code(a.call("HealthCheckRequest", json::object())) == 301);
@@ -236,7 +240,9 @@ TEST_CASE("grpc: an idle connection that does not answer detection is closed") {
   nacos_grpc_connection alive{address};
   REQUIRE(alive.connect());
   nacos_grpc_connection mute{address};
-  REQUIRE(mute.call("ServerCheckRequest", json::object()).type == "ServerCheckResponse");
+  REQUIRE(wait_until([&] {
+    return mute.call("ServerCheckRequest", json::object()).type == "ServerCheckResponse";
+  }, 5s));
   REQUIRE(mute.open_stream(false, true, false));
   REQUIRE(wait_until([&] { return is_ok(mute.call("HealthCheckRequest", json::object()),
                                         "HealthCheckResponse"); }, 5s));
@@ -276,7 +282,8 @@ TEST_CASE("grpc: 5000 concurrent connections on one node, each a session") {
   lim.rlim_cur = lim.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &lim);
   REQUIRE(lim.rlim_cur >= 6000);
-  test_node node{grpc_node_yaml};
+  // These connections do not read their streams: no idle probe may close them during the test.
+  test_node node{grpc_node_yaml + "grpc:\n  idle_timeout_ms: 3600000\n"};
   REQUIRE(node.start());
   REQUIRE(node.wait_ready(10s));
   auto address = grpc_address(node);
@@ -286,7 +293,9 @@ TEST_CASE("grpc: 5000 concurrent connections on one node, each a session") {
   int registered = 0;
   for (int i = 0; i < connections; ++i) {
     auto c = std::make_unique<nacos_grpc_connection>(address);
-    if (c->call("ServerCheckRequest", json::object()).type != "ServerCheckResponse")
+    if (!wait_until([&] {
+          return c->call("ServerCheckRequest", json::object()).type == "ServerCheckResponse";
+        }, 5s))
       break;
     if (!c->open_stream(false, false))
       break;
