@@ -5,7 +5,8 @@
 //   node nacos2_rust_client.js basic SERVERS        register, query, subscribe, push, deregister
 //   node nacos2_rust_client.js child SERVERS IP     registers IP:8081 in "orders", then waits
 //   node nacos2_rust_client.js failover SERVERS FLAG registers; once FLAG exists (its node was
-//                                                    killed), waits until the client works again
+//                                                    killed), waits until the client works again,
+//                                                    then stays until FLAG.done exists
 'use strict';
 
 const fs = require('fs');
@@ -112,6 +113,9 @@ async function failover() {
   step('query-after-move', ok, last);
   await c.registerInstance('moving', 'DEFAULT_GROUP', instance('10.9.0.2', 9000));
   step('register-after-move', true);
+  // Stay connected while the test looks at the survivor (until FLAG.done exists).
+  while (!fs.existsSync(arg + '.done'))
+    await new Promise(r => setTimeout(r, 50));
 }
 
 const modes = { basic, child, failover };
