@@ -281,6 +281,57 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
   return delegate_envelope(self, handle, atom, env);
 }
 
+/// The node that owns a client as the console shows it: a session's node (its id starts with it),
+/// the responsible node of a heartbeat client, "raft" for persistent instances.
+std::string owner_of(gateway_actor_t* self, const client_id& id) {
+  auto& st = self->state;
+  if (is_persistent_client(id))
+    return "raft";
+  if (is_heartbeat_client(id)) {
+    auto owner = st.routing.empty() ? std::string{} : responsible_node(st.routing, id);
+    return owner.empty() ? st.cfg->listen.to_string() : owner;
+  }
+  auto slash = id.find('/');
+  return slash == std::string::npos ? st.cfg->listen.to_string() : id.substr(0, slash);
+}
+
+/// ServiceDetail (the console): the service actor's view, with each instance's owner node.
+caf::result<envelope> on_service_detail(gateway_actor_t* self, const envelope& env) {
+  v1::ServiceDetailRequest req;
+  if (!unpack(env, req))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed ServiceDetailRequest");
+  auto key = from_wire(req.service());
+  if (auto err = validate_service_key(key))
+    return pack(make_error(*err));
+  auto i = self->state.services.find(key);
+  if (i == self->state.services.end()) {
+    v1::ServiceDetail empty;
+    to_wire(key, *empty.mutable_service());
+    empty.set_protect_threshold(self->state.cfg->threshold_for(key.namespace_id, key.grouped_name()));
+    return pack(empty);
+  }
+  auto rp = self->make_response_promise<envelope>();
+  self->request(i->second.handle, std::chrono::milliseconds(defaults::request_timeout_ms),
+                query_atom_v, env)
+    .then(
+      [=](envelope& reply) mutable {
+        v1::ServiceDetail detail;
+        if (!unpack(reply, detail)) {
+          rp.deliver(std::move(reply));
+          return;
+        }
+        for (auto& x : *detail.mutable_instances())
+          x.set_owner(owner_of(self, x.client_id()));
+        rp.deliver(pack(detail));
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                   "the service did not answer in time: "
+                                     + self->system().render(err))));
+      });
+  return rp;
+}
+
 envelope on_list(gateway_actor_t* self, const envelope& env) {
   v1::ListServicesRequest req;
   if (!unpack(env, req))
@@ -673,6 +724,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](query_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
         return *refusal;
+      if (holds<v1::ServiceDetailRequest>(env))
+        return on_service_detail(self, env);
       v1::QueryRequest req;
       if (!unpack(env, req))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest");
