@@ -172,8 +172,10 @@ function renderServices(q) {
   const group = el('input', { id: 'filter-group', value: q.get('groupName') || 'DEFAULT_GROUP' });
   const search = el('input', { id: 'filter-search', value: q.get('search') || '', placeholder: 'part of a name' });
   const page = Math.max(1, parseInt(q.get('pageNo') || '1', 10) || 1);
+  const pageSize = q.get('pageSize') || '';
   const apply = (pageNo) => {
     const p = new URLSearchParams({ namespaceId: ns.value, groupName: group.value, search: search.value, pageNo: String(pageNo) });
+    if (pageSize) p.set('pageSize', pageSize);
     location.hash = '#/services?' + p.toString();
   };
   const form = el('form', { class: 'filters', id: 'filters' },
@@ -186,6 +188,7 @@ function renderServices(q) {
   main().replaceChildren(el('h1', { text: 'Services' }), form, region);
 
   const params = { namespaceId: ns.value, groupName: group.value, search: search.value, pageNo: String(page) };
+  if (pageSize) params.pageSize = pageSize;
   poll(async () => {
     const data = await getJson('/console/api/services', params);
     const rows = data.services.map((s) => {

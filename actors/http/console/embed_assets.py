@@ -17,8 +17,8 @@ def main():
         path, content_type = rest.rsplit(':', 1)
         data = open(path, 'rb').read()
         body = ','.join(str(b) for b in data)
-        lines.append(f'const char asset_{i}[] = {{{body},0}};')
-        table.append(f'  {{"{url}", "{content_type}", std::string_view{{asset_{i}, {len(data)}}}}},')
+        lines.append(f'const unsigned char asset_{i}[] = {{{body},0}};')
+        table.append(f'  {{"{url}", "{content_type}", std::string_view{{reinterpret_cast<const char*>(asset_{i}), {len(data)}}}}},')
     lines += ['', 'const console_asset assets[] = {'] + table + ['};', '', '} // namespace', '',
               'const console_asset* find_console_asset(const std::string& path) {',
               '  for (auto& a : assets)',
