@@ -9,6 +9,8 @@
 #include "actors/http/console_assets.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
+#include "messages/raft.pb.h"
+#include "messages/registry.pb.h"
 #include "messages/validate.hpp"
 
 namespace registry::http {
