@@ -387,6 +387,8 @@ void console_api::handle(const request& req, std::function<void(response)> done)
   params p;
   if (auto e = parse_target(req.target, path, p, settings_.limits))
     return done(refusal(e->status, "", e->message));
+  if (path == "/console" || path == "/console/")
+    path = "/"; // the page under its other name
   if (auto* a = find_console_asset(path)) {
     response r;
     if (req.method != "GET" && req.method != "HEAD")
