@@ -74,13 +74,26 @@ async function directPut(pathAndQuery, token) {
   return { status: res.status, text: await res.text() };
 }
 
+/// Clicks `selector`, again if the page replaced the element between finding and clicking it.
+async function click(page, selector) {
+  for (let attempt = 1; ; ++attempt) {
+    try {
+      await page.waitForSelector(selector, { timeout: 10000 });
+      await page.click(selector);
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
 async function confirmWith(page, value) {
   await page.waitForSelector('#confirm[open]');
   if (value !== undefined) {
     await page.$eval('#confirm-input', (e) => { e.value = ''; });
     await page.type('#confirm-input', value);
   }
-  await page.click('#confirm-ok');
+  await click(page, '#confirm-ok');
   await page.waitForSelector('#confirm:not([open])');
 }
 
@@ -119,14 +132,14 @@ async function main() {
   check(!before.includes('orders'), 'service names show before login');
   await page.type('#username', cfg.user);
   await page.type('#password', 'not-' + cfg.password);
-  await page.click('#login-submit');
+  await click(page, '#login-submit');
   await waitFor('the login refusal', () => page.$eval('#login-error', (e) => e.textContent));
   ok('login-first');
 
   current = 'login';
   await page.$eval('#password', (e) => { e.value = ''; });
   await page.type('#password', cfg.password);
-  await page.click('#login-submit');
+  await click(page, '#login-submit');
   await page.waitForSelector('#services tbody tr');
   const token = await page.evaluate(() => sessionStorage.getItem('registryd.token'));
   check(token, 'no token kept');
@@ -167,7 +180,7 @@ async function main() {
   current = 'search';
   await page.$eval('#filter-search', (e) => { e.value = ''; });
   await page.type('#filter-search', 'PAY');
-  await page.click('#filter-apply');
+  await click(page, '#filter-apply');
   const wanted = list.services.filter((n) => n.toLowerCase().includes('pay')).sort();
   await waitFor('the search result', async () => {
     const r = await serviceRows(page);
@@ -182,7 +195,7 @@ async function main() {
     const r = await serviceRows(page);
     return r.length === 1 && r[0].name === sorted[1];
   });
-  await page.click('#page-next');
+  await click(page, '#page-next');
   await waitFor('page 3', async () => {
     const r = await serviceRows(page);
     return r.length === 1 && r[0].name === sorted[2];
@@ -195,7 +208,7 @@ async function main() {
   current = 'service-page';
   await page.goto(cfg.base + '/#/services');
   await page.waitForSelector('#services tr[data-service="orders"] a');
-  await page.click('#services tr[data-service="orders"] a');
+  await click(page, '#services tr[data-service="orders"] a');
   await page.waitForSelector('#instances tbody tr');
   const orders = ctl('instances', 'orders');
   const listed = ctl('members').members;
@@ -235,15 +248,15 @@ async function main() {
   const hostOf = (address) => ctl('instances', 'orders').hosts.find((h) => `${h.ip}:${h.port}` === address);
 
   current = 'cancel';
-  await page.click(row('10.0.0.1:8080') + ' .a-toggle');
+  await click(page, row('10.0.0.1:8080') + ' .a-toggle');
   await page.waitForSelector('#confirm[open]');
-  await page.click('#confirm-cancel');
+  await click(page, '#confirm-cancel');
   await page.waitForSelector('#confirm:not([open])');
   check(hostOf('10.0.0.1:8080'), 'a cancelled action changed the instance');
   ok('cancel');
 
   current = 'offline';
-  await page.click(row('10.0.0.1:8080') + ' .a-toggle');
+  await click(page, row('10.0.0.1:8080') + ' .a-toggle');
   await confirmWith(page);
   await waitFor('offline shown', async () => (await rowOf('10.0.0.1:8080')).enabled === false);
   await waitFor('offline in registryctl', () => !hostOf('10.0.0.1:8080'));
@@ -252,21 +265,21 @@ async function main() {
   ok('offline');
 
   current = 'online';
-  await page.click(row('10.0.0.1:8080') + ' .a-toggle');
+  await click(page, row('10.0.0.1:8080') + ' .a-toggle');
   await confirmWith(page);
   await waitFor('online shown', async () => (await rowOf('10.0.0.1:8080')).enabled === true);
   await waitFor('online in registryctl', () => hostOf('10.0.0.1:8080'));
   ok('online');
 
   current = 'weight';
-  await page.click(row('10.0.0.2:8080') + ' .a-weight');
+  await click(page, row('10.0.0.2:8080') + ' .a-weight');
   await confirmWith(page, '3.5');
   await waitFor('weight shown', async () => (await rowOf('10.0.0.2:8080')).weight === 3.5);
   await waitFor('weight in registryctl', () => (hostOf('10.0.0.2:8080') || {}).weight === 3.5);
   ok('weight');
 
   current = 'refused-weight';
-  await page.click(row('10.0.0.2:8080') + ' .a-weight');
+  await click(page, row('10.0.0.2:8080') + ' .a-weight');
   await confirmWith(page, '-2');
   const refusedWeight = await waitFor('the refusal', () => page.$eval('#action-result', (e) => e.dataset.error === 'true' && e.textContent));
   const direct = await directPut('/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.2&port=8080&clusterName=c2&weight=-2', token);
@@ -275,9 +288,10 @@ async function main() {
   ok('refused-weight');
 
   current = 'threshold';
-  await page.click('#change-threshold');
+  await click(page, '#change-threshold');
   await confirmWith(page, '0.5');
-  const thresholdText = await waitFor('the threshold answer', () => page.$eval('#action-result', (e) => e.dataset.error === 'true' && e.textContent));
+  const thresholdText = await waitFor('the threshold answer', () => page.$eval('#action-result',
+    (e, earlier) => e.dataset.error === 'true' && e.textContent !== earlier && e.textContent, refusedWeight));
   const directThreshold = await directPut('/nacos/v1/ns/service?serviceName=orders&protectThreshold=0.5', token);
   check(thresholdText === directThreshold.text, `shown "${thresholdText}", the node answers "${directThreshold.text}"`);
   console.log('threshold answer: ' + thresholdText);
@@ -315,7 +329,7 @@ async function main() {
     }
   };
   const workers = [load(), load(), load(), load()];
-  await page.click('#nav-cluster');
+  await click(page, '#nav-cluster');
   await page.waitForSelector('#members tbody tr');
   const st1 = ctl('status');
   const raft = ctl('raft');
@@ -360,7 +374,7 @@ async function main() {
   ok('cluster-page');
 
   current = 'logout';
-  await page.click('#logout');
+  await click(page, '#logout');
   await page.waitForSelector('#login');
   check(await page.$('#members') === null, 'the cluster shows after logout');
   ok('logout');

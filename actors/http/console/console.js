@@ -105,13 +105,15 @@ function confirmAction(text, input) {
     const finish = (value) => {
       ok.removeEventListener('click', onOk);
       cancel.removeEventListener('click', onCancel);
-      dialog.close();
+      dialog.removeEventListener('cancel', onCancel); // Escape
+      if (dialog.open) dialog.close();
       resolve(value);
     };
     const onOk = (ev) => { ev.preventDefault(); finish(input ? field.value : true); };
     const onCancel = (ev) => { ev.preventDefault(); finish(null); };
     ok.addEventListener('click', onOk);
     cancel.addEventListener('click', onCancel);
+    dialog.addEventListener('cancel', onCancel);
     dialog.showModal();
     if (input) field.focus();
   });
@@ -189,8 +191,7 @@ function renderServices(q) {
 
   const params = { namespaceId: ns.value, groupName: group.value, search: search.value, pageNo: String(page) };
   if (pageSize) params.pageSize = pageSize;
-  poll(async () => {
-    const data = await getJson('/console/api/services', params);
+  poll(() => getJson('/console/api/services', params), (data) => {
     const rows = data.services.map((s) => {
       const link = '#/service?' + new URLSearchParams({ namespaceId: s.namespaceId, groupName: s.groupName, serviceName: s.name }).toString();
       if (s.error) {
@@ -294,8 +295,7 @@ function renderService(q) {
   main().replaceChildren(back, el('h1', { id: 'service-name' }, key.serviceName),
     el('p', { class: 'muted' }, `${key.namespaceId} / ${key.groupName}`), result, region);
   showNotice();
-  poll(async () => {
-    const s = await getJson('/console/api/service', key);
+  poll(() => getJson('/console/api/service', key), (s) => {
     const writable = canWrite();
     const facts = el('dl', { class: 'facts', id: 'service-facts' },
       el('dt', {}, 'Kind'), el('dd', { id: 'f-kind' }, s.kind),
@@ -335,8 +335,7 @@ function renderService(q) {
 function renderCluster() {
   const region = el('div', { id: 'cluster-region' });
   main().replaceChildren(el('h1', { text: 'Cluster' }), region);
-  poll(async () => {
-    const c = await getJson('/console/api/cluster');
+  poll(() => getJson('/console/api/cluster'), (c) => {
     const n = c.node;
     const facts = el('dl', { class: 'facts', id: 'node-facts' },
       el('dt', {}, 'Node'), el('dd', { id: 'n-address' }, n.address),
@@ -384,17 +383,26 @@ function renderCluster() {
 
 // -- live view and routing --------------------------------------------------------------------
 
-/// Runs `load` now and again every pollMs until the route changes; a failure shows the node's text
-/// in `region` and polling goes on (the view recovers by itself).
-function poll(load, region) {
+/// Fetches now and again every pollMs until the route changes, and renders what changed (an
+/// unchanged answer leaves the page alone: no flicker, and a click is never lost to a re-render).
+/// A failure shows the node's text in `region` and polling goes on (the view recovers by itself).
+function poll(fetchData, render, region) {
   const generation = state.generation;
+  let shown = null;
   const tick = async () => {
     if (generation !== state.generation) return;
     try {
-      await load();
-      if (generation === state.generation) setUpdated('updated ' + new Date().toLocaleTimeString());
+      const data = await fetchData();
+      if (generation !== state.generation) return;
+      const text = JSON.stringify(data);
+      if (text !== shown) {
+        render(data);
+        shown = text;
+      }
+      setUpdated('updated ' + new Date().toLocaleTimeString());
     } catch (err) {
       if (generation !== state.generation) return;
+      shown = null;
       showError(region, err);
       if (needsLogin(err)) return;
     }
