@@ -343,7 +343,8 @@ json cluster_json(const v1::Status& st, const v1::RaftStatus* raft) {
                               {"syncsReceived", c.syncs_received()},
                               {"verifiesReceived", c.verifies_received()}};
     }
-    if (raft != nullptr)
+    // Match and next indexes are the leader's knowledge; a follower's are zeros.
+    if (raft != nullptr && raft->role() == "leader")
       for (auto& r : raft->members()) {
         if (r.id() != m.address() && r.id() != m.node())
           continue;

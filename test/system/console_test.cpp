@@ -83,6 +83,7 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   // Heartbeat clients stay healthy for the whole test without beats; Raft on (data_dir).
   const std::string yaml = "heartbeat:\n  unhealthy_timeout_ms: 600000\n  delete_timeout_ms: 1200000\n"
                            "distro:\n  verify_interval_ms: 500\n  lone_ready_wait_ms: 1000\n"
+                           "cluster_secret: console-test-secret-0123\n"
                            "data_dir: data\n"
                            "raft:\n  election_timeout_ms: 1000\n  heartbeat_interval_ms: 100\n"
                            "auth:\n  enabled: true\n  secret: 0123456789abcdef0123456789abcdef\n"
@@ -97,12 +98,15 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   }
   for (auto& n : nodes)
     REQUIRE(n->wait_ready(20s));
-  auto& node = *nodes[0];
-  REQUIRE(wait_until([&] { return node.member_state(nodes[1]->address()) == "UP"; }, 20s));
+  REQUIRE(wait_until([&] { return nodes[0]->member_state(nodes[1]->address()) == "UP"; }, 20s));
+  std::string leader;
   REQUIRE(wait_until([&] {
-    auto r = node.ctl_json({"raft"});
-    return r.is_object() && r.value("leader", "") != "";
+    auto r = nodes[0]->ctl_json({"raft"});
+    leader = r.is_object() ? r.value("leader", "") : "";
+    return !leader.empty();
   }, 20s));
+  // The console of the Raft leader: its cluster page shows the members' match indexes too.
+  auto& node = nodes[1]->address() == leader ? *nodes[1] : *nodes[0];
 
   // Data: services with instances over both nodes, metadata holding markup, one subscriber.
   auto reg = [&](std::vector<std::string> args) { REQUIRE(node.ctl(std::move(args)).code == 0); };
