@@ -1,5 +1,7 @@
 #include "actors/gateway/gateway_actor.hpp"
 
+#include <algorithm>
+#include <map>
 #include <unordered_set>
 
 #include <caf/all.hpp>
@@ -411,6 +413,30 @@ envelope on_status(gateway_actor_t* self) {
   return pack(reply);
 }
 
+/// ClusterCounts (the console): each member's readiness and the clients it owns here.
+envelope on_cluster_counts(gateway_actor_t* self) {
+  auto& st = self->state;
+  std::map<std::string, std::uint64_t> clients_by_owner;
+  for (auto& kv : st.clients)
+    ++clients_by_owner[owner_of(self, kv.first)];
+  v1::Status members;
+  fill_members(self, members.mutable_members());
+  v1::ClusterCounts reply;
+  auto self_address = st.cfg->listen.to_string();
+  for (auto& m : members.members()) {
+    auto* x = reply.add_members();
+    x->set_address(m.address());
+    bool is_self = m.state() == "SELF";
+    auto node = is_self ? self_address : m.node().empty() ? m.address() : m.node();
+    x->set_node(node);
+    x->set_ready(is_self ? st.ready
+                         : std::find(st.routing.begin(), st.routing.end(), node) != st.routing.end());
+    auto i = clients_by_owner.find(node);
+    x->set_clients(i == clients_by_owner.end() ? 0 : i->second);
+  }
+  return pack(reply);
+}
+
 /// The readiness barrier: answers once every client actor and then every service actor has
 /// processed what the gateway sent them before (mailboxes are FIFO per sender, and a client
 /// actor's service updates reach the gateway before its answer). So when it answers, every
@@ -756,6 +782,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return on_list(self, env);
     },
     [=](status_atom, const envelope& env) -> caf::result<envelope> {
+      if (holds<v1::ClusterCountsRequest>(env))
+        return on_cluster_counts(self);
       if (!holds<v1::RaftStatusRequest>(env))
         return on_status(self);
       auto& st = self->state;

@@ -224,10 +224,16 @@ void serve_cluster(node_port& port, done_fn done) {
     auto status = std::make_shared<v1::Status>();
     if (!unpack(reply, *status))
       return done(from_node(reply));
-    port.call(gateway_op::status, pack(v1::RaftStatusRequest{}), [status, done](wire_msg r) {
-      v1::RaftStatus raft;
-      bool have_raft = unpack(r, raft);
-      done(json_response(200, cluster_json(*status, have_raft ? &raft : nullptr)));
+    port.call(gateway_op::status, pack(v1::RaftStatusRequest{}), [&port, status, done](wire_msg r) {
+      auto raft = std::make_shared<v1::RaftStatus>();
+      bool have_raft = unpack(r, *raft);
+      port.call(gateway_op::status, pack(v1::ClusterCountsRequest{}),
+                [status, raft, have_raft, done](wire_msg c) {
+                  v1::ClusterCounts counts;
+                  bool have_counts = unpack(c, counts);
+                  done(json_response(200, cluster_json(*status, have_raft ? raft.get() : nullptr,
+                                                       have_counts ? &counts : nullptr)));
+                });
     });
   });
 }
@@ -311,7 +317,8 @@ json service_detail_json(const v1::ServiceDetail& d) {
   return out;
 }
 
-json cluster_json(const v1::Status& st, const v1::RaftStatus* raft) {
+json cluster_json(const v1::Status& st, const v1::RaftStatus* raft,
+                  const v1::ClusterCounts* counts) {
   json node{{"address", st.address()},
             {"httpAddress", st.http_address()},
             {"clusterName", st.cluster_name()},
@@ -352,6 +359,13 @@ json cluster_json(const v1::Status& st, const v1::RaftStatus* raft) {
                               {"matchIndex", r.match_index()},
                               {"nextIndex", r.next_index()},
                               {"state", r.state()}};
+      }
+    if (counts != nullptr)
+      for (auto& c : counts->members()) {
+        if (c.address() != m.address())
+          continue;
+        member["ready"] = c.ready();
+        member["ownedClients"] = c.clients();
       }
     if (m.state() == "SELF")
       member["counts"] = json{{"clients", st.clients()},

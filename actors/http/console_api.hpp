@@ -28,6 +28,7 @@ namespace registry::v1 {
 class ServiceDetail;
 class Status;
 class RaftStatus;
+class ClusterCounts;
 } // namespace registry::v1
 
 namespace registry::http {
@@ -52,9 +53,11 @@ name_page page_of_names(const std::vector<std::string>& sorted_names, const std:
 nlohmann::json service_summary_json(const v1::ServiceDetail& detail);
 /// The service detail page: the summary plus every instance (with owner node) and subscriber.
 nlohmann::json service_detail_json(const v1::ServiceDetail& detail);
-/// The cluster page: this node's status and counts, each member with its state and Distro
-/// figures, and Raft (`raft` may be null: the node did not answer it).
-nlohmann::json cluster_json(const v1::Status& status, const v1::RaftStatus* raft);
+/// The cluster page: this node's status and counts, each member with its state, readiness, the
+/// clients it owns, its Distro figures, and Raft (`raft` and `counts` may be null: the node did
+/// not answer them).
+nlohmann::json cluster_json(const v1::Status& status, const v1::RaftStatus* raft,
+                            const v1::ClusterCounts* counts);
 
 class console_api {
 public:

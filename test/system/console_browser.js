@@ -346,9 +346,15 @@ async function main() {
   const memberRows = await page.$$eval('#members tbody tr', (rows) => rows.map((r) => ({
     address: r.dataset.member,
     state: r.querySelector('.c-state').firstChild.textContent,
+    ready: r.querySelector('.c-ready span') ? r.querySelector('.c-ready span').dataset.value === 'true' : null,
+    clients: Number(r.querySelector('.c-clients').textContent),
     verifies: r.querySelector('.c-verifies').textContent,
   })));
   check(memberRows.length === st1.members.length, 'member count');
+  check(memberRows.every((r) => r.ready === true), 'a member not shown ready: ' + JSON.stringify(memberRows));
+  // Every client this node holds is owned by one member (Distro gives each node every client).
+  const owned = memberRows.reduce((sum, r) => sum + r.clients, 0);
+  check(owned === st1.clients, `clients owned ${owned} != the node's clients ${st1.clients}`);
   for (const m of st1.members) {
     const shownMember = memberRows.find((r) => r.address === m.address);
     check(shownMember && shownMember.state === m.state, `member ${m.address}: ${shownMember && shownMember.state} != ${m.state}`);

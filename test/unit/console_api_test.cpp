@@ -78,6 +78,14 @@ public:
       c->set_repairs(2);
       return done({"registry.v1.Status", st.SerializeAsString()});
     }
+    if (op == gateway_op::status && request.kind == "registry.v1.ClusterCountsRequest") {
+      v1::ClusterCounts counts;
+      auto* a = counts.add_members();
+      a->set_address("127.0.0.1:7850");
+      a->set_ready(true);
+      a->set_clients(5);
+      return done({"registry.v1.ClusterCounts", counts.SerializeAsString()});
+    }
     if (op == gateway_op::status) {
       v1::RaftStatus r;
       r.set_enabled(true);
@@ -189,6 +197,9 @@ TEST_CASE("console: the cluster joins status, Distro counters and Raft per membe
   CHECK(body["members"][1]["distro"]["syncsOk"] == 4);
   CHECK(body["members"][1]["distro"]["repairs"] == 2);
   CHECK(body["members"][1]["raft"]["matchIndex"] == 9);
+  CHECK(body["members"][1]["ready"] == true);
+  CHECK(body["members"][1]["ownedClients"] == 5);
+  CHECK(!body["members"][0].contains("ownedClients")); // not in the counts: not invented
 }
 
 TEST_CASE("console: bad parameters are refused naming the field") {
