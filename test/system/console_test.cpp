@@ -117,9 +117,10 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   reg({"register", "inventory", "10.0.2.1:7000"});
   reg({"register", "users", "10.0.3.1:7000"});
   auto subscriber = node.start_ctl({"subscribe", "orders"}, "subscriber");
+  auto session = node.start_ctl({"register", "sessions", "10.0.4.1:7000", "--hold"}, "session");
   REQUIRE(wait_until([&] {
     auto st = node.ctl_json({"status"});
-    return st.is_object() && st.value("subscribers", 0) == 1 && st.value("instances", 0) == 5;
+    return st.is_object() && st.value("subscribers", 0) == 1 && st.value("instances", 0) == 6;
   }, 10s));
   auto http = node.http_address();
   REQUIRE(!http.empty());
@@ -140,7 +141,7 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   CHECK(r.code == 0);
   for (auto step : {"headers", "login-first", "login", "services-page", "search", "paging",
                     "service-page", "live-view", "cancel", "offline", "online", "weight",
-                    "refused-weight", "threshold", "xss", "cluster-page", "logout",
+                    "refused-weight", "threshold", "xss", "session-instance", "cluster-page", "logout",
                     "no-page-errors"})
     CHECK_MESSAGE(r.out.find(std::string{"ok "} + step + "\n") != std::string::npos, step);
   MESSAGE("console driver:\n" << r.out);
@@ -155,6 +156,7 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   auto listed = host_set(orders);
   CHECK(std::find(listed.begin(), listed.end(), "10.0.0.1:8080") != listed.end());
   subscriber.signal(SIGTERM);
+  session.signal(SIGTERM);
   for (auto& n : nodes)
     n->stop();
 }

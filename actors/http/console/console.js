@@ -278,6 +278,11 @@ async function setThreshold(key, current) {
     write('PUT', '/nacos/v1/ns/service', Object.assign({}, key, { protectThreshold: value })));
 }
 
+/// Heartbeat clients are "ip:port#true", persistent instances "ip:port#false"; the rest are sessions.
+function ownedBySession(h) {
+  return !/#(true|false)$/.test(h.clientId);
+}
+
 function metadataList(meta) {
   const keys = Object.keys(meta).sort();
   return el('ul', { class: 'meta' }, keys.map((k) => el('li', {}, `${k}=${meta[k]}`)));
@@ -314,10 +319,14 @@ function renderService(q) {
       el('td', { class: 'c-enabled' }, yesNo(h.enabled)),
       el('td', { class: 'c-metadata' }, metadataList(h.metadata)),
       el('td', { class: 'c-owner' }, h.owner),
-      el('td', { class: 'actions' }, writable ? [
-        el('button', { type: 'button', class: 'a-toggle', onclick: () => setEnabled(key, h, !h.enabled) }, h.enabled ? 'Take offline' : 'Bring online'),
-        el('button', { type: 'button', class: 'a-weight', onclick: () => setWeight(key, h) }, 'Weight'),
-      ] : [])));
+      el('td', { class: 'actions' }, !writable ? [] : ownedBySession(h)
+        // The Open API's update writes a heartbeat client for ip:port: it would stand beside a
+        // session's instance, not change it.
+        ? el('span', { class: 'muted', title: 'change it from the client that holds the session' }, 'session instance')
+        : [
+          el('button', { type: 'button', class: 'a-toggle', onclick: () => setEnabled(key, h, !h.enabled) }, h.enabled ? 'Take offline' : 'Bring online'),
+          el('button', { type: 'button', class: 'a-weight', onclick: () => setWeight(key, h) }, 'Weight'),
+        ])));
     const instances = el('table', { id: 'instances' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Address'), el('th', {}, 'Cluster'), el('th', { class: 'num' }, 'Weight'),
         el('th', {}, 'Healthy'), el('th', {}, 'Enabled'), el('th', {}, 'Metadata'), el('th', {}, 'Owner node'), el('th', {}, ''))),
