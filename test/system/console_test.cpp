@@ -116,11 +116,12 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
        "note=<img src=x onerror=window.__xss=1>"});
   reg({"register", "inventory", "10.0.2.1:7000"});
   reg({"register", "users", "10.0.3.1:7000"});
+  reg({"register", "billing", "10.0.5.1:7000", "--namespace", "dev", "--group", "TEAM_A"});
   auto subscriber = node.start_ctl({"subscribe", "orders"}, "subscriber");
   auto session = node.start_ctl({"register", "sessions", "10.0.4.1:7000", "--hold"}, "session");
   REQUIRE(wait_until([&] {
     auto st = node.ctl_json({"status"});
-    return st.is_object() && st.value("subscribers", 0) == 1 && st.value("instances", 0) == 6;
+    return st.is_object() && st.value("subscribers", 0) == 1 && st.value("instances", 0) == 7;
   }, 10s));
   auto http = node.http_address();
   REQUIRE(!http.empty());
@@ -139,7 +140,7 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
                300s);
   INFO("driver output:\n" << r.out << r.err);
   CHECK(r.code == 0);
-  for (auto step : {"headers", "login-first", "login", "services-page", "search", "paging",
+  for (auto step : {"headers", "login-first", "login", "services-page", "filters", "search", "paging",
                     "service-page", "live-view", "cancel", "offline", "online", "weight",
                     "refused-weight", "threshold", "xss", "session-instance", "cluster-page", "logout",
                     "no-page-errors"})
