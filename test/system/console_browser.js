@@ -108,6 +108,24 @@ async function main() {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('dialog', (d) => { pageErrors.push('a browser dialog opened: ' + d.message()); d.dismiss(); });
 
+  if (cfg.mode === 'open') {
+    // Auth off: the pages and the actions show at once, without a login.
+    current = 'open';
+    await page.goto(cfg.base + '/#/services');
+    await page.waitForSelector('#services tr[data-service="orders"]');
+    check(await page.$('#login') === null, 'a login form with auth off');
+    check(await page.$eval('#logout', (e) => e.hidden), 'a logout button with auth off');
+    await click(page, '#services tr[data-service="orders"] a');
+    await page.waitForSelector('#instances tbody tr .a-toggle');
+    await click(page, '#instances tbody tr .a-weight');
+    await confirmWith(page, '7');
+    await waitFor('weight 7 in registryctl', () => ctl('instances', 'orders').hosts[0].weight === 7);
+    ok('open');
+    check(pageErrors.length === 0, 'page errors: ' + pageErrors.join('; '));
+    await browser.close();
+    return;
+  }
+
   // -- headers: CSP without inline script, nosniff; the JS is a separate file.
   current = 'headers';
   for (const p of ['/', '/console/console.js', '/console/console.css', '/console/api/session']) {

@@ -161,3 +161,31 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   for (auto& n : nodes)
     n->stop();
 }
+
+TEST_CASE("console: with auth off the pages and actions need no login") {
+  REQUIRE_MESSAGE(!which("node").empty(), "node is not installed: the console test needs it");
+  REQUIRE_MESSAGE(!which("npm").empty(), "npm is not installed: the console test needs it");
+  REQUIRE_MESSAGE(::access(chromium_path, X_OK) == 0,
+                  "chromium is not installed at /usr/bin/chromium (tools/install-deps installs it)");
+  std::string why;
+  auto modules = puppeteer_modules(why);
+  REQUIRE_MESSAGE(!modules.empty(), why);
+  test_node node{"heartbeat:\n  unhealthy_timeout_ms: 600000\n  delete_timeout_ms: 1200000\n"
+                 "distro:\n  lone_ready_wait_ms: 0\n"};
+  REQUIRE(node.start());
+  REQUIRE(node.ctl({"register", "orders", "10.0.0.1:8080"}).code == 0);
+  std::vector<std::string> ctl{registryctl_path(), "--node", node.address(), "--caf-heartbeat-ms",
+                               "200", "--caf-timeout-ms", "1000"};
+  nlohmann::json cfg{{"mode", "open"},
+                     {"base", "http://" + node.http_address()},
+                     {"ctl", ctl},
+                     {"shots", artefact_dir()},
+                     {"chromium", chromium_path}};
+  auto r = run({which("env"), "NODE_PATH=" + modules, which("node"),
+                std::string{SOURCE_DIR} + "/test/system/console_browser.js", cfg.dump()},
+               120s);
+  INFO("driver output:\n" << r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("ok open\n") != std::string::npos);
+  node.stop();
+}
