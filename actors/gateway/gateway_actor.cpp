@@ -64,6 +64,10 @@ struct gateway_state {
   std::unordered_map<client_id, std::size_t> resyncs;
   std::uint64_t session_counter = 0;
   time_ms started_ms = system_now_ms();
+  /// The last ClusterCounts and when it was made: counting is a pass over every client, so
+  /// consoles polling at once share one pass per poll interval.
+  std::optional<envelope> cluster_counts;
+  time_ms cluster_counts_ms = 0;
   /// The cluster as the distro actor last reported it.
   std::vector<std::string> routing;
   bool ready = false;
@@ -416,6 +420,9 @@ envelope on_status(gateway_actor_t* self) {
 /// ClusterCounts (the console): each member's readiness and the clients it owns here.
 envelope on_cluster_counts(gateway_actor_t* self) {
   auto& st = self->state;
+  auto now = actor_now_ms(self);
+  if (st.cluster_counts && now - st.cluster_counts_ms < defaults::console_poll_interval_ms)
+    return *st.cluster_counts;
   std::map<std::string, std::uint64_t> clients_by_owner;
   for (auto& kv : st.clients)
     ++clients_by_owner[owner_of(self, kv.first)];
@@ -434,7 +441,9 @@ envelope on_cluster_counts(gateway_actor_t* self) {
     auto i = clients_by_owner.find(node);
     x->set_clients(i == clients_by_owner.end() ? 0 : i->second);
   }
-  return pack(reply);
+  st.cluster_counts = pack(reply);
+  st.cluster_counts_ms = now;
+  return *st.cluster_counts;
 }
 
 /// The readiness barrier: answers once every client actor and then every service actor has
