@@ -212,6 +212,15 @@ inline constexpr std::size_t grpc_batch_instances_max = 1000;
 inline constexpr std::size_t grpc_subscriptions_per_connection_max = 10000;
 /// Nacos 2.x's cacheMillis of a pushed or queried ServiceInfo.
 inline constexpr std::int64_t grpc_cache_millis = 10000;
+// -- web console (actors/http/console_api) --------------------------------------
+/// Services per console page; each listed service costs one detail query, so the page is bounded.
+inline constexpr std::uint32_t console_page_size_default = 20;
+inline constexpr std::uint32_t console_page_size_max = 100;
+/// Service names one listing examines (a search filters them); beyond it the rest are not shown.
+inline constexpr std::uint32_t console_services_scanned_max = 10000;
+inline constexpr std::size_t console_search_chars_max = 512;
+/// The pages poll their JSON endpoint this often (the live view).
+inline constexpr std::int64_t console_poll_interval_ms = 1000;
 
 // -- HTTP auth (Nacos style) ----------------------------------------------------
 /// Access tokens live this long (Nacos: 18000 s).

@@ -1,5 +1,7 @@
 #include "actors/gateway/gateway_actor.hpp"
 
+#include <algorithm>
+#include <map>
 #include <unordered_set>
 
 #include <caf/all.hpp>
@@ -62,6 +64,10 @@ struct gateway_state {
   std::unordered_map<client_id, std::size_t> resyncs;
   std::uint64_t session_counter = 0;
   time_ms started_ms = system_now_ms();
+  /// The last ClusterCounts and when it was made: counting is a pass over every client, so
+  /// consoles polling at once share one pass per poll interval.
+  std::optional<envelope> cluster_counts;
+  time_ms cluster_counts_ms = 0;
   /// The cluster as the distro actor last reported it.
   std::vector<std::string> routing;
   bool ready = false;
@@ -281,6 +287,57 @@ caf::result<envelope> route_heartbeat(gateway_actor_t* self, Atom atom, const en
   return delegate_envelope(self, handle, atom, env);
 }
 
+/// The node that owns a client as the console shows it: a session's node (its id starts with it),
+/// the responsible node of a heartbeat client, "raft" for persistent instances.
+std::string owner_of(gateway_actor_t* self, const client_id& id) {
+  auto& st = self->state;
+  if (is_persistent_client(id))
+    return "raft";
+  if (is_heartbeat_client(id)) {
+    auto owner = st.routing.empty() ? std::string{} : responsible_node(st.routing, id);
+    return owner.empty() ? st.cfg->listen.to_string() : owner;
+  }
+  auto slash = id.find('/');
+  return slash == std::string::npos ? st.cfg->listen.to_string() : id.substr(0, slash);
+}
+
+/// ServiceDetail (the console): the service actor's view, with each instance's owner node.
+caf::result<envelope> on_service_detail(gateway_actor_t* self, const envelope& env) {
+  v1::ServiceDetailRequest req;
+  if (!unpack(env, req))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed ServiceDetailRequest");
+  auto key = from_wire(req.service());
+  if (auto err = validate_service_key(key))
+    return pack(make_error(*err));
+  auto i = self->state.services.find(key);
+  if (i == self->state.services.end()) {
+    v1::ServiceDetail empty;
+    to_wire(key, *empty.mutable_service());
+    empty.set_protect_threshold(self->state.cfg->threshold_for(key.namespace_id, key.grouped_name()));
+    return pack(empty);
+  }
+  auto rp = self->make_response_promise<envelope>();
+  self->request(i->second.handle, std::chrono::milliseconds(defaults::request_timeout_ms),
+                query_atom_v, env)
+    .then(
+      [=](envelope& reply) mutable {
+        v1::ServiceDetail detail;
+        if (!unpack(reply, detail)) {
+          rp.deliver(std::move(reply));
+          return;
+        }
+        for (auto& x : *detail.mutable_instances())
+          x.set_owner(owner_of(self, x.client_id()));
+        rp.deliver(pack(detail));
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                   "the service did not answer in time: "
+                                     + self->system().render(err))));
+      });
+  return rp;
+}
+
 envelope on_list(gateway_actor_t* self, const envelope& env) {
   v1::ListServicesRequest req;
   if (!unpack(env, req))
@@ -360,6 +417,35 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_subscribers(subscribers);
   *reply.mutable_distro_peers() = st.distro_counters.peers();
   return pack(reply);
+}
+
+/// ClusterCounts (the console): each member's readiness and the clients it owns here.
+envelope on_cluster_counts(gateway_actor_t* self) {
+  auto& st = self->state;
+  auto now = actor_now_ms(self);
+  if (st.cluster_counts && now - st.cluster_counts_ms < defaults::console_poll_interval_ms)
+    return *st.cluster_counts;
+  std::map<std::string, std::uint64_t> clients_by_owner;
+  for (auto& kv : st.clients)
+    ++clients_by_owner[owner_of(self, kv.first)];
+  v1::Status members;
+  fill_members(self, members.mutable_members());
+  v1::ClusterCounts reply;
+  auto self_address = st.cfg->listen.to_string();
+  for (auto& m : members.members()) {
+    auto* x = reply.add_members();
+    x->set_address(m.address());
+    bool is_self = m.state() == "SELF";
+    auto node = is_self ? self_address : m.node().empty() ? m.address() : m.node();
+    x->set_node(node);
+    x->set_ready(is_self ? st.ready
+                         : std::find(st.routing.begin(), st.routing.end(), node) != st.routing.end());
+    auto i = clients_by_owner.find(node);
+    x->set_clients(i == clients_by_owner.end() ? 0 : i->second);
+  }
+  st.cluster_counts = pack(reply);
+  st.cluster_counts_ms = now;
+  return *st.cluster_counts;
 }
 
 /// The readiness barrier: answers once every client actor and then every service actor has
@@ -677,6 +763,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](query_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
         return *refusal;
+      if (holds<v1::ServiceDetailRequest>(env))
+        return on_service_detail(self, env);
       v1::QueryRequest req;
       if (!unpack(env, req))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest");
@@ -707,6 +795,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return on_list(self, env);
     },
     [=](status_atom, const envelope& env) -> caf::result<envelope> {
+      if (holds<v1::ClusterCountsRequest>(env))
+        return on_cluster_counts(self);
       if (!holds<v1::RaftStatusRequest>(env))
         return on_status(self);
       auto& st = self->state;

@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include "actors/common/log.hpp"
+#include "actors/http/console_api.hpp"
 #include "actors/http/gateway_bridge.hpp"
 #include "actors/http/http_server.hpp"
 #include "actors/http/nacos_api.hpp"
@@ -22,6 +23,7 @@ struct http_front_end::impl {
   std::unique_ptr<http_server> server;
   std::unique_ptr<gateway_bridge> bridge;
   std::unique_ptr<nacos_api> api;
+  std::unique_ptr<console_api> console;
   node_metrics metrics;
   caf::actor_system* sys = nullptr;
   std::shared_ptr<auth::authenticator> auth;
@@ -130,6 +132,13 @@ std::string http_front_end::bind() {
       auto path = req.target.substr(0, req.target.find('?'));
       if (path == "/metrics" && req.method == "GET")
         return serve_metrics(self, std::move(done));
+      if (is_console_path(path)) {
+        return self->console->handle(req, [self, t0, done = std::move(done)](response r) {
+          std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
+          self->metrics.request_done("console", r.status, took.count());
+          done(std::move(r));
+        });
+      }
       auto route = route_label(req.method, path);
       self->api->handle(req, [self, route, t0, done = std::move(done)](response r) {
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
@@ -158,10 +167,12 @@ void http_front_end::start(caf::actor_system& sys, node_supervisor_actor supervi
   self->bridge = std::make_unique<gateway_bridge>(sys, std::move(supervisor),
                                                   2 * defaults::request_timeout_ms);
   self->api = std::make_unique<nacos_api>(make_api_settings(self->cfg, self->auth), *self->bridge);
+  self->console = std::make_unique<console_api>(make_api_settings(self->cfg, self->auth),
+                                                *self->bridge);
   if (self->cfg.push.enabled)
     start_udp_push(sys);
   self->server->start(self->cfg.http.threads);
-  log().info("http serving Nacos's Open API on {}", self->bound.to_string());
+  log().info("http serving Nacos's Open API and the web console on {}", self->bound.to_string());
 }
 
 void http_front_end::start_udp_push(caf::actor_system& sys) {
@@ -213,6 +224,7 @@ void http_front_end::stop() {
   // The bridge actor ends with the bridge: no completion runs after this returns but one already
   // running, which only queues a write on the stopped I/O context (alive until this is destroyed).
   impl_->api.reset();
+  impl_->console.reset();
   impl_->bridge.reset();
 }
 

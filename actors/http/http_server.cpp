@@ -112,6 +112,8 @@ private:
     response_.emplace(static_cast<bhttp::status>(r.status), version_);
     response_->set(bhttp::field::server, "registryd");
     response_->set(bhttp::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers)
+      response_->set(name, value);
     response_->keep_alive(keep_alive_);
     response_->body() = std::move(r.body);
     response_->prepare_payload();

@@ -505,9 +505,18 @@ void update_instance(api a, const request& r, const params& p, const api_setting
     return done(fail(a, *f));
   if (auto f = read_instance(p, x, false))
     return done(fail(a, *f));
-  query_then(a, port, key, {x.cluster}, false, done, [=, &port](const v1::ServiceInfo& info) {
-    bool found = std::any_of(info.hosts().begin(), info.hosts().end(), [&](auto& h) {
-      return h.ip() == x.ip && h.port() == x.port;
+  // The service's detail, not a query: a query leaves out disabled instances and those with
+  // weight 0, and exactly those must be updatable (brought back online).
+  v1::ServiceDetailRequest detail_req;
+  to_wire(key, *detail_req.mutable_service());
+  port.call(gateway_op::query, pack(detail_req), [=, &port](wire_msg reply) {
+    v1::ServiceDetail detail;
+    if (reply.kind != v1::ServiceDetail::descriptor()->full_name()
+        || !detail.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    bool found = std::any_of(detail.instances().begin(), detail.instances().end(), [&](auto& d) {
+      auto& h = d.instance();
+      return h.ip() == x.ip && h.port() == x.port && h.cluster() == x.cluster;
     });
     if (!found)
       return done(fail(a, {400, code::instance_not_found,

@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/auth/user_auth.hpp"
 #include "actors/http/http_params.hpp"
@@ -60,6 +62,8 @@ struct response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json;charset=UTF-8";
+  /// Further headers (name, value), e.g. the console's Content-Security-Policy.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct api_settings {

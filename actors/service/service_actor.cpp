@@ -93,6 +93,29 @@ const envelope& view(service_actor_t* self, const std::string& clusters) {
   return st.encoded.emplace(clusters, pack(msg)).first->second;
 }
 
+/// The console's view of the service (ServiceDetail); owners are the gateway's to fill in.
+envelope detail(service_actor_t* self) {
+  auto& st = self->state;
+  v1::ServiceDetail out;
+  to_wire(st.index->key(), *out.mutable_service());
+  for (auto& [client, x] : st.index->all_with_clients()) {
+    auto* d = out.add_instances();
+    to_wire(x, *d->mutable_instance());
+    d->set_client_id(client);
+  }
+  for (auto& [id, sub] : st.subscribers) {
+    auto* s = out.add_subscribers();
+    s->set_client_id(sub.owner);
+    s->set_clusters(sub.clusters);
+  }
+  out.set_protect_threshold(st.settings.protect_threshold);
+  auto info = st.index->select({}, st.settings.protect_threshold, system_now_ms(),
+                               st.settings.cache_millis);
+  out.set_reach_protection_threshold(info.reach_protection_threshold);
+  out.set_persistent(st.index->holds_persistent());
+  return pack(out);
+}
+
 /// Reports the counts to the gateway, once per burst of changes (see flush_stats).
 void report_stats(service_actor_t* self) {
   auto& st = self->state;
@@ -298,6 +321,8 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
       return pack(v1::Ack{});
     },
     [=](query_atom, const envelope& env) -> envelope {
+      if (holds<v1::ServiceDetailRequest>(env))
+        return detail(self);
       v1::QueryRequest req;
       if (!unpack(env, req))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed QueryRequest"));

@@ -101,6 +101,22 @@ std::vector<instance> service_index::all() const {
   return r;
 }
 
+std::vector<std::pair<client_id, instance>> service_index::all_with_clients() const {
+  std::vector<std::pair<client_id, instance>> r;
+  r.reserve(instance_count_);
+  for (const auto& [client, xs] : by_client_)
+    for (const auto& x : xs)
+      r.emplace_back(client, x);
+  std::sort(r.begin(), r.end(), [](const auto& a, const auto& b) {
+    if (instance_less(a.second, b.second))
+      return true;
+    if (instance_less(b.second, a.second))
+      return false;
+    return a.first < b.first;
+  });
+  return r;
+}
+
 service_info service_index::select(const selection& sel, double protect_threshold,
                                    time_ms now_ms, std::int64_t cache_millis) const {
   service_info r;

@@ -51,6 +51,10 @@ public:
   /// All instances of all clients, sorted by (cluster, ip, port).
   std::vector<instance> all() const;
 
+  /// Every instance with the client that publishes it, sorted by (cluster, ip, port, client);
+  /// unlike all(), an instance two clients publish shows twice (the console shows both owners).
+  std::vector<std::pair<client_id, instance>> all_with_clients() const;
+
   /// Nacos's selectInstancesWithHealthyProtection (reference §4), enabledOnly always:
   /// - instances outside `sel.clusters` (when given), disabled ones and those with weight <= 0 are left
   ///   out;
