@@ -716,16 +716,17 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return hello_reply(*refusal, caf::actor{});
       auto id = st.cfg->listen.to_string() + "/" + std::to_string(st.started_ms) + "/"
                 + std::to_string(++st.session_counter);
-      // In-process front ends (gRPC connections) bound their sessions themselves
-      // (grpc.connections_max); the limit is for one remote client process.
+      // This node's gRPC front end opens a session per connection, bounded by its own
+      // grpc.connections_max on top of the bound of one client process.
+      auto sessions_max = st.cfg->limits.sessions_per_connection_max;
+      if (remote.node() == self->node() && st.cfg->grpc.enabled)
+        sessions_max += static_cast<std::size_t>(st.cfg->grpc.connections_max);
       if (auto n = st.sessions_per_node.find(remote.node());
-          remote.node() != self->node() && n != st.sessions_per_node.end()
-          && n->second >= st.cfg->limits.sessions_per_connection_max)
+          n != st.sessions_per_node.end() && n->second >= sessions_max)
         return hello_reply(
           error_reply(v1::Error::LIMIT_EXCEEDED, "session",
                       "this client process holds " + std::to_string(n->second)
-                        + " sessions, the limit is "
-                        + std::to_string(st.cfg->limits.sessions_per_connection_max)),
+                        + " sessions, the limit is " + std::to_string(sessions_max)),
           caf::actor{});
       auto handle = client_for(self, id, client_kind::session,
                                caf::actor_cast<subscriber_actor>(remote));

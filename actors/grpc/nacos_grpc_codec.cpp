@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/common/json_text.hpp"
 #include "config/defaults.hpp"
 #include "messages/registry.pb.h"
 #include "messages/validate.hpp"
@@ -311,14 +312,6 @@ json server_request_base(const std::string& request_id, const char* module) {
   return json{{"headers", json::object()}, {"requestId", request_id}, {"module", module}};
 }
 
-/// Appends `"key":` and a string, escaped as JSON (invalid UTF-8 replaced).
-json metadata_object(const registry::v1::Instance& h) {
-  json m = json::object();
-  for (auto& [k, v] : h.metadata())
-    m[k] = v;
-  return m;
-}
-
 } // namespace
 
 const char* type_name(kind k) {
@@ -458,40 +451,68 @@ message setup_ack_request(bool persistent_by_grpc) {
 
 std::string service_info_json(const v1::ServiceInfo& info, const std::string& clusters,
                               std::int64_t last_ref_time_ms, std::int64_t cache_millis) {
-  // Our ServiceInfo names the service GROUP@@NAME; Nacos 2.x clients key their cache on
-  // groupName@@name, so `name` must be bare.
-  std::string bare = info.name();
-  if (auto at = bare.find("@@"); at != std::string::npos)
+  // Written directly (the hottest answer: queries, subscribes, pushes); keys as Nacos's Jackson
+  // writes them. Our ServiceInfo names the service GROUP@@NAME; Nacos 2.x clients key their cache
+  // on groupName@@name, so `name` is bare.
+  std::string_view bare = info.name();
+  if (auto at = bare.find("@@"); at != std::string_view::npos)
     bare = bare.substr(at + 2);
-  json hosts = json::array();
+  auto flag = [](bool b) { return b ? "true" : "false"; };
+  std::string out;
+  out.reserve(256 + static_cast<std::size_t>(info.hosts_size()) * 256);
+  out += "{\"name\":";
+  append_json_string(out, bare);
+  out += ",\"groupName\":";
+  append_json_string(out, info.group_name());
+  out += ",\"clusters\":";
+  append_json_string(out, clusters);
+  out += ",\"cacheMillis\":";
+  out += std::to_string(cache_millis);
+  out += ",\"hosts\":[";
+  bool first = true;
   for (const auto& h : info.hosts()) {
     if (h.has_enabled() && !h.enabled())
       continue;
-    hosts.push_back(json{
-      {"instanceId", h.instance_id()},
-      {"ip", h.ip()},
-      {"port", h.port()},
-      {"weight", h.has_weight() ? h.weight() : 1.0},
-      {"healthy", !h.has_healthy() || h.healthy()},
-      {"enabled", true},
-      {"ephemeral", !h.has_ephemeral() || h.ephemeral()},
-      {"clusterName", h.cluster()},
-      {"serviceName", h.service_name().empty() ? info.name() : h.service_name()},
-      {"metadata", metadata_object(h)},
-    });
+    out += first ? "{" : ",{";
+    first = false;
+    out += "\"instanceId\":";
+    append_json_string(out, h.instance_id());
+    out += ",\"ip\":";
+    append_json_string(out, h.ip());
+    out += ",\"port\":";
+    out += std::to_string(h.port());
+    out += ",\"weight\":";
+    append_json_double(out, h.has_weight() ? h.weight() : 1.0);
+    out += ",\"healthy\":";
+    out += flag(!h.has_healthy() || h.healthy());
+    out += ",\"enabled\":true,\"ephemeral\":";
+    out += flag(!h.has_ephemeral() || h.ephemeral());
+    out += ",\"clusterName\":";
+    append_json_string(out, h.cluster());
+    out += ",\"serviceName\":";
+    append_json_string(out, h.service_name().empty() ? info.name() : h.service_name());
+    out += ",\"metadata\":{";
+    // Sorted keys, as the HTTP API writes them (protobuf's map has no order).
+    std::vector<const google::protobuf::MapPair<std::string, std::string>*> meta;
+    meta.reserve(h.metadata().size());
+    for (const auto& kv : h.metadata())
+      meta.push_back(&kv);
+    std::sort(meta.begin(), meta.end(), [](auto* x, auto* y) { return x->first < y->first; });
+    for (std::size_t i = 0; i < meta.size(); ++i) {
+      if (i > 0)
+        out += ",";
+      append_json_string(out, meta[i]->first);
+      out += ":";
+      append_json_string(out, meta[i]->second);
+    }
+    out += "}}";
   }
-  json j{{"name", bare},
-         {"groupName", info.group_name()},
-         {"clusters", clusters},
-         {"cacheMillis", cache_millis},
-         {"hosts", std::move(hosts)},
-         {"lastRefTime", last_ref_time_ms < 0 ? 0 : last_ref_time_ms},
-         {"checksum", ""},
-         {"allIPs", false},
-         {"allIps", false},
-         {"reachProtectionThreshold", info.reach_protection_threshold()},
-         {"valid", true}};
-  return dump(j);
+  out += "],\"lastRefTime\":";
+  out += std::to_string(last_ref_time_ms < 0 ? 0 : last_ref_time_ms);
+  out += ",\"checksum\":\"\",\"allIPs\":false,\"allIps\":false,\"reachProtectionThreshold\":";
+  out += flag(info.reach_protection_threshold());
+  out += ",\"valid\":true}";
+  return out;
 }
 
 } // namespace registry::grpc_api

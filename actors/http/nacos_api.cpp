@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/common/json_text.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/validate.hpp"
@@ -223,81 +224,6 @@ json metadata_json(const v1::Instance& h) {
   return m;
 }
 
-/// Appends `text` as a JSON string; bytes that are not UTF-8 become U+FFFD (as invalid_utf8).
-void append_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (std::size_t i = 0; i < text.size();) {
-    // A run of printable ASCII other than '"' and '\\' goes in one append.
-    auto run = i;
-    while (run < text.size()) {
-      auto r = static_cast<unsigned char>(text[run]);
-      if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\')
-        break;
-      ++run;
-    }
-    if (run > i) {
-      out.append(text.data() + i, run - i);
-      i = run;
-      continue;
-    }
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-          if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-          } else {
-            out.push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    // A UTF-8 sequence: its length from the lead byte, then the rules against overlong forms,
-    // surrogates and code points above U+10FFFF.
-    std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    bool ok = n != 0 && i + n <= text.size();
-    for (std::size_t k = 1; ok && k < n; ++k)
-      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    if (ok && n >= 3) {
-      auto second = static_cast<unsigned char>(text[i + 1]);
-      ok = !(c == 0xE0 && second < 0xA0) && !(c == 0xED && second >= 0xA0)
-           && !(c == 0xF0 && second < 0x90) && !(c == 0xF4 && second >= 0x90);
-    }
-    if (ok) {
-      out.append(text.substr(i, n));
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  out.push_back('"');
-}
-
-/// Appends a double as nlohmann's writer does (shortest form, ".0" for whole numbers).
-void append_double(std::string& out, double x) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);
-  if (ec != std::errc{} || !std::isfinite(x)) {
-    out += "null";
-    return;
-  }
-  std::string_view text{buf, static_cast<std::size_t>(end - buf)};
-  out += text;
-  if (text.find_first_of(".e") == std::string_view::npos)
-    out += ".0";
-}
-
 /// One host of a ServiceInfo as Nacos's JSON, written directly: a list reply is the hottest path
 /// of the HTTP API, and building a JSON document first cost most of its time in allocations.
 /// Keys in the order nlohmann's writer uses (sorted), so both writers give the same text.
@@ -306,7 +232,7 @@ void append_host(std::string& out, const v1::Instance& h, const std::string& gro
   bool healthy = h.has_healthy() ? h.healthy() : true;
   auto flag = [](bool b) { return b ? "true" : "false"; };
   out += "{\"clusterName\":";
-  append_string(out, h.cluster());
+  append_json_string(out, h.cluster());
   out += ",\"enabled\":";
   out += flag(h.has_enabled() ? h.enabled() : true);
   out += ",\"ephemeral\":";
@@ -316,9 +242,9 @@ void append_host(std::string& out, const v1::Instance& h, const std::string& gro
   out += ",\"instanceHeartBeatInterval\":" + std::to_string(s.beat_interval_ms);
   out += ",\"instanceHeartBeatTimeOut\":" + std::to_string(s.unhealthy_timeout_ms);
   out += ",\"instanceId\":";
-  append_string(out, h.instance_id());
+  append_json_string(out, h.instance_id());
   out += ",\"instanceIdGenerator\":\"simple\",\"ip\":";
-  append_string(out, h.ip());
+  append_json_string(out, h.ip());
   out += ",\"ipDeleteTimeout\":" + std::to_string(s.delete_timeout_ms);
   out += ",\"marked\":false,\"metadata\":{";
   // Sorted, as a JSON object of nlohmann's (protobuf maps have no order).
@@ -330,17 +256,17 @@ void append_host(std::string& out, const v1::Instance& h, const std::string& gro
   for (std::size_t i = 0; i < meta.size(); ++i) {
     if (i > 0)
       out.push_back(',');
-    append_string(out, meta[i]->first);
+    append_json_string(out, meta[i]->first);
     out.push_back(':');
-    append_string(out, meta[i]->second);
+    append_json_string(out, meta[i]->second);
   }
   out += "},\"port\":" + std::to_string(h.port());
   out += ",\"serviceName\":";
-  append_string(out, h.service_name().empty() ? grouped : h.service_name());
+  append_json_string(out, h.service_name().empty() ? grouped : h.service_name());
   out += ",\"valid\":";
   out += flag(healthy);
   out += ",\"weight\":";
-  append_double(out, h.has_weight() ? h.weight() : 1.0);
+  append_json_double(out, h.has_weight() ? h.weight() : 1.0);
   out.push_back('}');
 }
 
@@ -353,13 +279,13 @@ std::string service_info_text(const v1::ServiceInfo& info, const std::string& cl
   out.reserve(256 + 512 * static_cast<std::size_t>(info.hosts_size()));
   out += "{\"allIPs\":false,\"cacheMillis\":" + std::to_string(cache_millis);
   out += ",\"checksum\":\"\",\"clusters\":";
-  append_string(out, clusters);
+  append_json_string(out, clusters);
   if (with_dom) {
     out += ",\"dom\":";
-    append_string(out, info.name());
+    append_json_string(out, info.name());
   }
   out += ",\"groupName\":";
-  append_string(out, info.group_name());
+  append_json_string(out, info.group_name());
   out += ",\"hosts\":[";
   bool first = true;
   for (auto& h : info.hosts()) {
@@ -372,7 +298,7 @@ std::string service_info_text(const v1::ServiceInfo& info, const std::string& cl
   }
   out += "],\"lastRefTime\":" + std::to_string(info.last_ref_time());
   out += ",\"name\":";
-  append_string(out, info.name());
+  append_json_string(out, info.name());
   out += ",\"reachProtectionThreshold\":";
   out += info.reach_protection_threshold() ? "true" : "false";
   out += ",\"valid\":true}";

@@ -390,6 +390,8 @@ TEST_CASE_FIXTURE(client_fixture, "one client process cannot use up the clients,
   node_cfg->members = {node_cfg->listen};
   node_cfg->limits.clients_max = 3;
   node_cfg->limits.sessions_per_connection_max = 2;
+  // The "client process" here is this process, whose gRPC front end would widen the bound.
+  node_cfg->grpc.enabled = false;
   auto gateway = keep(caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{})));
   sched->run();
   auto remote = keep(sys->spawn(acking_receiver, 0));
