@@ -210,6 +210,9 @@ inline constexpr std::size_t grpc_stream_writes_queued_max = 4096;
 inline constexpr std::size_t grpc_batch_instances_max = 1000;
 /// Services a connection subscribes to (lastRefTime is tracked per subscribed service).
 inline constexpr std::size_t grpc_subscriptions_per_connection_max = 10000;
+/// ServiceInfo texts the gRPC API keeps for queries of unchanged services (one per service and
+/// clusters asked; the cache starts over when full).
+inline constexpr std::size_t grpc_service_info_cache_entries_max = 4096;
 /// Nacos 2.x's cacheMillis of a pushed or queried ServiceInfo.
 inline constexpr std::int64_t grpc_cache_millis = 10000;
 // -- web console (actors/http/console_api) --------------------------------------

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -513,6 +515,47 @@ std::string service_info_json(const v1::ServiceInfo& info, const std::string& cl
   out += flag(info.reach_protection_threshold());
   out += ",\"valid\":true}";
   return out;
+}
+
+std::shared_ptr<const service_info_parts> cached_service_info(const std::string& payload,
+                                                              const std::string& clusters,
+                                                              std::int64_t cache_millis) {
+  static std::mutex mtx;
+  static std::unordered_map<std::string, std::shared_ptr<const service_info_parts>> entries;
+  std::string cache_key;
+  cache_key.reserve(clusters.size() + 24 + payload.size());
+  cache_key.append(clusters).append(1, '\0').append(std::to_string(cache_millis)).append(1, '\0');
+  cache_key.append(payload);
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (auto i = entries.find(cache_key); i != entries.end())
+      return i->second;
+  }
+  v1::ServiceInfo info;
+  if (!info.ParseFromString(payload))
+    return nullptr;
+  auto parts = std::make_shared<service_info_parts>();
+  // A marker lastRefTime that cannot occur in the text otherwise splits it.
+  constexpr std::int64_t marker = -1;
+  auto whole = service_info_json(info, clusters, marker, cache_millis);
+  const std::string ref_key = "\"lastRefTime\":0,";
+  auto at = whole.rfind(ref_key);
+  if (at == std::string::npos)
+    return nullptr;
+  parts->before_ref = whole.substr(0, at + ref_key.size() - 2);
+  parts->after_ref = whole.substr(at + ref_key.size() - 1);
+  parts->key.namespace_id = info.namespace_id().empty() ? "public" : info.namespace_id();
+  parts->key.group = info.group_name();
+  std::string_view name = info.name();
+  if (auto sep = name.find("@@"); sep != std::string_view::npos)
+    name = name.substr(sep + 2);
+  parts->key.name = std::string{name};
+  parts->last_ref_time_ms = info.last_ref_time();
+  std::lock_guard<std::mutex> guard{mtx};
+  if (entries.size() >= defaults::grpc_service_info_cache_entries_max)
+    entries.clear();
+  entries.emplace(std::move(cache_key), parts);
+  return parts;
 }
 
 } // namespace registry::grpc_api

@@ -7,6 +7,7 @@
 /// requestId; a ServiceInfo has every field, never null.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -131,6 +132,26 @@ message setup_ack_request(bool persistent_by_grpc);
 /// `allIps` both (Go reads one, Python the other).
 std::string service_info_json(const v1::ServiceInfo& info, const std::string& clusters,
                               std::int64_t last_ref_time_ms, std::int64_t cache_millis);
+
+/// A ServiceInfo's JSON split around its lastRefTime (which differs per connection), with what a
+/// connection needs of the message: its service and its own lastRefTime.
+struct service_info_parts {
+  std::string before_ref;
+  std::string after_ref;
+  service_key key;
+  std::int64_t last_ref_time_ms = 0;
+  std::string text(std::int64_t ref) const {
+    return before_ref + std::to_string(ref) + after_ref;
+  }
+};
+
+/// The JSON parts of a registry.v1.ServiceInfo payload as service_info_json writes it, from a
+/// process-wide cache keyed by the payload and `clusters`: every query of an unchanged service
+/// skips the protobuf parse and the JSON writing. Thread-safe; at most `entries_max` entries (the
+/// cache starts over when full). nullptr when the payload is no ServiceInfo.
+std::shared_ptr<const service_info_parts> cached_service_info(const std::string& payload,
+                                                              const std::string& clusters,
+                                                              std::int64_t cache_millis);
 
 /// Splits a comma-separated cluster list as the clients write it ("" = all clusters).
 std::vector<std::string> split_clusters(const std::string& text);

@@ -232,3 +232,25 @@ TEST_CASE("grpc codec: a ServiceInfo has every field, a bare name, enabled hosts
   CHECK(host["serviceName"] == "DEFAULT_GROUP@@demo");
   CHECK(host["metadata"]["k"] == "<v>");
 }
+
+TEST_CASE("grpc codec: the cached ServiceInfo text equals the one written anew") {
+  v1::ServiceInfo info;
+  info.set_name("g@@svc");
+  info.set_group_name("g");
+  info.set_namespace_id("ns");
+  info.set_last_ref_time(42);
+  auto* h = info.add_hosts();
+  h->set_ip("10.0.0.1");
+  h->set_port(1);
+  (*h->mutable_metadata())["note"] = "\"lastRefTime\":0,";
+  auto payload = info.SerializeAsString();
+  auto parts = cached_service_info(payload, "c1", 10000);
+  REQUIRE(parts);
+  CHECK(parts->text(1234) == service_info_json(info, "c1", 1234, 10000));
+  CHECK(parts->key.to_string() == "ns##g@@svc");
+  CHECK(parts->last_ref_time_ms == 42);
+  // A second lookup is the same entry; another clusters text is another one.
+  CHECK(cached_service_info(payload, "c1", 10000) == parts);
+  CHECK(cached_service_info(payload, "c2", 10000) != parts);
+  CHECK_FALSE(cached_service_info("\xff\xff garbage", "", 10000));
+}
