@@ -594,10 +594,6 @@ std::string grpc_front_end::bind() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1024);
-  // An idle connection holds one read buffer: start it small (gRPC grows it for busy ones). At
-  // 10k idle connections the default 8 KiB was a fifth of the node's memory (heaptrack).
-  builder.AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1024);
-  builder.AddChannelArgument(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256);
   im.server = builder.BuildAndStart();
   if (!im.server || port == 0)
     return "cannot listen on " + address + " (in use, or not an address of this machine)";
