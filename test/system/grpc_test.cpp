@@ -330,3 +330,40 @@ TEST_CASE("grpc: 5000 concurrent connections on one node, each a session") {
   CHECK(node.process().running());
   node.stop();
 }
+
+TEST_CASE("grpc: with auth on, naming requests need the accessToken header") {
+  auto users = make_temp_dir();
+  auto line = run({"/bin/sh", "-c", "printf wonderland | " + registryd_path() + " --hash-password alice"}, 20s);
+  REQUIRE(line.code == 0);
+  write_file(users + "/users", line.out);
+  test_node node{grpc_node_yaml + "auth:\n  enabled: true\n  secret: 0123456789abcdef0123456789abcdef\n"
+                 + "  users_file: " + users + "/users\n"};
+  REQUIRE(node.start());
+  REQUIRE(node.wait_ready(10s));
+  nacos_grpc_connection a{grpc_address(node)};
+  // The handshake and keep-alive need no token, as in Nacos.
+  REQUIRE(a.connect());
+  auto reg = instance_request("secured", "registerInstance", "10.4.0.1", 1);
+  auto none = a.call("InstanceRequest", reg);
+  CHECK(error_code(none) == 403);
+  CHECK(error_code(a.call("InstanceRequest", reg, {{"accessToken", "forged.token"}})) == 403);
+  CHECK(error_code(a.call("ServiceQueryRequest", query_body("secured"))) == 403);
+  // A token from the HTTP login, as the SDKs get it.
+  auto login = run({"/usr/bin/curl", "-s", "-X", "POST",
+                    "http://" + node.http_address() + "/nacos/v1/auth/login?username=alice&password=wonderland"},
+                   10s);
+  auto token = json::parse(login.out, nullptr, false).value("accessToken", "");
+  REQUIRE(!token.empty());
+  CHECK(is_ok(a.call("InstanceRequest", reg, {{"accessToken", token}}), "InstanceResponse"));
+  CHECK(hosts_of(a.call("ServiceQueryRequest", query_body("secured"), {{"accessToken", token}}))
+        == std::vector<std::string>{"10.4.0.1:1"});
+  // Refusals changed nothing; /metrics counts the gRPC requests and the open connection.
+  auto metrics = http_get(node.http_address(), "/metrics");
+  CHECK(metrics.find("registry_grpc_connections 1") != std::string::npos);
+  CHECK(metrics.find("registry_grpc_requests_total{result=\"error\",type=\"InstanceRequest\"} 2")
+        != std::string::npos);
+  CHECK(metrics.find("registry_grpc_requests_total{result=\"ok\",type=\"InstanceRequest\"} 1")
+        != std::string::npos);
+  node.stop();
+  remove_tree(users);
+}

@@ -4,13 +4,15 @@
 // every run a duration).
 //
 //   registry-grpc-bench register --address H:P --connections C --inflight W --duration-s S
+//                                [--services-per-connection K]
 //   registry-grpc-bench query    --address H:P --connections C --inflight W --duration-s S
 //   registry-grpc-bench push     --address H:P --probes N
 //   registry-grpc-bench idle     --address H:P --connections N --rss-pid PID
 //
-// register: connection i registers in service "bg-(n % 50)" an instance at 10.x.y.1:(n/50 + 1), so
-// every call changes what the connection holds there (Nacos: one instance per connection and
-// service, replaced). query: ServiceQueryRequest of a service of 100 instances registered first.
+// register: connection i registers in service "bg-(i % S)-(n % K)" (K = --services-per-connection,
+// default 1: an application registers itself) an instance at 10.x.y.1:(n/K + 1), so every call
+// changes what the connection holds there (Nacos: one instance per connection and service,
+// replaced: a session register and a deregister of the previous instance). query: ServiceQueryRequest of a service of 100 instances registered first.
 // push: one subscriber connection, one writer; the time from a register's send to the push's
 // arrival. idle: the node's RSS growth per connection that completed the handshake.
 
@@ -198,6 +200,7 @@ int main(int argc, char** argv) {
   int duration_s = 5;
   int probes = 200;
   int rss_pid = 0;
+  int services_per_connection = 1;
   auto* reg = app.add_subcommand("register", "gRPC registrations/s");
   auto* query = app.add_subcommand("query", "gRPC queries/s");
   auto* push = app.add_subcommand("push", "register-to-push latency over gRPC");
@@ -210,6 +213,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--inflight", inflight, "calls in flight per connection")->check(CLI::Range(1, 1000));
     cmd->add_option("--duration-s", duration_s, "measured run")->check(CLI::Range(1, 600));
   }
+  reg->add_option("--services-per-connection", services_per_connection,
+                  "services each connection registers in, in turn")
+    ->check(CLI::Range(1, 1000));
   push->add_option("--probes", probes, "registrations timed")->check(CLI::Range(1, 100000));
   idle->add_option("--rss-pid", rss_pid, "the node's pid")->required();
   CLI11_PARSE(app, argc, argv);
@@ -224,10 +230,11 @@ int main(int argc, char** argv) {
   if (*reg) {
     auto conns = open_all(address, connections);
     auto r = drive(conns, inflight, duration_s, "InstanceRequest", "InstanceResponse",
-                   [](std::size_t ci, std::uint64_t n) {
+                   [&](std::size_t ci, std::uint64_t n) {
+                     auto k = static_cast<std::uint64_t>(services_per_connection);
                      auto ip = "10." + std::to_string(ci / 250 % 250) + "." + std::to_string(ci % 250) + ".1";
-                     return instance_body("bg-" + std::to_string(n % 50), ip,
-                                          static_cast<int>(n / 50 % 60000 + 1));
+                     return instance_body("bg-" + std::to_string(ci % 100) + "-" + std::to_string(n % k),
+                                          ip, static_cast<int>(n / k % 60000 + 1));
                    });
     std::cout << r.dump() << std::endl;
     return 0;
