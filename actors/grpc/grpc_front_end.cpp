@@ -218,6 +218,13 @@ public:
       return;
     }
     fe_->on_stream_message(this, peer_, in_);
+    // The message may have ended the stream (a refused setup): no read after Finish. Under the
+    // lock, so a Finish from another thread comes either before this check or after the read
+    // started (it then ends that read). Inside a reaction, gRPC runs the next one only after this
+    // returns, so the lock is not taken twice.
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finishing_)
+      return;
     in_.Clear();
     StartRead(&in_);
   }
