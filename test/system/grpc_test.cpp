@@ -367,3 +367,42 @@ TEST_CASE("grpc: with auth on, naming requests need the accessToken header") {
   node.stop();
   remove_tree(users);
 }
+
+TEST_CASE("grpc: PersistentInstanceRequest goes through Raft and outlives its connection") {
+  test_node node{grpc_node_yaml + "data_dir: data\nraft:\n  election_timeout_ms: 300\n"
+                 "  heartbeat_interval_ms: 50\nhealth_check:\n  interval_min_ms: 100\n"
+                 "  interval_max_ms: 300\n  timeout_ms: 100\n"};
+  REQUIRE(node.start());
+  REQUIRE(node.wait_ready(10s));
+  // A leader exists before the write (a lone member elects itself).
+  REQUIRE(wait_until([&] { return node.ctl_json({"status"}).value("raftRole", "") == "leader"; },
+                     10s));
+  auto body = [](const std::string& type) {
+    auto b = instance_request("db", type, "10.5.0.1", 3306, json{{"ephemeral", false}});
+    return b;
+  };
+  {
+    nacos_grpc_connection a{grpc_address(node)};
+    REQUIRE(a.connect(true));
+    // SetupAck says persistent instances go over gRPC on this node.
+    auto ack = a.wait_for([](auto& m) { return m.type == "SetupAckRequest"; }, 5s);
+    CHECK(ack.body["abilityTable"]["supportPersistentInstanceByGrpc"] == true);
+    auto reg = a.call("PersistentInstanceRequest", body("registerInstance"));
+    REQUIRE(is_ok(reg, "InstanceResponse"));
+    // An ephemeral register into the persistent service is refused, as Nacos refuses it.
+    CHECK(error_code(a.call("InstanceRequest",
+                            instance_request("db", "registerInstance", "10.5.0.2", 3306)))
+          == 400);
+    a.close();
+  }
+  // The connection is gone; the persistent instance stays (ephemeral=false).
+  nacos_grpc_connection b{grpc_address(node)};
+  REQUIRE(b.connect());
+  auto q = b.call("ServiceQueryRequest", query_body("db"));
+  REQUIRE(is_ok(q, "QueryServiceResponse"));
+  REQUIRE(hosts_of(q) == std::vector<std::string>{"10.5.0.1:3306"});
+  CHECK(q.body["serviceInfo"]["hosts"][0]["ephemeral"] == false);
+  REQUIRE(is_ok(b.call("PersistentInstanceRequest", body("deregisterInstance")), "InstanceResponse"));
+  CHECK(hosts_of(b.call("ServiceQueryRequest", query_body("db"))).empty());
+  node.stop();
+}
