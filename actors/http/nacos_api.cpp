@@ -182,8 +182,9 @@ std::optional<failure> read_service(const params& p, service_key& key, bool name
 }
 
 /// ip, port, cluster, weight, enabled, healthy, ephemeral, metadata of a write.
-std::optional<failure> read_instance(const params& p, instance& x, bool defaults_only_missing) {
-  (void) defaults_only_missing;
+/// `persistent_allowed`: ephemeral=false passes here (the gateway writes it through Raft, or
+/// refuses it when the node has no data_dir).
+std::optional<failure> read_instance(const params& p, instance& x, bool persistent_allowed) {
   if (auto e = required(p, "ip", x.ip))
     return from_param_error(*e);
   std::int64_t port = 0;
@@ -212,7 +213,7 @@ std::optional<failure> read_instance(const params& p, instance& x, bool defaults
     if (auto e = parse_metadata(*meta, x.metadata))
       return failure{400, code::instance_metadata_error, e->message};
   }
-  if (auto e = validate_instance(x))
+  if (auto e = validate_instance(x, persistent_allowed))
     return from_field_error(*e);
   return std::nullopt;
 }
@@ -320,7 +321,9 @@ void register_instance(api a, const request&, const params& p, const api_setting
   instance x;
   if (auto f = read_service(p, key))
     return done(fail(a, *f));
-  if (auto f = read_instance(p, x, false))
+  // Persistent instances (ephemeral=false) go through Raft, as Go and older Java clients send
+  // them over HTTP.
+  if (auto f = read_instance(p, x, true))
     return done(fail(a, *f));
   to_wire(key, *req.mutable_service());
   to_wire(x, *req.mutable_instance());
@@ -354,6 +357,7 @@ void deregister_instance(api a, const request&, const params& p, const api_setti
   req.set_ip(ip);
   req.set_port(static_cast<std::uint32_t>(port_number));
   req.set_cluster(cluster_name);
+  req.set_persistent(!ephemeral);
   port.call(gateway_op::dereg, pack(req), [a, done](wire_msg reply) {
     if (reply.kind == ack_kind)
       return done(ok_text(a)); // also for an unknown instance, as Nacos

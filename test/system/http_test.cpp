@@ -258,8 +258,9 @@ TEST_CASE("http: bad parameters are refused with Nacos's texts and change nothin
      "Param 'namespaceId' is illegal"},
     {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&clusterName=a%20b", 400,
      "illegal"},
+    // A node without data_dir has no Raft: persistent instances are refused, saying why.
     {"POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.9&port=1&ephemeral=false", 400,
-     "ephemeral"},
+     "persistent instances are off"},
     // routes
     {"GET", "/nacos/v1/ns/service", 400, "Parameter 'serviceName' is missing"},
     {"GET", "/nacos/v1/ns/catalog/services?pageSize=0", 400, "Param 'pageSize' is illegal"},
@@ -589,4 +590,31 @@ TEST_CASE("http: a node with auth on and no secret refuses to start") {
   CHECK(r.code == 2);
   CHECK(r.err.find("auth.secret: required when auth.enabled is true") != std::string::npos);
   remove_tree(dir);
+}
+
+TEST_CASE("http: ephemeral=false registers a persistent instance through Raft, and deregisters it") {
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\ndata_dir: data\n"
+                 "raft:\n  election_timeout_ms: 300\n  heartbeat_interval_ms: 50\n"
+                 "health_check:\n  interval_min_ms: 100\n  interval_max_ms: 300\n  timeout_ms: 100\n"};
+  REQUIRE(node.start());
+  REQUIRE(wait_until([&] { return node.ctl_json({"status"}).value("raftRole", "") == "leader"; },
+                     10s));
+  auto http = node.http_address();
+  auto reg = call(http, "POST",
+                  "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.1&port=5432&ephemeral=false");
+  CHECK(reg.status == 200);
+  CHECK(reg.body == "ok");
+  auto list = json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body);
+  REQUIRE(list["hosts"].size() == 1);
+  CHECK(list["hosts"][0]["ephemeral"] == false);
+  // An ephemeral instance cannot join the persistent service.
+  CHECK(call(http, "POST", "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.2&port=5432").status
+        == 400);
+  CHECK(call(http, "DELETE",
+             "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.1&port=5432&ephemeral=false")
+          .body
+        == "ok");
+  CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body)["hosts"]
+          .empty());
+  node.stop();
 }
