@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -193,6 +194,38 @@ std::string registryd_path() {
 
 std::string registryctl_path() {
   return REGISTRYCTL_PATH;
+}
+
+std::string which(const std::string& program) {
+  std::string result;
+  if (FILE* f = ::popen(("command -v " + program + " 2>/dev/null").c_str(), "r")) {
+    char buf[4096];
+    if (std::fgets(buf, sizeof buf, f) != nullptr)
+      result = buf;
+    ::pclose(f);
+  }
+  while (!result.empty() && (result.back() == '\n' || result.back() == '\r'))
+    result.pop_back();
+  return result;
+}
+
+std::string npm_install(const std::string& package, std::string& why,
+                        const std::vector<std::string>& env) {
+  if (which("npm").empty() || which("node").empty()) {
+    why = "no npm or node on PATH (tools/install-deps installs them)";
+    return "";
+  }
+  auto dir = make_temp_dir();
+  std::vector<std::string> argv{which("env")};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.insert(argv.end(), {which("npm"), "install", "--prefix", dir, "--no-audit", "--no-fund",
+                           "--loglevel=error", package});
+  auto r = run(argv, std::chrono::seconds(300));
+  if (r.code != 0) {
+    why = "npm install " + package + " failed: " + r.err;
+    return "";
+  }
+  return dir + "/node_modules";
 }
 
 } // namespace registry::test

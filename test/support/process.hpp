@@ -67,6 +67,15 @@ std::string read_file(const std::string& path);
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+/// The absolute path of a program on PATH ("" = none).
+std::string which(const std::string& program);
+
+/// Installs an npm package (e.g. "nacos-naming@2.6.3") into a fresh temporary directory with npm,
+/// as the tests of real clients do: the directory's node_modules, or "" with `why` set. `env`:
+/// extra NAME=VALUE settings for npm.
+std::string npm_install(const std::string& package, std::string& why,
+                        const std::vector<std::string>& env = {});
+
 /// Paths of the built programs (set by meson).
 std::string registryd_path();
 std::string registryctl_path();

@@ -26,34 +26,11 @@ namespace {
 constexpr const char* puppeteer_package = "puppeteer-core@24.43.1";
 constexpr const char* chromium_path = "/usr/bin/chromium";
 
-std::string which(const std::string& program) {
-  std::string result;
-  if (FILE* f = ::popen(("command -v " + program + " 2>/dev/null").c_str(), "r")) {
-    char buf[4096];
-    if (std::fgets(buf, sizeof buf, f) != nullptr)
-      result = buf;
-    ::pclose(f);
-  }
-  while (!result.empty() && (result.back() == '\n' || result.back() == '\r'))
-    result.pop_back();
-  return result;
-}
-
 /// node_modules holding puppeteer-core, installed once per run; "" and `why` on failure.
 std::string puppeteer_modules(std::string& why) {
   static std::string failure;
-  static std::string dir = [] {
-    auto d = make_temp_dir();
-    // PUPPETEER_SKIP_DOWNLOAD: puppeteer-core downloads nothing anyway; this keeps it so.
-    auto r = run({which("env"), "PUPPETEER_SKIP_DOWNLOAD=1", which("npm"), "install", "--prefix", d,
-                  "--no-audit", "--no-fund", "--loglevel=error", puppeteer_package},
-                 240s);
-    if (r.code != 0) {
-      failure = "npm install " + std::string{puppeteer_package} + " failed: " + r.err;
-      return std::string{};
-    }
-    return d + "/node_modules";
-  }();
+  // PUPPETEER_SKIP_DOWNLOAD: puppeteer-core downloads nothing anyway; this keeps it so.
+  static std::string dir = npm_install(puppeteer_package, failure, {"PUPPETEER_SKIP_DOWNLOAD=1"});
   why = failure;
   return dir;
 }

@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
-#include <cstdio>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,42 +20,24 @@ namespace {
 
 constexpr const char* rust_sdk_package = "nacos-sdk-rust-binding-node@0.8.0";
 
-std::string which(const std::string& program) {
-  std::string result;
-  if (FILE* f = ::popen(("command -v " + program + " 2>/dev/null").c_str(), "r")) {
-    char buf[4096];
-    if (std::fgets(buf, sizeof buf, f) != nullptr)
-      result = buf;
-    ::pclose(f);
-  }
-  while (!result.empty() && (result.back() == '\n' || result.back() == '\r'))
-    result.pop_back();
-  return result;
-}
-
-/// The directory holding node_modules/nacos-sdk-rust-binding-node, installed once per run.
-const std::string& sdk_dir() {
-  static std::string dir = [] {
-    if (which("npm").empty() || which("node").empty())
-      return std::string{"no npm or node on PATH (tools/install-deps installs them)"};
-    auto d = make_temp_dir();
-    auto r = run({which("npm"), "install", "--prefix", d, "--no-audit", "--no-fund",
-                  "--loglevel=error", rust_sdk_package},
-                 300s);
-    if (r.code != 0)
-      return "npm install " + std::string{rust_sdk_package} + " failed: " + r.err;
-    return d;
-  }();
+/// node_modules holding nacos-sdk-rust-binding-node, installed once per run ("" on failure).
+const std::string& sdk_modules(std::string& why) {
+  static std::string failure;
+  static std::string dir = npm_install(rust_sdk_package, failure);
+  why = failure;
   return dir;
 }
 
 bool sdk_ready() {
-  INFO(sdk_dir());
-  return sdk_dir().rfind("/", 0) == 0;
+  std::string why;
+  auto ok = !sdk_modules(why).empty();
+  INFO(why);
+  return ok;
 }
 
 std::vector<std::string> driver(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{which("env"), "NODE_PATH=" + sdk_dir() + "/node_modules",
+  std::string why;
+  std::vector<std::string> argv{which("env"), "NODE_PATH=" + sdk_modules(why),
                                 which("node"),
                                 std::string{SOURCE_DIR} + "/test/system/nacos2_rust_client.js"};
   argv.insert(argv.end(), args.begin(), args.end());

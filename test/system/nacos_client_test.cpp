@@ -16,34 +16,19 @@ namespace {
 
 constexpr const char* npm_package = "nacos-naming@2.6.3";
 
-/// The absolute path of a program on PATH ("" = none).
-std::string which(const std::string& program) {
-  std::string result;
-  if (FILE* f = ::popen(("command -v " + program + " 2>/dev/null").c_str(), "r")) {
-    char buf[4096];
-    if (std::fgets(buf, sizeof buf, f) != nullptr)
-      result = buf;
-    ::pclose(f);
-  }
-  while (!result.empty() && (result.back() == '\n' || result.back() == '\r'))
-    result.pop_back();
-  return result;
-}
-
-/// The directory holding node_modules/nacos-naming, installed once per test run ("" = no npm).
+/// The directory holding node_modules/nacos-naming, installed once per test run ("" = no npm,
+/// "FAILED" = npm failed).
 const std::string& npm_client_dir() {
   static std::string dir = [] {
     if (which("npm").empty() || which("node").empty())
       return std::string{};
-    auto d = make_temp_dir();
-    auto r = run({which("npm"), "install", "--prefix", d, "--no-audit", "--no-fund", "--loglevel=error",
-                  npm_package},
-                 180s);
-    if (r.code != 0) {
-      MESSAGE("npm install " << npm_package << " failed: " << r.err);
+    std::string why;
+    auto modules = npm_install(npm_package, why);
+    if (modules.empty()) {
+      MESSAGE(why);
       return std::string{"FAILED"};
     }
-    return d;
+    return modules.substr(0, modules.size() - std::string{"/node_modules"}.size());
   }();
   return dir;
 }
