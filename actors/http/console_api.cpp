@@ -238,14 +238,6 @@ void serve_cluster(node_port& port, done_fn done) {
   });
 }
 
-std::int64_t now_of(const api_settings& s) {
-  if (s.now_ms)
-    return s.now_ms();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 } // namespace
 
 bool is_console_path(const std::string& path) {

@@ -897,14 +897,6 @@ void cluster_nodes(api a, const request&, const params& p, const api_settings&, 
 
 // -- auth ----------------------------------------------------------------------------
 
-std::int64_t now_of(const api_settings& s) {
-  if (s.now_ms)
-    return s.now_ms();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 /// POST /nacos/v1/auth/login and /auth/users/login: username and password give an accessToken.
 void login(api a, const request&, const params& p, const api_settings& s, node_port&,
            done_fn done) {
@@ -997,6 +989,14 @@ std::string route_label(const std::string& method, const std::string& path) {
   if (auto* r = find_route(method, path, known))
     return std::string{r->method} + " " + r->path;
   return "other";
+}
+
+std::int64_t now_of(const api_settings& s) {
+  if (s.now_ms)
+    return s.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
 }
 
 nacos_api::nacos_api(api_settings settings, node_port& port)

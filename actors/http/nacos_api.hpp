@@ -80,6 +80,9 @@ struct api_settings {
   std::function<std::int64_t()> now_ms;
 };
 
+/// Now in milliseconds since the epoch: the settings' clock (tests) or the system clock.
+std::int64_t now_of(const api_settings& s);
+
 /// The route of a request for metrics: a fixed label ("GET /nacos/v1/ns/instance/list"), or
 /// "other" for a path the API does not serve, so labels stay bounded.
 std::string route_label(const std::string& method, const std::string& path);
