@@ -170,21 +170,25 @@ void close_connection(connection_actor_t self, const std::string& why) {
   st.link->close();
 }
 
-/// Runs `steps` one after another at the session; `done` gets the last reply or the first error.
+/// Runs `steps` one after another at the session; `done` gets the last reply or the first error,
+/// and how many steps succeeded before it.
 void run_steps(connection_actor_t self, std::shared_ptr<std::vector<step>> steps, std::size_t i,
-               std::function<void(envelope)> done) {
+               std::function<void(envelope, std::size_t)> done) {
   auto& st = self->state;
   if (i >= steps->size())
-    return done(pack(v1::Ack{}));
+    return done(pack(v1::Ack{}), i);
   auto next = [=](envelope& reply) {
     v1::Error err;
-    if (refused(reply, err) || i + 1 == steps->size())
-      return done(std::move(reply));
+    if (refused(reply, err))
+      return done(std::move(reply), i);
+    if (i + 1 == steps->size())
+      return done(std::move(reply), i + 1);
     run_steps(self, steps, i + 1, done);
   };
   auto fail = [=](caf::error& err) {
     done(pack(make_error(v1::Error::UNAVAILABLE, "",
-                         "the session did not answer: " + self->system().render(err))));
+                         "the session did not answer: " + self->system().render(err))),
+         i);
   };
   auto timeout = ms(st.settings.request_timeout_ms);
   auto& s = (*steps)[i];
@@ -224,40 +228,48 @@ void change_instances(connection_actor_t self, std::uint64_t id, request& req) {
   auto steps = std::make_shared<std::vector<step>>();
   for (auto& x : target)
     steps->push_back({step::op::reg, register_request(req.key, x)});
-  auto& old = st.held[req.key];
+  std::vector<instance> dropped;
+  std::vector<instance> old;
+  if (auto h = st.held.find(req.key); h != st.held.end())
+    old = h->second;
   for (auto& x : old) {
     bool kept = false;
     for (auto& y : target)
       kept = kept || x.same_identity(y);
-    if (!kept)
+    if (!kept) {
+      dropped.push_back(x);
       steps->push_back({step::op::dereg, deregister_request(req.key, x, false)});
+    }
   }
-  if (old.empty() && target.empty())
-    st.held.erase(req.key);
   auto key = req.key;
   auto what = req.what;
   auto op = req.op;
-  run_steps(self, steps, 0, [=](envelope reply) {
+  run_steps(self, steps, 0, [=](envelope reply, std::size_t completed) {
     auto& st = self->state;
-    v1::Error err;
-    if (refused(reply, err)) {
-      // Some steps may have happened: keep what the session now holds in view, so the next
-      // register or deregister removes it. A failed register may still be held, a failed
-      // deregister surely still is.
-      auto& held = st.held[key];
-      for (auto& x : target) {
-        bool known = false;
-        for (auto& y : held)
-          known = known || x.same_identity(y);
-        if (!known)
-          held.push_back(x);
-      }
-      return finish_session_call(self, id, error_of(err));
+    // What the session holds now: the registers that succeeded (steps [0, target.size())), and
+    // of the old set what was kept or not yet deregistered.
+    std::vector<instance> now;
+    for (std::size_t i = 0; i < target.size() && i < completed; ++i)
+      now.push_back(target[i]);
+    for (auto& x : old) {
+      bool in_now = false;
+      for (auto& y : now)
+        in_now = in_now || x.same_identity(y);
+      auto d = std::find_if(dropped.begin(), dropped.end(),
+                            [&](const instance& y) { return x.same_identity(y); });
+      bool deregistered = d != dropped.end()
+                          && target.size() + static_cast<std::size_t>(d - dropped.begin())
+                               < completed;
+      if (!in_now && !deregistered)
+        now.push_back(x);
     }
-    if (target.empty())
+    if (now.empty())
       st.held.erase(key);
     else
-      st.held[key] = target;
+      st.held[key] = std::move(now);
+    v1::Error err;
+    if (refused(reply, err))
+      return finish_session_call(self, id, error_of(err));
     finish_session_call(self, id, instance_response(what, op));
   });
 }
@@ -281,7 +293,7 @@ void subscribe(connection_actor_t self, std::uint64_t id, request& req) {
   auto key = req.key;
   auto text = req.clusters;
   bool on = req.subscribe;
-  run_steps(self, steps, 0, [=](envelope reply) {
+  run_steps(self, steps, 0, [=](envelope reply, std::size_t) {
     auto& st = self->state;
     v1::Error err;
     if (refused(reply, err))

@@ -34,12 +34,16 @@ function instance(ip, port) {
 
 const addrs = hosts => (hosts || []).map(h => h.ip + ':' + h.port).sort();
 
-/// Resolves true once `pred` holds for the newest event, false after `ms`.
-function waitFor(events, pred, ms) {
+/// Resolves true once `pred` holds for an event from index `from` on (any: `newest` false) or for
+/// the newest one, false after `ms`. An SDK may reconnect and redo its registrations at any time,
+/// so an arrival is any event showing it; a departure is the newest event not showing it.
+function waitFor(events, pred, ms, from = 0, newest = true) {
   return new Promise(resolve => {
     const t0 = Date.now();
     const timer = setInterval(() => {
-      if (events.length > 0 && pred(events[events.length - 1])) { clearInterval(timer); resolve(true); }
+      const hit = newest ? events.length > from && pred(events[events.length - 1])
+                         : events.slice(from).some(pred);
+      if (hit) { clearInterval(timer); resolve(true); }
       else if (Date.now() - t0 > ms) { clearInterval(timer); resolve(false); }
     }, 20);
   });
@@ -69,7 +73,7 @@ async function basic() {
   const child = spawn(process.execPath, [__filename, 'child', servers, '10.0.0.2'],
                       { stdio: ['ignore', 'pipe', 'inherit'] });
   step('push-arrive', await waitFor(events, h => h.includes('10.0.0.2:8081') && h.includes('10.0.0.1:8080'),
-                                    20000), JSON.stringify(events));
+                                    20000, 0, false), JSON.stringify(events));
   child.kill('SIGKILL');
   step('push-leave', await waitFor(events, h => !h.includes('10.0.0.2:8081') && h.includes('10.0.0.1:8080'),
                                    20000), JSON.stringify(events));
