@@ -482,6 +482,13 @@ void grpc_front_end::impl::on_stream_message(connection_stream* stream, const st
   s.calls_queued_max = defaults::grpc_calls_queued_max;
   s.subscriptions_max = defaults::grpc_subscriptions_per_connection_max;
   link->actor = spawn_grpc_connection(*sys, link, supervisor, s);
+  // Should the actor end for any other reason than the stream's end, the stream ends with it, so
+  // no parked call waits for an actor that is gone (the stream's end answers them).
+  std::weak_ptr<connection_link> weak = link;
+  caf::actor_cast<caf::actor>(link->actor)->attach_functor([weak] {
+    if (auto l = weak.lock())
+      l->close();
+  });
   std::shared_ptr<connection_link> replaced;
   {
     std::lock_guard<std::mutex> guard{mtx};
