@@ -370,12 +370,18 @@ void grpc_front_end::impl::on_unary(const std::string& peer, const ::Payload& in
     std::string id;
     {
       std::lock_guard<std::mutex> guard{mtx};
-      auto& e = connections[peer];
-      if (e.id.empty()) {
-        e.id = new_connection_id(peer);
-        e.created_ms = steady_now_ms();
+      auto i = connections.find(peer);
+      if (i == connections.end()) {
+        // Peers that checked but never set up are bounded too (they expire after
+        // grpc.setup_timeout_ms): beyond twice the connection bound, no new one is remembered.
+        if (connections.size() >= 2 * static_cast<std::size_t>(cfg.grpc.connections_max))
+          return reply(r, out, error_response(code::over_threshold,
+                                              "too many connections; try another member"),
+                       label);
+        i = connections.emplace(peer, entry{new_connection_id(peer), nullptr, steady_now_ms()})
+              .first;
       }
-      id = e.id;
+      id = i->second.id;
     }
     return reply(r, out, server_check_response(id), label);
   }
