@@ -311,6 +311,15 @@ void subscribe(connection_actor_t self, std::uint64_t id, request& req) {
   });
 }
 
+/// The error handler of a request a call `id` made to the node: the call fails with 500.
+std::function<void(caf::error&)> unanswered(connection_actor_t self, std::uint64_t id) {
+  return [=](caf::error& err) {
+    self->state.link->answer(id, error_response(code::server_error,
+                                                "the node did not answer: "
+                                                  + self->system().render(err)));
+  };
+}
+
 /// PersistentInstanceRequest: a stateless write through the gateway to Raft, not tied to this
 /// connection (as Nacos: a persistent instance outlives it).
 void persistent_write(connection_actor_t self, std::uint64_t id, request& req) {
@@ -322,11 +331,7 @@ void persistent_write(connection_actor_t self, std::uint64_t id, request& req) {
       return self->state.link->answer(id, error_of(err));
     self->state.link->answer(id, instance_response(kind::persistent_instance, req.op));
   };
-  auto fail = [=](caf::error& err) {
-    self->state.link->answer(id, error_response(code::server_error,
-                                                "the node did not answer: "
-                                                  + self->system().render(err)));
-  };
+  auto fail = unanswered(self, id);
   auto timeout = ms(st.settings.request_timeout_ms);
   if (req.op == instance_op::register_instance)
     self->request(st.gateway, timeout, reg_atom_v, register_request(req.key, x)).then(done, fail);
@@ -360,11 +365,7 @@ void query(connection_actor_t self, std::uint64_t id, request& req) {
         auto ref = next_ref_time(self, parts->key, parts->last_ref_time_ms);
         self->state.link->answer(id, query_service_response(parts->text(ref)));
       },
-      [=](caf::error& err) {
-        self->state.link->answer(id, error_response(code::server_error,
-                                                    "the node did not answer: "
-                                                      + self->system().render(err)));
-      });
+      unanswered(self, id));
 }
 
 void list_services(connection_actor_t self, std::uint64_t id, request& req) {
@@ -385,11 +386,7 @@ void list_services(connection_actor_t self, std::uint64_t id, request& req) {
         std::vector<std::string> names(list.services().begin(), list.services().end());
         self->state.link->answer(id, service_list_response(list.count(), names));
       },
-      [=](caf::error& err) {
-        self->state.link->answer(id, error_response(code::server_error,
-                                                    "the node did not answer: "
-                                                      + self->system().render(err)));
-      });
+      unanswered(self, id));
 }
 
 bool changes_session(const request& req) {

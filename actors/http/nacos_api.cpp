@@ -365,6 +365,18 @@ void deregister_instance(api a, const request&, const params& p, const api_setti
   });
 }
 
+/// A reply handler: a ServiceInfo goes to `then`, anything else is answered as the failure.
+template <class Then>
+reply_fn service_info_or_fail(api a, done_fn done, Then then) {
+  return [a, done, then](wire_msg reply) {
+    v1::ServiceInfo info;
+    if (reply.kind != v1::ServiceInfo::descriptor()->full_name()
+        || !info.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    then(info);
+  };
+}
+
 /// Queries `key` and hands the ServiceInfo to `then`, or answers the failure.
 template <class Then>
 void query_then(api a, node_port& port, const service_key& key,
@@ -375,13 +387,7 @@ void query_then(api a, node_port& port, const service_key& key,
   for (auto& c : clusters)
     req.add_clusters(c);
   req.set_healthy_only(healthy_only);
-  port.call(gateway_op::query, pack(req), [a, done, then](wire_msg reply) {
-    v1::ServiceInfo info;
-    if (reply.kind != v1::ServiceInfo::descriptor()->full_name()
-        || !info.ParseFromString(reply.payload))
-      return done(fail(a, from_node(reply)));
-    then(info);
-  });
+  port.call(gateway_op::query, pack(req), service_info_or_fail(a, done, then));
 }
 
 void get_instance(api a, const request&, const params& p, const api_settings& s,
@@ -509,13 +515,7 @@ void list_instances(api a, const request& r, const params& p, const api_settings
   query_then(a, port, key, cluster_list, false, done, [=, &port](const v1::ServiceInfo&) {
     // Pushes go to the address the request came from (see README: clientIP is not trusted).
     port.subscribe_udp(key, clusters, r.remote_ip, static_cast<std::uint16_t>(udp_port),
-                       [=](wire_msg reply) {
-                         v1::ServiceInfo info;
-                         if (reply.kind != v1::ServiceInfo::descriptor()->full_name()
-                             || !info.ParseFromString(reply.payload))
-                           return done(fail(a, from_node(reply)));
-                         answer(info);
-                       });
+                       service_info_or_fail(a, done, answer));
   });
 }
 

@@ -75,6 +75,12 @@ std::string test_node::http_address() const {
   return "";
 }
 
+std::string test_node::metrics() const {
+  auto r = run({"/usr/bin/curl", "-s", "--max-time", "5", "http://" + http_address() + "/metrics"},
+               std::chrono::seconds(10));
+  return r.code == 0 ? r.out : "";
+}
+
 void test_node::set_caf_timing(int heartbeat_interval_ms, int connection_timeout_ms) {
   auto hb = std::to_string(heartbeat_interval_ms);
   auto timeout = std::to_string(connection_timeout_ms);

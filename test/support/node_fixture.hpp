@@ -47,6 +47,8 @@ public:
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   /// HOST:PORT of the node's HTTP API as its status reports it ("" when it does not answer).
   std::string http_address() const;
+  /// The node's GET /metrics text ("" when it does not answer).
+  std::string metrics() const;
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_path_; }
   std::string log() const;

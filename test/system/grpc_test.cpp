@@ -41,12 +41,6 @@ std::vector<std::string> hosts_of(const grpc_message& m) {
   return out;
 }
 
-/// GET http://ADDRESS/PATH: the body ("" on failure).
-std::string http_get(const std::string& address, const std::string& path) {
-  auto r = run({"/usr/bin/curl", "-s", "--max-time", "5", "http://" + address + path}, 10s);
-  return r.code == 0 ? r.out : "";
-}
-
 json query_body(const std::string& service) {
   return json{{"namespace", "public"}, {"serviceName", service}, {"groupName", "DEFAULT_GROUP"},
               {"cluster", ""}, {"healthyOnly", false}, {"module", "naming"}};
@@ -142,7 +136,7 @@ TEST_CASE("grpc: the handshake, every naming request, and a push acknowledged") 
   // The client acknowledged it (the test client answers NotifySubscriberResponse): /metrics
   // counts the push as acked.
   CHECK(wait_until([&] {
-    auto text = http_get(node.http_address(), "/metrics");
+    auto text = node.metrics();
     return text.find("registry_pushes_total{result=\"acked\",transport=\"grpc\"}")
            != std::string::npos;
   }, 5s));
@@ -358,7 +352,7 @@ TEST_CASE("grpc: with auth on, naming requests need the accessToken header") {
   CHECK(hosts_of(a.call("ServiceQueryRequest", query_body("secured"), {{"accessToken", token}}))
         == std::vector<std::string>{"10.4.0.1:1"});
   // Refusals changed nothing; /metrics counts the gRPC requests and the open connection.
-  auto metrics = http_get(node.http_address(), "/metrics");
+  auto metrics = node.metrics();
   CHECK(metrics.find("registry_grpc_connections 1") != std::string::npos);
   CHECK(metrics.find("registry_grpc_requests_total{result=\"error\",type=\"InstanceRequest\"} 2")
         != std::string::npos);
