@@ -115,6 +115,8 @@ using service_actor = caf::typed_actor<
   caf::replies_to<wire::barrier_atom>::with<bool>,
   /// -> 0 empty, 1 ephemeral, 2 persistent (the kind of the service).
   caf::replies_to<wire::kind_atom>::with<std::int32_t>,
+  /// The protect threshold changed (written through Raft): queries and pushes follow it.
+  caf::reacts_to<wire::threshold_atom, double>,
   caf::reacts_to<wire::flush_atom>,              ///< to itself: report counts
   caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the push timer
 
@@ -173,9 +175,14 @@ using gateway_actor = caf::typed_actor<
                  bool, client_beats>,
   /// Every client actor and then every service actor has processed what came before.
   caf::replies_to<wire::barrier_atom>::with<bool>,
+  /// A PersistentOp of kind THRESHOLD from the HTTP API; `true`: the service must exist here
+  /// (update), `false`: it may not exist yet (create) -> Ack once committed | Error.
+  caf::replies_to<wire::threshold_atom, wire::envelope, bool>::with<wire::envelope>,
   // -- from the raft actor
   /// Raft role and leader, for status.
   caf::reacts_to<wire::rstatus_atom, std::string, std::string>,
+  /// A protect threshold written through Raft (applied, or restored from a snapshot).
+  caf::reacts_to<wire::threshold_atom, service_key, double>,
   // -- itself, and introspection for tests
   caf::reacts_to<wire::tick_atom>, ///< idle-service sweep
   caf::replies_to<caf::get_atom, service_key>::with<service_actor>>;

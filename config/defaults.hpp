@@ -288,6 +288,9 @@ inline constexpr std::size_t raft_record_bytes_max = 256 * 1024 * 1024;
 inline constexpr std::int64_t raft_write_timeout_ms = 5000;
 /// Persistent writes waiting for their commit on one node. Overflow: refused with UNAVAILABLE.
 inline constexpr std::size_t raft_pending_writes_max = 10000;
+/// Services with a protect threshold written through Raft (PUT /nacos/v1/ns/service, the console).
+/// A constant, not a setting: the state machine must refuse the same commands on every member.
+inline constexpr std::size_t persistent_thresholds_max = services_max;
 
 // -- server-side health checks of persistent instances (actors/raft/health_checker) --
 /// Check interval bounds per instance; the interval follows the response time (Nacos: TCP

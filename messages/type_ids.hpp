@@ -134,6 +134,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, grpc_close_atom, "grpc_end")
   CAF_ADD_ATOM(registry, registry::wire, grpc_reset_atom, "grpc_rst")
 
+  // -- in-process atoms: service settings written through Raft -----------------
+  CAF_ADD_ATOM(registry, registry::wire, threshold_atom, "threshold")
+
 CAF_END_TYPE_ID_BLOCK(registry)
 
 namespace registry::wire {

@@ -75,6 +75,9 @@ struct gateway_state {
   std::vector<std::string> member_states;
   std::vector<std::string> member_nodes;
   std::vector<std::string> member_problems;
+  /// Protect thresholds written through Raft (bounded by the state machine:
+  /// defaults::persistent_thresholds_max); they override discovery.service_thresholds.
+  std::map<service_key, double> stored_thresholds;
 };
 
 using gateway_actor_t = gateway_actor::stateful_base<gateway_state>;
@@ -94,9 +97,20 @@ client_settings make_client_settings(const node_config& cfg) {
   return result;
 }
 
-service_settings make_service_settings(const node_config& cfg, const service_key& key) {
+/// The protect threshold of `key`: off everywhere when discovery.protection_enabled is false;
+/// else the one written through Raft, else the YAML's.
+double threshold_for(const gateway_state& st, const service_key& key) {
+  if (!st.cfg->discovery.protection_enabled)
+    return -1.0;
+  auto i = st.stored_thresholds.find(key);
+  return i != st.stored_thresholds.end() ? i->second
+                                         : st.cfg->threshold_for(key.namespace_id, key.grouped_name());
+}
+
+service_settings make_service_settings(const gateway_state& st, const service_key& key) {
+  const auto& cfg = *st.cfg;
   service_settings result;
-  result.protect_threshold = cfg.threshold_for(key.namespace_id, key.grouped_name());
+  result.protect_threshold = threshold_for(st, key);
   result.cache_millis = cfg.discovery.cache_millis;
   result.push_enabled = cfg.push.enabled;
   result.push_timeout_ms = cfg.push.timeout_ms;
@@ -118,7 +132,7 @@ service_actor service_for(gateway_actor_t* self, const service_key& key) {
   }
   if (st.services.size() >= st.cfg->limits.services_max)
     return {};
-  auto handle = spawn_service_actor(self->system(), key, make_service_settings(*st.cfg, key),
+  auto handle = spawn_service_actor(self->system(), key, make_service_settings(st, key),
                                     caf::actor_cast<gateway_actor>(self));
   self->monitor(handle);
   st.service_by_addr.emplace(handle.address(), key);
@@ -313,7 +327,7 @@ caf::result<envelope> on_service_detail(gateway_actor_t* self, const envelope& e
   if (i == self->state.services.end()) {
     v1::ServiceDetail empty;
     to_wire(key, *empty.mutable_service());
-    empty.set_protect_threshold(self->state.cfg->threshold_for(key.namespace_id, key.grouped_name()));
+    empty.set_protect_threshold(threshold_for(self->state, key));
     return pack(empty);
   }
   auto rp = self->make_response_promise<envelope>();
@@ -679,6 +693,33 @@ caf::result<envelope> deregister_persistent(gateway_actor_t* self,
   return to_raft(self, op);
 }
 
+/// A protect threshold from the HTTP API (a PersistentOp of kind THRESHOLD), checked, then written
+/// through Raft; every member applies it (the raft actor hands it back as a threshold_atom).
+caf::result<envelope> write_threshold(gateway_actor_t* self, const envelope& env, bool must_exist) {
+  auto& st = self->state;
+  v1::PersistentOp req;
+  if (!unpack(env, req) || req.kind() != v1::PersistentOp::THRESHOLD)
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed threshold write");
+  raft::persistent_op op;
+  op.what = raft::persistent_op::kind::threshold;
+  op.service = from_wire(req.service());
+  op.protect_threshold = req.protect_threshold();
+  if (auto err = validate_service_key(op.service))
+    return pack(make_error(*err));
+  if (auto why = raft::check_protect_threshold(op.protect_threshold))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "protectThreshold", "protectThreshold: " + *why);
+  if (!st.raft)
+    return error_reply(v1::Error::INVALID_ARGUMENT, "protectThreshold",
+                       "service settings are written through Raft and node "
+                         + st.cfg->listen.to_string()
+                         + " has no data_dir; set data_dir, or set the threshold in "
+                           "discovery.service_thresholds");
+  if (must_exist && st.services.find(op.service) == st.services.end())
+    return error_reply(v1::Error::NOT_FOUND, "serviceName",
+                       "service " + op.service.grouped_name() + " not found!");
+  return to_raft(self, op);
+}
+
 /// The reply to a Hello: a Welcome and the session handle, or an Error and no handle.
 caf::result<envelope, caf::actor> hello_reply(envelope env, caf::actor session) {
   return {std::move(env), std::move(session)};
@@ -863,6 +904,22 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return pack(v1::Ack{});
       i->second.touched = true;
       return delegate_envelope(self, i->second.handle, atom, client, clusters);
+    },
+    [=](threshold_atom, const envelope& env, bool must_exist) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "threshold"))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
+      if (auto refusal = refuse_unready(self))
+        return *refusal;
+      return write_threshold(self, env, must_exist);
+    },
+    [=](threshold_atom, const service_key& key, double value) {
+      if (!local_only(self, "gateway", "threshold"))
+        return;
+      auto& st = self->state;
+      st.stored_thresholds[key] = value;
+      auto i = st.services.find(key);
+      if (i != st.services.end())
+        self->send(i->second.handle, threshold_atom_v, threshold_for(st, key));
     },
     [=](svc_stats_atom, const service_key& key, std::uint64_t instances,
         std::uint64_t subscribers) {

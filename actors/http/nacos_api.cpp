@@ -15,6 +15,7 @@
 #include "actors/common/json_text.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
+#include "messages/raft.pb.h"
 #include "messages/validate.hpp"
 
 namespace registry::http {
@@ -692,12 +693,18 @@ void get_service(api a, const request&, const params& p, const api_settings&, no
   service_key key;
   if (auto f = read_service(p, key))
     return done(fail(a, *f));
-  query_then(a, port, key, {}, false, done, [=](const v1::ServiceInfo& info) {
-    if (info.hosts_size() == 0)
+  v1::ServiceDetailRequest req;
+  to_wire(key, *req.mutable_service());
+  port.call(gateway_op::query, pack(req), [=](wire_msg reply) {
+    v1::ServiceDetail detail;
+    if (reply.kind != v1::ServiceDetail::descriptor()->full_name()
+        || !detail.ParseFromString(reply.payload))
+      return done(fail(a, from_node(reply)));
+    if (detail.instances_size() == 0)
       return done(fail(a, {404, code::not_found, "service " + key.grouped_name() + " not found!"}));
     std::set<std::string> cluster_names;
-    for (auto& h : info.hosts())
-      cluster_names.insert(h.cluster());
+    for (auto& d : detail.instances())
+      cluster_names.insert(d.instance().cluster());
     json clusters = json::array();
     json cluster_map = json::object();
     for (auto& c : cluster_names) {
@@ -709,7 +716,7 @@ void get_service(api a, const request&, const params& p, const api_settings&, no
       return done(ok_json(a, json{{"namespaceId", key.namespace_id},
                                   {"groupName", key.group},
                                   {"name", key.name},
-                                  {"protectThreshold", 0.0},
+                                  {"protectThreshold", detail.protect_threshold()},
                                   {"metadata", json::object()},
                                   {"selector", {{"type", "none"}}},
                                   {"clusters", clusters}}));
@@ -718,9 +725,9 @@ void get_service(api a, const request&, const params& p, const api_settings&, no
                          {"serviceName", key.name},
                          {"clusterMap", cluster_map},
                          {"metadata", json::object()},
-                         {"protectThreshold", 0.0},
+                         {"protectThreshold", detail.protect_threshold()},
                          {"selector", {{"type", "none"}}},
-                         {"ephemeral", true}}));
+                         {"ephemeral", !detail.persistent()}}));
   });
 }
 
@@ -739,21 +746,40 @@ void delete_service(api a, const request&, const params& p, const api_settings&,
   });
 }
 
-/// POST / PUT /service: service-level data (protect threshold, metadata, selector) is not stored
-/// apart from instances, so creating or updating a service is refused, saying where thresholds
-/// live instead.
-void write_service(api a, const request&, const params& p, const api_settings&, node_port&,
+/// POST / PUT /service: a service keeps one setting of its own, its protect threshold, written
+/// through Raft (so it needs data_dir) and applied on every member; it overrides the YAML's
+/// discovery.service_thresholds. PUT changes a service this node knows (Nacos: "not found"
+/// otherwise); POST may name one that has no instances yet. Metadata and selectors are not kept
+/// and are refused rather than dropped.
+void write_service(api a, const request& r, const params& p, const api_settings&, node_port& port,
                    done_fn done) {
   service_key key;
   if (auto f = read_service(p, key))
     return done(fail(a, *f));
+  for (const char* unkept : {"metadata", "selector"})
+    if (auto* v = p.get(unkept); v != nullptr && !v->empty() && *v != "{}"
+                                 && !(std::string_view{unkept} == "selector"
+                                      && v->find("\"none\"") != std::string::npos))
+      return done(fail(a, {400, code::parameter_invalid,
+                           std::string{unkept} + ": services keep no " + unkept
+                             + " here; only protectThreshold can be set"}));
+  bool update = r.method == "PUT";
+  if (update && p.get("protectThreshold") == nullptr)
+    return done(fail(a, {400, code::parameter_invalid,
+                         "protectThreshold: required (the one setting a service keeps here)"}));
   double threshold = 0;
   if (auto e = read_double(p, "protectThreshold", 0.0, threshold))
     return done(fail(a, from_param_error(*e)));
-  done(fail(a, {400, code::parameter_invalid,
-                "services exist while they have instances and hold no data of their own here: "
-                "register an instance to create " + key.grouped_name()
-                  + "; protect thresholds are set in the node's discovery.service_thresholds"}));
+  v1::PersistentOp req;
+  req.set_kind(v1::PersistentOp::THRESHOLD);
+  to_wire(key, *req.mutable_service());
+  req.set_protect_threshold(threshold);
+  port.call(update ? gateway_op::update_service : gateway_op::create_service, pack(req),
+            [a, done](wire_msg reply) {
+              if (reply.kind == ack_kind)
+                return done(ok_text(a));
+              done(fail(a, from_node(reply)));
+            });
 }
 
 /// GET /catalog/services (console): one page of services with their instance counts.

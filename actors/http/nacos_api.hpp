@@ -23,7 +23,17 @@ class ServiceInfo;
 namespace registry::http {
 
 /// A gateway request (messages/PROTOCOL.md, "Gateway").
-enum class gateway_op { reg, beat, dereg, query, list, status, members };
+enum class gateway_op {
+  reg,
+  beat,
+  dereg,
+  query,
+  list,
+  status,
+  members,
+  update_service, ///< a PersistentOp of kind THRESHOLD for a service the node knows
+  create_service  ///< the same for a service that may have no instances yet
+};
 
 /// A protobuf message as the gateway sends and answers it: `kind` is its full name. A reply with an
 /// empty kind means the node did not answer; `payload` then says why.

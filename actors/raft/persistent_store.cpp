@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/raft.pb.h"
 
@@ -30,10 +31,22 @@ health_check_spec from_wire(const v1::HealthCheck& x) {
 
 v1::PersistentOp to_wire_op(const persistent_op& x) {
   v1::PersistentOp out;
-  out.set_kind(x.what == persistent_op::kind::reg     ? v1::PersistentOp::REGISTER
-               : x.what == persistent_op::kind::dereg ? v1::PersistentOp::DEREGISTER
-                                                      : v1::PersistentOp::HEALTH);
   registry::to_wire(x.service, *out.mutable_service());
+  switch (x.what) {
+    case persistent_op::kind::reg:
+      out.set_kind(v1::PersistentOp::REGISTER);
+      break;
+    case persistent_op::kind::dereg:
+      out.set_kind(v1::PersistentOp::DEREGISTER);
+      break;
+    case persistent_op::kind::health:
+      out.set_kind(v1::PersistentOp::HEALTH);
+      break;
+    case persistent_op::kind::threshold:
+      out.set_kind(v1::PersistentOp::THRESHOLD);
+      out.set_protect_threshold(x.protect_threshold);
+      return out; // a setting of the service: no instance
+  }
   registry::to_wire(x.inst, *out.mutable_instance());
   *out.mutable_check() = to_wire(x.check);
   return out;
@@ -50,6 +63,10 @@ std::optional<persistent_op> from_wire_op(const v1::PersistentOp& x) {
       break;
     case v1::PersistentOp::HEALTH:
       out.what = persistent_op::kind::health;
+      break;
+    case v1::PersistentOp::THRESHOLD:
+      out.what = persistent_op::kind::threshold;
+      out.protect_threshold = x.protect_threshold();
       break;
     default:
       return std::nullopt;
@@ -92,6 +109,14 @@ std::optional<health_check_spec> parse_health_check(const std::string& text) {
     return out;
   }
   return std::nullopt;
+}
+
+std::optional<std::string> check_protect_threshold(double value) {
+  // NaN fails both comparisons and is refused.
+  if ((value >= 0.0 && value <= 1.0) || value == -1.0)
+    return std::nullopt;
+  return "a protect threshold is 0..1, or -1 to switch protection off for the service, not "
+         + std::to_string(value);
 }
 
 std::string encode(const persistent_op& x) {
@@ -170,6 +195,28 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       result.healthy_now = x.inst.healthy;
       return result;
     }
+    case persistent_op::kind::threshold: {
+      if (auto why = check_protect_threshold(x.protect_threshold)) {
+        result.ok = false;
+        result.detail = *why;
+        return result;
+      }
+      auto i = thresholds_.find(x.service);
+      if (i != thresholds_.end() && i->second == x.protect_threshold) {
+        result.detail = "unchanged";
+        return result;
+      }
+      if (i == thresholds_.end() && thresholds_.size() >= defaults::persistent_thresholds_max) {
+        result.ok = false;
+        result.detail = std::to_string(thresholds_.size())
+                        + " services hold a protect threshold, the limit is "
+                        + std::to_string(defaults::persistent_thresholds_max);
+        return result;
+      }
+      thresholds_[x.service] = x.protect_threshold;
+      result.threshold_now = std::make_pair(x.service, x.protect_threshold);
+      return result;
+    }
   }
   result.ok = false;
   result.detail = "unknown persistent command";
@@ -186,6 +233,13 @@ std::string persistent_store::snapshot() const {
       op.check = rec.check;
       *out.add_records() = to_wire_op(op);
     }
+  for (const auto& [key, value] : thresholds_) {
+    persistent_op op;
+    op.what = persistent_op::kind::threshold;
+    op.service = key;
+    op.protect_threshold = value;
+    *out.add_records() = to_wire_op(op);
+  }
   return out.SerializeAsString();
 }
 
@@ -194,8 +248,14 @@ bool persistent_store::restore(const std::string& bytes) {
   if (!msg.ParseFromString(bytes))
     return false;
   std::map<service_key, std::map<std::string, record>> next;
+  std::map<service_key, double> next_thresholds;
   for (const auto& r : msg.records()) {
     auto op = from_wire_op(r);
+    if (op && op->what == persistent_op::kind::threshold
+        && !check_protect_threshold(op->protect_threshold)) {
+      next_thresholds[op->service] = op->protect_threshold;
+      continue;
+    }
     if (!op || op->what != persistent_op::kind::reg)
       return false;
     auto& slot = next[op->service][instance_identity(op->inst.ip, op->inst.port, op->inst.cluster)];
@@ -203,6 +263,7 @@ bool persistent_store::restore(const std::string& bytes) {
     slot.check = op->check;
   }
   services_ = std::move(next);
+  thresholds_ = std::move(next_thresholds);
   return true;
 }
 

@@ -7,6 +7,9 @@
 /// * DEREGISTER removes it; a missing one is not an error ("no such instance").
 /// * HEALTH sets `healthy` of an instance that exists, and only then: a late health flip cannot
 ///   bring back a deregistered instance (Nacos #8653).
+/// * THRESHOLD sets a service's protect threshold (0..1, or -1: protection off). It is a setting of
+///   the service, kept while the service has no instances, and at most
+///   defaults::persistent_thresholds_max services hold one.
 /// Apply is deterministic and total: a malformed command is refused with a reason and changes
 /// nothing (it never wedges the log, unlike Nacos #6877).
 ///
@@ -17,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "messages/model.hpp"
@@ -42,12 +46,16 @@ std::optional<health_check_spec> parse_health_check(const std::string& text);
 
 /// One command of the log.
 struct persistent_op {
-  enum class kind : std::uint8_t { reg = 1, dereg = 2, health = 3 };
+  enum class kind : std::uint8_t { reg = 1, dereg = 2, health = 3, threshold = 4 };
   kind what = kind::reg;
   service_key service;
   instance inst; ///< dereg and health: ip, port and cluster name the instance
   health_check_spec check;
+  double protect_threshold = 0.0; ///< threshold
 };
+
+/// Why a protect threshold cannot be stored, or nothing: 0..1, or -1 (off).
+std::optional<std::string> check_protect_threshold(double value);
 
 /// Bytes of a command (PersistentOp in messages/raft.proto) and back; decode gives nothing for
 /// malformed bytes or an unknown kind.
@@ -70,6 +78,8 @@ public:
     std::optional<service_key> changed; ///< the service whose instances changed
     client_id client;                   ///< the client whose instances in it changed
     std::optional<bool> healthy_now;    ///< health: the new state when it changed
+    /// threshold: the service and its new value, when it changed
+    std::optional<std::pair<service_key, double>> threshold_now;
   };
 
   // -- commands -----------------------------------------------------------------------
@@ -102,6 +112,11 @@ public:
   const record* find(const service_key& key, const std::string& ip, std::uint32_t port,
                      const std::string& cluster) const;
 
+  /// The protect thresholds written through Raft.
+  const std::map<service_key, double>& thresholds() const {
+    return thresholds_;
+  }
+
   std::size_t instance_count() const;
   std::size_t service_count() const {
     return services_.size();
@@ -110,6 +125,7 @@ public:
 private:
   /// service -> instance_identity(ip, port, cluster) -> record.
   std::map<service_key, std::map<std::string, record>> services_;
+  std::map<service_key, double> thresholds_;
 };
 
 } // namespace registry::raft

@@ -181,9 +181,17 @@ void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
       });
 }
 
+/// Hands a protect threshold to the gateway (it passes it to the service actor).
+void feed_threshold(raft_actor_t* self, const service_key& key, double value) {
+  if (self->state.gateway)
+    self->send(self->state.gateway, threshold_atom_v, key, value);
+}
+
 void feed_all(raft_actor_t* self) {
   for (auto& [key, client] : self->state.store.all_clients())
     feed(self, key, client);
+  for (auto& [key, value] : self->state.store.thresholds())
+    feed_threshold(self, key, value);
 }
 
 void send_role(raft_actor_t* self) {
@@ -233,6 +241,12 @@ void apply_entry(raft_actor_t* self, const raft::entry& e) {
   if (result.changed) {
     feed(self, *result.changed, result.client);
     st.targets_dirty = true;
+  }
+  if (result.threshold_now) {
+    auto& [key, value] = *result.threshold_now;
+    log().info("raft {} applied protect threshold {} of service {}", st.settings.self, value,
+               key.to_string());
+    feed_threshold(self, key, value);
   }
   if (result.healthy_now)
     log().info("raft {} applied a health flip of {} in {} to {}", st.settings.self,

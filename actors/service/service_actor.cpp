@@ -267,6 +267,18 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
       auto& index = *self->state.index;
       return index.holds_persistent() ? 2 : index.holds_ephemeral() ? 1 : 0;
     },
+    [=](threshold_atom, double value) {
+      if (!local_only(self, "service", "threshold"))
+        return;
+      auto& st = self->state;
+      if (st.settings.protect_threshold == value)
+        return;
+      st.settings.protect_threshold = value;
+      // Protection may now be reached or left: the views change without an index change.
+      st.encoded.clear();
+      st.cache_revision = ~std::uint64_t{0};
+      changed(self);
+    },
     [=](svc_drop_atom, const client_id& client) {
       if (!local_only(self, "service", "svc_drop"))
         return;

@@ -328,15 +328,28 @@ async function main() {
   check((hostOf('10.0.0.2:8080') || {}).weight === 3.5, 'a refused weight changed the instance');
   ok('refused-weight');
 
+  // A threshold of 1 reaches protection while every instance is healthy: the page and registryctl
+  // both show the effect. A value out of range is refused with the node's text.
   current = 'threshold';
+  check(ctl('instances', 'orders').reachProtectionThreshold === false, 'protection reached before the change');
   await click(page, '#change-threshold');
-  await confirmWith(page, '0.5');
-  const thresholdText = await waitFor('the threshold answer', () => page.$eval('#action-result',
-    (e, earlier) => e.dataset.error === 'true' && e.textContent !== earlier && e.textContent, refusedWeight));
-  const directThreshold = await directPut('/nacos/v1/ns/service?serviceName=orders&protectThreshold=0.5', token);
-  check(thresholdText === directThreshold.text, `shown "${thresholdText}", the node answers "${directThreshold.text}"`);
-  console.log('threshold answer: ' + thresholdText);
+  await confirmWith(page, '1');
+  await waitFor('threshold shown', () => page.$eval('#f-threshold', (e) => e.textContent.trim().startsWith('1')));
+  await waitFor('protection shown', () => page.$eval('#f-reached', (e) => e.textContent.startsWith('reached')));
+  await waitFor('protection in registryctl', () => ctl('instances', 'orders').reachProtectionThreshold === true);
   ok('threshold');
+
+  current = 'refused-threshold';
+  await click(page, '#change-threshold');
+  await confirmWith(page, '1.5');
+  const refusedThreshold = await waitFor('the threshold refusal', () => page.$eval('#action-result',
+    (e, earlier) => e.dataset.error === 'true' && e.textContent !== earlier && e.textContent, refusedWeight));
+  const directThreshold = await directPut('/nacos/v1/ns/service?serviceName=orders&protectThreshold=1.5', token);
+  check(directThreshold.status === 400 && refusedThreshold === directThreshold.text,
+    `shown "${refusedThreshold}", the node answers "${directThreshold.text}"`);
+  check(refusedThreshold.includes('protectThreshold'), 'the refusal does not name the field: ' + refusedThreshold);
+  check(ctl('instances', 'orders').reachProtectionThreshold === true, 'a refused threshold changed the service');
+  ok('refused-threshold');
 
   // -- metadata that looks like markup shows as text and runs nothing.
   current = 'xss';

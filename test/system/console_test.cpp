@@ -119,7 +119,7 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   CHECK(r.code == 0);
   for (auto step : {"headers", "login-first", "login", "services-page", "filters", "search", "paging",
                     "service-page", "live-view", "cancel", "offline", "online", "weight",
-                    "refused-weight", "threshold", "xss", "session-instance", "cluster-page", "logout",
+                    "refused-weight", "threshold", "refused-threshold", "xss", "session-instance", "cluster-page", "logout",
                     "no-page-errors"})
     CHECK_MESSAGE(r.out.find(std::string{"ok "} + step + "\n") != std::string::npos, step);
   MESSAGE("console driver:\n" << r.out);
@@ -133,6 +133,12 @@ TEST_CASE("console: pages against registryctl, actions, escaping, live view unde
   CHECK(weight_set);
   auto listed = host_set(orders);
   CHECK(std::find(listed.begin(), listed.end(), "10.0.0.1:8080") != listed.end());
+  // The threshold went through Raft: the other member applies it too.
+  auto& other = &node == nodes[0].get() ? *nodes[1] : *nodes[0];
+  CHECK(wait_until([&] {
+    auto info = other.ctl_json({"instances", "orders"});
+    return info.is_object() && info.value("reachProtectionThreshold", false);
+  }, 10s));
   subscriber.signal(SIGTERM);
   session.signal(SIGTERM);
   for (auto& n : nodes)

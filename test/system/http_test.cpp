@@ -189,9 +189,10 @@ TEST_CASE("http: every route's happy path") {
   auto not_empty = call(http, "DELETE", "/nacos/v1/ns/service?serviceName=orders");
   CHECK(not_empty.status == 400);
   CHECK(not_empty.body.find("is not empty, can't be delete") != std::string::npos);
+  // Thresholds are written through Raft: a node without data_dir refuses them, saying why.
   auto create = call(http, "POST", "/nacos/v1/ns/service?serviceName=newsvc&protectThreshold=0.5");
   CHECK(create.status == 400);
-  CHECK(create.body.find("register an instance") != std::string::npos);
+  CHECK(create.body.find("no data_dir") != std::string::npos);
   auto catalog = json::parse(call(http, "GET", "/nacos/v1/ns/catalog/services?pageNo=1&pageSize=10").body);
   CHECK(catalog["count"] == 2);
   CHECK(catalog["serviceList"].size() == 2);
@@ -616,5 +617,80 @@ TEST_CASE("http: ephemeral=false registers a persistent instance through Raft, a
         == "ok");
   CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body)["hosts"]
           .empty());
+  node.stop();
+}
+
+TEST_CASE("http: a service's protect threshold is written through Raft and outlives a restart") {
+  test_node node{"distro:\n  lone_ready_wait_ms: 0\ndata_dir: data\n"
+                 "raft:\n  election_timeout_ms: 300\n  heartbeat_interval_ms: 50\n"};
+  REQUIRE(node.start());
+  REQUIRE(wait_until([&] { return node.ctl_json({"status"}).value("raftRole", "") == "leader"; },
+                     10s));
+  auto http = node.http_address();
+  REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=8080").status
+          == 200);
+  auto reached = [&](const std::string& service) {
+    auto r = call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=" + service);
+    return r.status == 200 && json::parse(r.body)["reachProtectionThreshold"] == true;
+  };
+  auto threshold_of = [&](const std::string& service) {
+    auto r = call(http, "GET", "/nacos/v1/ns/service?serviceName=" + service);
+    return r.status == 200 ? json::parse(r.body)["protectThreshold"].get<double>() : -2.0;
+  };
+  CHECK_FALSE(reached("orders"));
+  CHECK(threshold_of("orders") == 0.0);
+
+  // Every instance healthy: a threshold of 1 is reached (healthy/total = 1 <= 1).
+  auto put = call(http, "PUT", "/nacos/v1/ns/service?serviceName=orders&protectThreshold=1");
+  CHECK(put.status == 200);
+  CHECK(put.body == "ok");
+  CHECK(threshold_of("orders") == 1.0);
+  CHECK(reached("orders"));
+
+  // Bad writes name the field and change nothing.
+  struct bad_case {
+    const char* method;
+    const char* target;
+    int status;
+    const char* text;
+  };
+  for (auto c : std::vector<bad_case>{
+         {"PUT", "/nacos/v1/ns/service?serviceName=orders&protectThreshold=1.5", 400,
+          "protectThreshold"},
+         {"PUT", "/nacos/v1/ns/service?serviceName=orders&protectThreshold=-0.5", 400,
+          "protectThreshold"},
+         {"PUT", "/nacos/v1/ns/service?serviceName=orders&protectThreshold=abc", 400,
+          "protectThreshold"},
+         {"PUT", "/nacos/v1/ns/service?serviceName=orders", 400, "protectThreshold: required"},
+         {"PUT", "/nacos/v1/ns/service?serviceName=orders&protectThreshold=0.2&metadata=k%3Dv", 400,
+          "metadata"},
+         {"PUT", "/nacos/v1/ns/service?serviceName=nope&protectThreshold=0.2", 404,
+          "service DEFAULT_GROUP@@nope not found"},
+       }) {
+    auto r = call(http, c.method, c.target);
+    CHECK_MESSAGE(r.status == c.status, std::string{c.target} << " -> " << r.status << " " << r.body);
+    CHECK_MESSAGE(r.body.find(c.text) != std::string::npos, std::string{c.target} << " -> " << r.body);
+  }
+  CHECK(threshold_of("orders") == 1.0);
+
+  // -1 switches protection off for the service; POST may set one before the service has instances.
+  CHECK(call(http, "PUT", "/nacos/v2/ns/service?serviceName=orders&protectThreshold=-1").status == 200);
+  CHECK_FALSE(reached("orders"));
+  CHECK(call(http, "POST", "/nacos/v1/ns/service?serviceName=later&protectThreshold=1").status == 200);
+  REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=later&ip=10.0.0.2&port=8080").status
+          == 200);
+  CHECK(reached("later"));
+
+  // The thresholds are in the Raft log: a restarted node has them before any client returns.
+  REQUIRE(node.stop() == 0);
+  REQUIRE(node.start());
+  REQUIRE(wait_until([&] { return node.ctl_json({"status"}).value("raftRole", "") == "leader"; },
+                     10s));
+  http = node.http_address();
+  REQUIRE(call(http, "POST", "/nacos/v1/ns/instance?serviceName=later&ip=10.0.0.2&port=8080").status
+          == 200);
+  CHECK(wait_until([&] { return reached("later"); }, 5s));
+  CHECK(threshold_of("later") == 1.0);
+  CHECK(node.log().find("applied protect threshold 1 of service") != std::string::npos);
   node.stop();
 }

@@ -1,10 +1,13 @@
 // Tests of actors/raft/persistent_store (the state machine of persistent instances) and
 // actors/raft/health_checker (the decisions of server-side health checks).
 
+#include <limits>
+
 #include <doctest/doctest.h>
 
 #include "actors/raft/health_checker.hpp"
 #include "actors/raft/persistent_store.hpp"
+#include "config/defaults.hpp"
 
 using namespace registry;
 using namespace registry::raft;
@@ -89,6 +92,54 @@ TEST_CASE("persistent_store: snapshot and restore give the same state") {
   CHECK(to_string(rec->check) == "http:/health");
   CHECK_FALSE(b.restore("\x08\xff"));
   CHECK(b.instance_count() == 50); // unchanged after a failed restore
+}
+
+TEST_CASE("persistent_store: a service's protect threshold is set, kept without instances, bounded") {
+  persistent_store s;
+  auto threshold = [](const std::string& service, double value) {
+    persistent_op op;
+    op.what = persistent_op::kind::threshold;
+    op.service = svc(service);
+    op.protect_threshold = value;
+    return encode(op);
+  };
+  auto r = s.apply(threshold("db", 0.5));
+  CHECK(r.ok);
+  REQUIRE(r.threshold_now);
+  CHECK(r.threshold_now->first == svc("db"));
+  CHECK(r.threshold_now->second == 0.5);
+  CHECK_FALSE(r.changed); // no instance changed
+  CHECK(s.thresholds().at(svc("db")) == 0.5);
+  CHECK(s.service_count() == 0); // a setting, not an instance
+  r = s.apply(threshold("db", 0.5));
+  CHECK(r.ok);
+  CHECK(r.detail == "unchanged");
+  CHECK_FALSE(r.threshold_now);
+  CHECK(s.apply(threshold("db", -1)).threshold_now->second == -1.0);
+
+  // Out of range (NaN too) is refused by every member alike and changes nothing.
+  for (double bad : {1.5, -0.5, -2.0, std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity()}) {
+    r = s.apply(threshold("db", bad));
+    CHECK_FALSE(r.ok);
+    CHECK(r.detail.find("0..1") != std::string::npos);
+  }
+  CHECK(s.thresholds().at(svc("db")) == -1.0);
+
+  // Snapshots carry thresholds beside instances.
+  REQUIRE(s.apply(encode(reg("db", "10.0.0.1", 5432))).ok);
+  persistent_store copy;
+  REQUIRE(copy.restore(s.snapshot()));
+  CHECK(copy.thresholds() == s.thresholds());
+  CHECK(copy.instance_count() == 1);
+
+  // The bound is a constant, so every member refuses the same command.
+  for (std::size_t i = s.thresholds().size(); i < defaults::persistent_thresholds_max; ++i)
+    REQUIRE(s.apply(threshold("svc" + std::to_string(i), 0.1)).ok);
+  r = s.apply(threshold("one-more", 0.1));
+  CHECK_FALSE(r.ok);
+  CHECK(r.detail.find("the limit is") != std::string::npos);
+  CHECK(s.apply(threshold("db", 0.3)).ok); // changing an existing one is still possible
 }
 
 TEST_CASE("persistent_store: health check specs parse") {
