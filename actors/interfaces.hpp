@@ -227,7 +227,10 @@ using distro_actor = peer_port_actor::extend<
   /// status: 0 ok, 1 failed, 2 unavailable.
   caf::reacts_to<wire::snap_res_atom, std::string, std::uint64_t, std::int32_t, wire::envelope>,
   caf::reacts_to<wire::tick_atom, std::uint64_t>, ///< to itself: the protocol timer
-  caf::reacts_to<wire::counters_atom>>;           ///< to itself: hand the counters to the gateway
+  caf::reacts_to<wire::counters_atom>,            ///< to itself: hand the counters to the gateway
+  /// -> ClusterCounts: per responsible node (`node`), the instances of the clients it owns (the
+  /// gateway adds the rest).
+  caf::replies_to<wire::owner_counts_atom>::with<wire::envelope>>;
 
 /// One write of the Raft core for the disk (in-process only; see raft_core.hpp for the order).
 using raft_write_ptr = std::shared_ptr<const raft::raft_core::persist_request>;

@@ -137,6 +137,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   // -- in-process atoms: service settings written through Raft -----------------
   CAF_ADD_ATOM(registry, registry::wire, threshold_atom, "threshold")
 
+  // -- in-process atoms: the console's per-member counts (gateway to distro) ----
+  CAF_ADD_ATOM(registry, registry::wire, owner_counts_atom, "own_counts")
+
 CAF_END_TYPE_ID_BLOCK(registry)
 
 namespace registry::wire {

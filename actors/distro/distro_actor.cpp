@@ -895,6 +895,17 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       if (local_only(self, "distro", "counters"))
         hand_over_counters(self);
     },
+    [=](owner_counts_atom) -> envelope {
+      v1::ClusterCounts out;
+      if (!local_only(self, "distro", "owner_counts") || !self->state.protocol)
+        return pack(out);
+      for (auto& [node, n] : self->state.protocol->instances_by_owner()) {
+        auto* m = out.add_members();
+        m->set_node(node);
+        m->set_instances(n);
+      }
+      return pack(out);
+    },
     [=](tick_atom, std::uint64_t generation) {
       if (!local_only(self, "distro", "tick"))
         return;

@@ -481,6 +481,19 @@ std::string distro_protocol::responsible_node(const client_id& id) const {
   return registry::responsible_node(routing_, id);
 }
 
+std::map<std::string, std::uint64_t> distro_protocol::instances_by_owner() const {
+  std::map<std::string, std::uint64_t> result;
+  for (const auto& [id, r] : records_) {
+    if (r.tombstone)
+      continue;
+    auto owner = routing_.empty() ? self_ : responsible_node(id);
+    auto& n = result[owner.empty() ? self_ : owner];
+    for (const auto& [key, xs] : r.services)
+      n += xs.size();
+  }
+  return result;
+}
+
 distro_protocol::local_op distro_protocol::resync(const client_id& id) const {
   local_op result;
   result.id = id;

@@ -461,6 +461,10 @@ public:
   std::string responsible_node(const client_id& id) const;
 
   /// Every record, tombstones included.
+  /// Per responsible node in the current routing (this node while there is none), the instances
+  /// of the clients held here; one pass over the records (the console asks once a second).
+  std::map<std::string, std::uint64_t> instances_by_owner() const;
+
   const std::map<client_id, record>& records() const {
     return records_;
   }

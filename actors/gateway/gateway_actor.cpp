@@ -433,33 +433,66 @@ envelope on_status(gateway_actor_t* self) {
   return pack(reply);
 }
 
-/// ClusterCounts (the console): each member's readiness and the clients it owns here.
-envelope on_cluster_counts(gateway_actor_t* self) {
+/// ClusterCounts (the console): each member's readiness, and the clients it owns and their
+/// instances as Distro holds them here (every node holds a copy of every client). Counting is a
+/// pass over every client, so consoles polling at once share one pass per poll interval.
+caf::result<envelope> on_cluster_counts(gateway_actor_t* self) {
   auto& st = self->state;
   auto now = actor_now_ms(self);
   if (st.cluster_counts && now - st.cluster_counts_ms < defaults::console_poll_interval_ms)
     return *st.cluster_counts;
-  std::map<std::string, std::uint64_t> clients_by_owner;
-  for (auto& kv : st.clients)
-    ++clients_by_owner[owner_of(self, kv.first)];
-  v1::Status members;
-  fill_members(self, members.mutable_members());
-  v1::ClusterCounts reply;
-  auto self_address = st.cfg->listen.to_string();
-  for (auto& m : members.members()) {
-    auto* x = reply.add_members();
-    x->set_address(m.address());
-    bool is_self = m.state() == "SELF";
-    auto node = is_self ? self_address : m.node().empty() ? m.address() : m.node();
-    x->set_node(node);
-    x->set_ready(is_self ? st.ready
-                         : std::find(st.routing.begin(), st.routing.end(), node) != st.routing.end());
-    auto i = clients_by_owner.find(node);
-    x->set_clients(i == clients_by_owner.end() ? 0 : i->second);
+  // Fills in the members' addresses, readiness and clients (the gateway's table: sessions without
+  // instances too, which Distro never carries) around instances by node.
+  auto answer = [self](const v1::ClusterCounts& by_node) {
+    auto& st = self->state;
+    std::map<std::string, std::uint64_t> instances;
+    for (auto& c : by_node.members())
+      instances[c.node()] = c.instances();
+    std::map<std::string, std::uint64_t> clients;
+    for (auto& kv : st.clients)
+      ++clients[owner_of(self, kv.first)];
+    v1::Status members;
+    fill_members(self, members.mutable_members());
+    v1::ClusterCounts reply;
+    auto self_address = st.cfg->listen.to_string();
+    for (auto& m : members.members()) {
+      auto* x = reply.add_members();
+      x->set_address(m.address());
+      bool is_self = m.state() == "SELF";
+      auto node = is_self ? self_address : m.node().empty() ? m.address() : m.node();
+      x->set_node(node);
+      x->set_ready(is_self ? st.ready
+                           : std::find(st.routing.begin(), st.routing.end(), node)
+                               != st.routing.end());
+      x->set_clients(clients[node]);
+      x->set_instances(instances[node]);
+    }
+    st.cluster_counts = pack(reply);
+    st.cluster_counts_ms = actor_now_ms(self);
+    return *st.cluster_counts;
+  };
+  if (!st.distro) {
+    // Without Distro (a gateway under test) every instance here is this node's.
+    v1::ClusterCounts mine;
+    auto* m = mine.add_members();
+    m->set_node(st.cfg->listen.to_string());
+    for (auto& kv : st.services)
+      m->set_instances(m->instances() + kv.second.instances);
+    return answer(mine);
   }
-  st.cluster_counts = pack(reply);
-  st.cluster_counts_ms = now;
-  return *st.cluster_counts;
+  auto rp = self->make_response_promise<envelope>();
+  self->request(st.distro, std::chrono::milliseconds(defaults::request_timeout_ms), owner_counts_atom_v)
+    .then(
+      [=](const envelope& reply) mutable {
+        v1::ClusterCounts by_node;
+        unpack(reply, by_node);
+        rp.deliver(answer(by_node));
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(error_reply(v1::Error::UNAVAILABLE, "",
+                               "the distro actor did not answer: " + self->system().render(err)));
+      });
+  return rp;
 }
 
 /// The readiness barrier: answers once every client actor and then every service actor has

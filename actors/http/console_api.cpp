@@ -358,6 +358,7 @@ json cluster_json(const v1::Status& st, const v1::RaftStatus* raft,
           continue;
         member["ready"] = c.ready();
         member["ownedClients"] = c.clients();
+        member["ownedInstances"] = c.instances();
       }
     if (m.state() == "SELF")
       member["counts"] = json{{"clients", st.clients()},

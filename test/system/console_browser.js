@@ -415,6 +415,7 @@ async function main() {
     state: r.querySelector('.c-state').firstChild.textContent,
     ready: r.querySelector('.c-ready span') ? r.querySelector('.c-ready span').dataset.value === 'true' : null,
     clients: Number(r.querySelector('.c-clients').textContent),
+    instances: Number(r.querySelector('.c-instances').textContent),
     verifiesOk: Number(r.querySelector('.c-verifies').textContent.split('/')[0]),
   })));
   // Distro counters move all the time: the page must catch up with registryctl's figures taken
@@ -441,6 +442,12 @@ async function main() {
   // Every client this node holds is owned by one member (Distro gives each node every client).
   const owned = memberRows.reduce((sum, r) => sum + r.clients, 0);
   check(owned === st1.clients, `clients owned ${owned} != the node's clients ${st1.clients}`);
+  // And every (ephemeral) instance by the member that owns its client.
+  const ownedInstances = memberRows.reduce((sum, r) => sum + r.instances, 0);
+  check(ownedInstances === st1.instances, `instances owned ${ownedInstances} != the node's instances ${st1.instances}`);
+  // The session's instance is this node's.
+  const selfRow = memberRows.find((r) => r.address === st1.address);
+  check(selfRow && selfRow.instances >= 1, 'this node owns no instance: ' + JSON.stringify(memberRows));
   // Live under load: a registration shows in the node's counts without a reload.
   ctlWrite('register', 'orders', '10.0.0.4:8080');
   const wantInstances = ctl('status').instances;

@@ -84,6 +84,7 @@ public:
       a->set_address("127.0.0.1:7850");
       a->set_ready(true);
       a->set_clients(5);
+      a->set_instances(8);
       return done({"registry.v1.ClusterCounts", counts.SerializeAsString()});
     }
     if (op == gateway_op::status) {
@@ -199,6 +200,7 @@ TEST_CASE("console: the cluster joins status, Distro counters and Raft per membe
   CHECK(body["members"][1]["raft"]["matchIndex"] == 9);
   CHECK(body["members"][1]["ready"] == true);
   CHECK(body["members"][1]["ownedClients"] == 5);
+  CHECK(body["members"][1]["ownedInstances"] == 8);
   CHECK(!body["members"][0].contains("ownedClients")); // not in the counts: not invented
 }
 

@@ -1322,3 +1322,27 @@ TEST_CASE("distro: a heartbeat client this node expired comes back when a peer s
   CHECK(p.find(h)->local);
   CHECK(p.check_invariants() == "");
 }
+
+TEST_CASE("distro: instances are counted by the member that owns their client (the console)") {
+  auto p = make_ready(b, {a});
+  // A copy of a's session, and local clients: two sessions of b and heartbeat clients that the
+  // routing gives to either member.
+  p.on_sync_batch(distro::sync_batch{a, {data(session(a, 1), "orders")}}, 10);
+  p.on_local_change(change(session(b, 1), "orders", 1), 11);
+  p.on_local_change(change(session(b, 2), "pay", 2), 12);
+  std::map<std::string, std::uint64_t> expected{{a, 1}, {b, 2}};
+  for (int n = 1; n <= 20; ++n) {
+    auto id = heartbeat(n);
+    if (p.responsible_node(id) == b) {
+      p.on_local_change(change(id, "orders", 9000), 13);
+      ++expected[b];
+    } else {
+      p.on_sync_batch(distro::sync_batch{a, {data(id, "orders", 9000)}}, 13);
+      ++expected[a];
+    }
+  }
+  CHECK(p.instances_by_owner() == expected);
+  p.on_local_change(removal(session(b, 2)), 14); // a tombstone counts nothing
+  --expected[b];
+  CHECK(p.instances_by_owner() == expected);
+}

@@ -361,7 +361,7 @@ function renderCluster() {
     const dash = '–';
     const members = el('table', { id: 'members' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Member'), el('th', {}, 'Node'), el('th', {}, 'State'),
-        el('th', {}, 'Ready'), el('th', { class: 'num' }, 'Clients owned'), el('th', { class: 'num' }, 'Syncs ok / failed'),
+        el('th', {}, 'Ready'), el('th', { class: 'num' }, 'Clients owned'), el('th', { class: 'num' }, 'Instances owned'), el('th', { class: 'num' }, 'Syncs ok / failed'),
         el('th', { class: 'num' }, 'Verifies ok / failed'), el('th', { class: 'num' }, 'Verify repairs'),
         el('th', { class: 'num' }, 'Received syncs / verifies'), el('th', { class: 'num' }, 'Raft match / next'))),
       el('tbody', {}, c.members.map((m) => el('tr', { 'data-member': m.address },
@@ -370,6 +370,7 @@ function renderCluster() {
         el('td', { class: 'c-state' }, m.state, m.problem ? el('span', { class: 'error' }, ' ' + m.problem) : null),
         el('td', { class: 'c-ready' }, m.ready === undefined ? dash : yesNo(m.ready)),
         el('td', { class: 'num c-clients' }, m.ownedClients === undefined ? dash : String(m.ownedClients)),
+        el('td', { class: 'num c-instances' }, m.ownedInstances === undefined ? dash : String(m.ownedInstances)),
         el('td', { class: 'num c-syncs' }, m.distro ? `${m.distro.syncsOk} / ${m.distro.syncsFailed}` : dash),
         el('td', { class: 'num c-verifies' }, m.distro ? `${m.distro.verifiesOk} / ${m.distro.verifiesFailed}` : dash),
         el('td', { class: 'num c-repairs' }, m.distro ? String(m.distro.repairs) : dash),
