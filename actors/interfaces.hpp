@@ -175,9 +175,10 @@ using gateway_actor = caf::typed_actor<
                  bool, client_beats>,
   /// Every client actor and then every service actor has processed what came before.
   caf::replies_to<wire::barrier_atom>::with<bool>,
-  /// A PersistentOp of kind THRESHOLD from the HTTP API; `true`: the service must exist here
-  /// (update), `false`: it may not exist yet (create) -> Ack once committed | Error.
-  caf::replies_to<wire::threshold_atom, wire::envelope, bool>::with<wire::envelope>,
+  /// A PersistentOp from the HTTP API, checked here, then written through Raft -> Ack once
+  /// committed | Error: THRESHOLD (`true`: the service must exist here, `false`: it may not exist
+  /// yet) or UPDATE of a persistent instance.
+  caf::replies_to<wire::pwrite_atom, wire::envelope, bool>::with<wire::envelope>,
   // -- from the raft actor
   /// Raft role and leader, for status.
   caf::reacts_to<wire::rstatus_atom, std::string, std::string>,

@@ -726,19 +726,33 @@ caf::result<envelope> deregister_persistent(gateway_actor_t* self,
   return to_raft(self, op);
 }
 
-/// A protect threshold from the HTTP API (a PersistentOp of kind THRESHOLD), checked, then written
-/// through Raft; every member applies it (the raft actor hands it back as a threshold_atom).
-caf::result<envelope> write_threshold(gateway_actor_t* self, const envelope& env, bool must_exist) {
+/// An update of a persistent instance from the HTTP API (weight, enabled, metadata), checked, then
+/// written through Raft (the state machine refuses it when the instance does not exist).
+caf::result<envelope> update_persistent(gateway_actor_t* self, raft::persistent_op op) {
+  if (auto refusal = refuse_without_raft(self))
+    return *refusal;
+  op.inst.ephemeral = false;
+  apply_defaults(op.inst);
+  if (auto err = validate_instance(op.inst, true))
+    return pack(make_error(*err));
+  return to_raft(self, op);
+}
+
+/// A PersistentOp from the HTTP API: a protect threshold (every member applies it; the raft actor
+/// hands it back as a threshold_atom) or an update of a persistent instance.
+caf::result<envelope> write_from_http(gateway_actor_t* self, const envelope& env, bool must_exist) {
   auto& st = self->state;
-  v1::PersistentOp req;
-  if (!unpack(env, req) || req.kind() != v1::PersistentOp::THRESHOLD)
-    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed threshold write");
-  raft::persistent_op op;
-  op.what = raft::persistent_op::kind::threshold;
-  op.service = from_wire(req.service());
-  op.protect_threshold = req.protect_threshold();
+  std::optional<raft::persistent_op> decoded;
+  if (holds<v1::PersistentOp>(env))
+    decoded = raft::decode(env.payload);
+  if (!decoded || (decoded->what != raft::persistent_op::kind::threshold
+                   && decoded->what != raft::persistent_op::kind::update))
+    return error_reply(v1::Error::INVALID_ARGUMENT, "request", "malformed persistent write");
+  auto& op = *decoded;
   if (auto err = validate_service_key(op.service))
     return pack(make_error(*err));
+  if (op.what == raft::persistent_op::kind::update)
+    return update_persistent(self, std::move(op));
   if (auto why = raft::check_protect_threshold(op.protect_threshold))
     return error_reply(v1::Error::INVALID_ARGUMENT, "protectThreshold", "protectThreshold: " + *why);
   if (!st.raft)
@@ -938,12 +952,12 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       i->second.touched = true;
       return delegate_envelope(self, i->second.handle, atom, client, clusters);
     },
-    [=](threshold_atom, const envelope& env, bool must_exist) -> caf::result<envelope> {
-      if (!local_only(self, "gateway", "threshold"))
+    [=](pwrite_atom, const envelope& env, bool must_exist) -> caf::result<envelope> {
+      if (!local_only(self, "gateway", "pwrite"))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       if (auto refusal = refuse_unready(self))
         return *refusal;
-      return write_threshold(self, env, must_exist);
+      return write_from_http(self, env, must_exist);
     },
     [=](threshold_atom, const service_key& key, double value) {
       if (!local_only(self, "gateway", "threshold"))

@@ -64,9 +64,10 @@ void ask_gateway(bridge_actor_t self, gateway_bridge::pending& p) {
     case gateway_op::members:
       return ask(self, std::move(p.done), members_atom_v, std::move(env));
     case gateway_op::update_service:
-      return ask(self, std::move(p.done), threshold_atom_v, std::move(env), true);
+    case gateway_op::update_persistent:
+      return ask(self, std::move(p.done), pwrite_atom_v, std::move(env), true);
     case gateway_op::create_service:
-      return ask(self, std::move(p.done), threshold_atom_v, std::move(env), false);
+      return ask(self, std::move(p.done), pwrite_atom_v, std::move(env), false);
   }
 }
 

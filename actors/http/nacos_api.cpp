@@ -155,6 +155,15 @@ response ok_text(api a) {
   return r;
 }
 
+/// A reply handler for writes: an Ack answers "ok", anything else the failure it stands for.
+reply_fn ok_or_fail(api a, done_fn done) {
+  return [a, done](wire_msg reply) {
+    if (reply.kind == ack_kind)
+      return done(ok_text(a)); // an Ack also for an unknown instance on deregister, as Nacos
+    done(fail(a, from_node(reply)));
+  };
+}
+
 template <class Message>
 wire_msg pack(const Message& m) {
   return {Message::descriptor()->full_name(), m.SerializeAsString()};
@@ -328,11 +337,7 @@ void register_instance(api a, const request&, const params& p, const api_setting
     return done(fail(a, *f));
   to_wire(key, *req.mutable_service());
   to_wire(x, *req.mutable_instance());
-  port.call(gateway_op::reg, pack(req), [a, done](wire_msg reply) {
-    if (reply.kind == ack_kind)
-      return done(ok_text(a));
-    done(fail(a, from_node(reply)));
-  });
+  port.call(gateway_op::reg, pack(req), ok_or_fail(a, done));
 }
 
 void deregister_instance(api a, const request&, const params& p, const api_settings&,
@@ -359,11 +364,7 @@ void deregister_instance(api a, const request&, const params& p, const api_setti
   req.set_port(static_cast<std::uint32_t>(port_number));
   req.set_cluster(cluster_name);
   req.set_persistent(!ephemeral);
-  port.call(gateway_op::dereg, pack(req), [a, done](wire_msg reply) {
-    if (reply.kind == ack_kind)
-      return done(ok_text(a)); // also for an unknown instance, as Nacos
-    done(fail(a, from_node(reply)));
-  });
+  port.call(gateway_op::dereg, pack(req), ok_or_fail(a, done));
 }
 
 /// A reply handler: a ServiceInfo goes to `then`, anything else is answered as the failure.
@@ -440,10 +441,12 @@ void update_instance(api a, const request& r, const params& p, const api_setting
   instance x;
   if (auto f = read_service(p, key))
     return done(fail(a, *f));
-  if (auto f = read_instance(p, x, false))
+  if (auto f = read_instance(p, x, true))
     return done(fail(a, *f));
   // The service's detail, not a query: a query leaves out disabled instances and those with
-  // weight 0, and exactly those must be updatable (brought back online).
+  // weight 0, and exactly those must be updatable (brought back online). ephemeral=false names a
+  // persistent instance: its weight, enabled and metadata change through Raft (its health is the
+  // checks').
   v1::ServiceDetailRequest detail_req;
   to_wire(key, *detail_req.mutable_service());
   port.call(gateway_op::query, pack(detail_req), [=, &port](wire_msg reply) {
@@ -453,13 +456,20 @@ void update_instance(api a, const request& r, const params& p, const api_setting
       return done(fail(a, from_node(reply)));
     bool found = std::any_of(detail.instances().begin(), detail.instances().end(), [&](auto& d) {
       auto& h = d.instance();
-      return h.ip() == x.ip && h.port() == x.port && h.cluster() == x.cluster;
+      return h.ip() == x.ip && h.port() == x.port && h.cluster() == x.cluster
+             && is_persistent_client(d.client_id()) == !x.ephemeral;
     });
     if (!found)
       return done(fail(a, {400, code::instance_not_found,
                            "instance not exist: " + x.ip + ":" + std::to_string(x.port) + ":"
                              + x.cluster + " in service " + key.grouped_name()}));
-    register_instance(a, r, p, s, port, done);
+    if (x.ephemeral)
+      return register_instance(a, r, p, s, port, done);
+    v1::PersistentOp op;
+    op.set_kind(v1::PersistentOp::UPDATE);
+    to_wire(key, *op.mutable_service());
+    to_wire(x, *op.mutable_instance());
+    port.call(gateway_op::update_persistent, pack(op), ok_or_fail(a, done));
   });
 }
 
@@ -775,11 +785,7 @@ void write_service(api a, const request& r, const params& p, const api_settings&
   to_wire(key, *req.mutable_service());
   req.set_protect_threshold(threshold);
   port.call(update ? gateway_op::update_service : gateway_op::create_service, pack(req),
-            [a, done](wire_msg reply) {
-              if (reply.kind == ack_kind)
-                return done(ok_text(a));
-              done(fail(a, from_node(reply)));
-            });
+            ok_or_fail(a, done));
 }
 
 /// GET /catalog/services (console): one page of services with their instance counts.

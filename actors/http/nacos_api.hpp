@@ -32,7 +32,8 @@ enum class gateway_op {
   status,
   members,
   update_service, ///< a PersistentOp of kind THRESHOLD for a service the node knows
-  create_service  ///< the same for a service that may have no instances yet
+  create_service, ///< the same for a service that may have no instances yet
+  update_persistent ///< a PersistentOp of kind UPDATE (weight, enabled, metadata)
 };
 
 /// A protobuf message as the gateway sends and answers it: `kind` is its full name. A reply with an

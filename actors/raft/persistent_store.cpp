@@ -42,6 +42,9 @@ v1::PersistentOp to_wire_op(const persistent_op& x) {
     case persistent_op::kind::health:
       out.set_kind(v1::PersistentOp::HEALTH);
       break;
+    case persistent_op::kind::update:
+      out.set_kind(v1::PersistentOp::UPDATE);
+      break;
     case persistent_op::kind::threshold:
       out.set_kind(v1::PersistentOp::THRESHOLD);
       out.set_protect_threshold(x.protect_threshold);
@@ -63,6 +66,9 @@ std::optional<persistent_op> from_wire_op(const v1::PersistentOp& x) {
       break;
     case v1::PersistentOp::HEALTH:
       out.what = persistent_op::kind::health;
+      break;
+    case v1::PersistentOp::UPDATE:
+      out.what = persistent_op::kind::update;
       break;
     case v1::PersistentOp::THRESHOLD:
       out.what = persistent_op::kind::threshold;
@@ -193,6 +199,30 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       result.changed = x.service;
       result.client = client;
       result.healthy_now = x.inst.healthy;
+      return result;
+    }
+    case persistent_op::kind::update: {
+      record* rec = nullptr;
+      if (auto i = services_.find(x.service); i != services_.end())
+        if (auto j = i->second.find(identity); j != i->second.end())
+          rec = &j->second;
+      if (rec == nullptr) {
+        result.ok = false;
+        result.detail = "instance not exist: " + x.inst.ip + ":" + std::to_string(x.inst.port) + ":"
+                        + x.inst.cluster + " in service " + x.service.grouped_name();
+        return result;
+      }
+      auto& inst = rec->inst;
+      if (inst.weight == x.inst.weight && inst.enabled == x.inst.enabled
+          && inst.metadata == x.inst.metadata) {
+        result.detail = "unchanged";
+        return result;
+      }
+      inst.weight = x.inst.weight;
+      inst.enabled = x.inst.enabled;
+      inst.metadata = x.inst.metadata;
+      result.changed = x.service;
+      result.client = client;
       return result;
     }
     case persistent_op::kind::threshold: {

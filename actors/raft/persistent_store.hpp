@@ -7,6 +7,8 @@
 /// * DEREGISTER removes it; a missing one is not an error ("no such instance").
 /// * HEALTH sets `healthy` of an instance that exists, and only then: a late health flip cannot
 ///   bring back a deregistered instance (Nacos #8653).
+/// * UPDATE sets weight, enabled and metadata of an instance that exists (Nacos's PUT /instance);
+///   its health (the checks') and check stay; a missing one is refused ("instance not exist").
 /// * THRESHOLD sets a service's protect threshold (0..1, or -1: protection off). It is a setting of
 ///   the service, kept while the service has no instances, and at most
 ///   defaults::persistent_thresholds_max services hold one.
@@ -46,10 +48,10 @@ std::optional<health_check_spec> parse_health_check(const std::string& text);
 
 /// One command of the log.
 struct persistent_op {
-  enum class kind : std::uint8_t { reg = 1, dereg = 2, health = 3, threshold = 4 };
+  enum class kind : std::uint8_t { reg = 1, dereg = 2, health = 3, threshold = 4, update = 5 };
   kind what = kind::reg;
   service_key service;
-  instance inst; ///< dereg and health: ip, port and cluster name the instance
+  instance inst; ///< dereg, health and update: ip, port and cluster name the instance
   health_check_spec check;
   double protect_threshold = 0.0; ///< threshold
 };

@@ -611,6 +611,28 @@ TEST_CASE("http: ephemeral=false registers a persistent instance through Raft, a
   // An ephemeral instance cannot join the persistent service.
   CHECK(call(http, "POST", "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.2&port=5432").status
         == 400);
+  // An update goes through Raft too: weight, enabled and metadata change; the checks keep health.
+  const std::string one = "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.1&port=5432&ephemeral=false";
+  auto upd = call(http, "PUT", one + "&weight=3&metadata=%7B%22role%22%3A%22primary%22%7D");
+  CHECK(upd.status == 200);
+  CHECK(upd.body == "ok");
+  list = json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body);
+  REQUIRE(list["hosts"].size() == 1);
+  CHECK(list["hosts"][0]["weight"] == 3.0);
+  CHECK(list["hosts"][0]["metadata"]["role"] == "primary");
+  CHECK(call(http, "PUT", one + "&enabled=false").body == "ok");
+  CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body)["hosts"]
+          .empty()); // offline
+  CHECK(call(http, "PUT", one + "&enabled=true").body == "ok");
+  CHECK(json::parse(call(http, "GET", "/nacos/v1/ns/instance/list?serviceName=db").body)["hosts"]
+          .size() == 1);
+  auto missing = call(http, "PUT", "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.9&port=5432"
+                                   "&ephemeral=false&weight=2");
+  CHECK(missing.status == 400);
+  CHECK(missing.body.find("instance not exist") != std::string::npos);
+  // The persistent instance is not an ephemeral one of the same address.
+  CHECK(call(http, "PUT", "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.1&port=5432&weight=2")
+          .status == 400);
   CHECK(call(http, "DELETE",
              "/nacos/v1/ns/instance?serviceName=db&ip=10.6.0.1&port=5432&ephemeral=false")
           .body

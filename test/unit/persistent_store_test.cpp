@@ -94,6 +94,41 @@ TEST_CASE("persistent_store: snapshot and restore give the same state") {
   CHECK(b.instance_count() == 50); // unchanged after a failed restore
 }
 
+TEST_CASE("persistent_store: an update changes weight, enabled and metadata, never health or check") {
+  persistent_store s;
+  auto r = reg("db", "10.0.0.1", 5432);
+  r.check.type = health_check_spec::kind::http;
+  r.check.path = "/health";
+  REQUIRE(s.apply(encode(r)).ok);
+  auto down = with(reg("db", "10.0.0.1", 5432), persistent_op::kind::health);
+  down.inst.healthy = false;
+  REQUIRE(s.apply(encode(down)).healthy_now == false);
+
+  auto u = with(reg("db", "10.0.0.1", 5432), persistent_op::kind::update);
+  u.inst.weight = 3;
+  u.inst.enabled = false;
+  u.inst.metadata = {{"role", "primary"}};
+  u.inst.healthy = true; // ignored: health is the checks'
+  auto result = s.apply(encode(u));
+  CHECK(result.ok);
+  REQUIRE(result.changed);
+  CHECK(result.client == persistent_client_id("10.0.0.1", 5432));
+  auto* rec = s.find(svc("db"), "10.0.0.1", 5432, "DEFAULT");
+  REQUIRE(rec != nullptr);
+  CHECK(rec->inst.weight == 3);
+  CHECK_FALSE(rec->inst.enabled);
+  CHECK(rec->inst.metadata == u.inst.metadata);
+  CHECK_FALSE(rec->inst.healthy);
+  CHECK(rec->check.type == health_check_spec::kind::http);
+  CHECK(s.apply(encode(u)).detail == "unchanged");
+
+  auto missing = with(reg("db", "10.0.0.9", 5432), persistent_op::kind::update);
+  result = s.apply(encode(missing));
+  CHECK_FALSE(result.ok);
+  CHECK(result.detail.find("instance not exist") != std::string::npos);
+  CHECK(s.instance_count() == 1);
+}
+
 TEST_CASE("persistent_store: a service's protect threshold is set, kept without instances, bounded") {
   persistent_store s;
   auto threshold = [](const std::string& service, double value) {
