@@ -58,7 +58,7 @@ step membership_planner::next(const view& v, time_ms now_ms) {
   bool catching_up = false;
   for (const auto& l : cfg.learners) {
     auto since = learner_since_ms_.emplace(l, now_ms).first->second;
-    if (v.caught_up.count(l) > 0)
+    if (v.caught_up.count(l) > 0 && v.replicating.count(l) > 0)
       return step{step::kind::promote, l};
     if (now_ms - since >= cfg_.catch_up_timeout_ms) {
       backoff_until_ms_[l] = now_ms + cfg_.learner_retry_delay_ms;

@@ -8,8 +8,8 @@
 ///
 /// ## The order of steps (one at a time, never while a configuration entry is uncommitted)
 /// 1. A learner that is not desired is removed.
-/// 2. A desired learner that caught up (its match index close to the leader's last index) is
-///    promoted to voter. One that has not caught up within catch_up_timeout_ms is removed and not
+/// 2. A desired learner that caught up (it acknowledged appends and its match index is close to
+///    the leader's last index) is promoted to voter. One that has not caught up within catch_up_timeout_ms is removed and not
 ///    added again before learner_retry_delay_ms (logged once per attempt).
 /// 3. A desired node that is not a member is added as a learner.
 /// 4. While a desired learner is still catching up, voters are not removed (adding first keeps the
@@ -56,8 +56,12 @@ public:
     configuration config;
     /// A configuration entry is not committed yet.
     bool change_pending = false;
-    /// Learners close enough to the end of the log to be promoted.
+    /// Learners whose match index is close enough to the end of the log.
     std::set<node_id> caught_up;
+    /// Members that acknowledged an AppendEntries of this leader (alive, match index real). A
+    /// learner is promoted only when it is in both sets: with a short log a learner that never
+    /// answered would look caught up.
+    std::set<node_id> replicating;
     /// Match index of the other members (missing: unknown, taken as 0).
     std::map<node_id, index_t> match;
   };

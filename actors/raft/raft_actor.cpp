@@ -366,8 +366,11 @@ raft::membership_planner::view membership_view(raft_actor_t* self) {
       v.caught_up.insert(l);
   for (const auto* xs : {&v.config.voters, &v.config.learners})
     for (const auto& x : *xs)
-      if (const auto* pr = core.progress_of(x))
+      if (const auto* pr = core.progress_of(x)) {
         v.match[x] = pr->match;
+        if (pr->state == raft_core::progress::mode::replicate && pr->match > 0)
+          v.replicating.insert(x);
+      }
   return v;
 }
 

@@ -413,11 +413,18 @@ TEST_CASE("raft: the configuration follows the member lists: a node joins, a nod
   auto& d = c[3];
   d.set_caf_timing(500, 5000);
   d.set_extra_args({"--raft-join"});
-  d.launch();
   for (std::size_t i = 0; i < 3; ++i) {
     c[i].set_members(all);
     c[i].process().signal(SIGHUP);
   }
+  // Added as a learner; not promoted while it does not run (it acknowledged nothing).
+  CHECK(wait_until(
+    [&] {
+      auto m = raft_members(c[static_cast<std::size_t>(leader)]);
+      return m.count(d.address()) > 0 && !m[d.address()];
+    },
+    10s));
+  d.launch();
   std::set<std::string> four{c[0].address(), c[1].address(), c[2].address(), d.address()};
   CHECK(all_report_voters(c, {0, 1, 2, 3}, four, 30s));
   CHECK(wait_until([&] { return raft_field(d, "persistentInstances") == 5; }, 10s));
