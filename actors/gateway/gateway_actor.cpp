@@ -803,9 +803,20 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](status_atom, const envelope& env) -> caf::result<envelope> {
       if (holds<v1::ClusterCountsRequest>(env))
         return on_cluster_counts(self);
+      auto& st = self->state;
+      if (holds<v1::RaftTransferRequest>(env)) {
+        if (!st.raft)
+          return error_reply(v1::Error::INVALID_ARGUMENT, "data_dir",
+                             "Raft is off on node " + st.cfg->listen.to_string()
+                               + ": it has no data_dir");
+        // The raft actor answers within one election timeout (at most raft_handover_wait_max_ms).
+        return relay_envelope(self, st.raft,
+                              std::chrono::milliseconds(defaults::raft_handover_wait_max_ms
+                                                        + defaults::request_timeout_ms),
+                              pwrite_atom_v, env);
+      }
       if (!holds<v1::RaftStatusRequest>(env))
         return on_status(self);
-      auto& st = self->state;
       if (!st.raft) {
         v1::RaftStatus off;
         off.set_enabled(false);

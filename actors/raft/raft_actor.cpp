@@ -149,9 +149,10 @@ struct raft_state {
   std::optional<change_in_flight> change;
   bool was_leader = false;
   std::string last_refusal;
-  /// A stopping leader's handover: answered once it stepped down, or at the deadline.
+  /// A handover (a stopping leader, or registryctl raft --transfer-to): `done(true)` once it
+  /// stepped down, `done(false)` at the deadline.
   struct handover_t {
-    caf::typed_response_promise<bool> rp;
+    std::function<void(bool, const raft::node_id&)> done;
     raft::node_id target;
     time_ms started_ms = 0;
     time_ms deadline_ms = 0;
@@ -346,8 +347,10 @@ void on_role(raft_actor_t* self, const raft_core::role_change& rc) {
     log().info("raft {} stepped down for the leadership transfer to {} after {} ms (term {})",
                st.settings.self, st.handover->target,
                actor_now_ms(self) - st.handover->started_ms, rc.term);
-    st.handover->rp.deliver(true);
+    auto done = std::move(st.handover->done);
+    auto target = st.handover->target;
     st.handover.reset();
+    done(true, target);
   }
   send_role(self);
   if (!rc.leader.empty())
@@ -728,6 +731,40 @@ void run_health(raft_actor_t* self) {
       });
 }
 
+/// Starts handing leadership to `target` ("": the most up-to-date voter, listed ones first);
+/// `done` is called once this node stepped down (true) or after handover_wait_ms (false).
+/// Returns why it cannot start ("" when started).
+std::string hand_over(raft_actor_t* self, raft::node_id target, const std::string& why,
+                      std::function<void(bool, const raft::node_id&)> done) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  if (st.stopped)
+    return "Raft stopped on this node after a disk failure";
+  if (core.role() != raft::role::leader)
+    return "node " + st.settings.self + " is not the Raft leader ("
+           + (core.leader().empty() ? std::string{"none known"} : "ask " + core.leader()) + ")";
+  if (st.handover)
+    return "a leadership transfer to " + st.handover->target + " is in progress";
+  if (target.empty())
+    target = raft::membership_planner::transfer_target(membership_view(self), st.planner.desired());
+  if (target.empty())
+    return "no other voter to hand leadership to";
+  auto now = actor_now_ms(self);
+  auto r = core.transfer_leadership(target, now);
+  if (!r.refused.empty()) {
+    carry(self, std::move(r.fx));
+    return "cannot hand leadership to " + target + ": " + r.refused;
+  }
+  const auto* pr = core.progress_of(target);
+  log().info("raft {} hands leadership to {} {} (term {}, its match index {} of {})",
+             st.settings.self, target, why, core.term(), pr ? pr->match : 0, core.last_index());
+  st.handover = raft_state::handover_t{std::move(done), target, now,
+                                       now + st.settings.handover_wait_ms};
+  carry(self, std::move(r.fx));
+  arm_timer(self, now + st.settings.handover_wait_ms);
+  return {};
+}
+
 raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settings,
                                         std::shared_ptr<raft::raft_log_store> store,
                                         std::shared_ptr<raft::persisted_state> state) {
@@ -819,31 +856,17 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
       if (!local_only(self, "raft", "bye"))
         return false;
       auto& st = self->state;
-      auto& core = *st.core;
-      if (st.stopped || core.role() != raft::role::leader)
+      if (st.stopped || st.core->role() != raft::role::leader)
         return true;
       if (st.handover)
         return true; // one handover at a time; the supervisor asks once
-      auto target = raft::membership_planner::transfer_target(membership_view(self),
-                                                              st.planner.desired());
-      if (target.empty())
-        return true;
-      auto now = actor_now_ms(self);
-      auto r = core.transfer_leadership(target, now);
-      if (!r.refused.empty()) {
-        log().warn("raft {} stops as leader: cannot hand leadership to {}: {}", st.settings.self,
-                   target, r.refused);
-        carry(self, std::move(r.fx));
-        return true;
-      }
-      const auto* pr = core.progress_of(target);
-      log().info("raft {} hands leadership to {} before stopping (term {}, its match index {} of "
-                 "{})",
-                 st.settings.self, target, core.term(), pr ? pr->match : 0, core.last_index());
       auto rp = self->make_response_promise<bool>();
-      st.handover = raft_state::handover_t{rp, target, now, now + st.settings.handover_wait_ms};
-      carry(self, std::move(r.fx));
-      arm_timer(self, now + st.settings.handover_wait_ms);
+      auto refused = hand_over(self, "", "before stopping",
+                               [rp](bool, const raft::node_id&) mutable { rp.deliver(true); });
+      if (!refused.empty()) {
+        log().warn("raft {} stops as leader: {}", st.settings.self, refused);
+        rp.deliver(true);
+      }
       return rp;
     },
     [=](pwrite_atom, const envelope& op) -> caf::result<envelope> {
@@ -851,6 +874,30 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
                                "not accepted from another process"));
       auto& st = self->state;
+      if (holds<v1::RaftTransferRequest>(op)) {
+        v1::RaftTransferRequest req;
+        if (!unpack(op, req))
+          return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                                 "malformed RaftTransferRequest"));
+        auto rp = self->make_response_promise<envelope>();
+        auto wait_ms = st.settings.handover_wait_ms;
+        auto done = [=](bool ok, const raft::node_id& target) mutable {
+          auto& st = self->state;
+          if (!ok) {
+            rp.deliver(unavailable("the leadership transfer to " + target
+                                   + " did not finish within " + std::to_string(wait_ms) + " ms; "
+                                   + st.settings.self + " is still leader"));
+            return;
+          }
+          v1::Ack ack;
+          ack.set_detail("leadership moved from " + st.settings.self + " to " + target);
+          rp.deliver(pack(ack));
+        };
+        auto refused = hand_over(self, req.target(), "on request", done);
+        if (!refused.empty())
+          rp.deliver(pack(make_error(v1::Error::INVALID_ARGUMENT, "target", refused)));
+        return rp;
+      }
       if (st.stopped)
         return unavailable("Raft stopped on this node after a disk failure");
       auto rp = self->make_response_promise<envelope>();
@@ -918,11 +965,12 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
         drive_membership(self);
       }
       if (st.handover && actor_now_ms(self) >= st.handover->deadline_ms) {
-        log().warn("raft {} stops while still leader: the transfer to {} did not finish within "
-                   "{} ms",
+        log().warn("raft {} is still leader: the transfer to {} did not finish within {} ms",
                    st.settings.self, st.handover->target, st.settings.handover_wait_ms);
-        st.handover->rp.deliver(false);
+        auto done = std::move(st.handover->done);
+        auto target = st.handover->target;
         st.handover.reset();
+        done(false, target);
       }
       check_ready(self);
       // Writes wait at most write_timeout_ms even while the core sleeps longer.

@@ -528,3 +528,27 @@ TEST_CASE("raft: a restarted follower reports ready only with the writes it miss
   CHECK(first == 20);
   CHECK(c[down].log().find("is ready: applied up to") != std::string::npos);
 }
+
+TEST_CASE("raft: registryctl raft --transfer-to hands leadership to the named voter") {
+  raft_cluster c;
+  REQUIRE(c.start());
+  int leader = wait_leader(c, {0, 1, 2});
+  REQUIRE(leader >= 0);
+  auto l = static_cast<std::size_t>(leader);
+  auto t = (l + 1) % 3;
+  // Only the leader hands over; a follower says so.
+  auto follower = c[t].ctl({"raft", "--transfer-to", "any"});
+  CHECK(follower.code == 1);
+  CHECK(follower.err.find("is not the Raft leader") != std::string::npos);
+  auto stranger = c[l].ctl({"raft", "--transfer-to", "127.0.0.1:1"});
+  CHECK(stranger.code == 1);
+  CHECK(stranger.err.find("127.0.0.1:1 is not a voter") != std::string::npos);
+  auto r = c[l].ctl({"raft", "--transfer-to", c[t].address()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("leadership moved from " + c[l].address() + " to " + c[t].address())
+        != std::string::npos);
+  CHECK(wait_until([&] { return leader_of(c, {0, 1, 2}) == static_cast<int>(t); }, 10s));
+  CHECK(c[t].log().find("campaigns at once: leadership transfer from " + c[l].address())
+        != std::string::npos);
+}
