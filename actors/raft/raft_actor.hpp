@@ -25,7 +25,9 @@
 ///   reload), one single-server change at a time (membership_plan.hpp decides, the actor proposes
 ///   and logs each committed change); followers keep the list for when they lead.
 /// * Stopping: a leader asked `bye` hands leadership to the most up-to-date voter and answers once
-///   it stepped down, or after handover_wait_ms.
+///   it stepped down, or after handover_wait_ms. A RaftTransferRequest that the gateway relays as a
+///   pwrite (registryctl raft --transfer-to) does the same on demand and is answered with an Ack or
+///   an Error naming `target`.
 /// * Readiness: the gateway hears (with the role) whether Raft caught up since the start: applied
 ///   up to the commit index the first message of a leader carried, or a leader of its own term
 ///   committed, or ready_wait_ms passed without a leader.
