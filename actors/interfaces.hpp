@@ -180,8 +180,8 @@ using gateway_actor = caf::typed_actor<
   /// yet) or UPDATE of a persistent instance.
   caf::replies_to<wire::pwrite_atom, wire::envelope, bool>::with<wire::envelope>,
   // -- from the raft actor
-  /// Raft role and leader, for status.
-  caf::reacts_to<wire::rstatus_atom, std::string, std::string>,
+  /// Raft role and leader, for status, and whether Raft caught up since the start (readiness).
+  caf::reacts_to<wire::rstatus_atom, std::string, std::string, bool>,
   /// A protect threshold written through Raft (applied, or restored from a snapshot).
   caf::reacts_to<wire::threshold_atom, service_key, double>,
   // -- itself, and introspection for tests
@@ -244,6 +244,11 @@ using raft_actor = raft_port_actor::extend<
   caf::reacts_to<wire::start_atom, gateway_actor, distro_actor>,
   /// From the disk actor: every write up to this id is durable ("" ) or the disk failed (error).
   caf::reacts_to<wire::persisted_atom, std::uint64_t, std::string>,
+  /// From the supervisor: the member list was re-read; the configuration follows it.
+  caf::reacts_to<wire::reload_atom, std::vector<std::string>>,
+  /// From the supervisor: the node stops; a leader hands leadership over first -> true once
+  /// done, or after the bounded wait.
+  caf::replies_to<wire::bye_atom>::with<bool>,
   caf::reacts_to<wire::hc_tick_atom, std::uint64_t>, ///< to itself: the health check timer
   caf::reacts_to<wire::tick_atom, std::uint64_t>>; ///< to itself: the core's timer
 

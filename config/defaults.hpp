@@ -291,6 +291,19 @@ inline constexpr std::size_t raft_pending_writes_max = 10000;
 /// Services with a protect threshold written through Raft (PUT /nacos/v1/ns/service, the console).
 /// A constant, not a setting: the state machine must refuse the same commands on every member.
 inline constexpr std::size_t persistent_thresholds_max = services_max;
+/// Membership changes (actors/raft/membership_plan.hpp): a learner that has not caught up within
+/// this is removed again, and added again only after raft_learner_retry_ms; a refused change is
+/// retried after raft_membership_retry_ms.
+inline constexpr std::int64_t raft_catch_up_timeout_ms = 30000;
+inline constexpr std::int64_t raft_learner_retry_ms = 30000;
+inline constexpr std::int64_t raft_membership_retry_ms = 1000;
+/// A leader that stops hands leadership over first, waiting at most this many election timeouts.
+inline constexpr std::int64_t raft_handover_wait_election_timeouts = 1;
+/// ... and never longer than this (the whole shutdown has 10 s).
+inline constexpr std::int64_t raft_handover_wait_max_ms = 5000;
+/// A starting node with data_dir reports ready once it applied what the leader had committed, or
+/// after this many election timeouts without hearing from a leader.
+inline constexpr std::int64_t raft_ready_wait_election_timeouts = 3;
 
 // -- server-side health checks of persistent instances (actors/raft/health_checker) --
 /// Check interval bounds per instance; the interval follows the response time (Nacos: TCP

@@ -8,6 +8,7 @@
 #include "actors/common/log.hpp"
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
+#include "messages/raft.pb.h"
 #include "messages/type_ids.hpp"
 
 namespace registry {
@@ -186,7 +187,12 @@ front_door_actor::behavior_type front_door_behavior(front_door_t* self, gateway_
     },
     [=](query_atom atom, const envelope& env) { return to_gateway(atom, env); },
     [=](list_atom atom, const envelope& env) { return to_gateway(atom, env); },
-    [=](status_atom atom, const envelope& env) { return to_gateway(atom, env); },
+    [=](status_atom atom, const envelope& env) -> caf::result<envelope> {
+      // A leadership transfer changes the cluster: a write.
+      if (holds<v1::RaftTransferRequest>(env))
+        return write(atom, env, static_cast<v1::RaftTransferRequest*>(nullptr));
+      return to_gateway(atom, env);
+    },
     [=](members_atom atom, const envelope& env) { return to_gateway(atom, env); },
     [=](peer_atom atom, const envelope& env) -> caf::result<envelope, caf::actor> {
       if (!self->state.distro)

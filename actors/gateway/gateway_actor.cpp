@@ -70,7 +70,10 @@ struct gateway_state {
   time_ms cluster_counts_ms = 0;
   /// The cluster as the distro actor last reported it.
   std::vector<std::string> routing;
+  /// Ready: Distro loaded the cluster's data and Raft (with data_dir) caught up since the start.
   bool ready = false;
+  bool distro_ready = false;
+  bool raft_ready = true;
   std::vector<std::string> member_addresses;
   std::vector<std::string> member_states;
   std::vector<std::string> member_nodes;
@@ -778,7 +781,9 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
   self->state.cfg = std::move(cfg);
   self->state.distro = std::move(distro);
   self->state.raft = std::move(raft);
-  self->state.ready = !self->state.distro;
+  self->state.distro_ready = !self->state.distro;
+  self->state.raft_ready = !self->state.raft;
+  self->state.ready = self->state.distro_ready && self->state.raft_ready;
   install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) {
     if (trusted_down(self, dm))
@@ -886,9 +891,20 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](status_atom, const envelope& env) -> caf::result<envelope> {
       if (holds<v1::ClusterCountsRequest>(env))
         return on_cluster_counts(self);
+      auto& st = self->state;
+      if (holds<v1::RaftTransferRequest>(env)) {
+        if (!st.raft)
+          return error_reply(v1::Error::INVALID_ARGUMENT, "data_dir",
+                             "Raft is off on node " + st.cfg->listen.to_string()
+                               + ": it has no data_dir");
+        // The raft actor answers within one election timeout (at most raft_handover_wait_max_ms).
+        return relay_envelope(self, st.raft,
+                              std::chrono::milliseconds(defaults::raft_handover_wait_max_ms
+                                                        + defaults::request_timeout_ms),
+                              pwrite_atom_v, env);
+      }
       if (!holds<v1::RaftStatusRequest>(env))
         return on_status(self);
-      auto& st = self->state;
       if (!st.raft) {
         v1::RaftStatus off;
         off.set_enabled(false);
@@ -899,11 +915,14 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return relay_envelope(self, st.raft, std::chrono::milliseconds(defaults::request_timeout_ms),
                             rstatus_atom_v);
     },
-    [=](rstatus_atom, std::string& role, std::string& leader) {
+    [=](rstatus_atom, std::string& role, std::string& leader, bool caught_up) {
       if (!local_only(self, "gateway", "rstatus"))
         return;
-      self->state.raft_role = std::move(role);
-      self->state.raft_leader = std::move(leader);
+      auto& st = self->state;
+      st.raft_role = std::move(role);
+      st.raft_leader = std::move(leader);
+      st.raft_ready = caught_up;
+      st.ready = st.distro_ready && st.raft_ready;
     },
     [=](members_atom, const envelope&) {
       v1::MemberList reply;
@@ -993,7 +1012,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return;
       auto& st = self->state;
       st.routing = std::move(routing);
-      st.ready = ready;
+      st.distro_ready = ready;
+      st.ready = st.distro_ready && st.raft_ready;
       st.member_addresses = std::move(member_addresses);
       st.member_states = std::move(member_states);
       st.member_nodes = std::move(member_nodes);

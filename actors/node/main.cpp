@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("--config", config_path, "YAML config file (required to run a node)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides log.level)");
+  bool raft_join = false;
+  app.add_flag("--raft-join", raft_join,
+               "with an empty data_dir: start without a Raft configuration and wait for the "
+               "running cluster's leader to add this node (instead of founding a new cluster "
+               "with `members`); ignored once data_dir holds a log");
   std::string hash_user;
   app.add_option("--hash-password", hash_user,
                  "print a users-file line (auth.users_file) for USER, the password read from stdin");
@@ -293,7 +298,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> voters;
     for (auto& m : cfg->members)
       voters.push_back(m.to_string());
-    raft_store = registry::open_raft_store(cfg->data_dir, voters);
+    raft_store = registry::open_raft_store(cfg->data_dir, voters, raft_join);
     if (!raft_store->error.empty()) {
       registry::log().error("node {} cannot start: data_dir: {}", cfg->listen.to_string(),
                             raft_store->error);

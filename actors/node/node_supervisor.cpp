@@ -1,5 +1,6 @@
 #include "actors/node/node_supervisor.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -11,6 +12,7 @@
 #include "actors/distro/distro_actor.hpp"
 #include "actors/gateway/front_door_actor.hpp"
 #include "actors/gateway/gateway_actor.hpp"
+#include "config/defaults.hpp"
 #include "messages/type_ids.hpp"
 
 namespace registry {
@@ -130,14 +132,37 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
       log_foreign("supervisor", "an exit message", sender_text(self));
       return;
     }
+    if (st.stopping)
+      return;
     st.stopping = true;
     log().info("supervisor stopping children ({})", self->system().render(em.reason));
-    self->send_exit(st.front_door, caf::exit_reason::user_shutdown);
-    self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
-    self->send_exit(st.distro, caf::exit_reason::user_shutdown);
-    if (st.raft)
-      self->send_exit(st.raft, caf::exit_reason::user_shutdown);
-    self->quit(em.reason);
+    auto reason = em.reason;
+    auto stop_children = [=] {
+      auto& st = self->state;
+      self->send_exit(st.front_door, caf::exit_reason::user_shutdown);
+      self->send_exit(st.gateway, caf::exit_reason::user_shutdown);
+      self->send_exit(st.distro, caf::exit_reason::user_shutdown);
+      if (st.raft)
+        self->send_exit(st.raft, caf::exit_reason::user_shutdown);
+      self->quit(reason);
+    };
+    if (!st.raft) {
+      stop_children();
+      return;
+    }
+    // A Raft leader hands leadership over first (through the distro actor's links, so those
+    // stay up meanwhile): a rolling restart then costs no election timeout.
+    auto wait_ms = std::min<std::int64_t>(st.cfg->raft.election_timeout_ms
+                                            * defaults::raft_handover_wait_election_timeouts,
+                                          defaults::raft_handover_wait_max_ms)
+                   + defaults::request_timeout_ms;
+    self->request(st.raft, std::chrono::milliseconds(wait_ms), bye_atom_v)
+      .then([=](bool) { stop_children(); },
+            [=](caf::error& err) {
+              log().warn("supervisor: the raft actor did not answer the handover: {}",
+                         self->system().render(err));
+              stop_children();
+            });
   });
   return {
     [=](start_atom) -> caf::result<std::uint16_t> {
@@ -165,6 +190,8 @@ node_supervisor_actor::behavior_type supervisor_behavior(supervisor_t* self,
         return;
       self->state.reloaded_members = members;
       self->send(self->state.distro, reload_atom_v, members);
+      if (self->state.raft)
+        self->send(self->state.raft, reload_atom_v, members);
     },
   };
 }

@@ -139,6 +139,31 @@ struct raft_state {
   std::uint64_t hc_generation = 0;
   std::optional<time_ms> hc_due;
   bool targets_dirty = true;
+  /// Membership: what the member list wants, and the change this leader proposed (one at a time).
+  raft::membership_planner planner;
+  struct change_in_flight {
+    raft::membership_planner::step what;
+    raft::index_t index = 0;
+    raft::term_t term = 0;
+  };
+  std::optional<change_in_flight> change;
+  bool was_leader = false;
+  std::string last_refusal;
+  /// A handover (a stopping leader, or registryctl raft --transfer-to): `done(true)` once it
+  /// stepped down, `done(false)` at the deadline.
+  struct handover_t {
+    std::function<void(bool, const raft::node_id&)> done;
+    raft::node_id target;
+    time_ms started_ms = 0;
+    time_ms deadline_ms = 0;
+  };
+  std::optional<handover_t> handover;
+  /// Readiness: caught up since the start (see raft_actor.hpp).
+  bool ready = false;
+  time_ms ready_deadline_ms = 0;
+  std::optional<raft::index_t> catch_up_target;
+  bool target_from_append = false;
+  std::uint64_t leader_heartbeats = 0;
 };
 
 using raft_actor_t = raft_actor::stateful_base<raft_state>;
@@ -198,7 +223,56 @@ void send_role(raft_actor_t* self) {
   auto& st = self->state;
   if (st.gateway)
     self->send(st.gateway, rstatus_atom_v, std::string{raft::to_string(st.core->role())},
-               st.core->leader());
+               st.core->leader(), st.ready);
+}
+
+/// Ready once the state machine applied what the leader had committed when this node first heard
+/// from it (a leader: once it committed an entry of its own term), or after ready_wait_ms.
+void check_ready(raft_actor_t* self) {
+  auto& st = self->state;
+  if (st.ready)
+    return;
+  auto& core = *st.core;
+  auto now = actor_now_ms(self);
+  std::string how;
+  if (core.role() == raft::role::leader) {
+    if (core.term_at(core.commit_index()) == core.term())
+      how = "committed an entry of its term " + std::to_string(core.term()) + " as leader";
+  } else if (st.catch_up_target && core.applied_index() >= *st.catch_up_target) {
+    how = "applied up to " + std::to_string(core.applied_index()) + " (the leader "
+          + core.leader() + " had committed " + std::to_string(*st.catch_up_target) + ")";
+  }
+  if (how.empty() && now >= st.ready_deadline_ms)
+    how = st.catch_up_target
+            ? "did not catch up within " + std::to_string(st.settings.ready_wait_ms)
+                + " ms (applied " + std::to_string(core.applied_index()) + " of "
+                + std::to_string(*st.catch_up_target) + "); reporting ready anyway"
+            : "heard from no leader within " + std::to_string(st.settings.ready_wait_ms)
+                + " ms; reporting ready with what it holds";
+  if (how.empty())
+    return;
+  st.ready = true;
+  log().info("raft {} is ready: {}", st.settings.self, how);
+  send_role(self);
+}
+
+/// Learns the leader's commit index from its first AppendEntries or heartbeat after the start.
+void note_leader_commit(raft_actor_t* self, const raft::message& m) {
+  auto& st = self->state;
+  if (st.ready || m.from != st.core->leader())
+    return;
+  // An append carries the leader's commit index: the first one fixes the target. A heartbeat
+  // carries only what the leader believes this node holds (stale after a restart); a leader
+  // answers the first heartbeat reply of a node that lacks entries with an append, so a heartbeat
+  // counts only from the second one on, when no append came (this node holds everything).
+  if (auto* a = std::get_if<raft::append_request>(&m.body)) {
+    if (!st.target_from_append)
+      st.catch_up_target = a->commit;
+    st.target_from_append = true;
+  } else if (auto* h = std::get_if<raft::heartbeat>(&m.body)) {
+    if (!st.target_from_append && ++st.leader_heartbeats >= 2)
+      st.catch_up_target = h->commit;
+  }
 }
 
 /// Answers pending writes whose entry was committed (`result`) or overwritten.
@@ -283,9 +357,117 @@ void on_role(raft_actor_t* self, const raft_core::role_change& rc) {
                raft::to_string(rc.role));
     st.last_leader = rc.leader;
   }
+  if (st.handover && rc.role != raft::role::leader) {
+    log().info("raft {} stepped down for the leadership transfer to {} after {} ms (term {})",
+               st.settings.self, st.handover->target,
+               actor_now_ms(self) - st.handover->started_ms, rc.term);
+    auto done = std::move(st.handover->done);
+    auto target = st.handover->target;
+    st.handover.reset();
+    done(true, target);
+  }
   send_role(self);
   if (!rc.leader.empty())
     dispatch_waiting(self);
+}
+
+/// What the planner needs to know from the core.
+raft::membership_planner::view membership_view(raft_actor_t* self) {
+  auto& core = *self->state.core;
+  raft::membership_planner::view v;
+  v.self = self->state.settings.self;
+  v.config = core.membership();
+  v.change_pending = core.membership_index() > core.commit_index();
+  for (const auto& l : v.config.learners)
+    if (core.caught_up(l))
+      v.caught_up.insert(l);
+  for (const auto* xs : {&v.config.voters, &v.config.learners})
+    for (const auto& x : *xs)
+      if (const auto* pr = core.progress_of(x)) {
+        v.match[x] = pr->match;
+        if (pr->state == raft_core::progress::mode::replicate && pr->match > 0)
+          v.replicating.insert(x);
+      }
+  return v;
+}
+
+/// Leader: settles the change in flight, then proposes the planner's next step (if any).
+void drive_membership(raft_actor_t* self) {
+  using kind = raft::membership_planner::step::kind;
+  auto& st = self->state;
+  auto& core = *st.core;
+  bool leader = core.role() == raft::role::leader;
+  if (!leader || st.stopped) {
+    if (st.was_leader) {
+      st.planner.reset();
+      st.change.reset();
+      st.was_leader = false;
+    }
+    return;
+  }
+  st.was_leader = true;
+  if (st.handover)
+    return;
+  auto now = actor_now_ms(self);
+  if (st.change) {
+    auto& c = *st.change;
+    auto t = core.term_at(c.index);
+    bool lost = t && *t != c.term;
+    if (!lost && core.commit_index() < c.index)
+      return;
+    const auto& n = c.what.node;
+    if (lost)
+      log().warn("raft {} lost its membership change ({} {}) at index {}: another leader "
+                 "overwrote it; planning again",
+                 st.settings.self, raft::to_string(c.what.what), n, c.index);
+    else if (c.what.what == kind::add_learner)
+      log().info("raft {} added {} as a learner (term {}, index {})", st.settings.self, n, c.term,
+                 c.index);
+    else if (c.what.what == kind::promote)
+      log().info("raft {} promoted {} to voter (term {}, index {})", st.settings.self, n, c.term,
+                 c.index);
+    else
+      log().info("raft {} removed {} from the configuration (term {}, index {})",
+                 st.settings.self, n, c.term, c.index);
+    st.change.reset();
+  }
+  auto step = st.planner.next(membership_view(self), now);
+  for (auto& line : st.planner.take_log())
+    log().warn("raft {} {}", st.settings.self, line);
+  if (!step)
+    return;
+  if (step.what == kind::transfer) {
+    auto r = core.transfer_leadership(step.node, now);
+    if (!r.refused.empty()) {
+      st.planner.refused(now);
+      log().info("raft {} cannot hand leadership to {} (it is not in the member list): {}",
+                 st.settings.self, step.node, r.refused);
+    } else {
+      log().info("raft {} is not in its member list: hands leadership to {}", st.settings.self,
+                 step.node);
+    }
+    carry(self, std::move(r.fx));
+    return;
+  }
+  raft_core::membership_change mc;
+  mc.node = step.node;
+  mc.what = step.what == kind::add_learner ? raft_core::membership_change::kind::add_learner
+            : step.what == kind::promote   ? raft_core::membership_change::kind::promote
+                                           : raft_core::membership_change::kind::remove;
+  auto r = core.change_membership(mc, now);
+  if (!r.accepted) {
+    st.planner.refused(now);
+    auto why = std::string{raft::to_string(step.what)} + " " + step.node + ": " + r.refused;
+    if (why != st.last_refusal) // once per reason, not once per retry
+      log().info("raft {} cannot {} yet; retrying every {} ms", st.settings.self, why,
+                 st.settings.membership.retry_delay_ms);
+    st.last_refusal = why;
+  } else {
+    st.last_refusal.clear();
+    st.planner.proposed(step, now);
+    st.change = raft_state::change_in_flight{step, r.index, r.term};
+  }
+  carry(self, std::move(r.fx));
 }
 
 void carry(raft_actor_t* self, raft_core::effects fx) {
@@ -314,6 +496,7 @@ void carry(raft_actor_t* self, raft_core::effects fx) {
   }
   if (fx.wake_at)
     arm_timer(self, *fx.wake_at);
+  check_ready(self);
 }
 
 /// Fails writes whose time is up.
@@ -562,6 +745,40 @@ void run_health(raft_actor_t* self) {
       });
 }
 
+/// Starts handing leadership to `target` ("": the most up-to-date voter, listed ones first);
+/// `done` is called once this node stepped down (true) or after handover_wait_ms (false).
+/// Returns why it cannot start ("" when started).
+std::string hand_over(raft_actor_t* self, raft::node_id target, const std::string& why,
+                      std::function<void(bool, const raft::node_id&)> done) {
+  auto& st = self->state;
+  auto& core = *st.core;
+  if (st.stopped)
+    return "Raft stopped on this node after a disk failure";
+  if (core.role() != raft::role::leader)
+    return "node " + st.settings.self + " is not the Raft leader ("
+           + (core.leader().empty() ? std::string{"none known"} : "ask " + core.leader()) + ")";
+  if (st.handover)
+    return "a leadership transfer to " + st.handover->target + " is in progress";
+  if (target.empty())
+    target = raft::membership_planner::transfer_target(membership_view(self), st.planner.desired());
+  if (target.empty())
+    return "no other voter to hand leadership to";
+  auto now = actor_now_ms(self);
+  auto r = core.transfer_leadership(target, now);
+  if (!r.refused.empty()) {
+    carry(self, std::move(r.fx));
+    return "cannot hand leadership to " + target + ": " + r.refused;
+  }
+  const auto* pr = core.progress_of(target);
+  log().info("raft {} hands leadership to {} {} (term {}, its match index {} of {})",
+             st.settings.self, target, why, core.term(), pr ? pr->match : 0, core.last_index());
+  st.handover = raft_state::handover_t{std::move(done), target, now,
+                                       now + st.settings.handover_wait_ms};
+  carry(self, std::move(r.fx));
+  arm_timer(self, now + st.settings.handover_wait_ms);
+  return {};
+}
+
 raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settings,
                                         std::shared_ptr<raft::raft_log_store> store,
                                         std::shared_ptr<raft::persisted_state> state) {
@@ -593,7 +810,16 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
     self->link_to(st.prober);
     self->delayed_send(self, milliseconds(hc.interval_min_ms), hc_tick_atom_v, st.hc_generation);
   }
+  st.planner = raft::membership_planner{st.settings.membership};
+  st.planner.set_desired(st.settings.members, st.settings.core.members_max);
+  for (auto& line : st.planner.take_log())
+    log().warn("raft {} {}", st.settings.self, line);
+  st.ready_deadline_ms = actor_now_ms(self) + st.settings.ready_wait_ms;
+  if (st.core->membership().voters.empty() && st.core->membership().learners.empty())
+    log().info("raft {} starts without a configuration: it waits for the leader to add it",
+               st.settings.self);
   carry(self, st.core->start(actor_now_ms(self)));
+  arm_timer(self, st.ready_deadline_ms);
   return {
     [=](start_atom, gateway_actor gateway, distro_actor distro) {
       if (!local_only(self, "raft", "start"))
@@ -618,13 +844,74 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
         log().warn("raft {} dropped a malformed message: {}", st.settings.self, error);
         return;
       }
-      carry(self, st.core->step(*m, actor_now_ms(self)));
+      auto fx = st.core->step(*m, actor_now_ms(self));
+      note_leader_commit(self, *m);
+      carry(self, std::move(fx));
+      drive_membership(self);
+    },
+    [=](reload_atom, const std::vector<std::string>& members) {
+      if (!local_only(self, "raft", "reload"))
+        return;
+      auto& st = self->state;
+      auto before = st.planner.desired();
+      if (!st.planner.set_desired(members, st.settings.core.members_max)) {
+        for (auto& line : st.planner.take_log())
+          log().warn("raft {} {}", st.settings.self, line);
+        return;
+      }
+      if (st.planner.desired() != before)
+        log().info("raft {} follows the new member list ({} members){}", st.settings.self,
+                   st.planner.desired().size(),
+                   st.core->role() == raft::role::leader ? "" : " once it leads");
+      st.last_refusal.clear();
+      drive_membership(self);
+    },
+    [=](bye_atom) -> caf::result<bool> {
+      if (!local_only(self, "raft", "bye"))
+        return false;
+      auto& st = self->state;
+      if (st.stopped || st.core->role() != raft::role::leader)
+        return true;
+      if (st.handover)
+        return true; // one handover at a time; the supervisor asks once
+      auto rp = self->make_response_promise<bool>();
+      auto refused = hand_over(self, "", "before stopping",
+                               [rp](bool, const raft::node_id&) mutable { rp.deliver(true); });
+      if (!refused.empty()) {
+        log().warn("raft {} stops as leader: {}", st.settings.self, refused);
+        rp.deliver(true);
+      }
+      return rp;
     },
     [=](pwrite_atom, const envelope& op) -> caf::result<envelope> {
       if (!local_only(self, "raft", "pwrite"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
                                "not accepted from another process"));
       auto& st = self->state;
+      if (holds<v1::RaftTransferRequest>(op)) {
+        v1::RaftTransferRequest req;
+        if (!unpack(op, req))
+          return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                                 "malformed RaftTransferRequest"));
+        auto rp = self->make_response_promise<envelope>();
+        auto wait_ms = st.settings.handover_wait_ms;
+        auto done = [=](bool ok, const raft::node_id& target) mutable {
+          auto& st = self->state;
+          if (!ok) {
+            rp.deliver(unavailable("the leadership transfer to " + target
+                                   + " did not finish within " + std::to_string(wait_ms) + " ms; "
+                                   + st.settings.self + " is still leader"));
+            return;
+          }
+          v1::Ack ack;
+          ack.set_detail("leadership moved from " + st.settings.self + " to " + target);
+          rp.deliver(pack(ack));
+        };
+        auto refused = hand_over(self, req.target(), "on request", done);
+        if (!refused.empty())
+          rp.deliver(pack(make_error(v1::Error::INVALID_ARGUMENT, "target", refused)));
+        return rp;
+      }
       if (st.stopped)
         return unavailable("Raft stopped on this node after a disk failure");
       auto rp = self->make_response_promise<envelope>();
@@ -689,7 +976,17 @@ raft_actor::behavior_type raft_behavior(raft_actor_t* self, raft_settings settin
         if (st.core->role() != raft::role::leader && !st.core->leader().empty()
             && !st.waiting.empty())
           dispatch_waiting(self);
+        drive_membership(self);
       }
+      if (st.handover && actor_now_ms(self) >= st.handover->deadline_ms) {
+        log().warn("raft {} is still leader: the transfer to {} did not finish within {} ms",
+                   st.settings.self, st.handover->target, st.settings.handover_wait_ms);
+        auto done = std::move(st.handover->done);
+        auto target = st.handover->target;
+        st.handover.reset();
+        done(false, target);
+      }
+      check_ready(self);
       // Writes wait at most write_timeout_ms even while the core sleeps longer.
       if (!st.pending.empty() || !st.waiting.empty())
         arm_timer(self, actor_now_ms(self) + st.settings.core.heartbeat_interval_ms);
@@ -710,6 +1007,12 @@ raft_settings make_raft_settings(const node_config& cfg) {
     static_cast<std::size_t>(cfg.raft.snapshot_trailing_entries);
   result.write_timeout_ms = cfg.raft.write_timeout_ms;
   result.data_dir = cfg.data_dir;
+  for (auto& m : cfg.members)
+    result.members.push_back(m.to_string());
+  result.handover_wait_ms =
+    std::min<std::int64_t>(cfg.raft.election_timeout_ms * defaults::raft_handover_wait_election_timeouts,
+                           defaults::raft_handover_wait_max_ms);
+  result.ready_wait_ms = cfg.raft.election_timeout_ms * defaults::raft_ready_wait_election_timeouts;
   result.check_interval_min_ms = cfg.health_check.interval_min_ms;
   result.check_interval_max_ms = cfg.health_check.interval_max_ms;
   result.check_timeout_ms = cfg.health_check.timeout_ms;
@@ -718,7 +1021,8 @@ raft_settings make_raft_settings(const node_config& cfg) {
 }
 
 raft::raft_log_store::open_result open_raft_store(const std::string& dir,
-                                                  const std::vector<raft::node_id>& voters) {
+                                                  const std::vector<raft::node_id>& voters,
+                                                  bool join) {
   auto result = raft::raft_log_store::open(dir);
   if (!result.error.empty())
     return result;
@@ -726,6 +1030,11 @@ raft::raft_log_store::open_result open_raft_store(const std::string& dir,
   bool pristine = s.hard.term == 0 && s.hard.vote.empty() && !s.snap && s.entries.empty();
   if (!pristine)
     return result;
+  if (join) {
+    result.warnings.push_back("new Raft log in " + dir
+                              + " without a configuration (joining): the leader adds this node");
+    return result;
+  }
   auto boot = raft::bootstrap_state(voters);
   raft_core::persist_request w;
   w.id = 1;

@@ -105,8 +105,22 @@ std::vector<std::string> host_set(const nlohmann::json& hosts) {
 }
 
 void test_node::launch() {
-  proc_ = std::make_unique<child_process>(
-    std::vector<std::string>{registryd_path(), "--config", config_path_}, dir_, "registryd");
+  std::vector<std::string> argv{registryd_path(), "--config", config_path_};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  proc_ = std::make_unique<child_process>(std::move(argv), dir_, "registryd");
+}
+
+void test_node::set_members(const std::vector<int>& member_ports) {
+  std::string members;
+  for (auto p : member_ports)
+    members += (members.empty() ? "" : ", ") + std::string{"127.0.0.1:"} + std::to_string(p);
+  auto text = read_file(config_path_);
+  auto at = text.find("\nmembers: [");
+  auto end = at == std::string::npos ? at : text.find("]\n", at);
+  if (end == std::string::npos)
+    throw std::runtime_error("set_members: no members line in " + config_path_);
+  text.replace(at, end + 2 - at, "\nmembers: [" + members + "]\n");
+  write_file(config_path_, text);
 }
 
 bool test_node::wait_ready(std::chrono::milliseconds timeout) {

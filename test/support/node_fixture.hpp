@@ -59,6 +59,11 @@ public:
   /// rewritten) and the registryctl runs against it. Call before launch().
   void set_caf_timing(int heartbeat_interval_ms, int connection_timeout_ms);
 
+  /// Extra registryd arguments for the next launch() (e.g. --raft-join).
+  void set_extra_args(std::vector<std::string> args) { extra_args_ = std::move(args); }
+  /// Rewrites the `members:` line of the config file with these ports (send SIGHUP to reload).
+  void set_members(const std::vector<int>& member_ports);
+
   /// Runs registryctl --node <this node> args...
   run_result ctl(std::vector<std::string> args,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
@@ -82,6 +87,7 @@ private:
   std::unique_ptr<child_process> proc_;
   std::vector<std::string> ctl_flags_;
   std::vector<std::string> session_flags_;
+  std::vector<std::string> extra_args_;
 };
 
 /// Short cluster timings: copies expire after 3 x 500 ms, heartbeat instances turn unhealthy after

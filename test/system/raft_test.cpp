@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -343,4 +344,211 @@ TEST_CASE("raft: a TCP health check flips an instance when its listener stops an
   CHECK(wait_until([&] { return healthy_at(c[0], "checked", true) && healthy_at(c[1], "checked", true)
                                 && healthy_at(c[2], "checked", true); },
                    8s));
+}
+
+namespace {
+
+/// The Raft members (id -> voter) that node `n` reports (empty when it does not answer).
+std::map<std::string, bool> raft_members(const test_node& n) {
+  std::map<std::string, bool> result;
+  auto r = n.ctl_json({"raft"});
+  if (!r.is_object() || !r["members"].is_array())
+    return result;
+  for (auto& m : r["members"])
+    result[m["id"].get<std::string>()] = m["voter"].get<bool>();
+  return result;
+}
+
+/// A number of node `n`'s `raft --json` (0 when it does not answer).
+std::uint64_t raft_field(const test_node& n, const char* key) {
+  auto r = n.ctl_json({"raft"});
+  return r.is_object() && r[key].is_number() ? r[key].get<std::uint64_t>() : 0;
+}
+
+/// Every node in `which` reports exactly `voters` as voters and no learners.
+bool all_report_voters(test_cluster& c, const std::vector<std::size_t>& which,
+                       const std::set<std::string>& voters, std::chrono::milliseconds timeout) {
+  std::map<std::string, bool> expected;
+  for (auto& v : voters)
+    expected[v] = true;
+  return wait_until(
+    [&] {
+      for (auto i : which)
+        if (raft_members(c[i]) != expected)
+          return false;
+      return true;
+    },
+    timeout);
+}
+
+/// Whether any node's log holds `text`.
+bool any_log_has(test_cluster& c, const std::string& text) {
+  for (auto& n : c.nodes)
+    if (n->log().find(text) != std::string::npos)
+      return true;
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("raft: the configuration follows the member lists: a node joins, a node leaves") {
+  raft_cluster c;
+  REQUIRE(c.start());
+  int leader = wait_leader(c, {0, 1, 2});
+  REQUIRE(leader >= 0);
+  std::vector<std::string> written;
+  for (int i = 0; i < 5; ++i) {
+    written.push_back(addr(i));
+    auto r = c[static_cast<std::size_t>(leader)].ctl(
+      {"register", "members", addr(i), "--persistent", "--check", "none"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+  }
+  // A fourth node with an empty data_dir joins: it must not found a cluster of its own.
+  auto p4 = free_port();
+  auto all = c.ports;
+  all.push_back(p4);
+  c.nodes.push_back(std::make_unique<test_node>(p4, all, cluster_timings + raft_yaml));
+  c.ports.push_back(p4);
+  auto& d = c[3];
+  d.set_caf_timing(500, 5000);
+  d.set_extra_args({"--raft-join"});
+  for (std::size_t i = 0; i < 3; ++i) {
+    c[i].set_members(all);
+    c[i].process().signal(SIGHUP);
+  }
+  // Added as a learner; not promoted while it does not run (it acknowledged nothing).
+  CHECK(wait_until(
+    [&] {
+      auto m = raft_members(c[static_cast<std::size_t>(leader)]);
+      return m.count(d.address()) > 0 && !m[d.address()];
+    },
+    10s));
+  d.launch();
+  std::set<std::string> four{c[0].address(), c[1].address(), c[2].address(), d.address()};
+  CHECK(all_report_voters(c, {0, 1, 2, 3}, four, 30s));
+  CHECK(wait_until([&] { return raft_field(d, "persistentInstances") == 5; }, 10s));
+  CHECK(all_hold(c, {3}, "members", written, 10s));
+  CHECK(d.wait_ready(10s));
+  CHECK(d.log().find("starts without a configuration") != std::string::npos);
+  CHECK(any_log_has(c, "added " + d.address() + " as a learner"));
+  CHECK(any_log_has(c, "promoted " + d.address() + " to voter"));
+  // The new voter counts: a write commits with it.
+  auto w = d.ctl({"register", "members", addr(5), "--persistent", "--check", "none"});
+  INFO(w.out << w.err);
+  REQUIRE(w.code == 0);
+  written.push_back(addr(5));
+  CHECK(all_hold(c, {0, 1, 2, 3}, "members", written, 10s));
+
+  // A founding follower leaves the lists of the others.
+  leader = wait_leader(c, {0, 1, 2, 3});
+  REQUIRE(leader >= 0);
+  std::size_t gone = 0;
+  while (static_cast<int>(gone) == leader || gone == 3)
+    ++gone;
+  std::vector<int> rest;
+  std::vector<std::size_t> staying;
+  std::set<std::string> three;
+  for (std::size_t i = 0; i < 4; ++i)
+    if (i != gone) {
+      rest.push_back(c.ports[i]);
+      staying.push_back(i);
+      three.insert(c[i].address());
+    }
+  for (auto i : staying) {
+    c[i].set_members(rest);
+    c[i].process().signal(SIGHUP);
+  }
+  CHECK(all_report_voters(c, staying, three, 30s));
+  CHECK(any_log_has(c, "removed " + c[gone].address() + " from the configuration"));
+  CHECK(c[gone].stop() == 0);
+  auto x = c[staying[0]].ctl({"register", "members", addr(6), "--persistent", "--check", "none"});
+  INFO(x.out << x.err);
+  CHECK(x.code == 0);
+  written.push_back(addr(6));
+  CHECK(all_hold(c, staying, "members", written, 10s));
+}
+
+TEST_CASE("raft: a leader stopped with SIGTERM hands leadership over first") {
+  raft_cluster c;
+  REQUIRE(c.start());
+  int leader = wait_leader(c, {0, 1, 2});
+  REQUIRE(leader >= 0);
+  auto r = c[0].ctl({"register", "db", "10.6.1.1:5432", "--persistent", "--check", "none"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  auto old_leader = static_cast<std::size_t>(leader);
+  auto old_address = c[old_leader].address();
+  auto term = raft_field(c[old_leader], "term");
+  CHECK(c[old_leader].stop() == 0);
+  auto log = c[old_leader].log();
+  CHECK(log.find("hands leadership to") != std::string::npos);
+  CHECK(log.find("stepped down for the leadership transfer to") != std::string::npos);
+  std::vector<std::size_t> others;
+  for (std::size_t i = 0; i < 3; ++i)
+    if (i != old_leader)
+      others.push_back(i);
+  int next = wait_leader(c, others, 10s);
+  REQUIRE(next >= 0);
+  // The new leader campaigned because of the transfer, not after an election timeout.
+  CHECK(c[static_cast<std::size_t>(next)].log().find("campaigns at once: leadership transfer from "
+                                                     + old_address)
+        != std::string::npos);
+  MESSAGE("term " << term << " -> " << raft_field(c[static_cast<std::size_t>(next)], "term"));
+  auto w = c[others[0]].ctl({"register", "db", "10.6.1.2:5432", "--persistent", "--check", "none"});
+  INFO(w.out << w.err);
+  CHECK(w.code == 0);
+}
+
+TEST_CASE("raft: a restarted follower reports ready only with the writes it missed") {
+  raft_cluster c;
+  REQUIRE(c.start());
+  int leader = wait_leader(c, {0, 1, 2});
+  REQUIRE(leader >= 0);
+  auto down = static_cast<std::size_t>((leader + 1) % 3);
+  auto up = static_cast<std::size_t>((leader + 2) % 3);
+  REQUIRE(c[down].stop() == 0);
+  for (int i = 0; i < 20; ++i) {
+    auto r = c[up].ctl({"register", "missed", addr(i), "--persistent", "--check", "none"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+  }
+  c[down].launch();
+  // The first time it reports ready, it already holds every write it missed.
+  std::uint64_t first = 0;
+  REQUIRE(wait_until(
+    [&] {
+      auto st = c[down].ctl_json({"status"});
+      if (!st.is_object() || st["ready"] != true)
+        return false;
+      first = raft_field(c[down], "persistentInstances");
+      return true;
+    },
+    20s));
+  CHECK(first == 20);
+  CHECK(c[down].log().find("is ready: applied up to") != std::string::npos);
+}
+
+TEST_CASE("raft: registryctl raft --transfer-to hands leadership to the named voter") {
+  raft_cluster c;
+  REQUIRE(c.start());
+  int leader = wait_leader(c, {0, 1, 2});
+  REQUIRE(leader >= 0);
+  auto l = static_cast<std::size_t>(leader);
+  auto t = (l + 1) % 3;
+  // Only the leader hands over; a follower says so.
+  auto follower = c[t].ctl({"raft", "--transfer-to", "any"});
+  CHECK(follower.code == 1);
+  CHECK(follower.err.find("is not the Raft leader") != std::string::npos);
+  auto stranger = c[l].ctl({"raft", "--transfer-to", "127.0.0.1:1"});
+  CHECK(stranger.code == 1);
+  CHECK(stranger.err.find("127.0.0.1:1 is not a voter") != std::string::npos);
+  auto r = c[l].ctl({"raft", "--transfer-to", c[t].address()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("leadership moved from " + c[l].address() + " to " + c[t].address())
+        != std::string::npos);
+  CHECK(wait_until([&] { return leader_of(c, {0, 1, 2}) == static_cast<int>(t); }, 10s));
+  CHECK(c[t].log().find("campaigns at once: leadership transfer from " + c[l].address())
+        != std::string::npos);
 }

@@ -534,6 +534,16 @@ raft_status naming_client::raft() {
   return result;
 }
 
+std::string naming_client::raft_transfer(const std::string& target) {
+  auto& d = *impl_;
+  v1::RaftTransferRequest req;
+  req.set_target(target);
+  req.set_access_token(d.token());
+  auto ack = d.expect<v1::Ack>(d.call(detail::gw_atom::value,
+                                      caf::atom_value{wire::status_atom::value}, wire::pack(req)));
+  return ack.detail();
+}
+
 std::vector<member_state> naming_client::members() {
   auto& d = *impl_;
   auto list = d.expect<v1::MemberList>(d.call(detail::gw_atom::value,

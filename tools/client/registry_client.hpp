@@ -267,6 +267,9 @@ public:
   std::vector<member_state> members();
   /// The connected node's Raft state.
   raft_status raft();
+  /// Asks the connected node, the Raft leader, to hand leadership to voter `target` ("": the most
+  /// up-to-date one); returns once it stepped down (the node's detail). Throws like a write.
+  std::string raft_transfer(const std::string& target);
 
   /// The node this client is connected to now ("" when none).
   std::string connected_node() const;

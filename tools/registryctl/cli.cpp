@@ -200,6 +200,9 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   auto status = app.add_subcommand("status", "the node's state");
   auto members = app.add_subcommand("members", "the cluster members and their states");
   auto raft = app.add_subcommand("raft", "the node's Raft state (persistent instances)");
+  raft->add_option("--transfer-to", result.transfer_to,
+                   "the node (the Raft leader) hands leadership to this voter (HOST:PORT as in "
+                   "raft's member list, or 'any': the most up-to-date one)");
   auto fo = app.add_subcommand("failover", "turn the failover switch on or off (needs --cache-dir)");
   fo->add_option("MODE", failover_mode, "on (saves the disk cache as failover data) or off")
     ->required()

@@ -98,6 +98,8 @@ struct command {
   instance_args instance; ///< register, beat, deregister
   query_args query;       ///< instances, services, subscribe
   std::string failover_mode;
+  /// raft --transfer-to: HOST:PORT of a voter, or "any" (the most up-to-date one); "" when absent.
+  std::string transfer_to;
   std::string help_text;
 };
 

@@ -516,6 +516,18 @@ int cmd_status(const global_args& g) {
   });
 }
 
+/// raft --transfer-to TARGET: the leader hands leadership over; prints the node's detail.
+int cmd_raft_transfer(const global_args& g, const std::string& target) {
+  return with_client(g, defaults::namespace_id, [&](naming_client& c) {
+    auto detail = c.raft_transfer(target == "any" ? std::string{} : target);
+    if (g.json)
+      print(json{{"transferred", true}, {"detail", detail}}.dump());
+    else
+      print(detail);
+    return exit_ok;
+  });
+}
+
 int cmd_raft(const global_args& g) {
   return with_client(g, defaults::namespace_id, [&](naming_client& c) {
     auto r = c.raft();
@@ -649,6 +661,8 @@ int run(int argc, char** argv) {
     case command_kind::failover:
       return cmd_failover(c.global, c.failover_mode);
     case command_kind::raft:
+      if (!c.transfer_to.empty())
+        return cmd_raft_transfer(c.global, c.transfer_to);
       return cmd_raft(c.global);
   }
   print_err("no command (see registryctl --help)");
