@@ -167,6 +167,8 @@ std::string validate(const distro_config& x) {
     return "tombstones_max must be at least 1";
   if (x.members_max < 1)
     return "members_max must be at least 1";
+  if (x.beat_unhealthy_timeout_ms <= 0)
+    return "beat_unhealthy_timeout_ms must be positive";
   return {};
 }
 

@@ -236,6 +236,9 @@ struct distro_config {
   std::size_t tombstones_max = defaults::tombstones_max;
   /// Members, self included.
   std::size_t members_max = defaults::members_max;
+  /// The heartbeat clients' unhealthy timeout (the node's `heartbeat.unhealthy_timeout_ms`): how
+  /// far a take-over may raise a beat clock over the last beat this node knows (see Beat clocks).
+  time_ms beat_unhealthy_timeout_ms = defaults::beat_unhealthy_timeout_ms;
 
   distro_config() = default;
 
