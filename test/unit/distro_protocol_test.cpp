@@ -1429,20 +1429,23 @@ TEST_CASE("distro: a dead heartbeat client lives at most one unhealthy timeout l
   auto& p = n.other();
   proto::local_change report{n.h, svc, false, {{key, {{ident, beat_mark{1000 + unhealthy, false}}}}}};
   fx = p.on_members(up({n.owner_name()}), 41000);
-  (void)fx;
+  ack_all(p, fx, 41000);
   REQUIRE(p.find(n.h) != nullptr);
   // (the owner came back but is not ready yet: the client is still this node's)
   REQUIRE(p.find(n.h)->local);
   fx = p.on_local_change(report, 41500);
-  auto back = syncs_to(fx, n.owner_name());
-  REQUIRE(back.size() == 1);
-  REQUIRE(back[0].batch.clients.size() == 1);
-  CHECK(back[0].batch.clients[0].beats.at(key).at(ident).age_ms == 41500 - 1000);
+  CHECK(syncs_to(fx, n.owner_name()).empty()); // no beat since: nothing new to tell
+  CHECK(only_beat(p.find(n.h)->beats) == 1000);
+  CHECK(only_beat(p.resync(n.h).beats) == 1000 + unhealthy); // what the client actor runs
+  auto snap = p.on_snapshot_request(distro::snapshot_request{n.owner_name()}, 41500);
+  REQUIRE(snap.reply.has_value());
+  REQUIRE(snap.reply->clients.size() == 1);
+  CHECK(snap.reply->clients[0].beats.at(key).at(ident).age_ms == 41500 - 1000);
+  ack_all(p, snap.fx, 41500);
   // A beat after the take-over is real and travels as it is.
   report.beats[key][ident].last_beat_ms = 42000;
-  ack_all(p, fx, 41600);
   fx = p.on_local_change(report, 42000);
-  back = syncs_to(fx, n.owner_name());
+  auto back = syncs_to(fx, n.owner_name());
   REQUIRE(back.size() == 1);
   CHECK(back[0].batch.clients[0].beats.at(key).at(ident).age_ms == 0);
   CHECK(p.check_invariants() == "");
