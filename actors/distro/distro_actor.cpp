@@ -619,6 +619,7 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
                                                     member_tracker_config{st.cfg->distro}, now);
       distro_config dc{st.cfg->distro};
       dc.clients_max = st.cfg->limits.clients_max + st.cfg->limits.replica_clients_max;
+      dc.beat_unhealthy_timeout_ms = st.cfg->heartbeat.unhealthy_timeout_ms;
       st.protocol = std::make_unique<distro_protocol>(st.self_address, dc);
       st.peer_rules.instances_per_client_max = st.cfg->limits.instances_per_client_max;
       st.members = st.cfg->members;

@@ -167,6 +167,8 @@ std::string validate(const distro_config& x) {
     return "tombstones_max must be at least 1";
   if (x.members_max < 1)
     return "members_max must be at least 1";
+  if (x.beat_unhealthy_timeout_ms <= 0)
+    return "beat_unhealthy_timeout_ms must be positive";
   return {};
 }
 
@@ -254,14 +256,16 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       r.adopted = false;
       r.local = responsible;
       renew(r, self_, now_ms);
-      r.beats = x.beats;
+      r.vouched_ms = 0;
+      r.beats = real_beats(r, x.beats);
       mark_pending_all(x.id);
-    } else if (i->second.beats != x.beats) {
+    } else if (auto beats = real_beats(i->second, x.beats); i->second.beats != beats) {
       // Only the beat clocks moved on: peers need them to continue the clocks on a take-over.
-      i->second.beats = x.beats;
+      i->second.beats = std::move(beats);
       mark_pending_all(x.id);
     }
     if (!responsible) {
+      records_[x.id].raised.clear(); // a replica's clocks are not run here
       // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced
       // with the write): its change still travels, and the actor becomes a replica.
       fx.apply.push_back(local_op{local_op::kind::hand_over, x.id, revision, {}, false, {}});
@@ -362,6 +366,8 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     renew(r, x.source, now_ms);
     if (r.revision != e.revision)
       out.reply.missing.push_back(e.id);
+    else
+      r.vouched_ms = now_ms; // the owner holds this content: a take-over may trust it (Beat clocks)
   }
   fx.log.verify_missing += out.reply.missing.size();
   finish(now_ms, fx);
@@ -510,7 +516,7 @@ distro_protocol::local_op distro_protocol::resync(const client_id& id) const {
   result.services = r.services;
   result.local = r.local;
   if (r.local)
-    result.beats = r.beats;
+    result.beats = merge_beats(r.beats, r.raised); // the clocks the client actor ran
   return result;
 }
 
@@ -570,6 +576,8 @@ std::string distro_protocol::check_invariants() const {
       return "record " + id + ": local flag disagrees with the routing";
     if (r.adopted && (!r.local || r.tombstone))
       return "record " + id + ": adopted but not a live local client";
+    if (!r.raised.empty() && (!r.local || r.tombstone))
+      return "record " + id + ": raised beat clocks but not a live local client";
     if (r.tombstone && (r.revision != 0 || !r.services.empty()))
       return "record " + id + ": tombstone with content";
     if (r.tombstone != (tombstones_.count({r.tombstone_seq, id}) > 0))
@@ -855,6 +863,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
         // Same content, fresher clocks: our client actor must continue them, or it would expire a
         // client that is alive.
         r.beats = merge_beats(r.beats, beats);
+        forget_raised_below(r);
         fx.apply.push_back(
           local_op{local_op::kind::replace, x.id, r.revision, r.services, true, r.beats});
       }
@@ -875,7 +884,9 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
         r.revision = x.revision;
         r.services = x.services;
         renew(r, source, now_ms);
+        r.vouched_ms = 0;
         r.beats = beats;
+        r.raised.clear();
         fx.apply.push_back(
           local_op{local_op::kind::replace, x.id, r.revision, r.services, true, std::move(beats)});
         ++fx.log.copies_applied;
@@ -913,6 +924,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     r.beats = beats; // newer clocks even when the content is the same
     if (r.revision == x.revision)
       return;
+    r.vouched_ms = 0;
     r.revision = x.revision;
     r.services = x.services;
     fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false, {}});
@@ -944,6 +956,8 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   r.revision = 0;
   r.services.clear();
   r.beats.clear();
+  r.raised.clear();
+  r.vouched_ms = 0;
   r.tombstone = true;
   r.adopted = false;
   r.local = responsible_node(id) == self_;
@@ -1103,11 +1117,15 @@ void distro_protocol::remap(time_ms now_ms, effects& fx) {
       continue; // still sent to every peer; nothing to tell a client actor
     if (local) {
       r.adopted = true;
-      // The beat clocks continue where the previous owner left them (as far as it reported them).
-      fx.apply.push_back(local_op{local_op::kind::take_over, id, r.revision, {}, true, r.beats});
+      // The beat clocks continue where the previous owner left them (as far as it reported them),
+      // raised to its last vouch for a healthy copy (see Beat clocks in the header).
+      fx.apply.push_back(
+        local_op{local_op::kind::take_over, id, r.revision, {}, true, take_over_beats(r)});
       ++fx.log.taken_over;
     } else {
       r.adopted = false;
+      r.raised.clear();
+      r.vouched_ms = 0;
       // A fresh expiry clock: the new owner's verify has a full expiry time to reach us.
       renew(r, r.source, now_ms);
       // The new owner may lack our latest state: send it there.
@@ -1158,6 +1176,79 @@ distro::client_data distro_protocol::to_data(const client_id& id, const record& 
   }
   result.owner = responsible_node(id);
   return result;
+}
+
+client_beats distro_protocol::take_over_beats(record& r) const {
+  DISTRO_CHECK(r.local && !r.tombstone);
+  auto result = r.beats;
+  r.raised.clear();
+  auto vouched_ms = std::exchange(r.vouched_ms, 0);
+  if (vouched_ms == 0)
+    return result;
+  for (const auto& [key, xs] : r.services) {
+    auto bi = r.beats.find(key);
+    if (bi == r.beats.end())
+      continue;
+    for (const auto& x : xs) {
+      // Healthy in the vouched content: its owner saw a beat within about an unhealthy timeout.
+      if (!x.healthy)
+        continue;
+      auto ident = instance_identity(x.ip, x.port, x.cluster);
+      auto mi = bi->second.find(ident);
+      if (mi == bi->second.end() || mi->second.marked_unhealthy)
+        continue; // unknown: the client actor starts it at the take-over anyway
+      auto known_ms = mi->second.last_beat_ms;
+      // Bounded over the last beat known: a dead instance lives at most one unhealthy timeout
+      // longer, also when the vouch itself came from a raised clock.
+      auto raised_ms =
+        std::max(known_ms, std::min(vouched_ms, known_ms + cfg_.beat_unhealthy_timeout_ms));
+      if (raised_ms == known_ms)
+        continue;
+      result[key][ident].last_beat_ms = raised_ms;
+      r.raised[key][ident] = beat_mark{raised_ms, false};
+    }
+  }
+  return result;
+}
+
+client_beats distro_protocol::real_beats(record& r, client_beats reported) const {
+  // A raised clock reported unchanged means no beat since the take-over: the last real beat
+  // stands. Any other value is a beat (or the instance is gone): the raise is over.
+  for (auto ki = r.raised.begin(); ki != r.raised.end();) {
+    auto ri = reported.find(ki->first);
+    auto bi = r.beats.find(ki->first);
+    auto& marks = ki->second;
+    for (auto ii = marks.begin(); ii != marks.end();) {
+      bool still = false;
+      if (ri != reported.end() && bi != r.beats.end()) {
+        auto rep = ri->second.find(ii->first);
+        auto known = bi->second.find(ii->first);
+        still = rep != ri->second.end() && known != bi->second.end()
+                && rep->second.last_beat_ms == ii->second.last_beat_ms;
+        if (still)
+          rep->second.last_beat_ms = known->second.last_beat_ms;
+      }
+      ii = still ? std::next(ii) : marks.erase(ii);
+    }
+    ki = marks.empty() ? r.raised.erase(ki) : std::next(ki);
+  }
+  return reported;
+}
+
+void distro_protocol::forget_raised_below(record& r) const {
+  // A later beat arrived from elsewhere: the raise of that instance is over.
+  for (auto ki = r.raised.begin(); ki != r.raised.end();) {
+    auto bi = r.beats.find(ki->first);
+    auto& marks = ki->second;
+    for (auto ii = marks.begin(); ii != marks.end();) {
+      bool over = false;
+      if (bi != r.beats.end())
+        if (auto known = bi->second.find(ii->first); known != bi->second.end())
+          over = known->second.last_beat_ms >= ii->second.last_beat_ms;
+      ii = over ? marks.erase(ii) : std::next(ii);
+    }
+    ki = marks.empty() ? r.raised.erase(ki) : std::next(ki);
+  }
 }
 
 } // namespace registry

@@ -70,6 +70,17 @@
 /// so a dead instance expires at its original deadline however often responsibility moves. Beat
 /// clocks are not part of the revision; a report that changes only them is synced like a change.
 ///
+/// Reports lag: they travel in SyncBatches, which an overloaded owner sends late or in halves, while
+/// its VerifyBatches still arrive every round. A take-over from a lagging clock would expire live
+/// clients at once (the fault tier saw a clock 20 s older than the owner's last verify). So a take-over
+/// raises the clock of an instance the copy shows healthy (and not marked unhealthy by missed beats)
+/// to the owner's last verify that listed the copy at its revision (`vouched_ms`): the owner held it
+/// healthy then, so it was beaten within about one unhealthy timeout before. The raise is bounded by
+/// `beat_unhealthy_timeout_ms` over the last beat known, and only real beats are ever passed on
+/// (`raised` tells the raised clocks apart), so a dead instance lives at most one unhealthy timeout
+/// past its original deadline, however often responsibility moves; a live one keeps at least an
+/// unhealthy timeout from the vouch (clamped by the same bound) for its beats to reach the new owner.
+///
 /// ## Verify (every verify_interval_ms, only when ready)
 /// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
 /// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
@@ -236,6 +247,9 @@ struct distro_config {
   std::size_t tombstones_max = defaults::tombstones_max;
   /// Members, self included.
   std::size_t members_max = defaults::members_max;
+  /// The heartbeat clients' unhealthy timeout (the node's `heartbeat.unhealthy_timeout_ms`): how
+  /// far a take-over may raise a beat clock over the last beat this node knows (see Beat clocks).
+  time_ms beat_unhealthy_timeout_ms = defaults::beat_unhealthy_timeout_ms;
 
   distro_config() = default;
 
@@ -380,6 +394,14 @@ public:
     time_ms renewed_ms = 0; ///< last sync, verify or snapshot renewal (copies expire from here)
     std::uint64_t renewed_round = 0; ///< the source's verifies received at that renewal
     client_beats beats;     ///< last known beat clocks on this node's clock (heartbeat clients)
+    /// A copy: when its source last listed it in a VerifyBatch at the copy's revision (the owner
+    /// still held it so; 0: not since the content last changed or the last take-over). See Beat
+    /// clocks.
+    time_ms vouched_ms = 0;
+    /// A local record taken over: the clocks handed to the client actor above `beats` (raised by
+    /// the last vouch). `beats` keeps the last beat known; a report of a raised clock unchanged is
+    /// taken as that beat, so a raise is never passed on as a beat.
+    client_beats raised;
   };
 
   // -- constructors -----------------------------------------------------------------
@@ -562,6 +584,9 @@ private:
   std::vector<std::string> compute_routing() const;
   bool lone(time_ms now_ms) const;
   distro::client_data to_data(const client_id& id, const record& r, time_ms now_ms) const;
+  client_beats take_over_beats(record& r) const;
+  client_beats real_beats(record& r, client_beats reported) const;
+  void forget_raised_below(record& r) const;
 
   // -- member variables ---------------------------------------------------------------
 

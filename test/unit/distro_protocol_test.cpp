@@ -1345,4 +1345,149 @@ TEST_CASE("distro: instances are counted by the member that owns their client (t
   p.on_local_change(removal(session(b, 2)), 14); // a tombstone counts nothing
   --expected[b];
   CHECK(p.instances_by_owner() == expected);
+
+// -- take-over of a heartbeat client whose beat reports lag -------------------------------------
+
+namespace {
+
+/// The owner/other pair of `h` over {a, b}: (owner, other, owner's name, other's name).
+struct beat_pair {
+  proto pa = make_ready(a, {b});
+  proto pb = make_ready(b, {a});
+  client_id h;
+  bool owner_is_a = true;
+  explicit beat_pair(client_id id) : h(std::move(id)) {
+    owner_is_a = pa.responsible_node(h) == a;
+  }
+  proto& owner() { return owner_is_a ? pa : pb; }
+  proto& other() { return owner_is_a ? pb : pa; }
+  std::string owner_name() const { return owner_is_a ? a : b; }
+  std::string other_name() const { return owner_is_a ? b : a; }
+};
+
+/// The beat clock of the only instance of `xs`.
+time_ms only_beat(const client_beats& xs) {
+  REQUIRE(xs.size() == 1);
+  REQUIRE(xs.begin()->second.size() == 1);
+  return xs.begin()->second.begin()->second.last_beat_ms;
+}
+
+/// The take_over op of `id` in `fx`.
+const proto::local_op& take_over_of(const proto::effects& fx, const client_id& id) {
+  auto i = std::find_if(fx.apply.begin(), fx.apply.end(), [&](const proto::local_op& op) {
+    return op.id == id && op.what == op_kind::take_over;
+  });
+  REQUIRE(i != fx.apply.end());
+  return *i;
+}
+
+} // namespace
+
+TEST_CASE("distro: a live heartbeat client whose beat reports lag survives a take-over") {
+  // Seen in the fault tier: an overloaded owner's syncs (and with them its beat reports) lag far
+  // behind while its verifies still arrive every round. The client keeps beating at the owner; the
+  // other node holds a beat clock from long ago when the owner goes DOWN and takes the client over.
+  beat_pair n{heartbeat(31)};
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  client_limits limits; // unhealthy after 15000 ms, removed after 30000 ms without a beat
+  REQUIRE(n.other().config().beat_unhealthy_timeout_ms == limits.unhealthy_timeout_ms);
+  proto::local_change x{n.h, svc, false, {{key, {{ident, beat_mark{1000, false}}}}}};
+  auto fx = n.owner().on_local_change(x, 1000);
+  auto out = syncs_to(fx, n.other_name());
+  REQUIRE(out.size() == 1);
+  n.other().on_sync_batch(out[0].batch, 1000);
+  ack_all(n.owner(), fx, 1002);
+  // Beats every 5 s at the owner, reported; the batches carrying them never arrive. Its verifies
+  // do, listing the client at the same revision (healthy) every second.
+  auto revision = content_revision(svc);
+  for (time_ms t = 2000; t <= 28000; t += 1000) {
+    if (t % 5000 == 0) {
+      x.beats[key][ident].last_beat_ms = t;
+      n.owner().on_local_change(x, t);
+    }
+    n.other().on_verify_batch(distro::verify_batch{n.owner_name(), {{n.h, revision}}}, t);
+  }
+  CHECK(only_beat(n.other().find(n.h)->beats) == 1000); // the lagging report
+  // The owner goes DOWN at 28500; the other node takes over and runs the client's expiry.
+  fx = n.other().on_members({{n.owner_name(), member_state::down}}, 28500);
+  const auto& take = take_over_of(fx, n.h);
+  client_state c{n.h, client_kind::replica, limits};
+  c.replace(svc, revision);
+  c.set_kind(client_kind::heartbeat);
+  c.adopt_beats(take.beats, 28500);
+  // The client's next beat reaches the new owner within one beat interval: until then the
+  // take-over must not have removed it.
+  auto next_beat = 28500 + defaults::beat_interval_ms;
+  for (time_ms t = 28500; t <= next_beat; t += 500)
+    CHECK(c.tick(t).removed.empty());
+  CHECK_FALSE(c.beat(key, svc.begin()->second.front(), next_beat).created);
+  CHECK(n.other().check_invariants() == "");
+}
+
+TEST_CASE("distro: a dead heartbeat client lives at most one unhealthy timeout longer after a take-over") {
+  // The owner's last vouch for a healthy copy raises the taken-over clock, by at most
+  // beat_unhealthy_timeout_ms over the last beat this node knows: neither a lagging vouch nor
+  // responsibility moving to and fro keeps a dead client alive longer.
+  beat_pair n{heartbeat(32)};
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  auto unhealthy = n.other().config().beat_unhealthy_timeout_ms;
+  proto::local_change x{n.h, svc, false, {{key, {{ident, beat_mark{1000, false}}}}}};
+  auto fx = n.owner().on_local_change(x, 1000);
+  auto out = syncs_to(fx, n.other_name());
+  REQUIRE(out.size() == 1);
+  n.other().on_sync_batch(out[0].batch, 1000);
+  // The last beat was at 1000; the owner vouches (healthy, same revision) until 40000: its view
+  // of the clock lags too (it took the client over itself, say).
+  auto revision = content_revision(svc);
+  for (time_ms t = 2000; t <= 40000; t += 1000)
+    n.other().on_verify_batch(distro::verify_batch{n.owner_name(), {{n.h, revision}}}, t);
+  fx = n.other().on_members({{n.owner_name(), member_state::down}}, 40500);
+  CHECK(only_beat(take_over_of(fx, n.h).beats) == 1000 + unhealthy);
+  // Its client actor reports the clock it runs: the peers still get the last real beat, so the
+  // next take-over cannot raise it once more.
+  auto& p = n.other();
+  proto::local_change report{n.h, svc, false, {{key, {{ident, beat_mark{1000 + unhealthy, false}}}}}};
+  fx = p.on_members(up({n.owner_name()}), 41000);
+  ack_all(p, fx, 41000);
+  REQUIRE(p.find(n.h) != nullptr);
+  // (the owner came back but is not ready yet: the client is still this node's)
+  REQUIRE(p.find(n.h)->local);
+  fx = p.on_local_change(report, 41500);
+  CHECK(syncs_to(fx, n.owner_name()).empty()); // no beat since: nothing new to tell
+  CHECK(only_beat(p.find(n.h)->beats) == 1000);
+  CHECK(only_beat(p.resync(n.h).beats) == 1000 + unhealthy); // what the client actor runs
+  auto snap = p.on_snapshot_request(distro::snapshot_request{n.owner_name()}, 41500);
+  REQUIRE(snap.reply.has_value());
+  REQUIRE(snap.reply->clients.size() == 1);
+  CHECK(snap.reply->clients[0].beats.at(key).at(ident).age_ms == 41500 - 1000);
+  ack_all(p, snap.fx, 41500);
+  // A beat after the take-over is real and travels as it is.
+  report.beats[key][ident].last_beat_ms = 42000;
+  fx = p.on_local_change(report, 42000);
+  auto back = syncs_to(fx, n.owner_name());
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].batch.clients[0].beats.at(key).at(ident).age_ms == 0);
+  CHECK(p.check_invariants() == "");
+}
+
+TEST_CASE("distro: without a vouch after the last report a take-over continues the reported clock") {
+  // A copy whose owner never listed it since its clocks arrived: nothing raises them, a dead
+  // instance goes at its original deadline.
+  beat_pair n{heartbeat(33)};
+  auto svc = make_services("orders");
+  auto key = svc.begin()->first;
+  auto ident = instance_identity("192.168.1.1", 8080, "DEFAULT");
+  proto::local_change x{n.h, svc, false, {{key, {{ident, beat_mark{1000, false}}}}}};
+  auto fx = n.owner().on_local_change(x, 1000);
+  auto out = syncs_to(fx, n.other_name());
+  REQUIRE(out.size() == 1);
+  n.other().on_sync_batch(out[0].batch, 1000);
+  fx = n.other().on_members({{n.owner_name(), member_state::down}}, 20000);
+  CHECK(only_beat(take_over_of(fx, n.h).beats) == 1000);
+  // An instance the copy shows unhealthy is not raised by a vouch either.
+  CHECK(n.other().check_invariants() == "");
 }

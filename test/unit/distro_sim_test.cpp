@@ -9,7 +9,8 @@
 ///
 /// Writes and beats of heartbeat clients carry beat clocks (the beat time); beats that change nothing
 /// are sometimes reported alone. A take-over must never carry a beat later than the client's last
-/// real beat plus the longest transit of a few relays.
+/// real beat plus the longest transit of a few relays plus one unhealthy timeout (a take-over raises
+/// the clock of a copy its owner vouched for, by at most that).
 ///
 /// Checked after every step: distro_protocol::check_invariants() and that the client actors hold
 /// exactly the records of the protocol. Checked after every heal phase (writes stop, no loss, crashed
@@ -58,6 +59,7 @@ distro_config sim_config() {
   cfg.snapshot_retry_delay_ms = 200;
   cfg.lone_ready_wait_ms = 1000;
   cfg.clients_max = 1000;
+  cfg.beat_unhealthy_timeout_ms = 1000; // five beat periods: the bound of a take-over's raise
   return cfg;
 }
 
@@ -346,9 +348,11 @@ private:
         case proto::local_op::kind::take_over:
           for (const auto& [key, marks] : op.beats)
             for (const auto& [ident, m] : marks)
-              if (m.last_beat_ms > last_beat_[op.id] + relay_hops_max * transit_ms_max)
+              if (m.last_beat_ms
+                  > last_beat_[op.id] + relay_hops_max * transit_ms_max + cfg_.beat_unhealthy_timeout_ms)
                 fail(n.addr + ": take_over of " + op.id + " with a beat at " + std::to_string(m.last_beat_ms)
-                     + ", after its last real beat at " + std::to_string(last_beat_[op.id]));
+                     + ", more than an unhealthy timeout after its last real beat at "
+                     + std::to_string(last_beat_[op.id]));
           [[fallthrough]];
         case proto::local_op::kind::hand_over:
           if (n.applied.count(op.id) == 0)
