@@ -1345,7 +1345,7 @@ TEST_CASE("distro: instances are counted by the member that owns their client (t
   p.on_local_change(removal(session(b, 2)), 14); // a tombstone counts nothing
   --expected[b];
   CHECK(p.instances_by_owner() == expected);
-
+}
 // -- take-over of a heartbeat client whose beat reports lag -------------------------------------
 
 namespace {
