@@ -1,7 +1,12 @@
 #include "actors/raft/persistent_store.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "messages/convert.hpp"
 #include "messages/raft.pb.h"
@@ -60,6 +65,19 @@ std::optional<persistent_op> from_wire_op(const v1::PersistentOp& x) {
   out.check = from_wire(x.check());
   return out;
 }
+
+/// The REGISTER op of a record (what a snapshot holds for it).
+std::string encode_record(const service_key& key, const persistent_store::record& rec) {
+  persistent_op op;
+  op.service = key;
+  op.inst = rec.inst;
+  op.check = rec.check;
+  return to_wire_op(op).SerializeAsString();
+}
+
+/// Field 1 of PersistentSnapshot (`repeated PersistentOp records`), length-delimited.
+constexpr std::uint32_t snapshot_records_tag = google::protobuf::internal::WireFormatLite::MakeTag(
+  1, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
 
 bool by_position(const instance& a, const instance& b) {
   return std::tie(a.cluster, a.ip, a.port) < std::tie(b.cluster, b.ip, b.port);
@@ -133,6 +151,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       }
       slot.inst = std::move(inst);
       slot.check = x.check;
+      slot.encoded = encode_record(x.service, slot);
       result.changed = x.service;
       result.client = client;
       return result;
@@ -165,6 +184,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
         return result;
       }
       j->second.inst.healthy = x.inst.healthy;
+      j->second.encoded = encode_record(x.service, j->second);
       result.changed = x.service;
       result.client = client;
       result.healthy_now = x.inst.healthy;
@@ -177,31 +197,56 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
 }
 
 std::string persistent_store::snapshot() const {
-  v1::PersistentSnapshot out;
+  // The PersistentSnapshot wire format written directly: one length-delimited field 1 per record,
+  // from the bytes each record keeps (the same bytes the message's own serializer would write).
+  std::size_t bytes = 0;
   for (const auto& [key, records] : services_)
-    for (const auto& [identity, rec] : records) {
-      persistent_op op;
-      op.service = key;
-      op.inst = rec.inst;
-      op.check = rec.check;
-      *out.add_records() = to_wire_op(op);
-    }
-  return out.SerializeAsString();
+    for (const auto& [identity, rec] : records)
+      bytes += rec.encoded.size() + 6;
+  std::string result;
+  result.reserve(bytes);
+  {
+    google::protobuf::io::StringOutputStream raw{&result};
+    google::protobuf::io::CodedOutputStream out{&raw};
+    for (const auto& [key, records] : services_)
+      for (const auto& [identity, rec] : records) {
+        out.WriteTag(snapshot_records_tag);
+        out.WriteVarint32(static_cast<std::uint32_t>(rec.encoded.size()));
+        out.WriteRaw(rec.encoded.data(), static_cast<int>(rec.encoded.size()));
+      }
+  }
+  return result;
 }
 
 bool persistent_store::restore(const std::string& bytes) {
-  v1::PersistentSnapshot msg;
-  if (!msg.ParseFromString(bytes))
-    return false;
+  // Read field by field so that each record keeps its bytes (no encoding again at restart).
+  google::protobuf::io::CodedInputStream in{reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size())};
+  in.SetTotalBytesLimit(std::numeric_limits<int>::max());
   std::map<service_key, std::map<std::string, record>> next;
-  for (const auto& r : msg.records()) {
-    auto op = from_wire_op(r);
+  v1::PersistentOp msg;
+  while (auto tag = in.ReadTag()) {
+    if (tag != snapshot_records_tag) {
+      if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag))
+        return false;
+      continue;
+    }
+    std::uint32_t size = 0;
+    std::string one;
+    if (!in.ReadVarint32(&size) || !in.ReadString(&one, static_cast<int>(size)))
+      return false;
+    if (!msg.ParseFromString(one))
+      return false;
+    auto op = from_wire_op(msg);
     if (!op || op->what != persistent_op::kind::reg)
       return false;
     auto& slot = next[op->service][instance_identity(op->inst.ip, op->inst.port, op->inst.cluster)];
     slot.inst = op->inst;
     slot.check = op->check;
+    slot.encoded = std::move(one);
   }
+  if (!in.ConsumedEntireMessage())
+    return false;
   services_ = std::move(next);
   return true;
 }

@@ -61,6 +61,9 @@ public:
   struct record {
     instance inst;
     health_check_spec check;
+    /// The REGISTER PersistentOp that recreates this record, encoded: kept up to date on every
+    /// change so that a snapshot only concatenates bytes (its cost stays a copy as the state grows).
+    std::string encoded;
   };
 
   /// What one apply did.

@@ -5,6 +5,7 @@
 
 #include "actors/raft/health_checker.hpp"
 #include "actors/raft/persistent_store.hpp"
+#include "messages/raft.pb.h"
 
 using namespace registry;
 using namespace registry::raft;
@@ -89,6 +90,26 @@ TEST_CASE("persistent_store: snapshot and restore give the same state") {
   CHECK(to_string(rec->check) == "http:/health");
   CHECK_FALSE(b.restore("\x08\xff"));
   CHECK(b.instance_count() == 50); // unchanged after a failed restore
+}
+
+TEST_CASE("persistent_store: the snapshot is the PersistentSnapshot message, also after flips") {
+  persistent_store a;
+  for (std::uint32_t p = 1; p <= 20; ++p)
+    a.apply(reg("svc", "10.0.2." + std::to_string(p), 80));
+  auto flip = reg("svc", "10.0.2.7", 80);
+  flip.what = persistent_op::kind::health;
+  flip.inst.healthy = false;
+  REQUIRE(a.apply(flip).healthy_now);
+  // The bytes the store writes from its records parse as the message, record for record.
+  registry::v1::PersistentSnapshot msg;
+  REQUIRE(msg.ParseFromString(a.snapshot()));
+  CHECK(msg.records_size() == 20);
+  persistent_store b;
+  REQUIRE(b.restore(msg.SerializeAsString()));
+  CHECK(b.snapshot() == a.snapshot());
+  const auto* rec = b.find(svc("svc"), "10.0.2.7", 80, "DEFAULT");
+  REQUIRE(rec);
+  CHECK_FALSE(rec->inst.healthy);
 }
 
 TEST_CASE("persistent_store: health check specs parse") {
