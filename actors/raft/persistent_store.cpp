@@ -8,6 +8,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/raft.pb.h"
 
@@ -144,8 +145,12 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       inst.ephemeral = false;
       if (inst.instance_id.empty())
         inst.instance_id = make_instance_id(inst, x.service);
-      auto& slot = services_[x.service][identity];
-      if (slot.inst == inst && slot.check == x.check) {
+      auto& records = services_[x.service];
+      auto [at, added] = records.try_emplace(identity);
+      auto& slot = at->second;
+      if (added)
+        ++instances_;
+      if (!added && slot.inst == inst && slot.check == x.check) {
         result.detail = "unchanged";
         return result;
       }
@@ -162,6 +167,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
         result.detail = "no such instance";
         return result;
       }
+      --instances_;
       if (i->second.empty())
         services_.erase(i);
       result.changed = x.service;
@@ -248,6 +254,9 @@ bool persistent_store::restore(const std::string& bytes) {
   if (!in.ConsumedEntireMessage())
     return false;
   services_ = std::move(next);
+  instances_ = 0;
+  for (const auto& kv : services_)
+    instances_ += kv.second.size();
   return true;
 }
 
@@ -297,11 +306,9 @@ const persistent_store::record* persistent_store::find(const service_key& key,
   return j == i->second.end() ? nullptr : &j->second;
 }
 
-std::size_t persistent_store::instance_count() const {
-  std::size_t n = 0;
-  for (const auto& kv : services_)
-    n += kv.second.size();
-  return n;
+bool snapshot_worthwhile(std::size_t entries_since, std::size_t instances, std::size_t threshold) {
+  auto wanted = std::max(threshold, instances / defaults::raft_snapshot_instances_per_entry);
+  return entries_since >= std::min(wanted, std::max(threshold, defaults::raft_snapshot_interval_entries_max));
 }
 
 } // namespace registry::raft

@@ -105,7 +105,10 @@ public:
   const record* find(const service_key& key, const std::string& ip, std::uint32_t port,
                      const std::string& cluster) const;
 
-  std::size_t instance_count() const;
+  /// Persistent instances held (counted on every change, O(1)).
+  std::size_t instance_count() const {
+    return instances_;
+  }
   std::size_t service_count() const {
     return services_.size();
   }
@@ -113,6 +116,12 @@ public:
 private:
   /// service -> instance_identity(ip, port, cluster) -> record.
   std::map<service_key, std::map<std::string, record>> services_;
+  std::size_t instances_ = 0;
 };
+
+/// Whether a snapshot asked for after `entries_since` applied entries is worth taking for a state
+/// of `instances` (see defaults::raft_snapshot_instances_per_entry); `threshold` is the
+/// configured raft.snapshot_threshold_entries.
+bool snapshot_worthwhile(std::size_t entries_since, std::size_t instances, std::size_t threshold);
 
 } // namespace registry::raft

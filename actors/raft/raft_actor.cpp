@@ -290,7 +290,13 @@ void carry(raft_actor_t* self, raft_core::effects fx) {
     apply_entry(self, e);
   if (fx.role_changed)
     on_role(self, *fx.role_changed);
-  if (fx.snapshot_wanted) {
+  // A snapshot is skipped while the disk is busy (the core would ignore it) and, for a large
+  // state, until enough entries make it worth its cost; the core asks again.
+  if (fx.snapshot_wanted
+      && st.core->persists_in_flight() < st.settings.core.persists_in_flight_max
+      && raft::snapshot_worthwhile(st.core->applied_index() - st.core->latest_snapshot().meta.index,
+                                   st.store.instance_count(),
+                                   st.settings.core.snapshot_threshold_entries)) {
     auto index = st.core->applied_index();
     auto data = std::make_shared<const std::string>(st.store.snapshot());
     auto bytes = data->size();

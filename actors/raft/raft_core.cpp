@@ -508,9 +508,12 @@ raft_core::effects raft_core::finish() {
   }
   // Ask for a snapshot once enough entries were applied since the last one (again if the
   // request seems lost).
+  // A log close to log_entries_max asks at every input: proposals are refused once it is full, so
+  // waiting for more applied entries could wait forever.
   auto since = applied_ - snapshot_.meta.index;
+  bool log_tight = last_index() - log_start_ + cfg_.uncommitted_entries_max >= cfg_.log_entries_max;
   if (since >= cfg_.snapshot_threshold_entries
-      && (snapshot_requested_ == 0
+      && (snapshot_requested_ == 0 || log_tight
           || applied_ >= snapshot_requested_ + cfg_.snapshot_threshold_entries)) {
     snapshot_requested_ = applied_;
     fx_.snapshot_wanted = applied_;
