@@ -151,6 +151,15 @@ raft_core::raft_core(node_id self, raft_config cfg, persisted_state state, std::
   }
   entries_.assign(state.entries.begin(), state.entries.end());
   durable_last_ = last_index();
+  // A segment on disk holds many entries, so the loaded log can reach far behind the snapshot:
+  // keep only the trailing entries in memory, as snapshot_taken does, else a restarted leader
+  // counts a full log and refuses every proposal.
+  if (state.snap) {
+    auto s_index = snapshot_.meta.index;
+    auto upto = s_index > cfg_.snapshot_trailing_entries ? s_index - cfg_.snapshot_trailing_entries : 0;
+    if (upto > log_start_)
+      compact(upto);
+  }
   refresh_membership();
 }
 
