@@ -273,6 +273,21 @@ std::vector<instance> persistent_store::instances_of(const service_key& key,
   return result;
 }
 
+std::vector<std::tuple<service_key, client_id, std::vector<instance>>>
+persistent_store::all_client_instances() const {
+  std::vector<std::tuple<service_key, client_id, std::vector<instance>>> result;
+  for (const auto& [key, records] : services_) {
+    std::map<client_id, std::vector<instance>> by_client;
+    for (const auto& [identity, rec] : records)
+      by_client[persistent_client_id(rec.inst.ip, rec.inst.port)].push_back(rec.inst);
+    for (auto& [client, xs] : by_client) {
+      std::sort(xs.begin(), xs.end(), by_position);
+      result.emplace_back(key, client, std::move(xs));
+    }
+  }
+  return result;
+}
+
 std::vector<std::pair<service_key, client_id>> persistent_store::all_clients() const {
   std::vector<std::pair<service_key, client_id>> result;
   for (const auto& [key, records] : services_) {

@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "messages/model.hpp"
@@ -94,6 +95,9 @@ public:
 
   /// What `client` publishes in `key` (sorted by cluster, ip, port).
   std::vector<instance> instances_of(const service_key& key, const client_id& client) const;
+
+  /// Every (service, client) pair with its instances (sorted as instances_of), in one pass.
+  std::vector<std::tuple<service_key, client_id, std::vector<instance>>> all_client_instances() const;
 
   /// Every (service, client) pair that has instances.
   std::vector<std::pair<service_key, client_id>> all_clients() const;

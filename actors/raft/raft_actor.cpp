@@ -160,11 +160,11 @@ void arm_timer(raft_actor_t* self, time_ms due) {
 }
 
 /// Hands the instances `client` publishes in `key` to the gateway, as a client actor would.
-void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
+void feed(raft_actor_t* self, const service_key& key, const client_id& client,
+          std::vector<instance> xs) {
   auto& st = self->state;
   if (!st.gateway)
     return;
-  auto xs = st.store.instances_of(key, client);
   auto name = key.to_string();
   self->request(st.gateway, milliseconds(defaults::request_timeout_ms), svc_put_atom_v, key, client,
                 std::move(xs))
@@ -181,9 +181,14 @@ void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
       });
 }
 
+void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
+  feed(self, key, client, self->state.store.instances_of(key, client));
+}
+
 void feed_all(raft_actor_t* self) {
-  for (auto& [key, client] : self->state.store.all_clients())
-    feed(self, key, client);
+  // One pass over the store (instances_of per client would scan its service once per client).
+  for (auto& [key, client, xs] : self->state.store.all_client_instances())
+    feed(self, key, client, std::move(xs));
 }
 
 void send_role(raft_actor_t* self) {
