@@ -275,6 +275,9 @@ inline constexpr std::size_t raft_log_entries_max = 16384;
 inline constexpr std::size_t raft_uncommitted_entries_max = 1024;
 /// One command; larger proposals are refused.
 inline constexpr std::size_t raft_command_bytes_max = 1024 * 1024;
+/// Persistent instances handed to the gateway (svc_put) and not yet answered. Overflow: the feeds
+/// wait in the raft actor, newest state per (service, client) only.
+inline constexpr std::size_t raft_feeds_in_flight_max = 256;
 /// Writes handed to the disk and not yet durable. Overflow: proposals are refused and messages that
 /// need a write are dropped (as if lost: the sender retries).
 inline constexpr std::size_t raft_persists_in_flight_max = 256;
