@@ -261,6 +261,13 @@ inline constexpr std::size_t raft_inflight_appends_max = 64;
 /// the trailing entries are then dropped from the log (trailing ones stay for slow followers).
 inline constexpr std::size_t raft_snapshot_threshold_entries = 1024;
 inline constexpr std::size_t raft_snapshot_trailing_entries = 128;
+/// A larger state is snapshotted less often: a snapshot is taken once the applied entries since
+/// the last one reach the persistent instances divided by this (at least the threshold above, at
+/// most raft_snapshot_interval_entries_max), so that writing snapshots costs about this many
+/// instances per entry however large the state grows.
+inline constexpr std::size_t raft_snapshot_instances_per_entry = 8;
+/// The longest snapshot interval the state size can ask for (keeps the log far from full).
+inline constexpr std::size_t raft_snapshot_interval_entries_max = 8192;
 /// Entries a leader holds in memory (since the log start). Overflow: proposals are refused until a
 /// snapshot compacts the log.
 inline constexpr std::size_t raft_log_entries_max = 16384;
@@ -268,6 +275,9 @@ inline constexpr std::size_t raft_log_entries_max = 16384;
 inline constexpr std::size_t raft_uncommitted_entries_max = 1024;
 /// One command; larger proposals are refused.
 inline constexpr std::size_t raft_command_bytes_max = 1024 * 1024;
+/// Persistent instances handed to the gateway (svc_put) and not yet answered. Overflow: the feeds
+/// wait in the raft actor, newest state per (service, client) only.
+inline constexpr std::size_t raft_feeds_in_flight_max = 256;
 /// Writes handed to the disk and not yet durable. Overflow: proposals are refused and messages that
 /// need a write are dropped (as if lost: the sender retries).
 inline constexpr std::size_t raft_persists_in_flight_max = 256;
@@ -333,6 +343,10 @@ static_assert(health_check_interval_min_ms <= health_check_interval_max_ms);
 static_assert(health_check_timeout_ms < health_check_interval_max_ms);
 static_assert(raft_snapshot_timeout_ms > raft_heartbeat_interval_ms);
 static_assert(raft_snapshot_trailing_entries < raft_snapshot_threshold_entries);
+static_assert(raft_snapshot_interval_entries_max >= raft_snapshot_threshold_entries);
+static_assert(raft_snapshot_interval_entries_max + raft_uncommitted_entries_max
+              < raft_log_entries_max);
+static_assert(raft_snapshot_instances_per_entry > 0);
 static_assert(raft_snapshot_threshold_entries + raft_uncommitted_entries_max < raft_log_entries_max);
 static_assert(raft_command_bytes_max <= raft_append_bytes_max);
 static_assert(raft_append_bytes_max < raft_record_bytes_max);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench.sh [--quick | --http-only | --grpc-only] [--json FILE] [--keep]
+# tools/bench.sh [--quick | --http-only | --grpc-only | --raft-only] [--json FILE] [--keep]
 #
 # Runs the registry benchmark suite on loopback and prints a table: figure | median | spread
 # (min..max) | runs | target | met?. With --json FILE it also writes the figures as JSON, one key per
@@ -16,6 +16,11 @@
 #   6. the gRPC API:      registrations/s and queries/s over 64 connections, register-to-push
 #                         p50/p99, RSS per idle connection at 10k connections (registry-grpc-bench);
 #                         --grpc-only runs this section alone (tools/bench-grpc.sh).
+#   7. persistent (Raft): 3 nodes with data_dir: persistent registrations/s, commit latency
+#                         p50/p99, leader failover (kill -9 -> next acknowledged write),
+#                         restart-to-ready of a node holding 100k persistent instances; one node
+#                         TCP-checking 10k persistent instances (checks/s, round time);
+#                         --raft-only runs this section alone (tools/bench-raft.sh).
 #
 # Standard mode: 3 runs per figure, sizes 100k and 1m instances (100 per session client, so 10k
 # clients at 1m). Memory: one fill per size. Snapshot load: up to 3 joins per size. Fills and joins
@@ -47,7 +52,8 @@ while [[ $# -gt 0 ]]; do
     --keep) keep=1 ;;
     --http-only) mode=http ;;
     --grpc-only) mode=grpc ;;
-    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --raft-only) mode=raft ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -60,12 +66,14 @@ fi
 dur_http=5
 if [[ $mode == http || $mode == grpc ]]; then
   reps=1; total_s=60; deadline_s=180; small_label=-; large_label=-
+elif [[ $mode == raft ]]; then
+  reps=1; total_s=240; deadline_s=420; small_label=-; large_label=-
 elif [[ $mode == quick ]]; then
-  reps=1; total_s=55; deadline_s=120
+  reps=1; total_s=55; deadline_s=200
   dur_reg=2; dur_query=2; dur_ping=2; dur_repl=2; dur_repl_bg=3; dur_push=2; crash_rounds=2
   reg_clients=1000; small=10000; large=20000; small_label=10k; large_label=20k; joins=1
 else
-  reps=3; total_s=255; deadline_s=420
+  reps=3; total_s=255; deadline_s=600
   dur_reg=4; dur_query=4; dur_ping=3; dur_repl=3; dur_repl_bg=5; dur_push=4; crash_rounds=3
   reg_clients=2000; small=100000; large=1000000; small_label=100k; large_label=1m; joins=3
 fi
@@ -240,6 +248,13 @@ if [[ $mode == grpc ]]; then
   grpc_report
   exit 0
 fi
+# shellcheck source=tools/bench-raft.sh
+source "$root/tools/bench-raft.sh"
+if [[ $mode == raft ]]; then
+  raft_bench
+  raft_report
+  exit 0
+fi
 
 # == 1. one node ===================================================================================
 free_port; p1=$REPLY
@@ -393,4 +408,9 @@ if [[ $mode == quick ]]; then
 fi
 grpc_bench
 grpc_report
+if [[ $mode == quick ]]; then
+  raft_restart_instances=10000; raft_checked_instances=2000; dur_raft=2
+fi
+raft_bench
+raft_report
 say "done in $((SECONDS - t_start)) s${json_out:+; figures written to $json_out}"

@@ -1,7 +1,12 @@
 #include "actors/raft/persistent_store.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
@@ -84,6 +89,19 @@ std::optional<persistent_op> from_wire_op(const v1::PersistentOp& x) {
   return out;
 }
 
+/// The REGISTER op of a record (what a snapshot holds for it).
+std::string encode_record(const service_key& key, const persistent_store::record& rec) {
+  persistent_op op;
+  op.service = key;
+  op.inst = rec.inst;
+  op.check = rec.check;
+  return to_wire_op(op).SerializeAsString();
+}
+
+/// Field 1 of PersistentSnapshot (`repeated PersistentOp records`), length-delimited.
+constexpr std::uint32_t snapshot_records_tag = google::protobuf::internal::WireFormatLite::MakeTag(
+  1, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+
 bool by_position(const instance& a, const instance& b) {
   return std::tie(a.cluster, a.ip, a.port) < std::tie(b.cluster, b.ip, b.port);
 }
@@ -157,13 +175,18 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       inst.ephemeral = false;
       if (inst.instance_id.empty())
         inst.instance_id = make_instance_id(inst, x.service);
-      auto& slot = services_[x.service][identity];
-      if (slot.inst == inst && slot.check == x.check) {
+      auto& records = services_[x.service];
+      auto [at, added] = records.try_emplace(identity);
+      auto& slot = at->second;
+      if (added)
+        ++instances_;
+      if (!added && slot.inst == inst && slot.check == x.check) {
         result.detail = "unchanged";
         return result;
       }
       slot.inst = std::move(inst);
       slot.check = x.check;
+      slot.encoded = encode_record(x.service, slot);
       result.changed = x.service;
       result.client = client;
       return result;
@@ -174,6 +197,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
         result.detail = "no such instance";
         return result;
       }
+      --instances_;
       if (i->second.empty())
         services_.erase(i);
       result.changed = x.service;
@@ -196,6 +220,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
         return result;
       }
       j->second.inst.healthy = x.inst.healthy;
+      j->second.encoded = encode_record(x.service, j->second);
       result.changed = x.service;
       result.client = client;
       result.healthy_now = x.inst.healthy;
@@ -221,6 +246,7 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
       inst.weight = x.inst.weight;
       inst.enabled = x.inst.enabled;
       inst.metadata = x.inst.metadata;
+      rec->encoded = encode_record(x.service, *rec);
       result.changed = x.service;
       result.client = client;
       return result;
@@ -254,33 +280,59 @@ persistent_store::apply_result persistent_store::apply(const persistent_op& x) {
 }
 
 std::string persistent_store::snapshot() const {
-  v1::PersistentSnapshot out;
+  // The PersistentSnapshot wire format written directly: one length-delimited field 1 per record,
+  // from the bytes each record keeps (the same bytes the message's own serializer would write).
+  std::size_t bytes = 0;
   for (const auto& [key, records] : services_)
-    for (const auto& [identity, rec] : records) {
+    for (const auto& [identity, rec] : records)
+      bytes += rec.encoded.size() + 6;
+  std::string result;
+  result.reserve(bytes);
+  {
+    google::protobuf::io::StringOutputStream raw{&result};
+    google::protobuf::io::CodedOutputStream out{&raw};
+    for (const auto& [key, records] : services_)
+      for (const auto& [identity, rec] : records) {
+        out.WriteTag(snapshot_records_tag);
+        out.WriteVarint32(static_cast<std::uint32_t>(rec.encoded.size()));
+        out.WriteRaw(rec.encoded.data(), static_cast<int>(rec.encoded.size()));
+      }
+    // Then the services' settings (few: encoded here).
+    for (const auto& [key, value] : thresholds_) {
       persistent_op op;
+      op.what = persistent_op::kind::threshold;
       op.service = key;
-      op.inst = rec.inst;
-      op.check = rec.check;
-      *out.add_records() = to_wire_op(op);
+      op.protect_threshold = value;
+      auto one = encode(op);
+      out.WriteTag(snapshot_records_tag);
+      out.WriteVarint32(static_cast<std::uint32_t>(one.size()));
+      out.WriteRaw(one.data(), static_cast<int>(one.size()));
     }
-  for (const auto& [key, value] : thresholds_) {
-    persistent_op op;
-    op.what = persistent_op::kind::threshold;
-    op.service = key;
-    op.protect_threshold = value;
-    *out.add_records() = to_wire_op(op);
   }
-  return out.SerializeAsString();
+  return result;
 }
 
 bool persistent_store::restore(const std::string& bytes) {
-  v1::PersistentSnapshot msg;
-  if (!msg.ParseFromString(bytes))
-    return false;
+  // Read field by field so that each record keeps its bytes (no encoding again at restart).
+  google::protobuf::io::CodedInputStream in{reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size())};
+  in.SetTotalBytesLimit(std::numeric_limits<int>::max());
   std::map<service_key, std::map<std::string, record>> next;
   std::map<service_key, double> next_thresholds;
-  for (const auto& r : msg.records()) {
-    auto op = from_wire_op(r);
+  v1::PersistentOp msg;
+  while (auto tag = in.ReadTag()) {
+    if (tag != snapshot_records_tag) {
+      if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag))
+        return false;
+      continue;
+    }
+    std::uint32_t size = 0;
+    std::string one;
+    if (!in.ReadVarint32(&size) || !in.ReadString(&one, static_cast<int>(size)))
+      return false;
+    if (!msg.ParseFromString(one))
+      return false;
+    auto op = from_wire_op(msg);
     if (op && op->what == persistent_op::kind::threshold
         && !check_protect_threshold(op->protect_threshold)) {
       next_thresholds[op->service] = op->protect_threshold;
@@ -291,9 +343,15 @@ bool persistent_store::restore(const std::string& bytes) {
     auto& slot = next[op->service][instance_identity(op->inst.ip, op->inst.port, op->inst.cluster)];
     slot.inst = op->inst;
     slot.check = op->check;
+    slot.encoded = std::move(one);
   }
+  if (!in.ConsumedEntireMessage())
+    return false;
   services_ = std::move(next);
   thresholds_ = std::move(next_thresholds);
+  instances_ = 0;
+  for (const auto& kv : services_)
+    instances_ += kv.second.size();
   return true;
 }
 
@@ -307,6 +365,21 @@ std::vector<instance> persistent_store::instances_of(const service_key& key,
     if (persistent_client_id(rec.inst.ip, rec.inst.port) == client)
       result.push_back(rec.inst);
   std::sort(result.begin(), result.end(), by_position);
+  return result;
+}
+
+std::vector<std::tuple<service_key, client_id, std::vector<instance>>>
+persistent_store::all_client_instances() const {
+  std::vector<std::tuple<service_key, client_id, std::vector<instance>>> result;
+  for (const auto& [key, records] : services_) {
+    std::map<client_id, std::vector<instance>> by_client;
+    for (const auto& [identity, rec] : records)
+      by_client[persistent_client_id(rec.inst.ip, rec.inst.port)].push_back(rec.inst);
+    for (auto& [client, xs] : by_client) {
+      std::sort(xs.begin(), xs.end(), by_position);
+      result.emplace_back(key, client, std::move(xs));
+    }
+  }
   return result;
 }
 
@@ -343,11 +416,9 @@ const persistent_store::record* persistent_store::find(const service_key& key,
   return j == i->second.end() ? nullptr : &j->second;
 }
 
-std::size_t persistent_store::instance_count() const {
-  std::size_t n = 0;
-  for (const auto& kv : services_)
-    n += kv.second.size();
-  return n;
+bool snapshot_worthwhile(std::size_t entries_since, std::size_t instances, std::size_t threshold) {
+  auto wanted = std::max(threshold, instances / defaults::raft_snapshot_instances_per_entry);
+  return entries_since >= std::min(wanted, std::max(threshold, defaults::raft_snapshot_interval_entries_max));
 }
 
 } // namespace registry::raft

@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -71,6 +72,9 @@ public:
   struct record {
     instance inst;
     health_check_spec check;
+    /// The REGISTER PersistentOp that recreates this record, encoded: kept up to date on every
+    /// change so that a snapshot only concatenates bytes (its cost stays a copy as the state grows).
+    std::string encoded;
   };
 
   /// What one apply did.
@@ -104,6 +108,9 @@ public:
   /// What `client` publishes in `key` (sorted by cluster, ip, port).
   std::vector<instance> instances_of(const service_key& key, const client_id& client) const;
 
+  /// Every (service, client) pair with its instances (sorted as instances_of), in one pass.
+  std::vector<std::tuple<service_key, client_id, std::vector<instance>>> all_client_instances() const;
+
   /// Every (service, client) pair that has instances.
   std::vector<std::pair<service_key, client_id>> all_clients() const;
 
@@ -119,7 +126,10 @@ public:
     return thresholds_;
   }
 
-  std::size_t instance_count() const;
+  /// Persistent instances held (counted on every change, O(1)).
+  std::size_t instance_count() const {
+    return instances_;
+  }
   std::size_t service_count() const {
     return services_.size();
   }
@@ -128,6 +138,12 @@ private:
   /// service -> instance_identity(ip, port, cluster) -> record.
   std::map<service_key, std::map<std::string, record>> services_;
   std::map<service_key, double> thresholds_;
+  std::size_t instances_ = 0;
 };
+
+/// Whether a snapshot asked for after `entries_since` applied entries is worth taking for a state
+/// of `instances` (see defaults::raft_snapshot_instances_per_entry); `threshold` is the
+/// configured raft.snapshot_threshold_entries.
+bool snapshot_worthwhile(std::size_t entries_since, std::size_t instances, std::size_t threshold);
 
 } // namespace registry::raft

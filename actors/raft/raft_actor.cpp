@@ -164,6 +164,13 @@ struct raft_state {
   std::optional<raft::index_t> catch_up_target;
   bool target_from_append = false;
   std::uint64_t leader_heartbeats = 0;
+  /// Feeds to the gateway waiting for a slot: at most raft_feeds_in_flight_max svc_put requests
+  /// at once (CAF 0.17 finds a response's handler by a linear search over those pending, so a
+  /// restart feeding 100k clients at once spent most of its time there). Per (service, client)
+  /// only the newest feed waits; its instances, when not given, are read when it is sent.
+  std::map<std::pair<service_key, client_id>, std::optional<std::vector<instance>>> feeds_queued;
+  std::deque<std::pair<service_key, client_id>> feed_order;
+  std::size_t feeds_in_flight = 0;
 };
 
 using raft_actor_t = raft_actor::stateful_base<raft_state>;
@@ -184,13 +191,14 @@ void arm_timer(raft_actor_t* self, time_ms due) {
   self->delayed_send(self, milliseconds(std::max<time_ms>(due - now, 1)), tick_atom_v, gen);
 }
 
-/// Hands the instances `client` publishes in `key` to the gateway, as a client actor would.
-void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
+void feed_pump(raft_actor_t* self);
+
+/// Sends one svc_put; its answer frees a slot for the next queued feed.
+void send_feed(raft_actor_t* self, const service_key& key, const client_id& client,
+               std::vector<instance> xs) {
   auto& st = self->state;
-  if (!st.gateway)
-    return;
-  auto xs = st.store.instances_of(key, client);
   auto name = key.to_string();
+  ++st.feeds_in_flight;
   self->request(st.gateway, milliseconds(defaults::request_timeout_ms), svc_put_atom_v, key, client,
                 std::move(xs))
     .then(
@@ -199,10 +207,14 @@ void feed(raft_actor_t* self, const service_key& key, const client_id& client) {
         if (unpack(reply, err))
           log().warn("raft refused to show persistent instances of {} in {}: {}", client, name,
                      err.message());
+        --self->state.feeds_in_flight;
+        feed_pump(self);
       },
       [=](caf::error& err) {
         log().warn("raft failed to hand persistent instances of {} to service {}: {}", client,
                    name, self->system().render(err));
+        --self->state.feeds_in_flight;
+        feed_pump(self);
       });
 }
 
@@ -212,9 +224,38 @@ void feed_threshold(raft_actor_t* self, const service_key& key, double value) {
     self->send(self->state.gateway, threshold_atom_v, key, value);
 }
 
+void feed_pump(raft_actor_t* self) {
+  auto& st = self->state;
+  while (st.gateway && st.feeds_in_flight < defaults::raft_feeds_in_flight_max
+         && !st.feed_order.empty()) {
+    auto k = std::move(st.feed_order.front());
+    st.feed_order.pop_front();
+    auto i = st.feeds_queued.find(k);
+    auto xs = i->second ? std::move(*i->second) : st.store.instances_of(k.first, k.second);
+    st.feeds_queued.erase(i);
+    send_feed(self, k.first, k.second, std::move(xs));
+  }
+}
+
+/// Hands the instances `client` publishes in `key` to the gateway, as a client actor would:
+/// queued, newest state per (service, client) only; `xs` when given, else read when sent.
+void feed(raft_actor_t* self, const service_key& key, const client_id& client,
+          std::optional<std::vector<instance>> xs = std::nullopt) {
+  auto& st = self->state;
+  if (!st.gateway)
+    return;
+  auto k = std::make_pair(key, client);
+  auto [i, added] = st.feeds_queued.try_emplace(k);
+  i->second = std::move(xs);
+  if (added)
+    st.feed_order.push_back(std::move(k));
+  feed_pump(self);
+}
+
 void feed_all(raft_actor_t* self) {
-  for (auto& [key, client] : self->state.store.all_clients())
-    feed(self, key, client);
+  // One pass over the store (instances_of per client would scan its service once per client).
+  for (auto& [key, client, xs] : self->state.store.all_client_instances())
+    feed(self, key, client, std::move(xs));
   for (auto& [key, value] : self->state.store.thresholds())
     feed_threshold(self, key, value);
 }
@@ -486,7 +527,13 @@ void carry(raft_actor_t* self, raft_core::effects fx) {
     apply_entry(self, e);
   if (fx.role_changed)
     on_role(self, *fx.role_changed);
-  if (fx.snapshot_wanted) {
+  // A snapshot is skipped while the disk is busy (the core would ignore it) and, for a large
+  // state, until enough entries make it worth its cost; the core asks again.
+  if (fx.snapshot_wanted
+      && st.core->persists_in_flight() < st.settings.core.persists_in_flight_max
+      && raft::snapshot_worthwhile(st.core->applied_index() - st.core->latest_snapshot().meta.index,
+                                   st.store.instance_count(),
+                                   st.settings.core.snapshot_threshold_entries)) {
     auto index = st.core->applied_index();
     auto data = std::make_shared<const std::string>(st.store.snapshot());
     auto bytes = data->size();

@@ -151,6 +151,15 @@ raft_core::raft_core(node_id self, raft_config cfg, persisted_state state, std::
   }
   entries_.assign(state.entries.begin(), state.entries.end());
   durable_last_ = last_index();
+  // A segment on disk holds many entries, so the loaded log can reach far behind the snapshot:
+  // keep only the trailing entries in memory, as snapshot_taken does, else a restarted leader
+  // counts a full log and refuses every proposal.
+  if (state.snap) {
+    auto s_index = snapshot_.meta.index;
+    auto upto = s_index > cfg_.snapshot_trailing_entries ? s_index - cfg_.snapshot_trailing_entries : 0;
+    if (upto > log_start_)
+      compact(upto);
+  }
   refresh_membership();
 }
 
@@ -508,9 +517,12 @@ raft_core::effects raft_core::finish() {
   }
   // Ask for a snapshot once enough entries were applied since the last one (again if the
   // request seems lost).
+  // A log close to log_entries_max asks at every input: proposals are refused once it is full, so
+  // waiting for more applied entries could wait forever.
   auto since = applied_ - snapshot_.meta.index;
+  bool log_tight = last_index() - log_start_ + cfg_.uncommitted_entries_max >= cfg_.log_entries_max;
   if (since >= cfg_.snapshot_threshold_entries
-      && (snapshot_requested_ == 0
+      && (snapshot_requested_ == 0 || log_tight
           || applied_ >= snapshot_requested_ + cfg_.snapshot_threshold_entries)) {
     snapshot_requested_ = applied_;
     fx_.snapshot_wanted = applied_;

@@ -8,6 +8,7 @@
 #include "actors/raft/health_checker.hpp"
 #include "actors/raft/persistent_store.hpp"
 #include "config/defaults.hpp"
+#include "messages/raft.pb.h"
 
 using namespace registry;
 using namespace registry::raft;
@@ -121,6 +122,10 @@ TEST_CASE("persistent_store: an update changes weight, enabled and metadata, nev
   CHECK_FALSE(rec->inst.healthy);
   CHECK(rec->check.type == health_check_spec::kind::http);
   CHECK(s.apply(encode(u)).detail == "unchanged");
+  persistent_store copy; // the snapshot holds the update
+  REQUIRE(copy.restore(s.snapshot()));
+  REQUIRE(copy.find(svc("db"), "10.0.0.1", 5432, "DEFAULT") != nullptr);
+  CHECK(copy.find(svc("db"), "10.0.0.1", 5432, "DEFAULT")->inst.weight == 3);
 
   auto missing = with(reg("db", "10.0.0.9", 5432), persistent_op::kind::update);
   result = s.apply(encode(missing));
@@ -175,6 +180,25 @@ TEST_CASE("persistent_store: a service's protect threshold is set, kept without 
   CHECK_FALSE(r.ok);
   CHECK(r.detail.find("the limit is") != std::string::npos);
   CHECK(s.apply(threshold("db", 0.3)).ok); // changing an existing one is still possible
+
+TEST_CASE("persistent_store: the snapshot is the PersistentSnapshot message, also after flips") {
+  persistent_store a;
+  for (std::uint32_t p = 1; p <= 20; ++p)
+    a.apply(reg("svc", "10.0.2." + std::to_string(p), 80));
+  auto flip = reg("svc", "10.0.2.7", 80);
+  flip.what = persistent_op::kind::health;
+  flip.inst.healthy = false;
+  REQUIRE(a.apply(flip).healthy_now);
+  // The bytes the store writes from its records parse as the message, record for record.
+  registry::v1::PersistentSnapshot msg;
+  REQUIRE(msg.ParseFromString(a.snapshot()));
+  CHECK(msg.records_size() == 20);
+  persistent_store b;
+  REQUIRE(b.restore(msg.SerializeAsString()));
+  CHECK(b.snapshot() == a.snapshot());
+  const auto* rec = b.find(svc("svc"), "10.0.2.7", 80, "DEFAULT");
+  REQUIRE(rec);
+  CHECK_FALSE(rec->inst.healthy);
 }
 
 TEST_CASE("persistent_store: health check specs parse") {

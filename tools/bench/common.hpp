@@ -242,6 +242,12 @@ int cmd_status(const common_opts& o, bool wait_ready, std::size_t wait_members,
 int cmd_join(const common_opts& o, const std::string& registryd, const std::string& config,
              const std::string& log, std::uint64_t expect_instances, double timeout_s,
              double applied_timeout_s);
+/// Persistent instances through Raft (tools/bench/raft.cpp).
+int cmd_raft_write(const common_opts& o, std::size_t actors, std::uint32_t inflight,
+                   std::uint64_t count, std::uint32_t services, const std::string& prefix);
+int cmd_raft_failover(const common_opts& o, const std::vector<int>& pids, double timeout_s);
+int cmd_raft_health(const common_opts& o, std::uint64_t instances, std::size_t nports,
+                    double warmup_s, std::int64_t interval_ms);
 int cmd_report(const std::string& results, const std::string& json_out, const std::string& mode);
 
 } // namespace bench

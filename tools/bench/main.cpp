@@ -12,6 +12,9 @@
 //   registry-bench caf-pingpong --actors A --inflight W --duration-s S   (starts its own server)
 //   registry-bench status      --nodes H:P [--wait-ready] [--wait-members N] [--timeout-s S]
 //   registry-bench join        --nodes H:P --registryd PATH --config FILE --log FILE --expect-instances N
+//   registry-bench raft-write  --nodes H:P,... --writers N --inflight W [--count N] --duration-s S
+//   registry-bench raft-failover --nodes H:P,... --pids P,... [--timeout-s S]
+//   registry-bench raft-health --nodes H:P --instances N --ports K --duration-s S
 //   registry-bench report      --results FILE [--json FILE] [--mode quick|standard]
 //
 // The bench speaks the registry's CAF protocol (messages/PROTOCOL.md) like the client library:
@@ -168,6 +171,39 @@ int main(int argc, char** argv) {
   join->add_option("--applied-timeout-s", applied_timeout_s,
                    "after ready, wait this long at most for --expect-instances");
 
+  // raft-write
+  std::size_t writers = 16;
+  std::uint32_t w_inflight = 16, w_services = 1000;
+  std::uint64_t w_count = 0;
+  std::string w_prefix = "bench-raft-";
+  auto* rwrite = app.add_subcommand("raft-write", "persistent registrations/s and commit latency");
+  add_common(rwrite, o, nodes);
+  rwrite->add_option("--writers", writers, "writing actors (spread over the nodes)");
+  rwrite->add_option("--inflight", w_inflight, "writes in flight per writer");
+  rwrite->add_option("--count", w_count, "stop after this many instances (0 = run the duration)");
+  rwrite->add_option("--services", w_services, "services the instances spread over");
+  rwrite->add_option("--prefix", w_prefix, "service name prefix");
+
+  // raft-failover
+  std::string pid_list;
+  double fo_timeout_s = 15;
+  auto* rfail = app.add_subcommand("raft-failover", "kill -9 the Raft leader -> next acknowledged write");
+  add_common(rfail, o, nodes);
+  rfail->add_option("--pids", pid_list, "process ids of the nodes, in the order of --nodes")->required();
+  rfail->add_option("--timeout-s", fo_timeout_s, "give up after this long");
+
+  // raft-health
+  std::uint64_t h_instances = 10000;
+  std::size_t h_ports = 100;
+  double h_warmup_s = 6;
+  std::int64_t h_interval_ms = 1000;
+  auto* rhealth = app.add_subcommand("raft-health", "TCP health checks of persistent instances: checks/s and round time");
+  add_common(rhealth, o, nodes);
+  rhealth->add_option("--instances", h_instances, "TCP-checked persistent instances");
+  rhealth->add_option("--ports", h_ports, "ports per 127.1.x.y address (instances / ports addresses)");
+  rhealth->add_option("--warmup-s", h_warmup_s, "after registering, wait this long before measuring");
+  rhealth->add_option("--interval-ms", h_interval_ms, "the node's health_check.interval_min_ms (for the report)");
+
   // report
   std::string results, json_out, mode = "standard";
   auto* report = app.add_subcommand("report", "median/spread table (and JSON) from collected runs");
@@ -187,7 +223,7 @@ int main(int argc, char** argv) {
       std::exit(2);
     }
   };
-  for (auto* cmd : {reg, fill, query, crash, crash_child, status, join})
+  for (auto* cmd : {reg, fill, query, crash, crash_child, status, join, rwrite, rfail, rhealth})
     need_nodes(cmd);
 
   try {
@@ -213,6 +249,16 @@ int main(int argc, char** argv) {
       return bench::cmd_status(o, wait_ready, wait_members, wait_instances, timeout_s);
     if (join->parsed())
       return bench::cmd_join(o, registryd, config, log, expect, timeout_s, applied_timeout_s);
+    if (rwrite->parsed())
+      return bench::cmd_raft_write(o, writers, w_inflight, w_count, w_services, w_prefix);
+    if (rfail->parsed()) {
+      std::vector<int> pids;
+      for (auto& x : bench::split(pid_list, ','))
+        pids.push_back(std::stoi(x));
+      return bench::cmd_raft_failover(o, pids, fo_timeout_s);
+    }
+    if (rhealth->parsed())
+      return bench::cmd_raft_health(o, h_instances, h_ports, h_warmup_s, h_interval_ms);
     if (report->parsed())
       return bench::cmd_report(results, json_out, mode);
   } catch (const std::exception& e) { // e.g. bad --tls-* files
