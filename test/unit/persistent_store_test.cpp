@@ -180,6 +180,7 @@ TEST_CASE("persistent_store: a service's protect threshold is set, kept without 
   CHECK_FALSE(r.ok);
   CHECK(r.detail.find("the limit is") != std::string::npos);
   CHECK(s.apply(threshold("db", 0.3)).ok); // changing an existing one is still possible
+}
 
 TEST_CASE("persistent_store: the snapshot is the PersistentSnapshot message, also after flips") {
   persistent_store a;
