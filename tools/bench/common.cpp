@@ -84,6 +84,22 @@ caf::actor connect_retry(caf::actor_system& sys, const std::string& host_port,
   }
 }
 
+std::vector<caf::actor> connect_all(caf::actor_system& sys, const std::vector<std::string>& nodes,
+                                    json& out) {
+  std::vector<caf::actor> result;
+  auto deadline = steady::now() + ms(15000);
+  for (auto& n : nodes) {
+    std::string why;
+    auto gw = connect_retry(sys, n, deadline, &why);
+    if (!gw) {
+      out["error"] = "cannot connect to " + n + ": " + why;
+      finish(out, 2);
+    }
+    result.push_back(gw);
+  }
+  return result;
+}
+
 double percentile(std::vector<double>& v, double p) {
   if (v.empty())
     return std::numeric_limits<double>::quiet_NaN();

@@ -72,6 +72,10 @@ caf::actor connect(caf::actor_system& sys, const std::string& host_port, ms time
 caf::actor connect_retry(caf::actor_system& sys, const std::string& host_port,
                          steady::time_point deadline, std::string* why = nullptr);
 
+/// Connects to every node within 15 s, or ends the process with an error JSON line in `out`.
+std::vector<caf::actor> connect_all(caf::actor_system& sys, const std::vector<std::string>& nodes,
+                                    json& out);
+
 /// Nearest-rank percentile of `v` (sorted in place); NaN when empty.
 double percentile(std::vector<double>& v, double p);
 

@@ -19,22 +19,6 @@ std::uint64_t index_base() {
   return static_cast<std::uint64_t>(::getpid() % 256) * 50000;
 }
 
-std::vector<caf::actor> connect_all(caf::actor_system& sys, const std::vector<std::string>& nodes,
-                                    json& out) {
-  std::vector<caf::actor> result;
-  auto deadline = steady::now() + ms(15000);
-  for (auto& n : nodes) {
-    std::string why;
-    auto gw = connect_retry(sys, n, deadline, &why);
-    if (!gw) {
-      out["error"] = "cannot connect to " + n + ": " + why;
-      finish(out, 2);
-    }
-    result.push_back(gw);
-  }
-  return result;
-}
-
 std::vector<double> merge(const std::vector<std::shared_ptr<sample_box>>& boxes, double scale) {
   std::vector<double> all;
   for (auto& b : boxes) {

@@ -42,22 +42,6 @@ std::string reply_error(const envelope& env) {
   return "unexpected reply " + env.kind;
 }
 
-std::vector<caf::actor> connect_nodes(caf::actor_system& sys, const std::vector<std::string>& nodes,
-                                      json& out) {
-  std::vector<caf::actor> result;
-  auto deadline = steady::now() + ms(15000);
-  for (auto& n : nodes) {
-    std::string why;
-    auto gw = connect_retry(sys, n, deadline, &why);
-    if (!gw) {
-      out["error"] = "cannot connect to " + n + ": " + why;
-      finish(out, 2);
-    }
-    result.push_back(gw);
-  }
-  return result;
-}
-
 } // namespace
 
 /// Where instance `i` of a persistent write run points and how it is checked.
@@ -288,7 +272,7 @@ int cmd_raft_write(const common_opts& o, std::size_t actors, std::uint32_t infli
   out["nodes"] = o.nodes.size();
   system_holder h{o.caf};
   auto& sys = *h.sys;
-  auto gateways = connect_nodes(sys, o.nodes, out);
+  auto gateways = connect_all(sys, o.nodes, out);
   pwrite_plan plan;
   plan.service_prefix = prefix;
   plan.services = services;
@@ -316,7 +300,7 @@ int cmd_raft_failover(const common_opts& o, const std::vector<int>& pids, double
   }
   system_holder h{o.caf};
   auto& sys = *h.sys;
-  auto gateways = connect_nodes(sys, o.nodes, out);
+  auto gateways = connect_all(sys, o.nodes, out);
   caf::scoped_actor self{sys};
   // The leader, as the nodes see it (the Raft id is the listen address, as in --nodes).
   int leader = -1;
@@ -530,7 +514,7 @@ int cmd_raft_health(const common_opts& o, std::uint64_t instances, std::size_t n
   ls.run(t0);
   system_holder h{o.caf};
   auto& sys = *h.sys;
-  auto gateways = connect_nodes(sys, o.nodes, out);
+  auto gateways = connect_all(sys, o.nodes, out);
   pwrite_plan plan;
   plan.service_prefix = "bench-checked-";
   plan.services = 100;
