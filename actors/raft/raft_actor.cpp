@@ -192,6 +192,7 @@ void arm_timer(raft_actor_t* self, time_ms due) {
 }
 
 void feed_pump(raft_actor_t* self);
+void check_ready(raft_actor_t* self);
 
 /// Sends one svc_put; its answer frees a slot for the next queued feed.
 void send_feed(raft_actor_t* self, const service_key& key, const client_id& client,
@@ -235,6 +236,8 @@ void feed_pump(raft_actor_t* self) {
     st.feeds_queued.erase(i);
     send_feed(self, k.first, k.second, std::move(xs));
   }
+  if (st.feed_order.empty() && st.feeds_in_flight == 0)
+    check_ready(self);
 }
 
 /// Hands the instances `client` publishes in `key` to the gateway, as a client actor would:
@@ -268,10 +271,12 @@ void send_role(raft_actor_t* self) {
 }
 
 /// Ready once the state machine applied what the leader had committed when this node first heard
-/// from it (a leader: once it committed an entry of its own term), or after ready_wait_ms.
+/// from it (a leader: once it committed an entry of its own term), or after ready_wait_ms; and
+/// once every persistent instance it holds was handed to the gateway.
 void check_ready(raft_actor_t* self) {
   auto& st = self->state;
-  if (st.ready)
+  // Ready means loaded: not before the service actors show what the state machine holds.
+  if (st.ready || !st.gateway || !st.feed_order.empty() || st.feeds_in_flight > 0)
     return;
   auto& core = *st.core;
   auto now = actor_now_ms(self);

@@ -30,7 +30,8 @@
 ///   an Error naming `target`.
 /// * Readiness: the gateway hears (with the role) whether Raft caught up since the start: applied
 ///   up to the commit index the first message of a leader carried, or a leader of its own term
-///   committed, or ready_wait_ms passed without a leader.
+///   committed, or ready_wait_ms passed without a leader; and every persistent instance it holds
+///   reached its service actor (ready means loaded: no partial lists after a restart).
 /// * Health: results from the health checker (actors/raft/health_checker.hpp) that flip an
 ///   instance become HEALTH writes through Raft.
 ///

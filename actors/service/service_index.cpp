@@ -48,23 +48,11 @@ bool service_index::put(const client_id& client, std::vector<instance> xs) {
   } else {
     instance_count_ += xs.size();
     by_client_.emplace(client, std::move(xs));
+    if (is_persistent_client(client))
+      ++persistent_clients_;
   }
   ++revision_;
   return true;
-}
-
-bool service_index::holds_persistent() const {
-  for (const auto& kv : by_client_)
-    if (is_persistent_client(kv.first) && !kv.second.empty())
-      return true;
-  return false;
-}
-
-bool service_index::holds_ephemeral() const {
-  for (const auto& kv : by_client_)
-    if (!is_persistent_client(kv.first) && !kv.second.empty())
-      return true;
-  return false;
 }
 
 bool service_index::remove_client(const client_id& client) {
@@ -72,6 +60,8 @@ bool service_index::remove_client(const client_id& client) {
   if (i == by_client_.end())
     return false;
   instance_count_ -= i->second.size();
+  if (is_persistent_client(client))
+    --persistent_clients_;
   by_client_.erase(i);
   ++revision_;
   return true;

@@ -40,9 +40,9 @@ public:
   }
   std::size_t client_count() const { return by_client_.size(); }
   /// Whether persistent (client "ip:port#false") or ephemeral instances are here: a service is
-  /// one or the other, decided by its first instance (Nacos 2.x).
-  bool holds_persistent() const;
-  bool holds_ephemeral() const;
+  /// one or the other, decided by its first instance (Nacos 2.x). O(1): asked on every put.
+  bool holds_persistent() const { return persistent_clients_ > 0; }
+  bool holds_ephemeral() const { return by_client_.size() > persistent_clients_; }
   bool empty() const { return by_client_.empty(); }
 
   /// Bumped on every visible change; starts at 0.
@@ -71,6 +71,8 @@ private:
   service_key key_;
   std::map<client_id, std::vector<instance>> by_client_;
   std::size_t instance_count_ = 0;
+  /// Clients "ip:port#false" in by_client_ (none holds an empty list).
+  std::size_t persistent_clients_ = 0;
   std::uint64_t revision_ = 0;
 };
 

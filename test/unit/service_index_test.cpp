@@ -252,3 +252,24 @@ TEST_CASE("an instance published by two clients shows once, healthy if either sa
   REQUIRE(info.hosts.size() == 1);
   CHECK_FALSE(info.hosts[0].healthy);
 }
+
+TEST_CASE("service_index: which kinds it holds follows every put and removal") {
+  service_index idx{orders};
+  CHECK_FALSE(idx.holds_persistent());
+  CHECK_FALSE(idx.holds_ephemeral());
+  idx.put(persistent_client_id("10.0.0.1", 80), {inst("10.0.0.1", 80)});
+  idx.put(persistent_client_id("10.0.0.2", 80), {inst("10.0.0.2", 80)});
+  CHECK(idx.holds_persistent());
+  CHECK_FALSE(idx.holds_ephemeral());
+  idx.put(persistent_client_id("10.0.0.1", 80), {inst("10.0.0.1", 80, false)}); // a replace
+  idx.put("node/1/1", {inst("10.0.0.3", 80)});
+  CHECK(idx.holds_ephemeral());
+  idx.put("node/1/1", {}); // an empty list removes the client
+  CHECK_FALSE(idx.holds_ephemeral());
+  idx.remove_client(persistent_client_id("10.0.0.1", 80));
+  CHECK(idx.holds_persistent());
+  idx.remove_client(persistent_client_id("10.0.0.2", 80));
+  idx.remove_client(persistent_client_id("10.0.0.2", 80)); // twice: nothing to remove
+  CHECK_FALSE(idx.holds_persistent());
+  CHECK(idx.empty());
+}
