@@ -70,10 +70,12 @@ struct gateway_state {
   time_ms cluster_counts_ms = 0;
   /// The cluster as the distro actor last reported it.
   std::vector<std::string> routing;
-  /// Ready: Distro loaded the cluster's data and Raft (with data_dir) caught up since the start.
-  bool ready = false;
   bool distro_ready = false;
   bool raft_ready = true;
+  /// Ready: Distro loaded the cluster's data and Raft (with data_dir) caught up since the start.
+  bool ready() const {
+    return distro_ready && raft_ready;
+  }
   std::vector<std::string> member_addresses;
   std::vector<std::string> member_states;
   std::vector<std::string> member_nodes;
@@ -410,7 +412,7 @@ envelope on_status(gateway_actor_t* self) {
   reply.set_address(st.cfg->listen.to_string());
   reply.set_cluster_name(st.cfg->cluster_name);
   reply.set_version(REGISTRY_VERSION);
-  reply.set_ready(st.ready);
+  reply.set_ready(st.ready());
   if (st.cfg->http.enabled)
     reply.set_http_address(st.cfg->http.listen.to_string());
   if (st.cfg->grpc.enabled)
@@ -464,7 +466,7 @@ caf::result<envelope> on_cluster_counts(gateway_actor_t* self) {
       bool is_self = m.state() == "SELF";
       auto node = is_self ? self_address : m.node().empty() ? m.address() : m.node();
       x->set_node(node);
-      x->set_ready(is_self ? st.ready
+      x->set_ready(is_self ? st.ready()
                            : std::find(st.routing.begin(), st.routing.end(), node)
                                != st.routing.end());
       x->set_clients(clients[node]);
@@ -551,7 +553,7 @@ caf::result<bool> on_barrier(gateway_actor_t* self) {
 /// client moves on to a node that has the whole picture.
 std::optional<envelope> refuse_unready(gateway_actor_t* self) {
   auto& st = self->state;
-  if (st.ready)
+  if (st.ready())
     return std::nullopt;
   return error_reply(v1::Error::UNAVAILABLE, "",
                      "node " + st.cfg->listen.to_string()
@@ -783,7 +785,6 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
   self->state.raft = std::move(raft);
   self->state.distro_ready = !self->state.distro;
   self->state.raft_ready = !self->state.raft;
-  self->state.ready = self->state.distro_ready && self->state.raft_ready;
   install_default_handlers(self, "gateway");
   self->set_down_handler([=](caf::down_msg& dm) {
     if (trusted_down(self, dm))
@@ -922,7 +923,6 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       st.raft_role = std::move(role);
       st.raft_leader = std::move(leader);
       st.raft_ready = caught_up;
-      st.ready = st.distro_ready && st.raft_ready;
     },
     [=](members_atom, const envelope&) {
       v1::MemberList reply;
@@ -1013,7 +1013,6 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       auto& st = self->state;
       st.routing = std::move(routing);
       st.distro_ready = ready;
-      st.ready = st.distro_ready && st.raft_ready;
       st.member_addresses = std::move(member_addresses);
       st.member_states = std::move(member_states);
       st.member_nodes = std::move(member_nodes);
