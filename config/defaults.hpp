@@ -105,6 +105,11 @@ inline constexpr std::size_t sync_batch_clients_max = 1000;
 inline constexpr std::int64_t verify_interval_ms = 5000;
 inline constexpr std::int64_t verify_timeout_ms = 3000;
 inline constexpr int copy_expiry_verify_rounds = 3;
+/// A verify round sends one 8-byte digest per bucket instead of every client's (id, revision), so
+/// its size does not grow with the clients; only buckets whose digest differs are listed in full.
+inline constexpr std::uint32_t verify_buckets = 1024;
+/// The most buckets a received verify may name (a bound on the digests it carries and the reply).
+inline constexpr std::uint32_t verify_buckets_max = 65536;
 /// A copy whose source is alive and ready expires after copy_expiry_verify_rounds verifies from it
 /// that do not list it; a source that sends no verify at all (it does not see this node alive)
 /// leaves its copies for this many times copy_expiry_verify_rounds of the node's own expiry sweeps

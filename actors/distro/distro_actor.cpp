@@ -217,6 +217,8 @@ void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
                ev.snapshot_failures);
   if (ev.unknown_sources > 0)
     log().warn("distro {} ignored {} messages from non-members", name, ev.unknown_sources);
+  if (ev.malformed > 0)
+    log().warn("distro {} ignored {} verify batches with inconsistent buckets", name, ev.malformed);
   if (ev.snapshot_loaded)
     log().info("distro {} loaded a snapshot of {} clients from {} in {} ms", name,
                ev.snapshot_loaded->clients, ev.snapshot_loaded->source,
@@ -695,6 +697,11 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       v1::VerifyBatch msg;
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "malformed VerifyBatch"));
+      if (auto err = distro::check(msg)) {
+        log().warn("distro refused a VerifyBatch from {}: {}: {}", bounded(msg.source()),
+                   err->field, err->message);
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, err->field, err->message));
+      }
       std::vector<distro::dropped_client> dropped;
       auto batch = distro::from_wire(msg, dropped);
       report_drops(self, msg.source(), "VerifyBatch", dropped);
@@ -859,9 +866,14 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       std::optional<distro::verify_reply> reply;
       v1::VerifyReply msg;
       if (ok && unpack(env, msg)) {
-        std::vector<distro::dropped_client> dropped;
-        reply = distro::from_wire(msg, dropped);
-        report_drops(self, member, "VerifyReply", dropped);
+        if (auto err = distro::check(msg)) {
+          log().warn("distro refused a VerifyReply from {}: {}: {}", member, err->field,
+                     err->message);
+        } else {
+          std::vector<distro::dropped_client> dropped;
+          reply = distro::from_wire(msg, dropped);
+          report_drops(self, member, "VerifyReply", dropped);
+        }
       }
       count(self, member, reply ? counter::verifies_ok : counter::verifies_failed);
       auto fx = self->state.protocol->on_verify_result(member, id, reply, actor_now_ms(self));

@@ -169,7 +169,26 @@ std::string validate(const distro_config& x) {
     return "members_max must be at least 1";
   if (x.beat_unhealthy_timeout_ms <= 0)
     return "beat_unhealthy_timeout_ms must be positive";
+  if (x.verify_buckets < 1 || x.verify_buckets > defaults::verify_buckets_max)
+    return "verify_buckets must be between 1 and " + std::to_string(defaults::verify_buckets_max);
   return {};
+}
+
+std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets) {
+  canonical_hash h;
+  h.str(id);
+  return static_cast<std::uint32_t>(h.value() % buckets);
+}
+
+std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
+  canonical_hash h;
+  h.str(id);
+  h.u64(revision);
+  // FNV's low bits mix poorly; a finalizer (splitmix64's) spreads every input bit over the share.
+  auto x = h.value();
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
 }
 
 std::uint64_t content_revision(const client_services& services) {
@@ -197,7 +216,7 @@ bool distro_protocol::events::any() const {
   return batches_sent + batches_failed + batches_retried + verify_failed + verify_mismatches
              + verify_missing + copies_applied + copies_removed + copies_expired + copies_refused
              + conflicts + stale_sessions + taken_over + handed_over + snapshot_failures
-             + stale_results + members_refused + unknown_sources
+             + stale_results + members_refused + unknown_sources + malformed
            > 0
          || snapshot_loaded.has_value() || ready_alone;
 }
@@ -340,15 +359,49 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     finish(now_ms, fx);
     return out;
   }
+  bool digest = x.buckets > 0 && !x.digests.empty();
+  bool well_formed = x.buckets <= defaults::verify_buckets_max
+                     && (x.digests.empty() || x.digests.size() == x.buckets)
+                     && (x.buckets > 0 || x.listed.empty());
+  if (!well_formed) {
+    // The wire decoder refuses these; a malformed batch renews nothing and asks nothing.
+    ++fx.log.malformed;
+    finish(now_ms, fx);
+    return out;
+  }
   // Only a ready node verifies: the sender has its data now and may be routed to.
   set_peer_ready(pi->second, pi->first, true, now_ms);
-  ++pi->second.verifies_received;
-  pi->second.vouched_sweep = sweeps_;
+  if (x.buckets == 0 || digest) {
+    // A round: a detail answers the round its digest began.
+    ++pi->second.verifies_received;
+    pi->second.vouched_sweep = sweeps_;
+  }
   remap(now_ms, fx);
+  if (digest)
+    verify_digests(x, now_ms, out);
+  else
+    verify_listed(x, now_ms, out);
+  fx.log.verify_missing += out.reply.missing.size();
+  finish(now_ms, fx);
+  return out;
+}
+
+void distro_protocol::verify_listed(const distro::verify_batch& x, time_ms now_ms,
+                                    verify_outcome& out) {
+  // A detail speaks only for its listed buckets.
+  std::vector<bool> listed;
+  if (x.buckets > 0) {
+    listed.assign(x.buckets, false);
+    for (auto b : x.listed)
+      if (b < x.buckets)
+        listed[b] = true;
+  }
   std::size_t seen = 0;
   for (const auto& e : x.clients) {
     if (seen++ >= cfg_.clients_max)
       break;
+    if (x.buckets > 0 && !listed[verify_bucket(e.id, x.buckets)])
+      continue;
     auto ri = records_.find(e.id);
     if (ri == records_.end()) {
       out.reply.missing.push_back(e.id);
@@ -369,9 +422,32 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     else
       r.vouched_ms = now_ms; // the owner holds this content: a take-over may trust it (Beat clocks)
   }
-  fx.log.verify_missing += out.reply.missing.size();
-  finish(now_ms, fx);
-  return out;
+}
+
+void distro_protocol::verify_digests(const distro::verify_batch& x, time_ms now_ms,
+                                     verify_outcome& out) {
+  // This node's digests over the copies the sender vouched for last. A bucket that matches holds
+  // exactly the sender's clients at the sender's revisions: each of its copies is listed, as by a
+  // full list. Any other bucket (a copy missing, stale, or from another source here, or a client
+  // local here) is asked for in detail.
+  std::vector<std::uint64_t> mine(x.buckets, 0);
+  auto from_sender = [&](const record& r) {
+    return !r.local && !r.tombstone && r.source == x.source;
+  };
+  for (const auto& [id, r] : records_)
+    if (from_sender(r))
+      mine[verify_bucket(id, x.buckets)] += verify_share(id, r.revision);
+  std::vector<bool> same(x.buckets, false);
+  for (std::uint32_t b = 0; b < x.buckets; ++b) {
+    same[b] = mine[b] == x.digests[b];
+    if (!same[b])
+      out.reply.differing.push_back(b);
+  }
+  for (auto& [id, r] : records_)
+    if (from_sender(r) && same[verify_bucket(id, x.buckets)]) {
+      renew(r, x.source, now_ms);
+      r.vouched_ms = now_ms;
+    }
 }
 
 distro_protocol::effects
@@ -381,14 +457,17 @@ distro_protocol::on_verify_result(const std::string& peer, std::uint64_t verify_
   effects fx;
   auto i = peers_.find(peer);
   if (i == peers_.end() || !i->second.verify_in_flight
-      || i->second.verify_in_flight->first != verify_id) {
+      || i->second.verify_in_flight->id != verify_id) {
     ++fx.log.stale_results;
   } else if (!x) {
     i->second.verify_in_flight.reset();
     ++fx.log.verify_failed;
   } else {
     auto& p = i->second;
+    auto digest_buckets = p.verify_in_flight->digest_buckets;
     p.verify_in_flight.reset();
+    if (digest_buckets > 0 && !x->differing.empty() && ready_ && is_alive(p.state))
+      send_verify(peer, p, verify_detail(digest_buckets, x->differing), now_ms, fx);
     std::size_t seen = 0;
     for (const auto& id : x->missing) {
       if (seen++ >= cfg_.clients_max)
@@ -637,7 +716,7 @@ void distro_protocol::expire_requests(time_ms now_ms, effects& fx) {
   for (auto& [name, p] : peers_) {
     if (p.in_flight && now_ms >= p.in_flight->sent_ms + cfg_.sync_timeout_ms)
       fail_sync(p, now_ms, fx);
-    if (p.verify_in_flight && now_ms >= p.verify_in_flight->second + cfg_.verify_timeout_ms) {
+    if (p.verify_in_flight && now_ms >= p.verify_in_flight->sent_ms + cfg_.verify_timeout_ms) {
       p.verify_in_flight.reset();
       ++fx.log.verify_failed;
     }
@@ -684,9 +763,13 @@ void distro_protocol::progress_load(time_ms now_ms, effects& fx) {
 
 void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
   DISTRO_CHECK(ready_);
+  std::optional<distro::verify_batch> batch; // built once for every peer
   for (auto& [name, p] : peers_)
-    if (is_alive(p.state) && !p.verify_in_flight)
-      send_verify(name, p, now_ms, fx);
+    if (is_alive(p.state) && !p.verify_in_flight) {
+      if (!batch)
+        batch = verify_of_local();
+      send_verify(name, p, *batch, now_ms, fx);
+    }
   next_verify_ms_ = now_ms + cfg_.verify_interval_ms;
 }
 
@@ -780,7 +863,7 @@ std::optional<time_ms> distro_protocol::next_wake(time_ms now_ms) const {
     else if (is_alive(p.state) && !p.pending.empty())
       consider(p.next_send_ms);
     if (p.verify_in_flight)
-      consider(p.verify_in_flight->second + cfg_.verify_timeout_ms);
+      consider(p.verify_in_flight->sent_ms + cfg_.verify_timeout_ms);
   }
   if (ready_) {
     consider(next_verify_ms_);
@@ -1023,20 +1106,53 @@ void distro_protocol::mark_pending_all(const client_id& id) {
     p.pending.insert(id);
 }
 
-void distro_protocol::send_verify(const std::string& name, peer_state& p, time_ms now_ms,
-                                  effects& fx) {
+void distro_protocol::send_verify(const std::string& name, peer_state& p,
+                                  const distro::verify_batch& batch, time_ms now_ms, effects& fx) {
   DISTRO_CHECK(ready_);
   DISTRO_CHECK(!p.verify_in_flight);
   outgoing_verify out;
   out.peer = name;
   out.verify_id = next_id_++;
-  out.batch.source = self_;
-  for (const auto& [id, r] : records_)
-    if (r.local && !r.tombstone)
-      out.batch.clients.push_back(distro::client_revision{id, r.revision});
-  p.verify_in_flight = std::make_pair(out.verify_id, now_ms);
+  out.batch = batch;
+  p.verify_in_flight =
+    verify_attempt{out.verify_id, now_ms, batch.digests.empty() ? 0 : batch.buckets};
   ++fx.log.verify_sent;
   fx.verifies.push_back(std::move(out));
+}
+
+distro::verify_batch distro_protocol::verify_of_local() const {
+  distro::verify_batch result;
+  result.source = self_;
+  for (const auto& [id, r] : records_)
+    if (r.local && !r.tombstone)
+      result.clients.push_back(distro::client_revision{id, r.revision});
+  // A full list of a few clients is no longer than the digests.
+  if (result.clients.size() <= cfg_.verify_buckets / 8)
+    return result;
+  result.buckets = cfg_.verify_buckets;
+  result.digests.assign(result.buckets, 0);
+  for (const auto& c : result.clients)
+    result.digests[verify_bucket(c.id, result.buckets)] += verify_share(c.id, c.revision);
+  result.clients.clear();
+  return result;
+}
+
+distro::verify_batch
+distro_protocol::verify_detail(std::uint32_t buckets,
+                               const std::vector<std::uint32_t>& differing) const {
+  distro::verify_batch result;
+  result.source = self_;
+  result.buckets = buckets;
+  std::vector<bool> asked(buckets, false);
+  for (auto b : differing)
+    if (b < buckets && !asked[b]) {
+      asked[b] = true;
+      result.listed.push_back(b);
+    }
+  for (const auto& [id, r] : records_)
+    if (r.local && !r.tombstone && asked[verify_bucket(id, buckets)])
+      result.clients.push_back(distro::client_revision{id, r.revision});
+  return result;
 }
 
 void distro_protocol::fail_sync(peer_state& p, time_ms now_ms, effects& fx) {
@@ -1066,7 +1182,7 @@ void distro_protocol::peer_came_up(peer_state& p, const std::string& name, time_
   // Pending changes go out at once; a retry delay from before the outage no longer applies.
   p.next_send_ms = now_ms;
   if (ready_ && !p.verify_in_flight)
-    send_verify(name, p, now_ms, fx); // tells the peer at once that we are ready
+    send_verify(name, p, verify_of_local(), now_ms, fx); // tells the peer at once that we are ready
   if (!ready_ && !attempt_) {
     tried_.erase(name);
     next_attempt_ms_ = std::min(next_attempt_ms_, now_ms);

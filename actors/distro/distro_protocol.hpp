@@ -82,11 +82,26 @@
 /// unhealthy timeout from the vouch (clamped by the same bound) for its beats to reach the new owner.
 ///
 /// ## Verify (every verify_interval_ms, only when ready)
-/// Each ready node sends every alive peer one VerifyBatch of (id, revision) of all clients it is
+/// Each ready node sends every alive peer one VerifyBatch that vouches for all clients it is
 /// responsible for (also at once when a peer comes up, so peers learn quickly that this node is ready).
-/// The receiver renews the copies listed (a listed copy at another revision too: the client lives, and
-/// the copy is kept until the sync replaces it) and answers with the ids it lacks or holds at another
-/// revision; the sender marks those pending for that peer (full sync). Copy expiry follows the copy's
+/// The batch is built once per round for every peer. It is a *full list* of (id, revision) while this
+/// node is responsible for at most verify_buckets / 8 clients; else a *digest*: the clients are hashed
+/// into verify_buckets buckets by id (verify_bucket), and each bucket's digest is the sum of its
+/// clients' shares (verify_share(id, revision)), so a round costs 8 bytes per bucket however many
+/// clients there are (Nacos sends one message per client per peer every round).
+/// * Full list: the receiver renews the copies listed (a listed copy at another revision too: the
+///   client lives, and the copy is kept until the sync replaces it) and answers with the ids it lacks
+///   or holds at another revision; the sender marks those pending for that peer (full sync).
+/// * Digest: the receiver computes the same digests over its copies whose source is the sender. A
+///   bucket that matches holds exactly the sender's clients at the sender's revisions, so each copy in
+///   it is renewed as if listed. The reply names the buckets that differ (a missing, stale or extra
+///   copy, a copy from another source, a client local here); the sender answers at once with a
+///   *detail*: the full list of just those buckets, which the receiver handles as a full list
+///   restricted to them (a copy of the sender's in a listed bucket but not listed is not renewed).
+///   A detail is part of the round its digest began: it does not count as a round of its own.
+///   Under churn the buckets with changes not yet synced differ, so a round costs the digests plus
+///   the clients of the changed buckets: it grows with the changes, not with the clients.
+/// Copy expiry follows the copy's
 /// *source* (the member that last sent or listed it):
 /// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
 ///   removed once not renewed for copy_expiry_verify_rounds * verify_interval_ms. That is how a
@@ -194,15 +209,25 @@ struct client_revision {
   std::uint64_t revision = 0;
 };
 
-/// VerifyBatch: owner -> peer, every verify interval. Reply: VerifyReply.
+/// VerifyBatch: owner -> peer. Three forms (see Verify in the file comment):
+/// * a full list (`buckets` 0): every client the sender is responsible for; a verify round;
+/// * a digest (`digests` holds `buckets` entries): one digest per bucket; a verify round;
+/// * a detail (`buckets` > 0, no digests): the clients of the buckets in `listed`, in full; it
+///   answers a digest's reply and is not a round of its own.
+/// Reply: VerifyReply.
 struct verify_batch {
   std::string source;
   std::vector<client_revision> clients;
+  std::uint32_t buckets = 0;
+  std::vector<std::uint64_t> digests{};
+  std::vector<std::uint32_t> listed{};
 };
 
-/// VerifyReply: the ids the receiver lacks or holds at another revision.
+/// VerifyReply: the ids the receiver lacks or holds at another revision (full list, detail), or the
+/// buckets whose digest differs here (digest).
 struct verify_reply {
   std::vector<client_id> missing;
+  std::vector<std::uint32_t> differing{};
 };
 
 /// SnapshotRequest: starting node -> peer. Reply: Snapshot, or Error UNAVAILABLE when not ready.
@@ -235,6 +260,9 @@ struct distro_config {
   time_ms verify_timeout_ms = defaults::verify_timeout_ms;
   /// A copy not renewed for this many verify intervals is removed.
   int copy_expiry_verify_rounds = defaults::copy_expiry_verify_rounds;
+  /// Buckets of a digest verify (a node responsible for at most buckets / 8 clients sends the
+  /// full list, which is then no longer than the digests).
+  std::uint32_t verify_buckets = defaults::verify_buckets;
   /// A SnapshotRequest without result after this is failed.
   time_ms snapshot_timeout_ms = defaults::snapshot_timeout_ms;
   /// Wait after a round of failed snapshot requests.
@@ -259,6 +287,13 @@ struct distro_config {
 
 /// "" when fine, else the first broken rule (e.g. "copy_expiry_verify_rounds must be at least 2").
 std::string validate(const distro_config& x);
+
+/// The verify bucket of a client id among `buckets` (> 0): the same on every node.
+std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets);
+
+/// A client's share of its bucket's digest; a bucket's digest is the sum (mod 2^64) of its clients'
+/// shares, so it does not depend on their order and is 0 for an empty bucket.
+std::uint64_t verify_share(const client_id& id, std::uint64_t revision);
 
 /// The content revision of a client: FNV-1a 64 over a canonical encoding of every service key and
 /// instance field (instances of a service in any order). Never 0, so 0 can mean "no content".
@@ -351,6 +386,7 @@ public:
     std::size_t stale_results = 0;     ///< results of unknown or old requests, ignored
     std::size_t members_refused = 0;   ///< members over members_max
     std::size_t unknown_sources = 0;   ///< messages from a node that is not a member
+    std::size_t malformed = 0;         ///< verifies with inconsistent buckets (ignored)
     std::optional<snapshot_loaded_event> snapshot_loaded;
     bool ready_alone = false; ///< became ready without a snapshot (lone node or cold start)
 
@@ -522,6 +558,12 @@ private:
     std::set<client_id> ids;
   };
 
+  struct verify_attempt {
+    std::uint64_t id = 0;
+    time_ms sent_ms = 0;
+    std::uint32_t digest_buckets = 0; ///< a digest: its bucket count (its reply may ask a detail)
+  };
+
   struct peer_state {
     member_state state = member_state::down;
     /// DOWN by timeouts on an open connection (member_view::unresponsive): the same run of the
@@ -537,9 +579,9 @@ private:
     /// Clients per batch to this peer: halved by a failed batch, doubled by an answered one,
     /// within 1..sync_batch_clients_max (0: the maximum).
     std::size_t batch_limit = 0;
-    std::uint64_t verifies_received = 0; ///< VerifyBatches from this peer (its rounds)
+    std::uint64_t verifies_received = 0; ///< verify rounds from this peer (full lists, digests)
     std::uint64_t vouched_sweep = 0;     ///< sweeps_ at its last VerifyBatch or Snapshot
-    std::optional<std::pair<std::uint64_t, time_ms>> verify_in_flight; ///< id, sent
+    std::optional<verify_attempt> verify_in_flight;
   };
 
   struct snapshot_attempt {
@@ -574,7 +616,13 @@ private:
   void erase_record(record_map::iterator i);
   void gc_tombstone(const client_id& id);
   void mark_pending_all(const client_id& id);
-  void send_verify(const std::string& name, peer_state& p, time_ms now_ms, effects& fx);
+  void send_verify(const std::string& name, peer_state& p, const distro::verify_batch& batch,
+                   time_ms now_ms, effects& fx);
+  distro::verify_batch verify_of_local() const;
+  distro::verify_batch verify_detail(std::uint32_t buckets,
+                                     const std::vector<std::uint32_t>& differing) const;
+  void verify_listed(const distro::verify_batch& x, time_ms now_ms, verify_outcome& out);
+  void verify_digests(const distro::verify_batch& x, time_ms now_ms, verify_outcome& out);
   void fail_sync(peer_state& p, time_ms now_ms, effects& fx);
   void fail_snapshot_attempt(effects& fx);
   void peer_came_up(peer_state& p, const std::string& name, time_ms now_ms, effects& fx);

@@ -112,12 +112,50 @@ v1::VerifyBatch to_wire(const verify_batch& x) {
     r->set_client_id(c.id);
     r->set_revision(c.revision);
   }
+  result.set_buckets(x.buckets);
+  result.mutable_digests()->Add(x.digests.begin(), x.digests.end());
+  result.mutable_listed()->Add(x.listed.begin(), x.listed.end());
   return result;
+}
+
+std::optional<field_error> check(const v1::VerifyBatch& x) {
+  auto buckets = x.buckets();
+  if (buckets > defaults::verify_buckets_max)
+    return field_error{"buckets", "expected at most " + std::to_string(defaults::verify_buckets_max)
+                                    + ", got " + std::to_string(buckets)};
+  if (x.digests_size() > 0 && static_cast<std::uint32_t>(x.digests_size()) != buckets)
+    return field_error{"digests", "expected one per bucket (" + std::to_string(buckets) + "), got "
+                                    + std::to_string(x.digests_size())};
+  if (x.digests_size() > 0 && (x.clients_size() > 0 || x.listed_size() > 0))
+    return field_error{"digests", "a digest lists no clients and no buckets"};
+  if (buckets == 0 && x.listed_size() > 0)
+    return field_error{"listed", "buckets listed without a bucket count"};
+  if (x.listed_size() > static_cast<int>(buckets))
+    return field_error{"listed", "more buckets listed than there are"};
+  for (auto b : x.listed())
+    if (b >= buckets)
+      return field_error{"listed", "bucket " + std::to_string(b) + " is not below "
+                                     + std::to_string(buckets)};
+  return std::nullopt;
+}
+
+std::optional<field_error> check(const v1::VerifyReply& x) {
+  auto max = defaults::verify_buckets_max;
+  if (static_cast<std::uint64_t>(x.differing_size()) > max)
+    return field_error{"differing", "expected at most " + std::to_string(max) + " buckets"};
+  for (auto b : x.differing())
+    if (b >= max)
+      return field_error{"differing", "bucket " + std::to_string(b) + " is not below "
+                                        + std::to_string(max)};
+  return std::nullopt;
 }
 
 verify_batch from_wire(const v1::VerifyBatch& x, std::vector<dropped_client>& dropped) {
   verify_batch result;
   result.source = x.source();
+  result.buckets = x.buckets();
+  result.digests.assign(x.digests().begin(), x.digests().end());
+  result.listed.assign(x.listed().begin(), x.listed().end());
   result.clients.reserve(static_cast<std::size_t>(x.clients_size()));
   for (auto& c : x.clients()) {
     if (auto err = validate_client_id(c.client_id()))
@@ -132,6 +170,7 @@ v1::VerifyReply to_wire(const verify_reply& x) {
   v1::VerifyReply result;
   for (auto& id : x.missing)
     result.add_missing(id);
+  result.mutable_differing()->Add(x.differing.begin(), x.differing.end());
   return result;
 }
 
@@ -144,6 +183,7 @@ verify_reply from_wire(const v1::VerifyReply& x, std::vector<dropped_client>& dr
     else
       result.missing.push_back(id);
   }
+  result.differing.assign(x.differing().begin(), x.differing().end());
   return result;
 }
 

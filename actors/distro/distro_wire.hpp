@@ -43,6 +43,13 @@ v1::SyncBatch to_wire(const sync_batch& x);
 sync_batch from_wire(const v1::SyncBatch& x, const peer_rules& rules,
                      std::vector<dropped_client>& dropped);
 
+/// The bucket fields of a VerifyBatch are consistent (a digest has one digest per bucket and lists
+/// nothing; listed buckets exist); else the first broken rule. The whole batch is refused then.
+std::optional<field_error> check(const v1::VerifyBatch& x);
+/// A VerifyReply's buckets are within verify_buckets_max (the protocol ignores buckets its digest
+/// did not have); else the first broken rule.
+std::optional<field_error> check(const v1::VerifyReply& x);
+
 v1::VerifyBatch to_wire(const verify_batch& x);
 verify_batch from_wire(const v1::VerifyBatch& x, std::vector<dropped_client>& dropped);
 

@@ -238,11 +238,21 @@ void decode(wire_kind kind, const wire::envelope& env) {
     case wire_kind::verify_batch:
       with<v1::VerifyBatch>(env, [](auto& m) {
         std::vector<distro::dropped_client> dropped, again;
+        auto refused = distro::check(m);
         auto batch = distro::from_wire(m, dropped);
         FUZZ_CHECK(batch.clients.size() + dropped.size() == static_cast<std::size_t>(m.clients_size()));
-        auto back = distro::from_wire(distro::to_wire(batch), again);
+        auto wire = distro::to_wire(batch);
+        FUZZ_CHECK(distro::check(wire).has_value() == refused.has_value());
+        auto back = distro::from_wire(wire, again);
         FUZZ_CHECK(back.source == batch.source && back.clients.size() == batch.clients.size());
+        FUZZ_CHECK(back.buckets == batch.buckets && back.digests == batch.digests
+                   && back.listed == batch.listed);
         FUZZ_CHECK(again.empty());
+        if (!refused) {
+          FUZZ_CHECK(batch.buckets <= defaults::verify_buckets_max);
+          for (auto b : batch.listed)
+            FUZZ_CHECK(b < batch.buckets);
+        }
       });
       break;
     case wire_kind::verify_reply:
@@ -250,7 +260,11 @@ void decode(wire_kind kind, const wire::envelope& env) {
         std::vector<distro::dropped_client> dropped, again;
         auto reply = distro::from_wire(m, dropped);
         FUZZ_CHECK(reply.missing.size() + dropped.size() == static_cast<std::size_t>(m.missing_size()));
-        FUZZ_CHECK(distro::from_wire(distro::to_wire(reply), again).missing == reply.missing);
+        auto back = distro::from_wire(distro::to_wire(reply), again);
+        FUZZ_CHECK(back.missing == reply.missing && back.differing == reply.differing);
+        if (!distro::check(m))
+          for (auto b : reply.differing)
+            FUZZ_CHECK(b < defaults::verify_buckets_max);
         FUZZ_CHECK(again.empty());
       });
       break;

@@ -208,8 +208,25 @@ void envelopes() {
   rev->set_revision(42);
   envelope_seed(wire_kind::verify_batch, "verify-batch", verify);
 
+  v1::VerifyBatch digest;
+  digest.set_source("127.0.0.1:8850");
+  digest.set_buckets(4);
+  for (std::uint64_t d : {0ULL, 42ULL, 0ULL, 7ULL})
+    digest.add_digests(d);
+  envelope_seed(wire_kind::verify_batch, "verify-digest", digest);
+
+  v1::VerifyBatch detail;
+  detail.set_source("127.0.0.1:8850");
+  detail.set_buckets(4);
+  detail.add_listed(1);
+  auto* listed = detail.add_clients();
+  listed->set_client_id("10.0.0.7:8080#true");
+  listed->set_revision(42);
+  envelope_seed(wire_kind::verify_batch, "verify-detail", detail);
+
   v1::VerifyReply verify_reply;
   verify_reply.add_missing("10.0.0.7:8080#true");
+  verify_reply.add_differing(1);
   envelope_seed(wire_kind::verify_reply, "verify-reply", verify_reply);
 
   v1::SnapshotRequest snap_req;

@@ -693,6 +693,146 @@ TEST_CASE("distro: a copy not renewed for copy_expiry_verify_rounds intervals is
   CHECK(p.check_invariants() == "");
 }
 
+// -- digest verify -----------------------------------------------------------------------
+
+namespace {
+
+/// Delivers `v` (from `from` to `to`) at `now` and its reply back, and so on for the detail a
+/// digest's reply asks for. Returns every VerifyBatch delivered and the last reply.
+std::pair<std::vector<distro::verify_batch>, distro::verify_reply>
+deliver_verify(proto& from, proto& to, proto::outgoing_verify v, time_ms now) {
+  std::vector<distro::verify_batch> sent;
+  distro::verify_reply last;
+  for (;;) {
+    sent.push_back(v.batch);
+    auto out = to.on_verify_batch(v.batch, now);
+    last = out.reply;
+    auto fx = from.on_verify_result(v.peer, v.verify_id, out.reply, now);
+    if (fx.verifies.empty())
+      return {sent, last};
+    REQUIRE(fx.verifies.size() == 1);
+    v = fx.verifies[0];
+  }
+}
+
+/// The one verify `fx` sends to `peer`.
+proto::outgoing_verify verify_to(const proto::effects& fx, const std::string& peer) {
+  for (const auto& v : fx.verifies)
+    if (v.peer == peer)
+      return v;
+  FAIL("no verify to " << peer);
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("distro: a digest verify does not grow with the clients; only differing buckets are listed") {
+  auto cfg = make_config();
+  cfg.verify_buckets = 64; // a full list up to 8 clients
+  auto owner = make_ready(a, {b}, cfg);
+  auto peer = make_ready(b, {a}, cfg);
+  const int clients = 2000;
+  std::vector<distro::client_data> copies;
+  for (int i = 0; i < clients; ++i) {
+    owner.on_local_change(change(session(a, i), "orders"), 10);
+    copies.push_back(data(session(a, i), "orders"));
+  }
+  peer.on_sync_batch(distro::sync_batch{a, copies}, 20);
+
+  auto v = verify_to(owner.tick(1000), b);
+  CHECK(v.batch.buckets == 64);
+  CHECK(v.batch.digests.size() == 64);
+  CHECK(v.batch.clients.empty());
+  auto digest_bytes = distro::to_wire(v.batch).ByteSizeLong();
+  CHECK(digest_bytes < 64 * 8 + 64);
+  auto [sent, reply] = deliver_verify(owner, peer, v, 1000);
+  CHECK(sent.size() == 1); // every bucket matched: no detail
+  CHECK(reply.differing.empty());
+
+  // One client changes and its sync is lost: its bucket, and only it, is listed in full, and the
+  // peer reports only that client.
+  auto changed = session(a, 7);
+  owner.on_local_change(change(changed, "orders", 9090), 1100);
+  auto bucket = verify_bucket(changed, 64);
+  v = verify_to(owner.tick(2000), b);
+  std::tie(sent, reply) = deliver_verify(owner, peer, v, 2000);
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[1].listed == std::vector<std::uint32_t>{bucket});
+  CHECK(sent[1].digests.empty());
+  std::size_t in_bucket = 0;
+  for (int i = 0; i < clients; ++i)
+    in_bucket += verify_bucket(session(a, i), 64) == bucket ? 1 : 0;
+  CHECK(sent[1].clients.size() == in_bucket); // its neighbours too: they collide in the bucket
+  CHECK(in_bucket > 1);
+  CHECK(reply.missing == std::vector<client_id>{changed});
+  CHECK(owner.is_pending(b, changed));
+  // The full list would have been about 20 times larger than digest and detail together.
+  distro::verify_batch full{a, {}};
+  for (int i = 0; i < clients; ++i)
+    full.clients.push_back({session(a, i), 1});
+  CHECK(distro::to_wire(full).ByteSizeLong()
+        > 10 * (digest_bytes + distro::to_wire(sent[1]).ByteSizeLong()));
+  CHECK(owner.check_invariants() == "");
+  CHECK(peer.check_invariants() == "");
+}
+
+TEST_CASE("distro: copy expiry through digests: a matching bucket renews its copies, an unlisted copy goes") {
+  auto cfg = make_config();
+  cfg.verify_buckets = 2; // every verify is a digest; many clients per bucket
+  auto owner = make_ready(a, {b, c}, cfg);
+  auto peer = make_ready(b, {a, c}, cfg);
+  std::vector<distro::client_data> copies;
+  for (int i = 0; i < 20; ++i) {
+    owner.on_local_change(change(session(a, i), "orders"), 10);
+    copies.push_back(data(session(a, i), "orders"));
+  }
+  // The peer also holds a copy from A that A no longer holds (its delete was lost).
+  auto gone = session(a, 99);
+  copies.push_back(data(gone, "orders"));
+  peer.on_sync_batch(distro::sync_batch{a, copies}, 20);
+  auto gone_bucket = verify_bucket(gone, 2);
+
+  // Rounds 1 and 2: the gone copy's bucket differs and is listed; it is kept (not yet expired).
+  for (time_ms t = 1000; t <= 2000; t += 1000) {
+    auto [sent, reply] = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[1].listed == std::vector<std::uint32_t>{gone_bucket});
+    CHECK(reply.missing.empty());
+    CHECK(peer.find(gone) != nullptr);
+  }
+  // The third digest round without it: the sweep removes it; every listed client stays, in either
+  // bucket.
+  auto v = verify_to(owner.tick(3000), b);
+  auto out = peer.on_verify_batch(v.batch, 3000);
+  CHECK(out.fx.log.copies_expired == 1);
+  CHECK(peer.find(gone) == nullptr);
+  for (int i = 0; i < 20; ++i)
+    CHECK(peer.find(session(a, i)) != nullptr);
+  // Now every bucket matches: the copies live on through digests alone, many rounds later.
+  for (time_ms t = 4000; t <= 20000; t += 1000) {
+    auto [sent, reply] = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
+    CHECK(sent.size() == 1);
+    peer.tick(t);
+  }
+  for (int i = 0; i < 20; ++i)
+    CHECK(peer.find(session(a, i)) != nullptr);
+  // A digest renews a copy for the take-over rule too (Beat clocks): it is vouched at that round.
+  CHECK(peer.find(session(a, 3))->vouched_ms == 20000);
+  CHECK(peer.check_invariants() == "");
+}
+
+TEST_CASE("distro: a verify with inconsistent buckets renews nothing and asks nothing") {
+  auto p = make_ready(b, {a});
+  p.on_sync_batch(distro::sync_batch{a, {data(session(a, 1), "orders")}}, 10);
+  auto digest = verify_share(session(a, 1), content_revision(make_services("orders")));
+  distro::verify_batch bad{a, {}, 4, {digest}, {}}; // one digest for four buckets
+  auto out = p.on_verify_batch(bad, 100);
+  CHECK(out.fx.log.malformed == 1);
+  CHECK(out.reply.differing.empty());
+  CHECK(out.reply.missing.empty());
+  CHECK(p.find(session(a, 1))->renewed_ms == 10);
+}
+
 // -- responsibility ----------------------------------------------------------------------
 
 TEST_CASE("distro: heartbeat clients map over ready members; a leaving member moves only its own") {

@@ -242,6 +242,45 @@ TEST_CASE("distro wire: deletes, verify batches and replies drop bad client ids 
   CHECK(dropped.size() == 2);
 }
 
+TEST_CASE("distro wire: a verify's bucket fields are checked, naming the field") {
+  auto refused = [](const v1::VerifyBatch& x) {
+    auto err = distro::check(x);
+    return err ? err->field : std::string{};
+  };
+  distro::verify_batch digest{peer_name, {}, 4, {1, 2, 3, 4}, {}};
+  CHECK(refused(distro::to_wire(digest)).empty());
+  distro::verify_batch detail{peer_name, {{session_of_peer(1), 7}}, 4, {}, {0, 3}};
+  CHECK(refused(distro::to_wire(detail)).empty());
+  std::vector<distro::dropped_client> dropped;
+  auto back = distro::from_wire(distro::to_wire(detail), dropped);
+  CHECK(back.listed == detail.listed);
+  CHECK(back.buckets == 4);
+
+  auto x = distro::to_wire(digest);
+  x.set_buckets(defaults::verify_buckets_max + 1);
+  CHECK(refused(x) == "buckets");
+  x = distro::to_wire(digest);
+  x.add_digests(5);
+  CHECK(refused(x) == "digests");
+  x = distro::to_wire(digest);
+  x.add_listed(1);
+  CHECK(refused(x) == "digests"); // a digest lists nothing
+  x = distro::to_wire(detail);
+  x.add_listed(4);
+  CHECK(refused(x) == "listed");
+  x = distro::to_wire(detail);
+  x.set_buckets(0);
+  CHECK(refused(x) == "listed");
+
+  v1::VerifyReply reply;
+  reply.add_differing(3);
+  CHECK_FALSE(distro::check(reply));
+  reply.add_differing(defaults::verify_buckets_max);
+  auto err = distro::check(reply);
+  REQUIRE(err);
+  CHECK(err->field == "differing");
+}
+
 TEST_CASE("distro wire: drops are all counted, logged at most once per interval per peer") {
   distro::drop_counter drops{1000};
   auto first = drops.count("a", 0);
