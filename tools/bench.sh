@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench.sh [--quick | --http-only | --grpc-only | --raft-only] [--json FILE] [--keep]
+# tools/bench.sh [--quick | --http-only | --grpc-only | --raft-only | --verify-only] [--json FILE] [--keep]
 #
 # Runs the registry benchmark suite on loopback and prints a table: figure | median | spread
 # (min..max) | runs | target | met?. With --json FILE it also writes the figures as JSON, one key per
@@ -16,6 +16,9 @@
 #   6. the gRPC API:      registrations/s and queries/s over 64 connections, register-to-push
 #                         p50/p99, RSS per idle connection at 10k connections (registry-grpc-bench);
 #                         --grpc-only runs this section alone (tools/bench-grpc.sh).
+#   4. Distro verify:     bytes of one verify round per peer at 10k and 1m session clients, idle
+#                         and after 1000 changes, and the full list sent before digests (in
+#                         process: the node's Distro logic and wire encoder); --verify-only.
 #   7. persistent (Raft): 3 nodes with data_dir: persistent registrations/s, commit latency
 #                         p50/p99, leader failover (kill -9 -> next acknowledged write),
 #                         restart-to-ready of a node holding 100k persistent instances; one node
@@ -53,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --http-only) mode=http ;;
     --grpc-only) mode=grpc ;;
     --raft-only) mode=raft ;;
+    --verify-only) mode=verify ;;
     -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -64,7 +68,8 @@ fi
 
 # -- sizes and durations -----------------------------------------------------------------------
 dur_http=5
-if [[ $mode == http || $mode == grpc ]]; then
+verify_small=10000; verify_large=1000000 # Distro verify bytes: session clients per node
+if [[ $mode == http || $mode == grpc || $mode == verify ]]; then
   reps=1; total_s=60; deadline_s=180; small_label=-; large_label=-
 elif [[ $mode == raft ]]; then
   reps=1; total_s=240; deadline_s=420; small_label=-; large_label=-
@@ -72,6 +77,7 @@ elif [[ $mode == quick ]]; then
   reps=1; total_s=55; deadline_s=200
   dur_reg=2; dur_query=2; dur_ping=2; dur_repl=2; dur_repl_bg=3; dur_push=2; crash_rounds=2
   reg_clients=1000; small=10000; large=20000; small_label=10k; large_label=20k; joins=1
+  verify_large=20000
 else
   reps=3; total_s=255; deadline_s=600
   dur_reg=4; dur_query=4; dur_ping=3; dur_repl=3; dur_repl_bg=5; dur_push=4; crash_rounds=3
@@ -227,9 +233,12 @@ run_set() {
 }
 
 caf_load=$(cut -d' ' -f1-3 /proc/loadavg)
-printf '{"meta":{"mode":"%s","date":"%s","runs":%s,"small_label":"%s","large_label":"%s","cores":%s,"loadavg_start":"%s"}}\n' \
-  "$mode" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$reps" "$small_label" "$large_label" "$(nproc)" \
-  "$caf_load" >>"$results"
+label_of() { # N -> 10k, 1m
+  if (($1 % 1000000 == 0)); then echo "$(($1 / 1000000))m"; else echo "$(($1 / 1000))k"; fi
+}
+printf '{"meta":{"mode":"%s","date":"%s","runs":%s,"small_label":"%s","large_label":"%s","verify_small_label":"%s","verify_large_label":"%s","cores":%s,"loadavg_start":"%s"}}\n' \
+  "$mode" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$reps" "$small_label" "$large_label" \
+  "$(label_of "$verify_small")" "$(label_of "$verify_large")" "$(nproc)" "$caf_load" >>"$results"
 say "registry-bench $mode suite; work dir $work; load average $caf_load on $(nproc) cores"
 
 # == 5. the HTTP API and etcd (tools/bench-http.sh), alone with --http-only ==========================
@@ -246,6 +255,22 @@ fi
 if [[ $mode == grpc ]]; then
   grpc_bench
   grpc_report
+  exit 0
+fi
+# verify_bench: bytes of one verify round per peer at the small and large client counts; the
+# bytes do not vary between runs, so each size runs once.
+verify_bench() {
+  local n set
+  for n in "$verify_small" "$verify_large"; do
+    set=verify_small
+    [[ $n == "$verify_large" ]] && set=verify_large
+    run_set "$set" 1 idle_verify_bytes \
+      timeout 300 "$bench" verify-bytes --clients "$n" --changes 1000
+  done
+}
+if [[ $mode == verify ]]; then
+  verify_bench
+  "$bench" report --results "$results" --mode "$mode" ${json_out:+--json "$json_out"}
   exit 0
 fi
 # shellcheck source=tools/bench-raft.sh
@@ -394,6 +419,9 @@ printf '{"set":"memory_large","rep":1,"data":{"rss_bytes_per_instance":%s,"insta
   "$(jnum "$line" registrations_per_s)" >>"$results"
 say "memory_large: $filled_large instances (complete=$complete), rss_bytes_per_instance=$per_inst"
 joins snapshot_large "$filled_large" 0
+
+# == 4. Distro verify traffic (in process) =========================================================
+verify_bench
 
 # == report ========================================================================================
 printf '{"meta":{"loadavg_end":"%s","wall_s":%s}}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" \

@@ -505,8 +505,11 @@ caf::result<envelope, caf::actor> on_peer_handshake(distro_actor_t* self, const 
     return refuse("cluster '" + hello.cluster_name().substr(0, 256) + "' is not '"
                   + st.cfg->cluster_name + "'");
   auto welcome = make_welcome(self);
-  // A process that proved itself already (a probe) or an unauthenticated cluster: no challenge.
-  if (st.trusted_nodes.count(sender->node()) || secret.empty()) {
+  // An unauthenticated cluster, or a probe (no nonce) of a process that proved itself already: no
+  // challenge. A hello with a nonce is a dial: the dialler authenticates this node too, so it gets
+  // the challenge even from a trusted process (one that lost its connection and dials again).
+  bool probe = hello.nonce().empty() && st.trusted_nodes.count(sender->node()) > 0;
+  if (secret.empty() || probe) {
     trust(self, sender->node());
     return {pack(welcome), caf::actor_cast<caf::actor>(st.peer_port)};
   }

@@ -39,13 +39,17 @@ void report_fail(peer_actor_t* self, const std::string& why) {
   self->send(self->state.distro, peer_fail_atom_v, self->state.address, why);
 }
 
-v1::PeerHello make_hello(peer_actor_t* self) {
+/// A dial's hello carries this connection attempt's nonce: the member must answer the challenge,
+/// whether or not it trusts this process already. A probe's hello (over the authenticated peer
+/// port) carries none.
+v1::PeerHello make_hello(peer_actor_t* self, bool dial) {
   v1::PeerHello hello;
   hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   hello.set_cluster_name(self->state.settings.cluster_name);
   hello.set_address(self->state.settings.self_address);
   hello.set_node_id(self->state.settings.self_node_id);
-  hello.set_nonce(self->state.nonce);
+  if (dial)
+    hello.set_nonce(self->state.nonce);
   return hello;
 }
 
@@ -122,7 +126,7 @@ void hello(peer_actor_t* self, front_door_actor front_door, std::uint64_t gen) {
   auto& st = self->state;
   st.nonce = peer_auth::make_nonce();
   self->request(front_door, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
-                pack(make_hello(self)))
+                pack(make_hello(self, true)))
     .then(
       [=](envelope& env, caf::actor& remote) {
         auto& st = self->state;
@@ -213,7 +217,7 @@ void probe(peer_actor_t* self) {
   st.probing = true;
   auto gen = st.generation;
   self->request(st.remote, milliseconds(st.settings.request_timeout_ms), peer_atom_v,
-                pack(make_hello(self)))
+                pack(make_hello(self, false)))
     .then(
       [=](envelope& env, caf::actor&) {
         auto& st = self->state;

@@ -12,7 +12,10 @@
 ///                                           <---   PeerWelcome + the peer-facing handle
 /// ```
 /// Without a secret on both sides there are no proofs: an "unauthenticated cluster". A side with a
-/// secret refuses a side without one.
+/// secret refuses a side without one. Every dial runs the whole exchange, also when the answering
+/// node trusts the dialling process from an earlier connection: the dialler authenticates the node
+/// it reached. Only a probe over the peer-facing handle (a PeerHello without nonce, from a trusted
+/// process) is answered without a challenge.
 
 #include <string>
 

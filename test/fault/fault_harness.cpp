@@ -362,7 +362,9 @@ scenario ci_scenario(std::uint64_t seed, bool partitions) {
   sc.plan.hold_ms_max = 1800;
   sc.plan.concurrent_max = 2;
   sc.plan.doomed_clients = 1;
-  sc.node_yaml = cluster_timings;
+  // An authenticated cluster, as in production: every reconnect after a freeze or a partition
+  // runs the whole handshake.
+  sc.node_yaml = cluster_timings + "cluster_secret: fault-harness-secret-0123456789\n";
   return sc;
 }
 

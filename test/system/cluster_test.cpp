@@ -155,6 +155,26 @@ TEST_CASE("a frozen node is marked DOWN, and UP again after it resumes") {
   CHECK(c.all_see({0, 1, 2}, "late", {"10.7.0.1:80"}, 10s));
 }
 
+TEST_CASE("an authenticated cluster: a frozen node reconnects once it resumes") {
+  // With a cluster secret, a lost connection is dialled again with a full handshake. The member
+  // answering it had trusted the dialling process before the freeze; it must still prove the
+  // secret, or the dialler refuses it and the two stay DOWN for good.
+  test_cluster c{3, "cluster_secret: freeze-test-secret-0123456789\n"};
+  REQUIRE(c.start());
+  REQUIRE(wait_until([&] { return c[0].member_state(c[2].address()) == "UP"; }, 10s));
+  c[2].process().signal(SIGSTOP);
+  CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "DOWN"; }, 10s));
+  // The connection itself is gone (CAF's heartbeat timeout), not only the probes.
+  CHECK(wait_until([&] { return c[0].log().find("lost the connection") != std::string::npos; },
+                   10s));
+  REQUIRE(c[0].ctl({"register", "late", "10.7.0.2:80"}).code == 0);
+  c[2].process().signal(SIGCONT);
+  CHECK(wait_until([&] { return c[0].member_state(c[2].address()) == "UP"; }, 10s));
+  CHECK(wait_until([&] { return c[2].member_state(c[0].address()) == "UP"; }, 10s));
+  CHECK(c.all_see({0, 1, 2}, "late", {"10.7.0.2:80"}, 10s));
+  CHECK(c[0].log().find("refused the member") == std::string::npos);
+}
+
 TEST_CASE("a node of another cluster is refused") {
   auto pa = free_port(), pb = free_port();
   test_node a{pa, {pa, pb}, cluster_timings};

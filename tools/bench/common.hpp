@@ -252,6 +252,7 @@ int cmd_raft_write(const common_opts& o, std::size_t actors, std::uint32_t infli
 int cmd_raft_failover(const common_opts& o, const std::vector<int>& pids, double timeout_s);
 int cmd_raft_health(const common_opts& o, std::uint64_t instances, std::size_t nports,
                     double warmup_s, std::int64_t interval_ms);
+int cmd_verify_bytes(std::size_t clients, std::size_t changes);
 int cmd_report(const std::string& results, const std::string& json_out, const std::string& mode);
 
 } // namespace bench

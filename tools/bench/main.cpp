@@ -206,6 +206,11 @@ int main(int argc, char** argv) {
 
   // report
   std::string results, json_out, mode = "standard";
+  std::size_t v_clients = 10000, v_changes = 1000;
+  auto* vbytes = app.add_subcommand("verify-bytes", "bytes of one Distro verify round per peer (in process)");
+  vbytes->add_option("--clients", v_clients, "session clients the node is responsible for");
+  vbytes->add_option("--changes", v_changes, "clients changed before the churn round");
+
   auto* report = app.add_subcommand("report", "median/spread table (and JSON) from collected runs");
   report->add_option("--results", results, "JSON lines written by tools/bench.sh")->required();
   report->add_option("--json", json_out, "write the figures as JSON to this file");
@@ -259,6 +264,8 @@ int main(int argc, char** argv) {
     }
     if (rhealth->parsed())
       return bench::cmd_raft_health(o, h_instances, h_ports, h_warmup_s, h_interval_ms);
+    if (vbytes->parsed())
+      return bench::cmd_verify_bytes(v_clients, v_changes);
     if (report->parsed())
       return bench::cmd_report(results, json_out, mode);
   } catch (const std::exception& e) { // e.g. bad --tls-* files

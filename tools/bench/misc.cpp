@@ -298,6 +298,8 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   }
   auto small = meta.value("small_label", std::string{"100k"});
   auto large = meta.value("large_label", std::string{"1m"});
+  auto verify_small = meta.value("verify_small_label", std::string{"10k"});
+  auto verify_large = meta.value("verify_large_label", std::string{"1m"});
   std::vector<figure> figures = {
     {"registrations_per_s_1node", "register_1node", "registrations_per_s", ">= 50000", true, 50000},
     {"registrations_per_s_3node", "register_3node", "registrations_per_s", ">= 20000", true, 20000},
@@ -322,6 +324,13 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
     {"snapshot_load_{S}_ms", "snapshot_small", "ready_ms", ""},
     {"snapshot_load_{L}_ms", "snapshot_large", "ready_ms", "<= 5000", false, 5000, true},
     {"snapshot_applied_{L}_ms", "snapshot_large", "applied_ms", ""},
+    // Distro verify per peer per round (digests; target: no growth with the clients).
+    {"verify_bytes_per_round_{VS}", "verify_small", "idle_verify_bytes", ""},
+    {"verify_bytes_per_round_{VL}", "verify_large", "idle_verify_bytes", "<= 20000", false, 20000,
+     true},
+    {"verify_bytes_1000_changes_{VL}", "verify_large", "churn_verify_bytes", ""},
+    {"verify_full_list_bytes_{VL}", "verify_large", "full_list_bytes", ""},
+    {"verify_receiver_ms_{VL}", "verify_large", "idle_receiver_ms", ""},
   };
   json result = json::object();
   struct row {
@@ -331,10 +340,13 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   std::map<std::string, double> medians;
   for (auto& f : figures) {
     auto key = replace_all(replace_all(f.key, "{S}", small), "{L}", large);
+    key = replace_all(replace_all(key, "{VS}", verify_small), "{VL}", verify_large);
     std::vector<double> values;
     for (auto& run : sets[f.set])
       if (run.contains(f.field) && run[f.field].is_number())
         values.push_back(run[f.field].get<double>());
+    if (values.empty() && mode == "verify")
+      continue; // --verify-only: just its own rows
     row r{key, "n/a", "", "0", f.target.empty() ? "-" : f.target, "-"};
     if (!values.empty()) {
       auto med = median_of(values);
