@@ -400,42 +400,62 @@ void distro_protocol::verify_listed(const distro::verify_batch& x, time_ms now_m
   for (const auto& e : x.clients) {
     if (seen++ >= cfg_.clients_max)
       break;
-    if (x.buckets > 0 && !listed[verify_bucket(e.id, x.buckets)])
-      continue;
-    auto ri = records_.find(e.id);
-    if (ri == records_.end()) {
-      out.reply.missing.push_back(e.id);
-      continue;
-    }
-    auto& r = ri->second;
-    if (r.local)
-      continue; // ours in our routing: the sender's view is behind; its copy is repaired by our verify
-    if (r.tombstone) {
-      out.reply.missing.push_back(e.id);
-      continue;
-    }
-    // Listed by a member that holds it: the client lives. A stale copy is kept (renewed) until
-    // the sync that the reply asks for replaces it; expiring it would only lose its instances.
-    renew(r, x.source, now_ms);
-    if (r.revision != e.revision)
-      out.reply.missing.push_back(e.id);
-    else
-      r.vouched_ms = now_ms; // the owner holds this content: a take-over may trust it (Beat clocks)
+    if (x.buckets == 0 || listed[verify_bucket(e.id, x.buckets)])
+      check_listed(e, x.source, now_ms, out, true);
   }
+}
+
+void distro_protocol::check_listed(const distro::client_revision& e, const std::string& source,
+                                   time_ms now_ms, verify_outcome& out, bool report) {
+  auto ri = records_.find(e.id);
+  if (ri == records_.end()) {
+    if (report)
+      out.reply.missing.push_back(e.id);
+    return;
+  }
+  auto& r = ri->second;
+  if (r.local)
+    return; // ours in our routing: the sender's view is behind; its copy is repaired by our verify
+  if (r.tombstone) {
+    if (report)
+      out.reply.missing.push_back(e.id);
+    return;
+  }
+  // Listed by a member that holds it: the client lives. A stale copy is kept (renewed) until
+  // the sync that the reply asks for replaces it; expiring it would only lose its instances.
+  renew(r, source, now_ms);
+  if (r.revision != e.revision) {
+    if (report)
+      out.reply.missing.push_back(e.id);
+  } else
+    r.vouched_ms = now_ms; // the owner holds this content: a take-over may trust it (Beat clocks)
 }
 
 void distro_protocol::verify_digests(const distro::verify_batch& x, time_ms now_ms,
                                      verify_outcome& out) {
+  // The clients whose change to this node is still on its way are listed beside the digests and
+  // left out of them on both sides (a pending change would make its bucket differ every round
+  // under churn); each renews its copy as in a full list, but none is reported stale or missing
+  // (the sender has it pending already), and a pending delete (revision 0) is not checked at all.
+  std::set<client_id> in_flight;
+  std::size_t seen = 0;
+  for (const auto& e : x.clients) {
+    if (seen++ >= cfg_.clients_max)
+      break;
+    in_flight.insert(e.id);
+    if (e.revision != 0)
+      check_listed(e, x.source, now_ms, out, false);
+  }
   // This node's digests over the copies the sender vouched for last. A bucket that matches holds
   // exactly the sender's clients at the sender's revisions: each of its copies is listed, as by a
   // full list. Any other bucket (a copy missing, stale, or from another source here, or a client
   // local here) is asked for in detail.
   std::vector<std::uint64_t> mine(x.buckets, 0);
-  auto from_sender = [&](const record& r) {
-    return !r.local && !r.tombstone && r.source == x.source;
+  auto counted = [&](const client_id& id, const record& r) {
+    return !r.local && !r.tombstone && r.source == x.source && in_flight.count(id) == 0;
   };
   for (const auto& [id, r] : records_)
-    if (from_sender(r))
+    if (counted(id, r))
       mine[verify_bucket(id, x.buckets)] += verify_share(id, r.revision);
   std::vector<bool> same(x.buckets, false);
   for (std::uint32_t b = 0; b < x.buckets; ++b) {
@@ -444,7 +464,7 @@ void distro_protocol::verify_digests(const distro::verify_batch& x, time_ms now_
       out.reply.differing.push_back(b);
   }
   for (auto& [id, r] : records_)
-    if (from_sender(r) && same[verify_bucket(id, x.buckets)]) {
+    if (counted(id, r) && same[verify_bucket(id, x.buckets)]) {
       renew(r, x.source, now_ms);
       r.vouched_ms = now_ms;
     }
@@ -768,7 +788,7 @@ void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
     if (is_alive(p.state) && !p.verify_in_flight) {
       if (!batch)
         batch = verify_of_local();
-      send_verify(name, p, *batch, now_ms, fx);
+      send_verify(name, p, verify_for_peer(*batch, p), now_ms, fx);
     }
   next_verify_ms_ = now_ms + cfg_.verify_interval_ms;
 }
@@ -1137,6 +1157,32 @@ distro::verify_batch distro_protocol::verify_of_local() const {
   return result;
 }
 
+distro::verify_batch distro_protocol::verify_for_peer(const distro::verify_batch& all,
+                                                      const peer_state& p) const {
+  if (all.digests.empty())
+    return all; // a full list: every client at its newest revision already
+  auto result = all;
+  auto add = [&](const client_id& id) {
+    auto ri = records_.find(id);
+    if (ri == records_.end() || (!ri->second.local && !ri->second.tombstone))
+      return; // a copy: the peer's pending set may hold a handed-over client; not ours to list
+    const auto& r = ri->second;
+    if (r.tombstone) {
+      result.clients.push_back(distro::client_revision{id, 0});
+      return;
+    }
+    result.digests[verify_bucket(id, result.buckets)] -= verify_share(id, r.revision);
+    result.clients.push_back(distro::client_revision{id, r.revision});
+  };
+  for (const auto& id : p.pending)
+    add(id);
+  if (p.in_flight)
+    for (const auto& id : p.in_flight->ids)
+      if (p.pending.count(id) == 0)
+        add(id);
+  return result;
+}
+
 distro::verify_batch
 distro_protocol::verify_detail(std::uint32_t buckets,
                                const std::vector<std::uint32_t>& differing) const {
@@ -1182,7 +1228,8 @@ void distro_protocol::peer_came_up(peer_state& p, const std::string& name, time_
   // Pending changes go out at once; a retry delay from before the outage no longer applies.
   p.next_send_ms = now_ms;
   if (ready_ && !p.verify_in_flight)
-    send_verify(name, p, verify_of_local(), now_ms, fx); // tells the peer at once that we are ready
+    // Tells the peer at once that we are ready.
+    send_verify(name, p, verify_for_peer(verify_of_local(), p), now_ms, fx);
   if (!ready_ && !attempt_) {
     tried_.erase(name);
     next_attempt_ms_ = std::min(next_attempt_ms_, now_ms);

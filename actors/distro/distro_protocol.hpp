@@ -99,8 +99,14 @@
 ///   *detail*: the full list of just those buckets, which the receiver handles as a full list
 ///   restricted to them (a copy of the sender's in a listed bucket but not listed is not renewed).
 ///   A detail is part of the round its digest began: it does not count as a round of its own.
-///   Under churn the buckets with changes not yet synced differ, so a round costs the digests plus
-///   the clients of the changed buckets: it grows with the changes, not with the clients.
+///   Under churn, a change on its way to the peer would make its bucket differ every round (and
+///   list the bucket's neighbours). So the digest leaves out, on both sides, the clients pending
+///   or in flight to that peer, and lists them by (id, revision) instead; the receiver renews their
+///   copies but reports none of them (the sender has them pending; a delete, revision 0, is
+///   not checked at all). A round thus costs the digests
+///   plus the changes not yet acknowledged plus the buckets that really diverged: it grows with
+///   the changes, not with the clients. The digests are summed once per round; each peer's batch
+///   subtracts its own pending clients' shares.
 /// Copy expiry follows the copy's
 /// *source* (the member that last sent or listed it):
 /// * a source that is DOWN, gone from the member list or not ready vouches for nothing: the copy is
@@ -211,7 +217,8 @@ struct client_revision {
 
 /// VerifyBatch: owner -> peer. Three forms (see Verify in the file comment):
 /// * a full list (`buckets` 0): every client the sender is responsible for; a verify round;
-/// * a digest (`digests` holds `buckets` entries): one digest per bucket; a verify round;
+/// * a digest (`digests` holds `buckets` entries): one digest per bucket, and in `clients` the
+///   clients whose change to this peer is still pending (revision 0: a delete); a verify round;
 /// * a detail (`buckets` > 0, no digests): the clients of the buckets in `listed`, in full; it
 ///   answers a digest's reply and is not a round of its own.
 /// Reply: VerifyReply.
@@ -619,6 +626,9 @@ private:
   void send_verify(const std::string& name, peer_state& p, const distro::verify_batch& batch,
                    time_ms now_ms, effects& fx);
   distro::verify_batch verify_of_local() const;
+  distro::verify_batch verify_for_peer(const distro::verify_batch& all, const peer_state& p) const;
+  void check_listed(const distro::client_revision& e, const std::string& source, time_ms now_ms,
+                    verify_outcome& out, bool report);
   distro::verify_batch verify_detail(std::uint32_t buckets,
                                      const std::vector<std::uint32_t>& differing) const;
   void verify_listed(const distro::verify_batch& x, time_ms now_ms, verify_outcome& out);

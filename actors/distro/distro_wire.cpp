@@ -126,8 +126,8 @@ std::optional<field_error> check(const v1::VerifyBatch& x) {
   if (x.digests_size() > 0 && static_cast<std::uint32_t>(x.digests_size()) != buckets)
     return field_error{"digests", "expected one per bucket (" + std::to_string(buckets) + "), got "
                                     + std::to_string(x.digests_size())};
-  if (x.digests_size() > 0 && (x.clients_size() > 0 || x.listed_size() > 0))
-    return field_error{"digests", "a digest lists no clients and no buckets"};
+  if (x.digests_size() > 0 && x.listed_size() > 0)
+    return field_error{"listed", "a digest lists no buckets"};
   if (buckets == 0 && x.listed_size() > 0)
     return field_error{"listed", "buckets listed without a bucket count"};
   if (x.listed_size() > static_cast<int>(buckets))

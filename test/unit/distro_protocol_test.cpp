@@ -729,15 +729,27 @@ proto::outgoing_verify verify_to(const proto::effects& fx, const std::string& pe
 TEST_CASE("distro: a digest verify does not grow with the clients; only differing buckets are listed") {
   auto cfg = make_config();
   cfg.verify_buckets = 64; // a full list up to 8 clients
+  cfg.sync_batch_clients_max = 5000;
   auto owner = make_ready(a, {b}, cfg);
   auto peer = make_ready(b, {a}, cfg);
   const int clients = 2000;
-  std::vector<distro::client_data> copies;
+  std::vector<proto::outgoing_sync> syncs;
   for (int i = 0; i < clients; ++i) {
-    owner.on_local_change(change(session(a, i), "orders"), 10);
-    copies.push_back(data(session(a, i), "orders"));
+    auto fx = owner.on_local_change(change(session(a, i), "orders"), 10);
+    for (auto& x : syncs_to(fx, b))
+      syncs.push_back(x);
   }
-  peer.on_sync_batch(distro::sync_batch{a, copies}, 20);
+  // Every sync reaches the peer and is acknowledged.
+  for (time_ms t = 20; !syncs.empty(); t += 10) {
+    std::vector<proto::outgoing_sync> next;
+    for (const auto& x : syncs) {
+      peer.on_sync_batch(x.batch, t);
+      for (auto& y : syncs_to(owner.on_sync_result(b, x.batch_id, true, t), b))
+        next.push_back(y);
+    }
+    syncs = next;
+  }
+  REQUIRE(owner.pending_count(b) == 0);
 
   auto v = verify_to(owner.tick(1000), b);
   CHECK(v.batch.buckets == 64);
@@ -749,13 +761,33 @@ TEST_CASE("distro: a digest verify does not grow with the clients; only differin
   CHECK(sent.size() == 1); // every bucket matched: no detail
   CHECK(reply.differing.empty());
 
-  // One client changes and its sync is lost: its bucket, and only it, is listed in full, and the
-  // peer reports only that client.
+  // A change on its way to the peer (its sync in flight) is listed beside the digests and left out
+  // of them: no bucket differs, and the peer reports nothing (the owner has it pending).
   auto changed = session(a, 7);
-  owner.on_local_change(change(changed, "orders", 9090), 1100);
-  auto bucket = verify_bucket(changed, 64);
+  auto fx = owner.on_local_change(change(changed, "orders", 9090), 1100);
+  auto in_flight = syncs_to(fx, b);
+  REQUIRE(in_flight.size() == 1);
   v = verify_to(owner.tick(2000), b);
+  CHECK(v.batch.clients.size() == 1);
   std::tie(sent, reply) = deliver_verify(owner, peer, v, 2000);
+  CHECK(sent.size() == 1);
+  CHECK(reply.differing.empty());
+  CHECK(reply.missing.empty());
+
+  // The sync is acknowledged but the peer lost the change (real divergence): only its bucket is
+  // listed in full, and the peer reports only that client.
+  for (time_ms t = 2100; !in_flight.empty(); t += 10) {
+    std::vector<proto::outgoing_sync> next;
+    for (const auto& x : in_flight)
+      next = syncs_to(owner.on_sync_result(b, x.batch_id, true, t), b);
+    in_flight = next;
+  }
+  REQUIRE_FALSE(owner.is_pending(b, changed));
+  REQUIRE_FALSE(owner.sync_in_flight(b));
+  auto bucket = verify_bucket(changed, 64);
+  v = verify_to(owner.tick(3000), b);
+  CHECK(v.batch.clients.empty());
+  std::tie(sent, reply) = deliver_verify(owner, peer, v, 3000);
   REQUIRE(sent.size() == 2);
   CHECK(sent[1].listed == std::vector<std::uint32_t>{bucket});
   CHECK(sent[1].digests.empty());
@@ -765,7 +797,7 @@ TEST_CASE("distro: a digest verify does not grow with the clients; only differin
   CHECK(sent[1].clients.size() == in_bucket); // its neighbours too: they collide in the bucket
   CHECK(in_bucket > 1);
   CHECK(reply.missing == std::vector<client_id>{changed});
-  CHECK(owner.is_pending(b, changed));
+  CHECK((owner.is_pending(b, changed) || owner.sync_in_flight(b))); // synced in full again
   // The full list would have been about 20 times larger than digest and detail together.
   distro::verify_batch full{a, {}};
   for (int i = 0; i < clients; ++i)

@@ -264,7 +264,11 @@ TEST_CASE("distro wire: a verify's bucket fields are checked, naming the field")
   CHECK(refused(x) == "digests");
   x = distro::to_wire(digest);
   x.add_listed(1);
-  CHECK(refused(x) == "digests"); // a digest lists nothing
+  CHECK(refused(x) == "listed"); // a digest names no buckets (only the clients in flight)
+  x = distro::to_wire(digest);
+  auto* in_flight = x.add_clients();
+  in_flight->set_client_id(session_of_peer(2));
+  CHECK(refused(x).empty());
   x = distro::to_wire(detail);
   x.add_listed(4);
   CHECK(refused(x) == "listed");
