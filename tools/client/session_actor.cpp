@@ -551,14 +551,21 @@ struct session_state {
     auto i = registered_.find(key);
     if (i == registered_.end())
       return; // deregistered meanwhile
+    send_redo(i->second.request, redo_failed_regs_, key, "re-register " + key);
+  }
+
+  /// Sends one re-registration of this round; when it fails, `unit` goes into `failed` for the
+  /// retry.
+  void send_redo(envelope request, std::set<std::string>& failed, const std::string& unit,
+                 std::string what) {
     ++redo_outstanding_;
     auto round = redo_round_;
-    add_op(pending_op::via::session, wire::reg_atom::value, i->second.request, {},
-           [this, key, round](envelope reply, bool) {
+    add_op(pending_op::via::session, wire::reg_atom::value, std::move(request), {},
+           [this, &failed, unit, what = std::move(what), round](envelope reply, bool) {
              bool ok = wire::holds<v1::Ack>(reply);
              if (!ok && round == redo_round_)
-               redo_failed_regs_.insert(key);
-             redo_done(round, ok, "re-register " + key, reply);
+               failed.insert(unit);
+             redo_done(round, ok, what, reply);
              return reply;
            },
            true);
@@ -586,17 +593,8 @@ struct session_state {
       *batch.mutable_service() = single.service();
       *batch.add_instances() = single.instance();
     }
-    ++redo_outstanding_;
-    auto round = redo_round_;
-    add_op(pending_op::via::session, wire::reg_atom::value, wire::pack(batch), {},
-           [this, service, round](envelope reply, bool) {
-             bool ok = wire::holds<v1::Ack>(reply);
-             if (!ok && round == redo_round_)
-               redo_failed_batches_.insert(service);
-             redo_done(round, ok, "re-register the batch of " + service, reply);
-             return reply;
-           },
-           true);
+    send_redo(wire::pack(batch), redo_failed_batches_, service,
+              "re-register the batch of " + service);
   }
 
   void redo_subscribe(const std::string& key) {
