@@ -94,6 +94,9 @@ inline constexpr std::size_t sessions_per_connection_max = 20000;
 inline constexpr std::size_t services_max = 100000;
 inline constexpr std::size_t instances_per_client_max = 1000;
 inline constexpr std::size_t instances_per_service_max = 100000;
+/// Instances one BatchRegisterRequest may carry (a bigger batch is refused, field "instances",
+/// and changes nothing). The client's instances_per_client_max applies to the result as well.
+inline constexpr std::size_t batch_register_instances_max = 1000;
 inline constexpr std::size_t subscribers_per_service_max = 10000;
 inline constexpr std::size_t subscriptions_per_client_max = 1000;
 

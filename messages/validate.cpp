@@ -209,6 +209,37 @@ std::optional<field_error> validate_instance(const instance& x, bool persistent_
   return std::nullopt;
 }
 
+std::optional<field_error> validate_instance_batch(const std::vector<instance>& xs) {
+  static const std::string field = "instances";
+  if (xs.empty())
+    return field_error{field, "a batch register needs at least one instance (to remove a "
+                              "service's instances, deregister them)"};
+  if (xs.size() > defaults::batch_register_instances_max)
+    return field_error{field, "a batch register carries at most "
+                                + std::to_string(defaults::batch_register_instances_max)
+                                + " instances, this one " + std::to_string(xs.size())};
+  auto position = [](std::size_t i) { return field + "[" + std::to_string(i) + "]"; };
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (auto e = validate_instance(xs[i]))
+      return field_error{position(i) + "." + e->field, position(i) + ": " + e->message};
+  // Sorted positions find duplicates in n log n; the later position is the one named.
+  std::vector<std::size_t> order(xs.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  auto identity = [&](std::size_t i) { return std::tie(xs[i].ip, xs[i].port, xs[i].cluster); };
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return identity(a) < identity(b) || (identity(a) == identity(b) && a < b);
+  });
+  for (std::size_t k = 1; k < order.size(); ++k)
+    if (xs[order[k]].same_identity(xs[order[k - 1]]))
+      return field_error{position(order[k]),
+                         position(order[k]) + ": the same instance (ip " + xs[order[k]].ip
+                           + ", port " + std::to_string(xs[order[k]].port) + ", cluster "
+                           + xs[order[k]].cluster + ") as " + position(order[k - 1])
+                           + "; a batch names each instance once"};
+  return std::nullopt;
+}
+
 std::optional<field_error> validate_client_id(const client_id& id) {
   static const std::string field = "clientId";
   if (id.empty())

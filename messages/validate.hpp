@@ -25,6 +25,12 @@ std::optional<field_error> validate_cluster(const std::string& cluster);
 /// register; sessions, beats and Distro carry ephemeral instances only: field "ephemeral").
 std::optional<field_error> validate_instance(const instance& x, bool persistent_allowed = false);
 
+/// The instances of a batch register (defaults applied): at least one and at most
+/// defaults::batch_register_instances_max (field "instances"); each as validate_instance (ephemeral
+/// only), its field named by position ("instances[3].port"); no two with the same ip, port and
+/// cluster (refused, not merged: field "instances[j]" of the later one).
+std::optional<field_error> validate_instance_batch(const std::vector<instance>& xs);
+
 /// A client id: not empty, at most client_id_chars_max bytes (field "clientId").
 std::optional<field_error> validate_client_id(const client_id& id);
 

@@ -5,7 +5,9 @@
 # (min..max) | runs | target | met?. With --json FILE it also writes the figures as JSON, one key per
 # figure with the unit in the name (plus <key>_min / <key>_max for the spread).
 #
-#   1. a 1-node cluster:  registrations/s, queries/s (p50/p99), CAF's own request/response rate
+#   1. a 1-node cluster:  registrations/s, batch registrations (instances/s: each client registers
+#                         its 100 instances as one batch), queries/s (p50/p99), CAF's own
+#                         request/response rate
 #   2. a 3-node cluster:  registrations/s, replication A -> C (default settings, and under 5k/s
 #                         background registrations), push latency (same/other node), crash removal
 #   3. a fresh node:      RSS per instance at the small and large size, snapshot load of a joining node
@@ -57,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --grpc-only) mode=grpc ;;
     --raft-only) mode=raft ;;
     --verify-only) mode=verify ;;
-    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -288,6 +290,12 @@ wait_ready "127.0.0.1:$p1"
 for ((r = 1; r <= reps; r++)); do
   run_set register_1node "$r" registrations_per_s "$bench" register --nodes "127.0.0.1:$p1" \
     --clients "$reg_clients" --instances-per-client "$per_client" --inflight 4 --duration-s "$dur_reg"
+done
+# Batch registrations: every session client registers its instances as one BatchRegisterRequest.
+for ((r = 1; r <= reps; r++)); do
+  run_set batch_1node "$r" instances_per_s "$bench" register --nodes "127.0.0.1:$p1" \
+    --clients "$reg_clients" --instances-per-client "$per_client" --batch "$per_client" \
+    --inflight 1 --duration-s "$dur_reg"
 done
 for ((r = 1; r <= reps; r++)); do
   run_set query_1node "$r" queries_per_s "$bench" query --nodes "127.0.0.1:$p1" --actors 8 \

@@ -140,23 +140,12 @@ void end_if_empty(client_actor_t* self, const std::string& how) {
 }
 
 /// Commits a changed service list: forwards it to the service actor, answers the requester when
-/// the service actor accepted it, and reverts the client state when it refused.
-void commit(client_actor_t* self, const service_key& key, std::optional<instance> previous,
-            const instance& changed, bool removed,
-            caf::response_promise rp, bool healing = false) {
+/// the service actor accepted it, and undoes the client state (`revert`) when it refused or did not
+/// answer. `what` says what changed, for the log; `removed`: a deregistration (a heartbeat client
+/// without instances then ends).
+void commit_service(client_actor_t* self, const service_key& key, std::function<void()> revert,
+                    std::string what, bool removed, caf::response_promise rp) {
   auto& st = self->state;
-  // Undoes our side. A healing beat that is undone keeps its expiry mark, so the next beat heals
-  // the instance again (otherwise it would stay unhealthy for good).
-  auto revert = [=] {
-    auto& data = *self->state.data;
-    if (removed || previous) {
-      data.put(key, *previous, actor_now_ms(self));
-      if (healing)
-        data.mark_expired_unhealthy(key, *previous);
-    } else {
-      data.remove(key, changed.ip, changed.port, changed.cluster);
-    }
-  };
   self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
                 svc_put_atom_v, key, id_of(self), instances_in(self, key))
     .await(
@@ -167,12 +156,7 @@ void commit(client_actor_t* self, const service_key& key, std::optional<instance
           rp.deliver(std::move(reply));
           return;
         }
-        if (removed)
-          log().debug("client {} deregistered instance {} from {}", bounded(id_of(self)),
-                      bounded(changed.address()), bounded(key.to_string()));
-        else
-          log().debug("client {} registered instance {} in {}", bounded(id_of(self)),
-                      bounded(changed.address()), bounded(key.to_string()));
+        log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
         announce(self);
         rp.deliver(std::move(reply));
         if (removed)
@@ -187,6 +171,27 @@ void commit(client_actor_t* self, const service_key& key, std::optional<instance
         rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
                                    "service update failed: " + self->system().render(err))));
       });
+}
+
+/// Commits the change of one instance (register, beat, deregister); see commit_service.
+void commit(client_actor_t* self, const service_key& key, std::optional<instance> previous,
+            const instance& changed, bool removed,
+            caf::response_promise rp, bool healing = false) {
+  // Undoes our side. A healing beat that is undone keeps its expiry mark, so the next beat heals
+  // the instance again (otherwise it would stay unhealthy for good).
+  auto revert = [=] {
+    auto& data = *self->state.data;
+    if (removed || previous) {
+      data.put(key, *previous, actor_now_ms(self));
+      if (healing)
+        data.mark_expired_unhealthy(key, *previous);
+    } else {
+      data.remove(key, changed.ip, changed.port, changed.cluster);
+    }
+  };
+  auto what = (removed ? "deregistered instance " : "registered instance ")
+              + bounded(changed.address()) + (removed ? " from" : " in");
+  commit_service(self, key, std::move(revert), std::move(what), removed, std::move(rp));
 }
 
 /// Finds the current copy of (ip, port, cluster) in `key`.
@@ -229,6 +234,47 @@ void adopt_if_replica(client_actor_t* self) {
   st.data->renew_beats(actor_now_ms(self));
 }
 
+/// BatchRegisterRequest (sessions only): the session's instances in the service become the
+/// batch's, as one change; a bad batch changes nothing (messages/PROTOCOL.md).
+caf::result<envelope> on_batch_register(client_actor_t* self, const envelope& env) {
+  v1::BatchRegisterRequest req;
+  if (!unpack(env, req))
+    return malformed("BatchRegisterRequest");
+  auto& st = self->state;
+  if (st.data->kind() != client_kind::session)
+    return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
+                           "a batch register needs a session: a heartbeat client holds one "
+                           "ip:port"));
+  auto key = from_wire(req.service());
+  if (auto err = validate_service_key(key))
+    return error_reply(*err);
+  std::vector<instance> xs;
+  xs.reserve(static_cast<std::size_t>(req.instances_size()));
+  for (const auto& wire_x : req.instances()) {
+    xs.push_back(from_wire(wire_x));
+    apply_defaults(xs.back());
+  }
+  if (auto err = validate_instance_batch(xs))
+    return error_reply(*err);
+  for (auto& x : xs) // the default instance id is not stored, as for a single register
+    if (x.instance_id == make_instance_id(x, key))
+      x.instance_id.clear();
+  auto previous = instances_in(self, key);
+  auto count = xs.size();
+  auto r = st.data->put_all(key, std::move(xs), actor_now_ms(self));
+  if (r.error)
+    return pack(make_error(v1::Error::LIMIT_EXCEEDED, r.error->field, r.error->message));
+  if (!r.changed)
+    return pack(v1::Ack{});
+  auto revert = [=]() mutable {
+    self->state.data->put_all(key, std::move(previous), actor_now_ms(self));
+  };
+  auto rp = self->make_response_promise<envelope>();
+  commit_service(self, key, std::move(revert),
+                 "registered a batch of " + std::to_string(count) + " instances in", false, rp);
+  return rp;
+}
+
 caf::result<envelope> on_register(client_actor_t* self, const envelope& env, bool is_beat) {
   service_key key;
   instance x;
@@ -239,6 +285,8 @@ caf::result<envelope> on_register(client_actor_t* self, const envelope& env, boo
     if (auto err = decode(req.service(), req.instance(), key, x))
       return error_reply(*err);
   } else {
+    if (holds<v1::BatchRegisterRequest>(env))
+      return on_batch_register(self, env);
     v1::RegisterRequest req;
     if (!unpack(env, req))
       return malformed("RegisterRequest");

@@ -98,6 +98,45 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
   return r;
 }
 
+client_state::put_result client_state::put_all(const service_key& key, std::vector<instance> xs,
+                                               time_ms now_ms) {
+  put_result r;
+  auto si = services_.find(key);
+  std::size_t held = si == services_.end() ? 0 : si->second.size();
+  if (instance_count_ - held + xs.size() > limits_.instances_max) {
+    r.error = field_error{"instances", "client " + id_ + " would hold "
+                                         + std::to_string(instance_count_ - held + xs.size())
+                                         + " instances, the limit is "
+                                         + std::to_string(limits_.instances_max)};
+    return r;
+  }
+  std::sort(xs.begin(), xs.end(), identity_less);
+  // Beat clocks and expiry marks of the service start over: the batch's content is authoritative.
+  for (auto i = expired_unhealthy_.lower_bound({key, std::string{}});
+       i != expired_unhealthy_.end() && i->first == key;)
+    i = expired_unhealthy_.erase(i);
+  beats_.erase(key);
+  if (kind_ == client_kind::heartbeat && !xs.empty()) {
+    auto& beats = beats_[key];
+    for (const auto& x : xs)
+      beats[identity(x)] = now_ms;
+    beats_unreported_ = true;
+  }
+  r.changed = si == services_.end() ? !xs.empty() : si->second != xs;
+  instance_count_ = instance_count_ - held + xs.size();
+  if (xs.empty()) {
+    if (si != services_.end())
+      services_.erase(si);
+  } else if (si == services_.end()) {
+    services_.emplace(key, std::move(xs));
+  } else {
+    si->second = std::move(xs);
+  }
+  if (r.changed)
+    ++revision_;
+  return r;
+}
+
 bool client_state::remove(const service_key& key, const std::string& ip, std::uint32_t port,
                           const std::string& cluster) {
   auto si = services_.find(key);

@@ -65,6 +65,13 @@ public:
   };
   put_result put(const service_key& key, instance x, time_ms now_ms);
 
+  /// A batch register: `xs` (distinct identities) become the client's instances in `key`, as one
+  /// change (the revision moves once, and only when the content differs); what the client held
+  /// there and `xs` leaves out goes. Empty `xs` removes the service (undoing a batch). `now_ms` is
+  /// the beat time of every instance. Error (field "instances") when instances_max would be
+  /// exceeded; nothing changes then.
+  put_result put_all(const service_key& key, std::vector<instance> xs, time_ms now_ms);
+
   /// Removes the instance (ip, port, cluster) from `key`. Returns whether it existed.
   bool remove(const service_key& key, const std::string& ip, std::uint32_t port,
               const std::string& cluster);

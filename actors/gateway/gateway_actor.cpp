@@ -837,6 +837,10 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     [=](reg_atom atom, const envelope& env) -> caf::result<envelope> {
       if (auto refusal = refuse_unready(self))
         return *refusal;
+      if (holds<v1::BatchRegisterRequest>(env))
+        return error_reply(v1::Error::INVALID_ARGUMENT, "request",
+                           "a batch register goes to a session (the handle of a Welcome): a "
+                           "heartbeat client holds one ip:port");
       v1::RegisterRequest req;
       if (unpack(env, req) && req.instance().has_ephemeral() && !req.instance().ephemeral())
         return register_persistent(self, req);

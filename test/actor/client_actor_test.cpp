@@ -1,5 +1,6 @@
-// Client actors and service pushes under CAF's deterministic scheduler: ending sessions, healing
-// beats whose service update times out, and pushes to a stalled subscriber.
+// Client actors and service pushes under CAF's deterministic scheduler: ending sessions, batch
+// registers (one update, one Distro revision), healing beats whose service update times out, and
+// pushes to a stalled subscriber.
 
 #include <doctest/doctest.h>
 
@@ -438,4 +439,82 @@ TEST_CASE_FIXTURE(client_fixture, "one client process cannot use up the clients,
   v1::ServiceInfo info;
   REQUIRE(unpack(ask(gateway, query_atom_v, pack(q)), info));
   CHECK(info.hosts_size() == 5);
+}
+
+namespace {
+
+/// Stands in for the distro actor: records every announcement of a client (revision, instances).
+struct fake_distro_state {
+  std::vector<std::pair<std::uint64_t, std::size_t>> syncs;
+};
+
+caf::behavior fake_distro(caf::event_based_actor*, std::shared_ptr<fake_distro_state> shared) {
+  auto count = [](const client_services& services) {
+    std::size_t n = 0;
+    for (auto& kv : services)
+      n += kv.second.size();
+    return n;
+  };
+  return {
+    [=](sync_atom, const client_id&, std::uint64_t revision, const client_services& services,
+        const client_beats&) { shared->syncs.emplace_back(revision, count(services)); },
+    [=](sync_atom, const client_id&, std::uint64_t revision, const client_services& services) {
+      shared->syncs.emplace_back(revision, count(services));
+    },
+  };
+}
+
+v1::BatchRegisterRequest batch_request(const std::string& service, int first_port, int n) {
+  v1::BatchRegisterRequest req;
+  req.mutable_service()->set_service(service);
+  for (int i = 0; i < n; ++i)
+    *req.add_instances() = wire_instance("10.0.0.1", first_port + i);
+  return req;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(client_fixture, "a batch is one service update and one Distro revision") {
+  auto puts = std::make_shared<fake_gateway_state>();
+  auto syncs = std::make_shared<fake_distro_state>();
+  auto gateway = keep(sys->spawn(fake_gateway, puts));
+  auto distro = keep(sys->spawn(fake_distro, syncs));
+  auto client = keep(caf::actor_cast<caf::actor>(spawn_client_actor(
+    *sys, "127.0.0.1:8848/1/1", client_kind::session, client_settings{},
+    caf::actor_cast<gateway_actor>(gateway), subscriber_actor{},
+    caf::actor_cast<distro_actor>(distro))));
+  sched->run();
+  REQUIRE(holds<v1::Ack>(ask(client, reg_atom_v, pack(batch_request("orders", 8000, 10)))));
+  sched->run();
+  REQUIRE(puts->puts.size() == 1);
+  CHECK(puts->puts[0].size() == 10);
+  REQUIRE(syncs->syncs.size() == 1);
+  CHECK(syncs->syncs[0].first == 1); // one revision for ten instances
+  CHECK(syncs->syncs[0].second == 10);
+
+  // A bad instance: an error naming it, no update, no announcement.
+  auto bad = batch_request("orders", 9000, 5);
+  bad.mutable_instances(3)->set_port(0);
+  auto reply = ask(client, reg_atom_v, pack(bad));
+  v1::Error err;
+  REQUIRE(unpack(reply, err));
+  CHECK(err.code() == v1::Error::INVALID_ARGUMENT);
+  CHECK(err.field() == "instances[3].port");
+  sched->run();
+  CHECK(puts->puts.size() == 1);
+  CHECK(syncs->syncs.size() == 1);
+
+  // A batch whose service update times out is undone: the follow-up update restores the old list.
+  puts->silent_puts = 1;
+  auto second = (*self)->request(client, caf::infinite, reg_atom_v,
+                                 pack(batch_request("orders", 9000, 3)));
+  sched->run();
+  advance(3500ms, 100ms);
+  second.receive([&](envelope& env) { CHECK(holds<v1::Error>(env)); },
+                 [&](caf::error& e) { FAIL(sys->render(e)); });
+  REQUIRE(puts->puts.size() == 3);
+  CHECK(puts->puts[1].size() == 3);  // the batch that timed out
+  CHECK(puts->puts[2].size() == 10); // the client's list again
+  sched->run();
+  CHECK(syncs->syncs.size() == 1);   // nothing new to announce
 }

@@ -98,6 +98,29 @@ void decode_instance_request(const v1::ServiceRef& ref, const v1::Instance& wire
   FUZZ_CHECK(is_heartbeat_client(heartbeat_client_id(x.ip, x.port)));
 }
 
+/// A batch register, as the client actor decodes it: what passes holds 1..max distinct instances,
+/// each surviving a round trip.
+void decode_batch_register(const v1::BatchRegisterRequest& m) {
+  auto key = from_wire(m.service());
+  if (validate_service_key(key))
+    return;
+  std::vector<instance> xs;
+  for (const auto& wire_x : m.instances()) {
+    xs.push_back(from_wire(wire_x));
+    apply_defaults(xs.back());
+  }
+  if (auto e = validate_instance_batch(xs)) {
+    FUZZ_CHECK(e->field.rfind("instances", 0) == 0);
+    return;
+  }
+  FUZZ_CHECK(!xs.empty() && xs.size() <= defaults::batch_register_instances_max);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    check_instance_round_trip(xs[i]);
+    for (std::size_t j = 0; j < i; ++j)
+      FUZZ_CHECK(!xs[i].same_identity(xs[j]));
+  }
+}
+
 void decode_clusters(const google::protobuf::RepeatedPtrField<std::string>& clusters) {
   for (auto& c : clusters)
     if (validate_cluster(c))
@@ -130,6 +153,9 @@ void decode(wire_kind kind, const wire::envelope& env) {
   switch (kind) {
     case wire_kind::register_request:
       with<v1::RegisterRequest>(env, [](auto& m) { decode_instance_request(m.service(), m.instance()); });
+      break;
+    case wire_kind::batch_register_request:
+      with<v1::BatchRegisterRequest>(env, [](auto& m) { decode_batch_register(m); });
       break;
     case wire_kind::beat_request:
       with<v1::BeatRequest>(env, [](auto& m) { decode_instance_request(m.service(), m.instance()); });

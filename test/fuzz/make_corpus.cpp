@@ -96,6 +96,14 @@ void envelopes() {
   reg.mutable_instance()->set_instance_id("custom-id");
   envelope_seed(wire_kind::register_request, "register-namespace", reg);
 
+  v1::BatchRegisterRequest batch;
+  service_ref(*batch.mutable_service(), "orders");
+  for (std::uint32_t port = 8080; port < 8083; ++port)
+    an_instance(*batch.add_instances(), "10.0.0.2", port);
+  envelope_seed(wire_kind::batch_register_request, "batch-register", batch);
+  batch.mutable_instances(1)->set_port(0); // refused: names instances[1].port
+  envelope_seed(wire_kind::batch_register_request, "batch-register-bad-port", batch);
+
   v1::DeregisterRequest dereg;
   service_ref(*dereg.mutable_service(), "orders");
   dereg.set_ip("10.0.0.1");
@@ -286,6 +294,11 @@ void command_lines() {
                 "--namespace", "dev", "--group", "G", "--cluster", "east", "--weight", "2.5",
                 "--meta", "k=v", "--meta", "zone=a", "--disabled"});
   command_line("register-hold", {"register", "orders", "[::1]:8080", "--hold", "--json"});
+  command_line("register-batch", {"register", "orders", "10.0.0.1:8080", "10.0.0.2:8080",
+                                  "[::1]:8081", "--hold", "--cluster", "east"});
+  command_line("register-batch-twice", {"register", "orders", "10.0.0.1:8080", "10.0.0.1:8080",
+                                        "--hold"});
+  command_line("register-batch-no-hold", {"register", "orders", "10.0.0.1:8080", "10.0.0.2:8080"});
   command_line("beat", {"beat", "orders", "10.0.0.1:8080", "--every-ms", "500"});
   command_line("deregister", {"deregister", "orders", "10.0.0.1:8080", "--group", "G"});
   command_line("instances", {"instances", "orders", "--cluster", "a,b", "--healthy-only"});

@@ -194,6 +194,10 @@ void session(caf::actor_system& sys, const envelope& hello_env, const envelope& 
     return;
   auto s = welcome.handle;
   both(sys, s, reg_atom_v, picked, wire_kind::register_request, "session reg", false);
+  if (picked.kind != kind_name(wire_kind::batch_register_request))
+    check(ask(sys, s, reg_atom_v, envelope{kind_name(wire_kind::batch_register_request),
+                                           picked.payload}),
+          "session batch reg", false);
   both(sys, s, sub_atom_v, picked, wire_kind::subscribe_request, "session sub", false);
   both(sys, s, unsub_atom_v, picked, wire_kind::subscribe_request, "session unsub", false);
   both(sys, s, dereg_atom_v, picked, wire_kind::deregister_request, "session dereg", false);
@@ -219,6 +223,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                         std::string{reinterpret_cast<const char*>(data + 1), size - 1}};
   // -- the gateway ------------------------------------------------------------------------------
   both(sys, n.gateway, reg_atom_v, picked, wire_kind::register_request, "reg");
+  // A batch register belongs to a session: the gateway refuses it.
+  check(ask(sys, n.gateway, reg_atom_v,
+            envelope{kind_name(wire_kind::batch_register_request), picked.payload}),
+        "batch reg", true);
   both(sys, n.gateway, beat_atom_v, picked, wire_kind::beat_request, "beat");
   both(sys, n.gateway, query_atom_v, picked, wire_kind::query_request, "query");
   both(sys, n.gateway, list_atom_v, picked, wire_kind::list_services_request, "list");

@@ -53,6 +53,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const usage_error& e) {
     FUZZ_CHECK(!e.message.empty());
   }
+  if (c.kind == command_kind::reg) {
+    FUZZ_CHECK(!c.instance.addresses.empty() && c.instance.address == c.instance.addresses[0]);
+    FUZZ_CHECK(c.instance.addresses.size() == 1 || (c.instance.hold && !c.instance.persistent));
+    try {
+      auto xs = make_instances(c.instance);
+      FUZZ_CHECK(xs.size() == c.instance.addresses.size());
+      FUZZ_CHECK(xs.size() <= registry::defaults::batch_register_instances_max);
+    } catch (const usage_error& e) {
+      FUZZ_CHECK(!e.message.empty());
+    }
+  }
   if (c.kind == command_kind::reg || c.kind == command_kind::beat
       || c.kind == command_kind::dereg) {
     try {

@@ -40,9 +40,11 @@ enum class wire_kind : std::uint8_t {
   snapshot_request,
   snapshot,
   forwarded_request,
+  // client -> node (session actor), appended later
+  batch_register_request,
 };
 
-inline constexpr std::size_t wire_kind_count = 24;
+inline constexpr std::size_t wire_kind_count = 25;
 
 inline wire_kind kind_of_byte(std::uint8_t b) {
   return static_cast<wire_kind>(b % wire_kind_count);
@@ -76,10 +78,12 @@ inline std::string kind_name(wire_kind k) {
     case wire_kind::snapshot_request: return v1::SnapshotRequest::descriptor()->full_name();
     case wire_kind::snapshot: return v1::Snapshot::descriptor()->full_name();
     case wire_kind::forwarded_request: return v1::ForwardedRequest::descriptor()->full_name();
+    case wire_kind::batch_register_request:
+      return v1::BatchRegisterRequest::descriptor()->full_name();
   }
   return {};
 }
 
-static_assert(static_cast<std::size_t>(wire_kind::forwarded_request) + 1 == wire_kind_count);
+static_assert(static_cast<std::size_t>(wire_kind::batch_register_request) + 1 == wire_kind_count);
 
 } // namespace registry::fuzz

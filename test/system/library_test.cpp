@@ -30,6 +30,8 @@ namespace {
 struct script {
   std::atomic<int> regs{0};
   std::atomic<int> reg_acks{0};
+  std::atomic<int> batch_regs{0}; ///< of regs: BatchRegisterRequests
+  std::atomic<int> batch_instances{0}; ///< instances in the last BatchRegisterRequest
   std::atomic<int> subs{0};
   std::atomic<int> refuse_regs{0}; ///< refuse this many RegisterRequests (LIMIT_EXCEEDED) first
   std::mutex mtx;
@@ -39,8 +41,13 @@ struct script {
 
 caf::behavior scripted_session(caf::event_based_actor*, std::shared_ptr<script> sc) {
   return {
-    [=](reg_atom, const envelope&) {
+    [=](reg_atom, const envelope& env) {
       ++sc->regs;
+      v1::BatchRegisterRequest batch;
+      if (unpack(env, batch)) {
+        ++sc->batch_regs;
+        sc->batch_instances = batch.instances_size();
+      }
       if (sc->refuse_regs > 0) {
         --sc->refuse_regs;
         return pack(make_error(v1::Error::LIMIT_EXCEEDED, "instances", "scripted refusal"));
@@ -231,4 +238,33 @@ TEST_CASE("registryctl register --hold prints its moved line only after the node
   holder.signal(SIGTERM);
   CHECK(holder.wait(5s) == 0);
   remove_tree(dir);
+}
+
+TEST_CASE("a batch registration is redone as one batch after a move") {
+  scripted_node a;
+  scripted_node b;
+  client::naming_client c{options_for({a.address(), b.address()})};
+  std::vector<registry::instance> xs;
+  for (int i = 1; i <= 3; ++i) {
+    auto x = sample_instance();
+    x.port = static_cast<std::uint32_t>(80 + i);
+    xs.push_back(x);
+  }
+  c.register_instances("orders", "DEFAULT_GROUP", xs);
+  REQUIRE(a.sc->batch_regs == 1);
+  // A single register in the same service joins the batch's redo; one in another service is
+  // redone on its own.
+  auto single = sample_instance();
+  single.port = 90;
+  c.register_instance("orders", "DEFAULT_GROUP", single);
+  c.register_instance("billing", "DEFAULT_GROUP", single);
+  // A second batch replaces the first: its instances alone (and later singles) are redone.
+  xs.pop_back();
+  c.register_instances("orders", "DEFAULT_GROUP", xs);
+  REQUIRE(a.sc->batch_regs == 2);
+  a.stop();
+  CHECK(wait_until([&] { return b.sc->reg_acks == 2; }, 5s));
+  CHECK(b.sc->regs == 2);
+  CHECK(b.sc->batch_regs == 1);
+  CHECK(b.sc->batch_instances == 2); // the second batch, without the single it replaced
 }

@@ -451,3 +451,53 @@ TEST_CASE("client_state: beats alone are reported at most once per report interv
   c.beats_reported(5000);
   CHECK_FALSE(c.beat_report_due(20000)); // no beat since: nothing to report
 }
+
+TEST_CASE("client_state: a batch (put_all) replaces the service's instances as one change") {
+  client_state c{"s/1/1", client_kind::session, {}};
+  CHECK(c.put(svc_a, node("10.0.0.1", 80), 0).changed);
+  CHECK(c.put(svc_a, node("10.0.0.2", 80), 0).changed);
+  CHECK(c.put(svc_b, node("10.0.0.9", 80), 0).changed);
+  auto rev = c.revision();
+  // Unsorted on purpose: the client keeps its (cluster, ip, port) order.
+  auto r = c.put_all(svc_a, {node("10.0.0.4", 80), node("10.0.0.2", 80), node("10.0.0.3", 80)}, 0);
+  CHECK_FALSE(r.error);
+  CHECK(r.changed);
+  CHECK(c.revision() == rev + 1); // one revision for the whole batch
+  CHECK(c.instance_count() == 4);
+  auto& xs = c.services().at(svc_a);
+  REQUIRE(xs.size() == 3);
+  CHECK(xs[0].ip == "10.0.0.2");
+  CHECK(xs[1].ip == "10.0.0.3");
+  CHECK(xs[2].ip == "10.0.0.4");
+  CHECK(find(c, svc_a, "10.0.0.1", 80) == nullptr); // left out of the batch: gone
+  CHECK(find(c, svc_b, "10.0.0.9", 80) != nullptr); // other services stay
+  // The same content again changes nothing.
+  r = c.put_all(svc_a, {node("10.0.0.3", 80), node("10.0.0.4", 80), node("10.0.0.2", 80)}, 0);
+  CHECK_FALSE(r.changed);
+  CHECK(c.revision() == rev + 1);
+  // Empty (undoing a batch) removes the service.
+  r = c.put_all(svc_a, {}, 0);
+  CHECK(r.changed);
+  CHECK(c.services().count(svc_a) == 0);
+  CHECK(c.instance_count() == 1);
+}
+
+TEST_CASE("client_state: a batch over the instance bound changes nothing") {
+  client_limits limits;
+  limits.instances_max = 3;
+  client_state c{"s/1/1", client_kind::session, limits};
+  CHECK(c.put(svc_a, node("10.0.0.1", 80), 0).changed);
+  CHECK(c.put(svc_b, node("10.0.0.9", 80), 0).changed);
+  auto rev = c.revision();
+  auto r = c.put_all(svc_a, {node("10.0.0.2", 80), node("10.0.0.3", 80), node("10.0.0.4", 80)}, 0);
+  REQUIRE(r.error);
+  CHECK(r.error->field == "instances");
+  CHECK(r.error->message == "client s/1/1 would hold 4 instances, the limit is 3");
+  CHECK_FALSE(r.changed);
+  CHECK(c.revision() == rev);
+  CHECK(c.instance_count() == 2);
+  CHECK(find(c, svc_a, "10.0.0.1", 80) != nullptr);
+  // What the batch replaces does not count: two in place of one fits.
+  CHECK_FALSE(c.put_all(svc_a, {node("10.0.0.2", 80), node("10.0.0.3", 80)}, 0).error);
+  CHECK(c.instance_count() == 3);
+}

@@ -295,3 +295,70 @@ TEST_CASE("validate: a client's whole state as a peer sends it") {
   other_cluster.begin()->second.back().cluster = "other";
   CHECK_FALSE(validate_client("n/1/2", other_cluster, 1000));
 }
+
+namespace {
+
+std::vector<instance> batch_of(std::size_t n) {
+  std::vector<instance> xs;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto x = good_instance();
+    x.port = static_cast<std::uint32_t>(1000 + i);
+    xs.push_back(x);
+  }
+  return xs;
+}
+
+} // namespace
+
+TEST_CASE("validate batch: a well-formed batch passes, up to the bound") {
+  CHECK_FALSE(validate_instance_batch(batch_of(1)));
+  CHECK_FALSE(validate_instance_batch(batch_of(defaults::batch_register_instances_max)));
+  // The same ip and port in two clusters are two instances.
+  auto xs = batch_of(1);
+  xs.push_back(xs.front());
+  xs.back().cluster = "other";
+  CHECK_FALSE(validate_instance_batch(xs));
+}
+
+TEST_CASE("validate batch: empty and oversized batches are refused as a whole") {
+  auto empty = validate_instance_batch({});
+  REQUIRE(empty);
+  CHECK(empty->field == "instances");
+  CHECK(empty->message.find("at least one") != std::string::npos);
+  auto big = validate_instance_batch(batch_of(defaults::batch_register_instances_max + 1));
+  REQUIRE(big);
+  CHECK(big->field == "instances");
+  CHECK(big->message.find(std::to_string(defaults::batch_register_instances_max))
+        != std::string::npos);
+}
+
+TEST_CASE("validate batch: every field of every instance is checked and named by position") {
+  auto check = [](auto spoil, const std::string& field) {
+    auto xs = batch_of(5);
+    spoil(xs[3]);
+    auto e = validate_instance_batch(xs);
+    REQUIRE(e);
+    CHECK(e->field == field);
+    CHECK(e->message.rfind("instances[3]: ", 0) == 0);
+  };
+  check([](instance& x) { x.port = 0; }, "instances[3].port");
+  check([](instance& x) { x.port = 70000; }, "instances[3].port");
+  check([](instance& x) { x.ip.clear(); }, "instances[3].ip");
+  check([](instance& x) { x.weight = -1; }, "instances[3].weight");
+  check([](instance& x) { x.weight = std::nan(""); }, "instances[3].weight");
+  check([](instance& x) { x.ephemeral = false; }, "instances[3].ephemeral");
+  check([](instance& x) { x.cluster = "bad cluster"; }, "instances[3].clusterName");
+  check([](instance& x) { x.metadata = {{"", "v"}}; }, "instances[3].metadata");
+  check([](instance& x) { x.instance_id = std::string(300, 'i'); }, "instances[3].instanceId");
+}
+
+TEST_CASE("validate batch: a duplicate is refused (not merged), naming the later position") {
+  auto xs = batch_of(5);
+  xs[4].ip = xs[1].ip;
+  xs[4].port = xs[1].port;
+  xs[4].weight = 2; // other content, same identity: still the same instance
+  auto e = validate_instance_batch(xs);
+  REQUIRE(e);
+  CHECK(e->field == "instances[4]");
+  CHECK(e->message.find("instances[1]") != std::string::npos);
+}

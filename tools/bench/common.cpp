@@ -256,6 +256,18 @@ std::uint64_t rss_bytes(pid_t pid) {
 
 // -- wire helpers ----------------------------------------------------------------------------
 
+v1::BatchRegisterRequest make_batch_register(const std::string& service, const std::string& ip,
+                                             std::uint32_t first_port, std::uint32_t count) {
+  v1::BatchRegisterRequest req;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto single = make_register(service, ip, first_port + i);
+    if (i == 0)
+      *req.mutable_service() = single.service();
+    *req.add_instances() = single.instance();
+  }
+  return req;
+}
+
 v1::RegisterRequest make_register(const std::string& service, const std::string& ip,
                                   std::uint32_t port) {
   v1::RegisterRequest req;
@@ -395,16 +407,26 @@ void pump(reg_client_t* self);
 
 void send_one(reg_client_t* self) {
   auto& st = self->state;
-  auto k = st.next++;
-  auto svc = st.plan.service_prefix
-             + std::to_string((st.plan.client_index + k) % std::max<std::uint32_t>(1, st.plan.services));
-  auto env = pack(make_register(svc, st.ip, 1 + k));
+  auto k = st.next;
+  auto services = std::max<std::uint32_t>(1, st.plan.services);
+  std::uint32_t count = 1;
+  envelope env;
+  if (st.plan.batch > 0) {
+    count = std::min(st.plan.batch, st.plan.instances - k);
+    auto svc = st.plan.service_prefix
+               + std::to_string((st.plan.client_index + k / st.plan.batch) % services);
+    env = pack(make_batch_register(svc, st.ip, 1 + k, count));
+  } else {
+    auto svc = st.plan.service_prefix + std::to_string((st.plan.client_index + k) % services);
+    env = pack(make_register(svc, st.ip, 1 + k));
+  }
+  st.next += count;
   auto t0 = steady::now();
   ++st.inflight;
   ++st.counters->sent;
   self->request(st.session, st.plan.request_timeout, reg_atom_v, std::move(env))
     .then(
-      [self, t0](envelope& reply) {
+      [self, t0, count](envelope& reply) {
         auto& st = self->state;
         --st.inflight;
         ++st.counters->finished;
@@ -412,6 +434,7 @@ void send_one(reg_client_t* self) {
           ++st.counters->acked;
           if (!st.counters->stop.load(std::memory_order_relaxed)) {
             ++st.counters->ok;
+            st.counters->instances_ok += count;
             if (st.samples) {
               auto us = std::chrono::duration<float, std::micro>(steady::now() - t0).count();
               std::lock_guard<std::mutex> guard{st.samples->m};

@@ -121,6 +121,9 @@ std::uint64_t rss_bytes(pid_t pid);
 /// Service names used by the bench: namespace public, group DEFAULT_GROUP.
 v1::RegisterRequest make_register(const std::string& service, const std::string& ip,
                                   std::uint32_t port);
+/// A BatchRegisterRequest of `count` instances ip:first_port, ip:first_port+1, ...
+v1::BatchRegisterRequest make_batch_register(const std::string& service, const std::string& ip,
+                                             std::uint32_t first_port, std::uint32_t count);
 v1::QueryRequest make_query(const std::string& service);
 std::string bench_ip(std::uint64_t index); ///< 10.x.y.z from an index (unique below 2^24)
 
@@ -143,6 +146,7 @@ struct run_counters {
   std::atomic<std::uint64_t> refused{0};     ///< Error replies
   std::atomic<std::uint64_t> failed{0};      ///< CAF errors (timeouts, ...)
   std::atomic<std::uint64_t> acked{0};       ///< acks received, also after stop
+  std::atomic<std::uint64_t> instances_ok{0}; ///< instances in the acks counted by `ok`
   std::atomic<std::uint64_t> sent{0};        ///< requests sent
   std::atomic<std::uint64_t> finished{0};    ///< requests answered in any way
   std::atomic<std::uint64_t> sessions_ok{0};
@@ -166,6 +170,9 @@ struct reg_plan {
   std::uint32_t instances = 100;  ///< instances to register
   std::uint32_t inflight = 4;     ///< requests in flight
   std::uint32_t services = 100;   ///< spread over this many services
+  /// > 0: BatchRegisterRequests of this many instances, each batch in a service of its own (a
+  /// batch replaces the client's instances in its service); 0: one RegisterRequest per instance.
+  std::uint32_t batch = 0;
   std::string service_prefix = "bench-svc-";
   double rate_per_s = 0;          ///< > 0: paced by start_pacer's permits; 0: as fast as possible
   ms request_timeout{10000};
@@ -224,8 +231,9 @@ struct common_opts {
   std::int64_t max_s = 0; ///< watchdog (0 = derived from the duration)
 };
 
+/// `batch` > 0: batch registrations (instances/s), see reg_plan::batch.
 int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_client,
-                 std::uint32_t inflight, std::uint32_t services);
+                 std::uint32_t inflight, std::uint32_t services, std::uint32_t batch = 0);
 int cmd_fill(const common_opts& o, std::size_t clients, std::uint64_t instances,
              std::uint32_t inflight, std::uint32_t services, double hold_s, pid_t rss_pid);
 int cmd_query(const common_opts& o, std::size_t actors, std::uint32_t inflight,

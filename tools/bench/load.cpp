@@ -46,7 +46,7 @@ double round1(double x) {
 // -- register ---------------------------------------------------------------------------------
 
 int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_client,
-                 std::uint32_t inflight, std::uint32_t services) {
+                 std::uint32_t inflight, std::uint32_t services, std::uint32_t batch) {
   start_watchdog(std::chrono::seconds(o.max_s > 0 ? o.max_s : static_cast<std::int64_t>(o.duration_s) + 150),
                  "register");
   json out;
@@ -68,7 +68,8 @@ int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_cl
       p.instances = per_client;
       p.inflight = inflight;
       p.services = services;
-      p.service_prefix = "bench-reg-";
+      p.service_prefix = batch > 0 ? "bench-batch-" : "bench-reg-";
+      p.batch = batch;
       return p;
     },
     counters, &boxes, 512, steady::now() + ms(90000));
@@ -94,6 +95,12 @@ int cmd_register(const common_opts& o, std::size_t clients, std::uint32_t per_cl
   out["inflight_total"] = sessions * inflight;
   out["registrations"] = ok;
   out["registrations_per_s"] = round1(static_cast<double>(ok) * 1000.0 / elapsed_ms);
+  if (batch > 0) { // a registration is one batch here
+    auto instances = counters->instances_ok.load();
+    out["batch"] = batch;
+    out["instances"] = instances;
+    out["instances_per_s"] = round1(static_cast<double>(instances) * 1000.0 / elapsed_ms);
+  }
   add_latency(out, "register", "ms", merge(boxes, 0.001));
   auto t_close = steady::now();
   close_sessions(all, counters, steady::now() + ms(60000));

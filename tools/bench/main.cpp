@@ -3,7 +3,7 @@
 // One binary, one subcommand per figure; each prints one JSON object on stdout (and ends by
 // itself: every request has a timeout, every run a duration, every process a watchdog).
 //
-//   registry-bench register    --nodes H:P[,H:P] --clients N --instances-per-client K --inflight W --duration-s S
+//   registry-bench register    --nodes H:P[,H:P] --clients N --instances-per-client K --inflight W --duration-s S [--batch B]
 //   registry-bench query       --nodes H:P --actors A --inflight W --duration-s S
 //   registry-bench replication --write H:P --read H:P [--background-rate R] --probes N --duration-s S
 //   registry-bench push        --write H:P --same H:P --other H:P --probes N --duration-s S
@@ -27,6 +27,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "config/defaults.hpp"
 #include "tools/bench/common.hpp"
 
 namespace {
@@ -64,6 +65,11 @@ int main(int argc, char** argv) {
   reg->add_option("--instances-per-client", per_client, "instances each client registers (<= 1000)");
   reg->add_option("--inflight", inflight, "requests in flight per client");
   reg->add_option("--services", services, "services the instances spread over");
+  std::uint32_t batch = 0;
+  reg->add_option("--batch", batch,
+                  "instances per BatchRegisterRequest, each batch in a service of its own (0 = one "
+                  "RegisterRequest per instance); prints instances_per_s")
+    ->check(CLI::Range(0u, static_cast<unsigned>(registry::defaults::batch_register_instances_max)));
 
   // fill
   std::uint64_t fill_instances = 100000;
@@ -233,7 +239,7 @@ int main(int argc, char** argv) {
 
   try {
     if (reg->parsed())
-      return bench::cmd_register(o, clients, per_client, inflight, services);
+      return bench::cmd_register(o, clients, per_client, inflight, services, batch);
     if (fill->parsed())
       return bench::cmd_fill(o, fill_clients, fill_instances, inflight, fill_services, hold_s, rss_pid);
     if (query->parsed())

@@ -303,6 +303,8 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   std::vector<figure> figures = {
     {"registrations_per_s_1node", "register_1node", "registrations_per_s", ">= 50000", true, 50000},
     {"registrations_per_s_3node", "register_3node", "registrations_per_s", ">= 20000", true, 20000},
+    {"batch_registrations_instances_per_s_1node", "batch_1node", "instances_per_s", ">= 200000",
+     true, 200000},
     {"queries_per_s_1node", "query_1node", "queries_per_s", ">= 80000", true, 80000},
     {"query_p50_us", "query_1node", "query_p50_us", ""},
     {"query_p99_us", "query_1node", "query_p99_us", ""},

@@ -195,6 +195,26 @@ struct naming_client::impl {
     return wire::pack(req);
   }
 
+  /// A batch register: defaults applied per instance; with local checks, the node's own rules
+  /// (messages/validate.hpp: the count, each instance by position, duplicates).
+  envelope batch_register_request(const std::string& service, const std::string& group,
+                                  const std::vector<instance>& xs) const {
+    v1::BatchRegisterRequest req;
+    to_wire(key_of(service, group), *req.mutable_service());
+    std::vector<instance> checked;
+    checked.reserve(xs.size());
+    for (const auto& x : xs) {
+      checked.push_back(x);
+      apply_defaults(checked.back());
+    }
+    if (opts.check_locally)
+      if (auto e = validate_instance_batch(checked))
+        throw_invalid(*e);
+    for (const auto& x : checked)
+      to_wire(x, *req.add_instances());
+    return wire::pack(req);
+  }
+
   /// The access token for a heartbeat write: options.access_token, or one traded for the user's
   /// password (login at the node) and renewed at half its life; "" without credentials.
   std::string token() {
@@ -301,6 +321,12 @@ void naming_client::register_instance(const std::string& service, const std::str
   }
   auto& d = *impl_;
   d.expect<v1::Ack>(d.call(wire::reg_atom::value, d.register_request(service, group, x)));
+}
+
+void naming_client::register_instances(const std::string& service, const std::string& group,
+                                       const std::vector<instance>& xs) {
+  auto& d = *impl_;
+  d.expect<v1::Ack>(d.call(wire::reg_atom::value, d.batch_register_request(service, group, xs)));
 }
 
 void naming_client::deregister_instance(const std::string& service, const std::string& group,

@@ -214,6 +214,14 @@ public:
   /// With x.ephemeral = false the instance is persistent: it takes the persistent path
   /// (register_persistent_instance with a TCP check), not the session.
   void register_instance(const std::string& service, const std::string& group, const instance& x);
+  /// Registers `xs` in the service as one batch through the session: the client's instances in the
+  /// service become exactly `xs` (Nacos's batchRegisterInstance; those it held there and `xs`
+  /// leaves out are removed). One change at the node (one push to each subscriber), all or nothing:
+  /// a bad instance throws error(invalid_argument) naming it by position ("instances[3].port") and
+  /// nothing changes. 1..defaults::batch_register_instances_max ephemeral instances, each once.
+  /// Redone after a reconnect like register_instance (as one batch per service).
+  void register_instances(const std::string& service, const std::string& group,
+                          const std::vector<instance>& xs);
   /// With x.ephemeral = false: deregister_persistent_instance.
   void deregister_instance(const std::string& service, const std::string& group,
                            const instance& x);

@@ -80,6 +80,12 @@ std::string registration_key(const service_key& key, const std::string& ip, std:
          (cluster.empty() ? std::string{defaults::cluster} : cluster);
 }
 
+/// An instance the node acknowledged for the session, for redo.
+struct registration {
+  std::string service; ///< service_key::to_string()
+  envelope request;    ///< RegisterRequest
+};
+
 // -- state ----------------------------------------------------------------------------------------
 
 struct session_state;
@@ -520,10 +526,19 @@ struct session_state {
     ++redo_round_;
     redo_outstanding_ = 0;
     redo_failed_regs_.clear();
+    redo_failed_batches_.clear();
     redo_failed_subs_.clear();
     redo_report_ = report;
-    for (const auto& [key, req] : registered_)
-      redo_register(key);
+    std::set<std::string> batches;
+    for (const auto& [key, reg] : registered_) {
+      if (batched_services_.count(reg.service) > 0)
+        batches.insert(reg.service);
+      else
+        redo_register(key);
+    }
+    batched_services_ = batches; // services whose registrations are all gone are forgotten
+    for (const auto& service : batches)
+      redo_batch(service);
     for (auto& [key, s] : subs_) {
       s.confirmed = false;
       s.baseline_reset = true;
@@ -536,17 +551,50 @@ struct session_state {
     auto i = registered_.find(key);
     if (i == registered_.end())
       return; // deregistered meanwhile
+    send_redo(i->second.request, redo_failed_regs_, key, "re-register " + key);
+  }
+
+  /// Sends one re-registration of this round; when it fails, `unit` goes into `failed` for the
+  /// retry.
+  void send_redo(envelope request, std::set<std::string>& failed, const std::string& unit,
+                 std::string what) {
     ++redo_outstanding_;
     auto round = redo_round_;
-    add_op(pending_op::via::session, wire::reg_atom::value, i->second, {},
-           [this, key, round](envelope reply, bool) {
+    add_op(pending_op::via::session, wire::reg_atom::value, std::move(request), {},
+           [this, &failed, unit, what = std::move(what), round](envelope reply, bool) {
              bool ok = wire::holds<v1::Ack>(reply);
              if (!ok && round == redo_round_)
-               redo_failed_regs_.insert(key);
-             redo_done(round, ok, "re-register " + key, reply);
+               failed.insert(unit);
+             redo_done(round, ok, what, reply);
              return reply;
            },
            true);
+  }
+
+  /// Re-registers a batched service's instances as one batch (a fresh session holds nothing, so
+  /// the batch adds them all); one over the batch bound goes instance by instance.
+  void redo_batch(const std::string& service) {
+    std::vector<std::string> keys;
+    for (const auto& [key, reg] : registered_)
+      if (reg.service == service)
+        keys.push_back(key);
+    if (keys.empty())
+      return; // deregistered meanwhile
+    if (keys.size() > defaults::batch_register_instances_max) {
+      for (const auto& key : keys)
+        redo_register(key);
+      return;
+    }
+    v1::BatchRegisterRequest batch;
+    for (const auto& key : keys) {
+      v1::RegisterRequest single;
+      if (!wire::unpack(registered_.at(key).request, single))
+        continue;
+      *batch.mutable_service() = single.service();
+      *batch.add_instances() = single.instance();
+    }
+    send_redo(wire::pack(batch), redo_failed_batches_, service,
+              "re-register the batch of " + service);
   }
 
   void redo_subscribe(const std::string& key) {
@@ -592,11 +640,15 @@ struct session_state {
       return;
     }
     auto regs = std::move(redo_failed_regs_);
+    auto batches = std::move(redo_failed_batches_);
     auto subs = std::move(redo_failed_subs_);
     redo_failed_regs_.clear();
+    redo_failed_batches_.clear();
     redo_failed_subs_.clear();
     for (auto& key : regs)
       redo_register(key);
+    for (auto& service : batches)
+      redo_batch(service);
     for (auto& key : subs)
       redo_subscribe(key);
     check_redone();
@@ -604,7 +656,7 @@ struct session_state {
 
   void check_redone() {
     if (!redo_report_ || redo_outstanding_ > 0 || !redo_failed_regs_.empty()
-        || !redo_failed_subs_.empty() || !session_)
+        || !redo_failed_batches_.empty() || !redo_failed_subs_.empty() || !session_)
       return;
     redo_report_ = false;
     notify(session_event{session_event::redone, gateway_addr_, {}, false});
@@ -686,24 +738,79 @@ struct session_state {
   // -- registration -----------------------------------------------------------------------------
 
   void on_register(envelope env, reply_promise rp) {
+    if (wire::holds<v1::BatchRegisterRequest>(env)) {
+      on_batch_register(std::move(env), std::move(rp));
+      return;
+    }
     v1::RegisterRequest req;
     if (!wire::unpack(env, req)) {
       rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed register request"), true);
       return;
     }
-    auto key = registration_key(from_wire(req.service()), req.instance().ip(),
-                                req.instance().port(), req.instance().cluster());
+    auto service = from_wire(req.service());
+    auto key = registration_key(service, req.instance().ip(), req.instance().port(),
+                                req.instance().cluster());
     auto intent = ++intent_counter_;
     intents_[key] = intent;
     ++pending_registers_[key];
     add_op(pending_op::via::session, wire::reg_atom::value, env, std::move(rp),
-           [this, key, intent, env](envelope reply, bool) {
+           [this, key, intent, env, skey = service.to_string()](envelope reply, bool) {
              if (--pending_registers_[key] == 0)
                pending_registers_.erase(key);
              // Remember it for redo, unless a deregister came in meanwhile.
              auto i = intents_.find(key);
              if (wire::holds<v1::Ack>(reply) && i != intents_.end() && i->second == intent)
-               registered_[key] = env;
+               registered_[key] = registration{skey, env};
+             return reply;
+           });
+  }
+
+  /// A batch replaces what the session holds in its service (messages/PROTOCOL.md): once acked,
+  /// the service's registrations are the batch's instances, and its redo is one batch.
+  void on_batch_register(envelope env, reply_promise rp) {
+    v1::BatchRegisterRequest req;
+    if (!wire::unpack(env, req)) {
+      rp.deliver(error_envelope(v1::Error::INVALID_ARGUMENT, "malformed batch register request"),
+                 true);
+      return;
+    }
+    auto service = from_wire(req.service());
+    auto intent = ++intent_counter_;
+    // Each instance as the RegisterRequest a single registration would have remembered.
+    auto batch = std::make_shared<std::vector<std::pair<std::string, envelope>>>();
+    for (const auto& x : req.instances()) {
+      v1::RegisterRequest single;
+      *single.mutable_service() = req.service();
+      *single.mutable_instance() = x;
+      auto key = registration_key(service, x.ip(), x.port(), x.cluster());
+      intents_[key] = intent;
+      ++pending_registers_[key];
+      batch->emplace_back(key, wire::pack(single));
+    }
+    add_op(pending_op::via::session, wire::reg_atom::value, std::move(env), std::move(rp),
+           [this, batch, intent, skey = service.to_string()](envelope reply, bool) {
+             for (auto& [key, single] : *batch)
+               if (--pending_registers_[key] == 0)
+                 pending_registers_.erase(key);
+             if (!wire::holds<v1::Ack>(reply))
+               return reply; // refused as a whole: the node changed nothing
+             // The node dropped what the batch left out; a later request's own answer restores
+             // what it touched.
+             for (auto i = registered_.begin(); i != registered_.end();) {
+               auto in_batch = std::any_of(batch->begin(), batch->end(),
+                                           [&](const auto& b) { return b.first == i->first; });
+               if (i->second.service == skey && !in_batch) {
+                 if (auto t = intents_.find(i->first); t != intents_.end() && t->second < intent)
+                   intents_.erase(t);
+                 i = registered_.erase(i);
+               } else {
+                 ++i;
+               }
+             }
+             for (auto& [key, single] : *batch)
+               if (auto t = intents_.find(key); t != intents_.end() && t->second == intent)
+                 registered_[key] = registration{skey, single};
+             batched_services_.insert(skey);
              return reply;
            });
   }
@@ -1053,7 +1160,9 @@ struct session_state {
   std::deque<std::uint64_t> wait_session_;
 
   // redo data
-  std::map<std::string, envelope> registered_; ///< registration key -> RegisterRequest (acked)
+  std::map<std::string, registration> registered_; ///< registration key -> what the node acked
+  /// Services (service_key::to_string) the client registered by a batch: redone as one batch.
+  std::set<std::string> batched_services_;
   /// Auth: the token from the last login (options.username), renewed at half its life.
   std::string token_;
   clock_type::time_point token_renew_at_{};
@@ -1064,6 +1173,7 @@ struct session_state {
   std::uint64_t redo_round_ = 0;        ///< bumped per session: answers of older rounds are stale
   std::size_t redo_outstanding_ = 0;    ///< redo requests of this round without an answer
   std::set<std::string> redo_failed_regs_; ///< registration keys to retry
+  std::set<std::string> redo_failed_batches_; ///< batched services to retry
   std::set<std::string> redo_failed_subs_; ///< subscription keys to retry
   bool redo_retry_armed_ = false;
   bool redo_report_ = false;            ///< report `redone` when this round completes

@@ -21,8 +21,9 @@
 /// no node answered; otherwise the node's own reply:
 /// - `(gw_atom, atom_value op, envelope)`: a stateless request (op = reg/beat/dereg/query/list/status/
 ///   members) to the gateway.
-/// - `(reg_atom, envelope RegisterRequest)` / `(dereg_atom, envelope DeregisterRequest)`: session
-///   registration, remembered for redo.
+/// - `(reg_atom, envelope RegisterRequest | BatchRegisterRequest)` / `(dereg_atom, envelope
+///   DeregisterRequest)`: session registration, remembered for redo. A batch replaces what the
+///   session holds in its service; such a service is redone as one batch.
 /// - `(sub_atom, envelope SubscribeRequest, uint64 listener)`: subscribes (listener 0 = a read with
 ///   subscribe); replies the ServiceInfo readers see (failover, else cache, else the node's answer) and
 ///   posts the listener's initial state.

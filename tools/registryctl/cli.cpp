@@ -15,9 +15,15 @@ namespace registry::ctl {
 
 namespace {
 
-void add_instance_options(CLI::App* cmd, instance_args& a) {
+/// `several`: IP:PORT takes one or more addresses (register's batch).
+void add_instance_options(CLI::App* cmd, instance_args& a, bool several = false) {
   cmd->add_option("SERVICE", a.service, "service name")->required();
-  cmd->add_option("IP:PORT", a.address, "the instance's address")->required();
+  if (several)
+    cmd->add_option("IP:PORT", a.addresses,
+                    "the instance's address; several (with --hold) register as one batch")
+      ->required();
+  else
+    cmd->add_option("IP:PORT", a.address, "the instance's address")->required();
   cmd->add_option("--namespace", a.namespace_id, "namespace")->capture_default_str();
   cmd->add_option("--group", a.group, "group")->capture_default_str();
   cmd->add_option("--cluster", a.cluster, "cluster")->capture_default_str();
@@ -123,6 +129,26 @@ instance make_instance(const instance_args& a) {
   return x;
 }
 
+std::vector<instance> make_instances(const instance_args& a) {
+  if (a.addresses.size() > defaults::batch_register_instances_max)
+    throw usage_error{"IP:PORT: " + std::to_string(a.addresses.size())
+                      + " addresses, a batch registers at most "
+                      + std::to_string(defaults::batch_register_instances_max)};
+  std::vector<instance> result;
+  auto one = a;
+  for (const auto& address : a.addresses.empty() ? std::vector<std::string>{a.address}
+                                                 : a.addresses) {
+    one.address = address;
+    auto x = make_instance(one);
+    for (const auto& y : result)
+      if (x.same_identity(y))
+        throw usage_error{"IP:PORT '" + address + "' is given twice (as " + y.address()
+                          + "): a batch names each instance once"};
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
 std::variant<command, usage_error> parse_command_line(int argc, const char* const* argv) {
   CLI::App app{"registryctl: the command-line client of registryd"};
   app.require_subcommand(1);
@@ -169,8 +195,9 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   query_args& qa = result.query;
   std::string& failover_mode = result.failover_mode;
 
-  auto reg = app.add_subcommand("register", "register an instance (heartbeat client, or --hold)");
-  add_instance_options(reg, ia);
+  auto reg = app.add_subcommand("register", "register an instance (heartbeat client, or --hold), "
+                                            "or several as one batch (--hold)");
+  add_instance_options(reg, ia, true);
   reg->add_flag("--hold", ia.hold,
                 "register through a session and stay until SIGINT/SIGTERM (then deregister)");
   reg->add_flag("--persistent", ia.persistent,
@@ -236,6 +263,16 @@ std::variant<command, usage_error> parse_command_line(int argc, const char* cons
   for (const auto& [cmd, kind] : commands)
     if (cmd->parsed()) {
       result.kind = kind;
+      if (kind == command_kind::reg) {
+        ia.address = ia.addresses.front();
+        auto several = "IP:PORT: " + std::to_string(ia.addresses.size()) + " addresses ";
+        if (ia.addresses.size() > 1 && ia.persistent)
+          return usage_error{several + "with --persistent: a persistent instance is registered "
+                                       "one IP:PORT at a time"};
+        if (ia.addresses.size() > 1 && !ia.hold)
+          return usage_error{several + "register as one batch through a session: add --hold (a "
+                                       "heartbeat client is one IP:PORT)"};
+      }
       if (kind == command_kind::reg && ia.persistent && ia.hold)
         return usage_error{"--persistent and --hold exclude each other: a persistent instance "
                            "belongs to no session"};

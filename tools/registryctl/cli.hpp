@@ -53,7 +53,8 @@ struct global_args {
 /// Options shared by register, beat and deregister.
 struct instance_args {
   std::string service;
-  std::string address;
+  std::string address;                ///< the (first) IP:PORT
+  std::vector<std::string> addresses; ///< register: every IP:PORT given (one batch if several)
   std::string namespace_id = defaults::namespace_id;
   std::string group = defaults::group;
   std::string cluster = defaults::cluster;
@@ -119,5 +120,10 @@ std::vector<std::string> parse_nodes(const std::string& text);
 
 /// The instance that register/beat describe; throws usage_error.
 instance make_instance(const instance_args& a);
+
+/// The instances of `register` (one per IP:PORT of `a.addresses`, or `a.address` alone), sharing
+/// the other options; throws usage_error naming the bad argument: an IP:PORT that does not parse
+/// or is given twice, more than defaults::batch_register_instances_max of them.
+std::vector<instance> make_instances(const instance_args& a);
 
 } // namespace registry::ctl

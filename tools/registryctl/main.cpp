@@ -233,7 +233,10 @@ client::options make_options(const global_args& g, const std::string& namespace_
 }
 
 std::string describe(const instance_args& a) {
-  return a.service + " " + a.address + " (namespace " + a.namespace_id + ", group " + a.group +
+  std::string addresses;
+  for (const auto& x : a.addresses.empty() ? std::vector<std::string>{a.address} : a.addresses)
+    addresses += (addresses.empty() ? "" : " ") + x;
+  return a.service + " " + addresses + " (namespace " + a.namespace_id + ", group " + a.group +
          ", cluster " + a.cluster + ")";
 }
 
@@ -281,8 +284,26 @@ int with_client(const global_args& g, const std::string& namespace_id, F fn,
   return code;
 }
 
+/// Registers the batch; an error about one instance ("instances[3].port") names its argument.
+void register_batch(naming_client& c, const instance_args& a, const std::vector<instance>& xs) {
+  try {
+    c.register_instances(a.service, a.group, xs);
+  } catch (const client::error& e) {
+    const std::string prefix = "instances[";
+    if (e.field().rfind(prefix, 0) != 0)
+      throw;
+    auto index = std::strtoul(e.field().c_str() + prefix.size(), nullptr, 10);
+    if (index >= a.addresses.size())
+      throw;
+    throw client::error(e.code(), e.field(),
+                        "IP:PORT '" + a.addresses[index] + "': " + e.what(), e.from_node());
+  }
+}
+
 int cmd_register(const global_args& g, const instance_args& a) {
-  auto x = make_instance(a);
+  auto xs = make_instances(a);
+  auto x = xs.front();
+  bool batch = xs.size() > 1; // several IP:PORT: one batch through a session (--hold)
   if (a.persistent) {
     x.ephemeral = false;
     return with_client(g, a.namespace_id, [&](naming_client& c) {
@@ -306,22 +327,32 @@ int cmd_register(const global_args& g, const instance_args& a) {
       return exit_ok;
     });
   }
-  auto on_session = [](const client::session_event& ev) {
+  std::string what = batch ? std::to_string(xs.size()) + " instances" : "instance";
+  auto on_session = [what](const client::session_event& ev) {
     // "re-registered" only once the new node acknowledged the redo (retried until it does).
     if (ev.kind == client::session_event::opened && !ev.first)
       print_err("session re-opened on " + ev.node + "; re-registering");
     else if (ev.kind == client::session_event::redone)
-      print("moved to " + ev.node + ": session re-opened, instance re-registered");
+      print("moved to " + ev.node + ": session re-opened, " + what + " re-registered");
     else if (ev.kind == client::session_event::lost)
       print_err("lost node " + ev.node + ": " + ev.reason + "; moving on");
   };
   return with_client(
     g, a.namespace_id,
     [&](naming_client& c) {
-      c.register_instance(a.service, a.group, x);
-      print("registered " + describe(a) + " through a session on " + c.connected_node() +
-            "; holding until SIGINT/SIGTERM");
+      if (batch)
+        register_batch(c, a, xs);
+      else
+        c.register_instance(a.service, a.group, x);
+      print("registered " + describe(a) + (batch ? " as one batch" : "") + " through a session on "
+            + c.connected_node() + "; holding until SIGINT/SIGTERM");
       stop().wait();
+      if (batch) {
+        // One change instead of one deregistration per instance: the session's close removes the
+        // whole batch at once.
+        print("closing the session, which deregisters " + describe(a));
+        return exit_ok;
+      }
       try {
         c.deregister_instance(a.service, a.group, x);
         print("deregistered " + describe(a));
