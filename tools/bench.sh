@@ -59,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --grpc-only) mode=grpc ;;
     --raft-only) mode=raft ;;
     --verify-only) mode=verify ;;
-    -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

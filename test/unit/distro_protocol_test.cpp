@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "actors/client/client_state.hpp"
@@ -757,7 +758,9 @@ TEST_CASE("distro: a digest verify does not grow with the clients; only differin
   CHECK(v.batch.clients.empty());
   auto digest_bytes = distro::to_wire(v.batch).ByteSizeLong();
   CHECK(digest_bytes < 64 * 8 + 64);
-  auto [sent, reply] = deliver_verify(owner, peer, v, 1000);
+  std::vector<distro::verify_batch> sent;
+  distro::verify_reply reply;
+  std::tie(sent, reply) = deliver_verify(owner, peer, v, 1000);
   CHECK(sent.size() == 1); // every bucket matched: no detail
   CHECK(reply.differing.empty());
 
@@ -826,7 +829,9 @@ TEST_CASE("distro: copy expiry through digests: a matching bucket renews its cop
 
   // Rounds 1 and 2: the gone copy's bucket differs and is listed; it is kept (not yet expired).
   for (time_ms t = 1000; t <= 2000; t += 1000) {
-    auto [sent, reply] = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
+    std::vector<distro::verify_batch> sent;
+    distro::verify_reply reply;
+    std::tie(sent, reply) = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
     REQUIRE(sent.size() == 2);
     CHECK(sent[1].listed == std::vector<std::uint32_t>{gone_bucket});
     CHECK(reply.missing.empty());
@@ -842,7 +847,9 @@ TEST_CASE("distro: copy expiry through digests: a matching bucket renews its cop
     CHECK(peer.find(session(a, i)) != nullptr);
   // Now every bucket matches: the copies live on through digests alone, many rounds later.
   for (time_ms t = 4000; t <= 20000; t += 1000) {
-    auto [sent, reply] = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
+    std::vector<distro::verify_batch> sent;
+    distro::verify_reply reply;
+    std::tie(sent, reply) = deliver_verify(owner, peer, verify_to(owner.tick(t), b), t);
     CHECK(sent.size() == 1);
     peer.tick(t);
   }
