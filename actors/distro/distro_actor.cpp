@@ -346,9 +346,11 @@ void carry(distro_actor_t* self, distro_protocol::effects fx) {
   // 2. Requests through the peer actors; they report results back.
   auto peer_of = [&](const std::string& name) { return peer_for(self, name); };
   auto now = actor_now_ms(self);
+  distro::sync_encoder encoder; // a client synced to several peers is encoded once
   for (auto& s : fx.syncs) {
     if (auto p = peer_of(s.peer)) {
-      self->send(p, sync_atom_v, s.batch_id, pack(distro::to_wire(s.batch)));
+      self->send(p, sync_atom_v, s.batch_id,
+                 envelope{v1::SyncBatch::descriptor()->full_name(), encoder.encode(s.batch)});
     } else {
       count(self, s.peer, counter::syncs_failed);
       carry(self, st.protocol->on_sync_result(s.peer, s.batch_id, false, now));

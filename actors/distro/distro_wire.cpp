@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/validate.hpp"
@@ -116,6 +120,32 @@ v1::VerifyBatch to_wire(const verify_batch& x) {
   result.mutable_digests()->Add(x.digests.begin(), x.digests.end());
   result.mutable_listed()->Add(x.listed.begin(), x.listed.end());
   return result;
+}
+
+std::string sync_encoder::encode(const sync_batch& x) {
+  using wire_format = google::protobuf::internal::WireFormatLite;
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream{&out};
+    google::protobuf::io::CodedOutputStream coded{&stream};
+    // Field by field as SerializeAsString writes a SyncBatch: source (1), then each client (2).
+    if (!x.source.empty())
+      wire_format::WriteString(v1::SyncBatch::kSourceFieldNumber, x.source, &coded);
+    for (const auto& c : x.clients) {
+      auto key = std::make_tuple(c.id, c.revision, c.deleted);
+      auto i = encoded_.find(key);
+      if (i == encoded_.end()) {
+        v1::ClientData data;
+        to_wire(c, data);
+        i = encoded_.emplace(std::move(key), data.SerializeAsString()).first;
+      }
+      coded.WriteTag(wire_format::MakeTag(v1::SyncBatch::kClientsFieldNumber,
+                                          wire_format::WIRETYPE_LENGTH_DELIMITED));
+      coded.WriteVarint32(static_cast<std::uint32_t>(i->second.size()));
+      coded.WriteString(i->second);
+    }
+  }
+  return out;
 }
 
 std::optional<field_error> check(const v1::VerifyBatch& x) {

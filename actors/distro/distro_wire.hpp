@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "actors/distro/distro_protocol.hpp"
@@ -42,6 +43,23 @@ client_data from_wire(const v1::ClientData& x);
 v1::SyncBatch to_wire(const sync_batch& x);
 sync_batch from_wire(const v1::SyncBatch& x, const peer_rules& rules,
                      std::vector<dropped_client>& dropped);
+
+/// Encodes SyncBatches for several peers, each client once: the batches of one protocol step that
+/// carry the same client (at the same revision, built at the same time) share its encoding. The
+/// payload is byte for byte what `to_wire(batch).SerializeAsString()` gives. Live for one step.
+class sync_encoder {
+public:
+  /// The SyncBatch payload of `x`.
+  std::string encode(const sync_batch& x);
+
+  /// Clients encoded so far (each distinct client of the step once).
+  std::size_t clients_encoded() const {
+    return encoded_.size();
+  }
+
+private:
+  std::map<std::tuple<client_id, std::uint64_t, bool>, std::string> encoded_;
+};
 
 /// The bucket fields of a VerifyBatch are consistent (a digest has one digest per bucket and lists
 /// nothing; listed buckets exist); else the first broken rule. The whole batch is refused then.

@@ -242,6 +242,27 @@ TEST_CASE("distro wire: deletes, verify batches and replies drop bad client ids 
   CHECK(dropped.size() == 2);
 }
 
+TEST_CASE("distro wire: a client synced to several peers is encoded once, with the same bytes") {
+  auto one = good_client(session_of_peer(1)), two = good_client(session_of_peer(2), 8081);
+  auto three = good_client(session_of_peer(3), 8082);
+  distro::sync_batch to_b{peer_name, {one, two}};
+  distro::sync_batch to_c{peer_name, {two, three}};
+  distro::sync_batch empty{peer_name, {}};
+  distro::sync_encoder encoder;
+  CHECK(encoder.encode(to_b) == distro::to_wire(to_b).SerializeAsString());
+  CHECK(encoder.encode(to_c) == distro::to_wire(to_c).SerializeAsString());
+  CHECK(encoder.encode(empty) == distro::to_wire(empty).SerializeAsString());
+  CHECK(encoder.clients_encoded() == 3); // "two" once for both peers
+  // What the receiver decodes is what was meant.
+  v1::SyncBatch wire;
+  REQUIRE(wire.ParseFromString(encoder.encode(to_c)));
+  std::vector<distro::dropped_client> dropped;
+  auto back = distro::from_wire(wire, distro::peer_rules{}, dropped);
+  CHECK(dropped.empty());
+  REQUIRE(back.clients.size() == 2);
+  CHECK(back.clients[1].id == three.id);
+}
+
 TEST_CASE("distro wire: a verify's bucket fields are checked, naming the field") {
   auto refused = [](const v1::VerifyBatch& x) {
     auto err = distro::check(x);
