@@ -541,7 +541,7 @@ void on_local_change(distro_actor_t* self, const client_id& id, client_services&
   change.services = std::move(services);
   if (!change.deleted)
     change.beats = std::move(beats);
-  carry(self, st.protocol->on_local_change(change, actor_now_ms(self)));
+  carry(self, st.protocol->on_local_change(std::move(change), actor_now_ms(self)));
 }
 
 /// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol

@@ -252,7 +252,7 @@ distro_protocol::effects distro_protocol::start(const std::vector<member_view>& 
   return fx;
 }
 
-distro_protocol::effects distro_protocol::on_local_change(const local_change& x, time_ms now_ms) {
+distro_protocol::effects distro_protocol::on_local_change(local_change x, time_ms now_ms) {
   DISTRO_CHECK(started_);
   DISTRO_CHECK(!x.id.empty());
   effects fx;
@@ -269,7 +269,7 @@ distro_protocol::effects distro_protocol::on_local_change(const local_change& x,
       auto& r = records_[x.id];
       if (r.tombstone)
         tombstones_.erase({r.tombstone_seq, x.id});
-      r.services = x.services;
+      r.services = std::move(x.services); // the change is this node's to keep (no second copy)
       r.revision = revision;
       r.tombstone = false;
       r.adopted = false;

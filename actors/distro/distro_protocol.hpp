@@ -461,7 +461,7 @@ public:
   /// A client of this node changed or ended. Never refused. A change to a client another node is
   /// responsible for in the current routing (a race with a re-mapping) is still synced, and answered
   /// with a `hand_over` op.
-  effects on_local_change(const local_change& x, time_ms now_ms);
+  effects on_local_change(local_change x, time_ms now_ms);
 
   /// The whole membership view (member_tracker::view()) whenever it changed. Self entries are ignored.
   effects on_members(const std::vector<member_view>& members, time_ms now_ms);

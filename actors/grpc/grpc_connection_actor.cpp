@@ -142,6 +142,14 @@ envelope register_request(const service_key& key, const instance& x) {
   return pack(req);
 }
 
+envelope batch_register_request(const service_key& key, const std::vector<instance>& xs) {
+  v1::BatchRegisterRequest req;
+  to_wire(key, *req.mutable_service());
+  for (auto& x : xs)
+    to_wire(x, *req.add_instances());
+  return pack(req);
+}
+
 envelope deregister_request(const service_key& key, const instance& x, bool persistent) {
   v1::DeregisterRequest req;
   to_wire(key, *req.mutable_service());
@@ -218,51 +226,44 @@ void finish_session_call(connection_actor_t self, std::uint64_t id, message m) {
 }
 
 /// InstanceRequest / BatchInstanceRequest: what the connection holds in the service becomes the
-/// request's set; the steps register the new set first, then drop what is no longer in it, so
-/// subscribers never see the service emptier than before or after.
+/// request's set, as one batch register; a deregister drops the connection's instances there.
 void change_instances(connection_actor_t self, std::uint64_t id, request& req) {
   auto& st = self->state;
   std::vector<instance> target;
   if (req.what == kind::batch_instance || req.op == instance_op::register_instance)
     target = req.instances;
   auto steps = std::make_shared<std::vector<step>>();
-  for (auto& x : target)
-    steps->push_back({step::op::reg, register_request(req.key, x)});
-  std::vector<instance> dropped;
+  if (!target.empty()) {
+    // One batch register: the session's instances in the service become `target` in one change
+    // (one Distro revision, one push per subscriber), or nothing changes.
+    steps->push_back({step::op::reg, batch_register_request(req.key, target)});
+    auto key = req.key;
+    auto what = req.what;
+    auto op = req.op;
+    run_steps(self, steps, 0, [=](envelope reply, std::size_t completed) {
+      auto& st = self->state;
+      if (completed == 1)
+        st.held[key] = target;
+      v1::Error err;
+      if (refused(reply, err))
+        return finish_session_call(self, id, error_of(err));
+      finish_session_call(self, id, instance_response(what, op));
+    });
+    return;
+  }
+  // A deregister: each instance the connection holds in the service goes.
   std::vector<instance> old;
   if (auto h = st.held.find(req.key); h != st.held.end())
     old = h->second;
-  for (auto& x : old) {
-    bool kept = false;
-    for (auto& y : target)
-      kept = kept || x.same_identity(y);
-    if (!kept) {
-      dropped.push_back(x);
-      steps->push_back({step::op::dereg, deregister_request(req.key, x, false)});
-    }
-  }
+  for (auto& x : old)
+    steps->push_back({step::op::dereg, deregister_request(req.key, x, false)});
   auto key = req.key;
   auto what = req.what;
   auto op = req.op;
   run_steps(self, steps, 0, [=](envelope reply, std::size_t completed) {
     auto& st = self->state;
-    // What the session holds now: the registers that succeeded (steps [0, target.size())), and
-    // of the old set what was kept or not yet deregistered.
-    std::vector<instance> now;
-    for (std::size_t i = 0; i < target.size() && i < completed; ++i)
-      now.push_back(target[i]);
-    for (auto& x : old) {
-      bool in_now = false;
-      for (auto& y : now)
-        in_now = in_now || x.same_identity(y);
-      auto d = std::find_if(dropped.begin(), dropped.end(),
-                            [&](const instance& y) { return x.same_identity(y); });
-      bool deregistered = d != dropped.end()
-                          && target.size() + static_cast<std::size_t>(d - dropped.begin())
-                               < completed;
-      if (!in_now && !deregistered)
-        now.push_back(x);
-    }
+    // What the session holds now: the instances not yet deregistered.
+    std::vector<instance> now(old.begin() + static_cast<std::ptrdiff_t>(completed), old.end());
     if (now.empty())
       st.held.erase(key);
     else

@@ -6,6 +6,10 @@
 
 #include <sys/resource.h>
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include "test/support/nacos_grpc_client.hpp"
 #include "test/support/node_fixture.hpp"
 
@@ -122,13 +126,19 @@ TEST_CASE("grpc: the handshake, every naming request, and a push acknowledged") 
                                             instance_request("", "", "10.0.0.2", 1)["instance"],
                                             instance_request("", "", "10.0.0.3", 1)["instance"]})}}),
                 "BatchInstanceResponse"));
+  // The batch replaces the connection's instance in one change: the subscriber is pushed the new
+  // set and never a mix of old and new.
+  std::set<std::vector<std::string>> pushed;
   auto push = b.wait_for(
-    [](auto& m) {
-      return m.type == "NotifySubscriberRequest"
-             && hosts_of(m) == std::vector<std::string>{"10.0.0.2:1", "10.0.0.3:1"};
+    [&](auto& m) {
+      if (m.type != "NotifySubscriberRequest")
+        return false;
+      pushed.insert(hosts_of(m));
+      return hosts_of(m) == std::vector<std::string>{"10.0.0.2:1", "10.0.0.3:1"};
     },
     10s);
   REQUIRE(push.type == "NotifySubscriberRequest");
+  CHECK(pushed.size() == 1);
   CHECK(push.body["requestId"].is_string());
   CHECK(push.body["headers"].is_object());
   CHECK(push.body["serviceInfo"]["lastRefTime"].get<std::int64_t>() > sub_ref);
