@@ -350,6 +350,10 @@ void add_lines(service_view& view, const std::string& text) {
 
 } // namespace
 
+/// An authenticated cluster, as in production: every reconnect after a freeze or a partition
+/// runs the whole handshake.
+const std::string fault_cluster_secret_yaml = "cluster_secret: fault-harness-secret-0123456789\n";
+
 scenario ci_scenario(std::uint64_t seed, bool partitions) {
   scenario sc;
   sc.seed = seed;
@@ -362,9 +366,7 @@ scenario ci_scenario(std::uint64_t seed, bool partitions) {
   sc.plan.hold_ms_max = 1800;
   sc.plan.concurrent_max = 2;
   sc.plan.doomed_clients = 1;
-  // An authenticated cluster, as in production: every reconnect after a freeze or a partition
-  // runs the whole handshake.
-  sc.node_yaml = cluster_timings + "cluster_secret: fault-harness-secret-0123456789\n";
+  sc.node_yaml = cluster_timings + fault_cluster_secret_yaml;
   return sc;
 }
 
@@ -396,7 +398,7 @@ scenario long_scenario(std::uint64_t seed, bool partitions, int minutes) {
                  "  delete_timeout_ms: 15000\n  check_interval_ms: 500\n"
                  "distro:\n  verify_interval_ms: 1000\n  lone_ready_wait_ms: 2000\n"
                  "  snapshot_retry_delay_ms: 500\n  reconnect_backoff_min_ms: 100\n"
-                 "  reconnect_backoff_max_ms: 1000\n";
+                 "  reconnect_backoff_max_ms: 1000\n" + fault_cluster_secret_yaml;
   sc.convergence_timeout_ms = 30000;
   sc.late_wait_ms = 60000;
   sc.keep_going = true;
