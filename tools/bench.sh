@@ -18,6 +18,7 @@
 #   6. the gRPC API:      registrations/s and queries/s over 64 connections, register-to-push
 #                         p50/p99, RSS per idle connection at 10k connections (registry-grpc-bench);
 #                         --grpc-only runs this section alone (tools/bench-grpc.sh).
+#                         RSS per session client at 100k one-instance clients (5 generators).
 #   4. Distro verify:     bytes of one verify round per peer at 10k and 1m session clients, idle
 #                         and after 1000 changes, and the full list sent before digests (in
 #                         process: the node's Distro logic and wire encoder); --verify-only.
@@ -71,6 +72,7 @@ fi
 # -- sizes and durations -----------------------------------------------------------------------
 dur_http=5
 verify_small=10000; verify_large=1000000 # Distro verify bytes: session clients per node
+client_procs=5; clients_per_proc=20000    # RSS per client: 100k one-instance session clients
 if [[ $mode == http || $mode == grpc || $mode == verify ]]; then
   reps=1; total_s=60; deadline_s=180; small_label=-; large_label=-
 elif [[ $mode == raft ]]; then
@@ -79,7 +81,7 @@ elif [[ $mode == quick ]]; then
   reps=1; total_s=55; deadline_s=200
   dur_reg=2; dur_query=2; dur_ping=2; dur_repl=2; dur_repl_bg=3; dur_push=2; crash_rounds=2
   reg_clients=1000; small=10000; large=20000; small_label=10k; large_label=20k; joins=1
-  verify_large=20000
+  verify_large=20000; client_procs=2; clients_per_proc=5000
 else
   reps=3; total_s=255; deadline_s=600
   dur_reg=4; dur_query=4; dur_ping=3; dur_repl=3; dur_repl_bg=5; dur_push=4; crash_rounds=3
@@ -238,9 +240,10 @@ caf_load=$(cut -d' ' -f1-3 /proc/loadavg)
 label_of() { # N -> 10k, 1m
   if (($1 % 1000000 == 0)); then echo "$(($1 / 1000000))m"; else echo "$(($1 / 1000))k"; fi
 }
-printf '{"meta":{"mode":"%s","date":"%s","runs":%s,"small_label":"%s","large_label":"%s","verify_small_label":"%s","verify_large_label":"%s","cores":%s,"loadavg_start":"%s"}}\n' \
+printf '{"meta":{"mode":"%s","date":"%s","runs":%s,"small_label":"%s","large_label":"%s","verify_small_label":"%s","verify_large_label":"%s","clients_label":"%s","cores":%s,"loadavg_start":"%s"}}\n' \
   "$mode" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$reps" "$small_label" "$large_label" \
-  "$(label_of "$verify_small")" "$(label_of "$verify_large")" "$(nproc)" "$caf_load" >>"$results"
+  "$(label_of "$verify_small")" "$(label_of "$verify_large")" \
+  "$(label_of $((client_procs * clients_per_proc)))" "$(nproc)" "$caf_load" >>"$results"
 say "registry-bench $mode suite; work dir $work; load average $caf_load on $(nproc) cores"
 
 # == 5. the HTTP API and etcd (tools/bench-http.sh), alone with --http-only ==========================
@@ -427,6 +430,43 @@ printf '{"set":"memory_large","rep":1,"data":{"rss_bytes_per_instance":%s,"insta
   "$(jnum "$line" registrations_per_s)" >>"$results"
 say "memory_large: $filled_large instances (complete=$complete), rss_bytes_per_instance=$per_inst"
 joins snapshot_large "$filled_large" 0
+
+# RSS per session client: a fresh node holding one-instance session clients, opened by several
+# generator processes (a connection holds at most sessions_per_connection_max sessions). The
+# growth of the node's RSS from before the first session to when every process holds its share.
+mem_clients() {
+  free_port
+  local pc=$REPLY i n=0 before after pids=() deadline
+  start_node clients "$pc" "$pc" 1000
+  wait_ready "127.0.0.1:$pc"
+  before=$(rss_of "${node_pid[clients]}")
+  for ((i = 0; i < client_procs; i++)); do
+    "$bench" fill --nodes "127.0.0.1:$pc" --instances "$clients_per_proc" \
+      --clients "$clients_per_proc" --inflight 1 --services 1000 --duration-s 120 --hold-s 300 \
+      >"$work/clients-$i.out" 2>>"$work/bench-stderr.log" &
+    pids+=("$!")
+    started+=("$!")
+  done
+  deadline=$((SECONDS + 180))
+  for ((i = 0; i < client_procs; i++)); do
+    while [[ ! -s $work/clients-$i.out ]] && kill -0 "${pids[$i]}" 2>/dev/null \
+      && ((SECONDS < deadline)); do
+      sleep 0.2
+    done
+    n=$((n + $(jnum "$(head -n 1 "$work/clients-$i.out" 2>/dev/null)" instances || echo 0)))
+  done
+  after=$(rss_of "${node_pid[clients]}")
+  for i in "${pids[@]}"; do stop_pid "$i" 5; done
+  stop_node clients
+  if ((n == 0)); then
+    printf '{"set":"memory_clients","rep":1,"data":{"error":"no client registered"}}\n' >>"$results"
+    return 0
+  fi
+  printf '{"set":"memory_clients","rep":1,"data":{"rss_bytes_per_client":%s,"clients":%s,"rss_before_bytes":%s,"rss_after_bytes":%s}}\n' \
+    "$(( (after - before) / n ))" "$n" "$before" "$after" >>"$results"
+  say "memory_clients: $n one-instance clients, rss_bytes_per_client=$(( (after - before) / n ))"
+}
+mem_clients
 
 # == 4. Distro verify traffic (in process) =========================================================
 verify_bench

@@ -300,6 +300,7 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   auto large = meta.value("large_label", std::string{"1m"});
   auto verify_small = meta.value("verify_small_label", std::string{"10k"});
   auto verify_large = meta.value("verify_large_label", std::string{"1m"});
+  auto clients_label = meta.value("clients_label", std::string{"100k"});
   std::vector<figure> figures = {
     {"registrations_per_s_1node", "register_1node", "registrations_per_s", ">= 50000", true, 50000},
     {"registrations_per_s_3node", "register_3node", "registrations_per_s", ">= 20000", true, 20000},
@@ -326,6 +327,8 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
     {"snapshot_load_{S}_ms", "snapshot_small", "ready_ms", ""},
     {"snapshot_load_{L}_ms", "snapshot_large", "ready_ms", "<= 5000", false, 5000, true},
     {"snapshot_applied_{L}_ms", "snapshot_large", "applied_ms", ""},
+    {"rss_bytes_per_client_{C}", "memory_clients", "rss_bytes_per_client", "<= 1024", false, 1024,
+     true},
     // Distro verify per peer per round (digests; target: no growth with the clients).
     {"verify_bytes_per_round_{VS}", "verify_small", "idle_verify_bytes", ""},
     {"verify_bytes_per_round_{VL}", "verify_large", "idle_verify_bytes", "<= 20000", false, 20000,
@@ -343,6 +346,7 @@ int cmd_report(const std::string& results, const std::string& json_out, const st
   for (auto& f : figures) {
     auto key = replace_all(replace_all(f.key, "{S}", small), "{L}", large);
     key = replace_all(replace_all(key, "{VS}", verify_small), "{VL}", verify_large);
+    key = replace_all(key, "{C}", clients_label);
     std::vector<double> values;
     for (auto& run : sets[f.set])
       if (run.contains(f.field) && run[f.field].is_number())
