@@ -174,21 +174,31 @@ std::string validate(const distro_config& x) {
   return {};
 }
 
-std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets) {
+std::uint64_t verify_id_hash(const client_id& id) {
   canonical_hash h;
   h.str(id);
-  return static_cast<std::uint32_t>(h.value() % buckets);
+  return h.value() == 0 ? 1 : h.value();
 }
 
-std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
-  canonical_hash h;
-  h.str(id);
-  h.u64(revision);
-  // FNV's low bits mix poorly; a finalizer (splitmix64's) spreads every input bit over the share.
-  auto x = h.value();
+std::uint32_t verify_bucket_of(std::uint64_t id_hash, std::uint32_t buckets) {
+  return static_cast<std::uint32_t>(id_hash % buckets);
+}
+
+std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets) {
+  return verify_bucket_of(verify_id_hash(id), buckets);
+}
+
+std::uint64_t verify_share_of(std::uint64_t id_hash, std::uint64_t revision) {
+  // A finalizer (splitmix64's) spreads every bit of both inputs over the share, so shares of
+  // different (id, revision) pairs do not cancel in a bucket's sum by accident.
+  auto x = id_hash ^ (revision * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
+}
+
+std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
+  return verify_share_of(verify_id_hash(id), revision);
 }
 
 std::uint64_t content_revision(const client_services& services) {
@@ -452,11 +462,14 @@ void distro_protocol::verify_digests(const distro::verify_batch& x, time_ms now_
   // local here) is asked for in detail.
   std::vector<std::uint64_t> mine(x.buckets, 0);
   auto counted = [&](const client_id& id, const record& r) {
-    return !r.local && !r.tombstone && r.source == x.source && in_flight.count(id) == 0;
+    return !r.local && !r.tombstone && r.source == x.source
+           && (in_flight.empty() || in_flight.count(id) == 0);
   };
   for (const auto& [id, r] : records_)
-    if (counted(id, r))
-      mine[verify_bucket(id, x.buckets)] += verify_share(id, r.revision);
+    if (counted(id, r)) {
+      auto h = id_hash_of(id, r);
+      mine[verify_bucket_of(h, x.buckets)] += verify_share_of(h, r.revision);
+    }
   std::vector<bool> same(x.buckets, false);
   for (std::uint32_t b = 0; b < x.buckets; ++b) {
     same[b] = mine[b] == x.digests[b];
@@ -464,7 +477,7 @@ void distro_protocol::verify_digests(const distro::verify_batch& x, time_ms now_
       out.reply.differing.push_back(b);
   }
   for (auto& [id, r] : records_)
-    if (counted(id, r) && same[verify_bucket(id, x.buckets)]) {
+    if (counted(id, r) && same[verify_bucket_of(id_hash_of(id, r), x.buckets)]) {
       renew(r, x.source, now_ms);
       r.vouched_ms = now_ms;
     }
@@ -1140,6 +1153,12 @@ void distro_protocol::send_verify(const std::string& name, peer_state& p,
   fx.verifies.push_back(std::move(out));
 }
 
+std::uint64_t distro_protocol::id_hash_of(const client_id& id, const record& r) const {
+  if (r.id_hash == 0)
+    r.id_hash = verify_id_hash(id);
+  return r.id_hash;
+}
+
 distro::verify_batch distro_protocol::verify_of_local() const {
   distro::verify_batch result;
   result.source = self_;
@@ -1151,9 +1170,12 @@ distro::verify_batch distro_protocol::verify_of_local() const {
     return result;
   result.buckets = cfg_.verify_buckets;
   result.digests.assign(result.buckets, 0);
-  for (const auto& c : result.clients)
-    result.digests[verify_bucket(c.id, result.buckets)] += verify_share(c.id, c.revision);
   result.clients.clear();
+  for (const auto& [id, r] : records_)
+    if (r.local && !r.tombstone) {
+      auto h = id_hash_of(id, r);
+      result.digests[verify_bucket_of(h, result.buckets)] += verify_share_of(h, r.revision);
+    }
   return result;
 }
 
@@ -1171,7 +1193,8 @@ distro::verify_batch distro_protocol::verify_for_peer(const distro::verify_batch
       result.clients.push_back(distro::client_revision{id, 0});
       return;
     }
-    result.digests[verify_bucket(id, result.buckets)] -= verify_share(id, r.revision);
+    auto h = id_hash_of(id, r);
+    result.digests[verify_bucket_of(h, result.buckets)] -= verify_share_of(h, r.revision);
     result.clients.push_back(distro::client_revision{id, r.revision});
   };
   for (const auto& id : p.pending)
@@ -1196,7 +1219,7 @@ distro_protocol::verify_detail(std::uint32_t buckets,
       result.listed.push_back(b);
     }
   for (const auto& [id, r] : records_)
-    if (r.local && !r.tombstone && asked[verify_bucket(id, buckets)])
+    if (r.local && !r.tombstone && asked[verify_bucket_of(id_hash_of(id, r), buckets)])
       result.clients.push_back(distro::client_revision{id, r.revision});
   return result;
 }

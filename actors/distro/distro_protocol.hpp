@@ -295,12 +295,17 @@ struct distro_config {
 /// "" when fine, else the first broken rule (e.g. "copy_expiry_verify_rounds must be at least 2").
 std::string validate(const distro_config& x);
 
+/// FNV-1a 64 of a client id (never 0): what its verify bucket and share are computed from.
+std::uint64_t verify_id_hash(const client_id& id);
+
 /// The verify bucket of a client id among `buckets` (> 0): the same on every node.
 std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets);
+std::uint32_t verify_bucket_of(std::uint64_t id_hash, std::uint32_t buckets);
 
 /// A client's share of its bucket's digest; a bucket's digest is the sum (mod 2^64) of its clients'
 /// shares, so it does not depend on their order and is 0 for an empty bucket.
 std::uint64_t verify_share(const client_id& id, std::uint64_t revision);
+std::uint64_t verify_share_of(std::uint64_t id_hash, std::uint64_t revision);
 
 /// The content revision of a client: FNV-1a 64 over a canonical encoding of every service key and
 /// instance field (instances of a service in any order). Never 0, so 0 can mean "no content".
@@ -441,6 +446,9 @@ public:
     /// still held it so; 0: not since the content last changed or the last take-over). See Beat
     /// clocks.
     time_ms vouched_ms = 0;
+    /// verify_id_hash of the record's id, computed at its first verify (0: not yet); a verify
+    /// round hashes every record, so the id is hashed once, not once per round.
+    mutable std::uint64_t id_hash = 0;
     /// A local record taken over: the clocks handed to the client actor above `beats` (raised by
     /// the last vouch). `beats` keeps the last beat known; a report of a raised clock unchanged is
     /// taken as that beat, so a raise is never passed on as a beat.
@@ -625,6 +633,7 @@ private:
   void mark_pending_all(const client_id& id);
   void send_verify(const std::string& name, peer_state& p, const distro::verify_batch& batch,
                    time_ms now_ms, effects& fx);
+  std::uint64_t id_hash_of(const client_id& id, const record& r) const;
   distro::verify_batch verify_of_local() const;
   distro::verify_batch verify_for_peer(const distro::verify_batch& all, const peer_state& p) const;
   void check_listed(const distro::client_revision& e, const std::string& source, time_ms now_ms,
