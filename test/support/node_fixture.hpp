@@ -2,6 +2,7 @@
 /// A registryd process on a free loopback port with a generated config, and registryctl runs
 /// against it.
 
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -123,10 +124,12 @@ struct test_cluster {
     for (auto& n : nodes)
       n->launch();
     for (auto& n : nodes)
-      if (!n->wait_ready(std::chrono::seconds(20)))
+      if (!n->wait_ready(std::chrono::seconds(20))) {
+        report_start_failure("node " + n->address() + " not ready within 20 s");
         return false;
+      }
     // Every node sees every other one UP.
-    return wait_until(
+    auto all_up = wait_until(
       [&] {
         for (auto& a : nodes)
           for (auto& b : nodes)
@@ -135,6 +138,24 @@ struct test_cluster {
         return true;
       },
       std::chrono::seconds(20));
+    if (!all_up)
+      report_start_failure("not every node sees every other one UP within 20 s");
+    return all_up;
+  }
+
+  /// A cluster that did not start: what each node sees, and the end of each node's log (a start
+  /// failure is rare and otherwise leaves nothing to diagnose it by).
+  void report_start_failure(const std::string& what) const {
+    std::cerr << "test_cluster: " << what << "\n";
+    for (auto& a : nodes) {
+      std::cerr << "  " << a->address() << " sees:";
+      for (auto& b : nodes)
+        if (a != b)
+          std::cerr << " " << b->address() << "=" << a->member_state(b->address());
+      auto text = a->log();
+      auto from = text.size() > 3000 ? text.size() - 3000 : 0;
+      std::cerr << "\n  log tail:\n" << text.substr(from) << "\n";
+    }
   }
 
   /// True when every listed node returns `expected` hosts for `service`.
