@@ -1162,17 +1162,22 @@ std::uint64_t distro_protocol::id_hash_of(const client_id& id, const record& r) 
 distro::verify_batch distro_protocol::verify_of_local() const {
   distro::verify_batch result;
   result.source = self_;
-  for (const auto& [id, r] : records_)
-    if (r.local && !r.tombstone)
-      result.clients.push_back(distro::client_revision{id, r.revision});
-  // A full list of a few clients is no longer than the digests.
-  if (result.clients.size() <= cfg_.verify_buckets / 8)
+  auto responsible = [](const record& r) { return r.local && !r.tombstone; };
+  // A full list of a few clients is no longer than the digests; count only up to that bound, so
+  // a node with many clients copies none of their ids.
+  std::size_t few = cfg_.verify_buckets / 8, count = 0;
+  for (auto i = records_.begin(); i != records_.end() && count <= few; ++i)
+    count += responsible(i->second) ? 1 : 0;
+  if (count <= few) {
+    for (const auto& [id, r] : records_)
+      if (responsible(r))
+        result.clients.push_back(distro::client_revision{id, r.revision});
     return result;
+  }
   result.buckets = cfg_.verify_buckets;
   result.digests.assign(result.buckets, 0);
-  result.clients.clear();
   for (const auto& [id, r] : records_)
-    if (r.local && !r.tombstone) {
+    if (responsible(r)) {
       auto h = id_hash_of(id, r);
       result.digests[verify_bucket_of(h, result.buckets)] += verify_share_of(h, r.revision);
     }
