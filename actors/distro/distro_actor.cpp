@@ -472,8 +472,14 @@ caf::result<envelope, caf::actor> on_peer_handshake(distro_actor_t* self, const 
     return caf::result<envelope, caf::actor>{
       pack(make_error(v1::Error::INVALID_ARGUMENT, "peer", why)), caf::actor{}};
   };
-  if (!sender)
-    return refuse("anonymous handshake");
+  if (!sender) {
+    // CAF could not attribute the message to a process: the connection it came over is not (or no
+    // longer) mapped to a node. The reply cannot reach the dialler; name who it claims to be.
+    v1::PeerHello claim;
+    if (unpack(env, claim))
+      claimed = claim.address() + " (id " + claim.node_id().substr(0, 64) + ")";
+    return refuse("anonymous handshake: the connection it came over is not attributed to a node");
+  }
   auto now = actor_now_ms(self);
   for (auto i = st.pending_auths.begin(); i != st.pending_auths.end();)
     i = i->second.expires_ms < now ? st.pending_auths.erase(i) : std::next(i);
