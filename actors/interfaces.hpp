@@ -98,7 +98,8 @@ using session_actor = caf::typed_actor<
 
 // -- node actors --------------------------------------------------------------------------------
 
-/// A SERVICE actor (actors/service/service_actor.cpp), in-process, from the gateway.
+/// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (which
+/// find it through the gateway once, then talk to it directly), the gateway and the raft feeds.
 using service_actor = caf::typed_actor<
   /// Replaces what a client publishes in this service -> Ack | Error.
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
@@ -154,6 +155,9 @@ using gateway_actor = caf::typed_actor<
                   subscriber_actor>::with<wire::envelope>,
   caf::replies_to<wire::svc_unsub_atom, service_key, client_id, std::string>::with<
     wire::envelope>,
+  /// Finds or creates the service actor of a service, for a client actor that then talks to it
+  /// directly -> the handle and an empty envelope | no handle and an Error (services_max).
+  caf::replies_to<wire::svc_find_atom, service_key>::with<service_actor, wire::envelope>,
   /// A client actor ends: true once the gateway forgot it.
   caf::replies_to<wire::client_gone_atom, client_id>::with<bool>,
   // -- from service actors

@@ -1,6 +1,10 @@
 #include "actors/client/client_actor.hpp"
 
+#include <functional>
+
 #include <caf/all.hpp>
+
+#include "actors/client/service_routes.hpp"
 
 #include "actors/common/clock.hpp"
 #include "actors/common/delegate.hpp"
@@ -19,6 +23,16 @@ namespace {
 
 using namespace wire;
 
+/// An update for a service actor, waiting while its route resolves (see service_routes).
+struct route_op {
+  /// Sends the update to the service actor.
+  std::function<void(const service_actor&)> run;
+  /// The update is refused (no route): undoes and answers, or logs.
+  std::function<void(wire::envelope)> fail;
+};
+
+using routes_t = service_routes<service_actor, route_op>;
+
 struct client_actor_state {
   static inline const char* name = "client";
 
@@ -29,6 +43,8 @@ struct client_actor_state {
   distro_actor distro;
   bool ending = false;
   bool announce_pending = false; ///< a flush_atom is queued (see announce)
+  /// The service actors this client talks to, found once through the gateway.
+  routes_t routes{defaults::client_service_routes_max, defaults::client_route_updates_queued_max};
 };
 
 using client_actor_t = client_actor::stateful_base<client_actor_state>;
@@ -77,19 +93,152 @@ void flush_announcement(client_actor_t* self) {
   }
 }
 
+// -- routes to the service actors ----------------------------------------------------------------
+
+/// Whether the client holds nothing in `key` (no instance, no subscription): its route may go.
+bool idle_in(client_actor_t* self, const service_key& key) {
+  auto& data = *self->state.data;
+  if (data.services().count(key) > 0)
+    return false;
+  auto i = data.subscriptions().lower_bound(subscription{key, {}});
+  return i == data.subscriptions().end() || !(i->key == key);
+}
+
+/// Fails the updates that waited for the route of `key`, which could not be resolved.
+void fail_route(client_actor_t* self, const service_key& key, envelope why) {
+  for (auto& op : self->state.routes.failed(key))
+    if (op.fail)
+      op.fail(why);
+}
+
+/// Asks the gateway for the service actor of `key`. The client waits for the answer (await), so
+/// nothing it receives meanwhile can overtake the updates waiting in the route.
+void resolve(client_actor_t* self, const service_key& key) {
+  auto& st = self->state;
+  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                svc_find_atom_v, key)
+    .await(
+      [=](service_actor& handle, envelope& refusal) {
+        if (!handle) {
+          fail_route(self, key, std::move(refusal));
+          return;
+        }
+        // A service actor that goes away (idle sweep, failure) is forgotten and found again.
+        self->monitor(handle);
+        for (auto& op : self->state.routes.resolved(key, handle))
+          op.run(handle);
+      },
+      [=](caf::error& err) {
+        fail_route(self, key,
+                   pack(make_error(v1::Error::UNAVAILABLE, "",
+                                   "the gateway did not find the service: "
+                                     + self->system().render(err))));
+      });
+}
+
+/// Sends an update for `key` to its service actor: at once when the route is known, else once it
+/// is resolved (in submission order either way).
+void to_service(client_actor_t* self, const service_key& key, route_op op) {
+  auto& st = self->state;
+  if (auto* handle = st.routes.find(key)) {
+    op.run(*handle);
+    return;
+  }
+  auto r = st.routes.enqueue(key, std::move(op),
+                             [self](const service_key& k) { return idle_in(self, k); });
+  if (r.evicted)
+    self->demonitor(r.evicted->address());
+  switch (r.what) {
+    case routes_t::outcome::resolve:
+      resolve(self, key);
+      break;
+    case routes_t::outcome::queued:
+      break;
+    case routes_t::outcome::full:
+      if (op.fail)
+        op.fail(pack(make_error(v1::Error::LIMIT_EXCEEDED, "services",
+                                "client " + bounded(id_of(self))
+                                  + " has too many services or updates in progress")));
+      break;
+  }
+}
+
+/// Forgets the route to the service actor `handle` (it went away); returns the services it served.
+std::vector<service_key> forget_route(client_actor_t* self, const caf::actor_addr& handle) {
+  auto keys = self->state.routes.forget_if(
+    [&](const service_actor& x) { return x.address() == handle; });
+  if (!keys.empty())
+    self->demonitor(handle);
+  return keys;
+}
+
 /// Pushes our list for `key` to its service actor (fire and forget: used for expiry and rebuilds).
 void publish(client_actor_t* self, const service_key& key) {
-  self->send(self->state.gateway, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+  route_op op;
+  op.run = [self, key](const service_actor& handle) {
+    self->send(handle, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+  };
+  op.fail = [self, key](envelope why) {
+    v1::Error err;
+    unpack(why, err);
+    log().warn("client {} could not update service {}: {}", bounded(id_of(self)),
+               bounded(key.to_string()), bounded(err.message(), 4 * defaults::log_name_chars_max));
+  };
+  to_service(self, key, std::move(op));
+}
+
+/// Sends what the client holds in `key` again: its instances and its subscriptions.
+void rebuild(client_actor_t* self, const service_key& key) {
+  auto& st = self->state;
+  if (st.data->services().count(key))
+    publish(self, key);
+  if (!st.remote)
+    return;
+  for (auto i = st.data->subscriptions().lower_bound(subscription{key, {}});
+       i != st.data->subscriptions().end() && i->key == key; ++i) {
+    auto clusters = i->clusters;
+    route_op op;
+    op.run = [self, clusters](const service_actor& handle) {
+      self->send(handle, svc_sub_atom_v, id_of(self), clusters, self->state.remote);
+    };
+    to_service(self, key, std::move(op));
+  }
+}
+
+/// Asks the service actor of `key` and passes its reply to the requester.
+template <class... Ts>
+caf::result<envelope> relay_to_service(client_actor_t* self, const service_key& key, Ts... xs) {
+  auto rp = self->make_response_promise<envelope>();
+  auto timeout = std::chrono::milliseconds(self->state.settings.request_timeout_ms);
+  route_op op;
+  op.run = [=](const service_actor& handle) mutable {
+    self->request(handle, timeout, xs...)
+      .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
+            [=](caf::error& err) mutable {
+              rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                         "the service did not answer in time: "
+                                           + self->system().render(err))));
+            });
+  };
+  op.fail = [=](envelope why) mutable { rp.deliver(std::move(why)); };
+  to_service(self, key, std::move(op));
+  return rp;
 }
 
 /// Quits. The monitors go first: a monitor lives in the watched actor (the gateway, which outlives
-/// every client, and a session's client process) and would keep this actor's memory until that one
-/// ends.
+/// every client, a session's client process, and the service actors) and would keep this actor's
+/// memory until that one ends.
 void leave(client_actor_t* self) {
   auto& st = self->state;
   self->demonitor(st.gateway.address());
   if (st.remote)
     self->demonitor(st.remote.address());
+  auto routes = st.routes.clear();
+  for (auto& handle : routes.first)
+    self->demonitor(handle.address());
+  for (auto& op : routes.second)
+    if (op.fail)
+      op.fail(pack(make_error(v1::Error::UNAVAILABLE, "", "the client ended")));
   self->quit();
 }
 
@@ -104,8 +253,18 @@ void end_client(client_actor_t* self, const std::string& how) {
     keys.insert(kv.first);
   for (auto& s : st.data->subscriptions())
     keys.insert(s.key);
-  for (auto& key : keys)
-    self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
+  // Straight to each service actor, behind the client's earlier updates there. A service without
+  // a route holds nothing of this client: a route stays while the client holds something there
+  // (and is found again when its actor goes away).
+  for (auto& key : keys) {
+    if (!st.routes.has_route(key))
+      continue;
+    route_op op;
+    op.run = [self](const service_actor& handle) {
+      self->send(handle, svc_drop_atom_v, id_of(self));
+    };
+    to_service(self, key, std::move(op));
+  }
   if (st.data->kind() == client_kind::replica)
     log().debug("client {} {}; removed {} instances", bounded(id_of(self)), how,
                 st.data->instance_count());
@@ -144,33 +303,49 @@ void end_if_empty(client_actor_t* self, const std::string& how) {
 /// answer. `what` says what changed, for the log; `removed`: a deregistration (a heartbeat client
 /// without instances then ends).
 void commit_service(client_actor_t* self, const service_key& key, std::function<void()> revert,
-                    std::string what, bool removed, caf::response_promise rp) {
-  auto& st = self->state;
-  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                svc_put_atom_v, key, id_of(self), instances_in(self, key))
-    .await(
-      [=](envelope& reply) mutable {
-        if (holds<v1::Error>(reply)) {
-          // Refused (a limit): undo our side so client and service agree.
-          revert();
+                    std::string what, bool removed, caf::response_promise rp,
+                    bool retried = false) {
+  route_op op;
+  op.run = [=](const service_actor& handle) mutable {
+    auto& st = self->state;
+    self->request(handle, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                  svc_put_atom_v, key, id_of(self), instances_in(self, key))
+      .await(
+        [=](envelope& reply) mutable {
+          if (holds<v1::Error>(reply)) {
+            // Refused (a limit): undo our side so client and service agree.
+            revert();
+            rp.deliver(std::move(reply));
+            return;
+          }
+          log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
+          announce(self);
           rp.deliver(std::move(reply));
-          return;
-        }
-        log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
-        announce(self);
-        rp.deliver(std::move(reply));
-        if (removed)
-          end_if_empty(self, "closed after its last deregistration");
-      },
-      [=](caf::error& err) mutable {
-        revert();
-        // The timed-out update may still be applied later: follow it with the reverted list on the
-        // same path (client -> gateway -> service keeps the order), so the service never keeps an
-        // instance its client does not hold.
-        publish(self, key);
-        rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                   "service update failed: " + self->system().render(err))));
-      });
+          if (removed)
+            end_if_empty(self, "closed after its last deregistration");
+        },
+        [=](caf::error& err) mutable {
+          if (err == caf::sec::request_receiver_down && !retried) {
+            // The service actor went away (idle sweep, failure) before it took the update: the
+            // update goes to its successor, found again.
+            forget_route(self, handle.address());
+            commit_service(self, key, revert, what, removed, rp, true);
+            return;
+          }
+          revert();
+          // The timed-out update may still be applied later: follow it with the reverted list on
+          // the same path (one sender to one receiver keeps the order), so the service never
+          // keeps an instance its client does not hold.
+          publish(self, key);
+          rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                     "service update failed: " + self->system().render(err))));
+        });
+  };
+  op.fail = [=](envelope why) mutable {
+    revert();
+    rp.deliver(std::move(why));
+  };
+  to_service(self, key, std::move(op));
 }
 
 /// Commits the change of one instance (register, beat, deregister); see commit_service.
@@ -371,13 +546,13 @@ caf::result<envelope> on_subscribe(client_actor_t* self, const envelope& env, bo
   }
   if (!subscribe) {
     st.data->unsubscribe(sub);
-    return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                          svc_unsub_atom_v, sub.key, st.data->id(), sub.clusters);
+    if (!st.routes.has_route(sub.key))
+      return pack(v1::Ack{}); // never subscribed there: nothing to undo
+    return relay_to_service(self, sub.key, svc_unsub_atom_v, st.data->id(), sub.clusters);
   }
   if (auto err = st.data->subscribe(sub))
     return pack(make_error(v1::Error::LIMIT_EXCEEDED, err->field, err->message));
-  return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                        svc_sub_atom_v, sub.key, st.data->id(), sub.clusters, st.remote);
+  return relay_to_service(self, sub.key, svc_sub_atom_v, st.data->id(), sub.clusters, st.remote);
 }
 
 void on_tick(client_actor_t* self) {
@@ -466,8 +641,14 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
       self->quit(dm.reason);
       return;
     }
-    if (self->state.remote && dm.source == self->state.remote.address())
+    if (self->state.remote && dm.source == self->state.remote.address()) {
       end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
+      return;
+    }
+    // A service actor went away: what the client holds there goes to its successor.
+    for (auto& key : forget_route(self, dm.source))
+      if (!self->state.ending && !idle_in(self, key))
+        rebuild(self, key);
   });
   // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
   if (kind != client_kind::session)
@@ -526,12 +707,8 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
     [=](rebuild_atom, const service_key& key) {
       if (!local_only(self, "client", "rebuild"))
         return;
-      auto& st = self->state;
-      if (st.data->services().count(key))
-        publish(self, key);
-      for (auto& s : st.data->subscriptions())
-        if (s.key == key && st.remote)
-          self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
+      if (!self->state.ending)
+        rebuild(self, key);
     },
     [=](tick_atom) {
       if (local_only(self, "client", "tick"))

@@ -934,6 +934,15 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return pack(reply);
     },
     // -- children --------------------------------------------------------------
+    [=](svc_find_atom, const service_key& key) -> caf::result<service_actor, envelope> {
+      if (!local_only(self, "gateway", "svc_find"))
+        return {service_actor{}, error_reply(v1::Error::INVALID_ARGUMENT, "request",
+                                             "not accepted from another process")};
+      auto handle = service_for(self, key);
+      if (!handle)
+        return {service_actor{}, services_full(self)};
+      return {std::move(handle), envelope{}};
+    },
     [=](svc_put_atom atom, const service_key& key, const client_id& client,
         std::vector<instance>& xs) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_put"))
@@ -997,6 +1006,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return;
       auto i = self->state.services.find(key);
       if (i != self->state.services.end()) {
+        // Clients update their services directly: a report is the gateway's sign of use.
+        i->second.touched = true;
         i->second.instances = instances;
         i->second.subscribers = subscribers;
       }
