@@ -98,8 +98,9 @@ using session_actor = caf::typed_actor<
 
 // -- node actors --------------------------------------------------------------------------------
 
-/// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (which
-/// find it through the gateway once, then talk to it directly), the gateway and the raft feeds.
+/// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (their
+/// first update of the service through the gateway, whose answer names this actor to them, the
+/// later ones directly) and the gateway.
 using service_actor = caf::typed_actor<
   /// Replaces what a client publishes in this service -> Ack | Error.
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
@@ -147,7 +148,8 @@ using gateway_actor = caf::typed_actor<
   caf::replies_to<wire::list_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::status_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
-  // -- from client actors
+  // -- from client actors: the first update of each service (later ones go straight to the
+  // service actor, which answers this one), and from the raft actor
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
     wire::envelope>,
   caf::reacts_to<wire::svc_drop_atom, service_key, client_id>,
@@ -155,9 +157,6 @@ using gateway_actor = caf::typed_actor<
                   subscriber_actor>::with<wire::envelope>,
   caf::replies_to<wire::svc_unsub_atom, service_key, client_id, std::string>::with<
     wire::envelope>,
-  /// Finds or creates the service actor of a service, for a client actor that then talks to it
-  /// directly -> the handle and an empty envelope | no handle and an Error (services_max).
-  caf::replies_to<wire::svc_find_atom, service_key>::with<service_actor, wire::envelope>,
   /// A client actor ends: true once the gateway forgot it.
   caf::replies_to<wire::client_gone_atom, client_id>::with<bool>,
   // -- from service actors

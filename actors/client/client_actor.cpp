@@ -23,10 +23,11 @@ namespace {
 
 using namespace wire;
 
-/// An update for a service actor, waiting while its route resolves (see service_routes).
+/// An update for a service actor (see service_routes).
 struct route_op {
-  /// Sends the update to the service actor.
-  std::function<void(const service_actor&)> run;
+  /// Sends the update to the service actor, or (null) through the gateway as the first update of
+  /// a route: the answer then resolves the route (learn_route).
+  std::function<void(const service_actor*)> run;
   /// The update is refused (no route): undoes and answers, or logs.
   std::function<void(wire::envelope)> fail;
 };
@@ -105,43 +106,39 @@ bool idle_in(client_actor_t* self, const service_key& key) {
 }
 
 /// Fails the updates that waited for the route of `key`, which could not be resolved.
-void fail_route(client_actor_t* self, const service_key& key, envelope why) {
+void fail_route(client_actor_t* self, const service_key& key, const envelope& why) {
   for (auto& op : self->state.routes.failed(key))
     if (op.fail)
       op.fail(why);
 }
 
-/// Asks the gateway for the service actor of `key`. The client waits for the answer (await), so
-/// nothing it receives meanwhile can overtake the updates waiting in the route.
-void resolve(client_actor_t* self, const service_key& key) {
+/// The answer to the first update of `key`, sent through the gateway, came from the service
+/// actor: the route is resolved and the updates that waited go to it, in order. An answer from the
+/// gateway itself (a limit) or a failure leaves the route unresolved: the waiting updates fail.
+void learn_route(client_actor_t* self, const service_key& key, bool answered) {
   auto& st = self->state;
-  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                svc_find_atom_v, key)
-    .await(
-      [=](service_actor& handle, envelope& refusal) {
-        if (!handle) {
-          fail_route(self, key, std::move(refusal));
-          return;
-        }
-        // A service actor that goes away (idle sweep, failure) is forgotten and found again.
-        self->monitor(handle);
-        for (auto& op : self->state.routes.resolved(key, handle))
-          op.run(handle);
-      },
-      [=](caf::error& err) {
-        fail_route(self, key,
-                   pack(make_error(v1::Error::UNAVAILABLE, "",
-                                   "the gateway did not find the service: "
-                                     + self->system().render(err))));
-      });
+  if (!st.routes.resolving(key))
+    return;
+  const auto& sender = self->current_sender();
+  if (!answered || !sender || sender == st.gateway.address() || sender->node() != self->node()) {
+    fail_route(self, key,
+               pack(make_error(v1::Error::UNAVAILABLE, "", "the service was not found")));
+    return;
+  }
+  auto handle = caf::actor_cast<service_actor>(sender);
+  // A service actor that goes away (idle sweep, failure) is forgotten and found again.
+  self->monitor(handle);
+  for (auto& op : st.routes.resolved(key, handle))
+    op.run(&handle);
 }
 
-/// Sends an update for `key` to its service actor: at once when the route is known, else once it
-/// is resolved (in submission order either way).
+/// Sends an update for `key` to its service actor: at once when the route is known; through the
+/// gateway when it is the first; behind the first while the route resolves. Either way the
+/// service takes the client's updates in the order they were made.
 void to_service(client_actor_t* self, const service_key& key, route_op op) {
   auto& st = self->state;
   if (auto* handle = st.routes.find(key)) {
-    op.run(*handle);
+    op.run(handle);
     return;
   }
   auto r = st.routes.enqueue(key, std::move(op),
@@ -150,7 +147,7 @@ void to_service(client_actor_t* self, const service_key& key, route_op op) {
     self->demonitor(r.evicted->address());
   switch (r.what) {
     case routes_t::outcome::resolve:
-      resolve(self, key);
+      op.run(nullptr);
       break;
     case routes_t::outcome::queued:
       break;
@@ -172,18 +169,38 @@ std::vector<service_key> forget_route(client_actor_t* self, const caf::actor_add
   return keys;
 }
 
+/// Logs a refused fire-and-forget update.
+void log_refusal(client_actor_t* self, const envelope& reply) {
+  v1::Error err;
+  if (unpack(reply, err))
+    log().warn("client {} had a service update refused: {}", bounded(id_of(self)),
+               bounded(err.message(), 4 * defaults::log_name_chars_max));
+}
+
 /// Pushes our list for `key` to its service actor (fire and forget: used for expiry and rebuilds).
+/// The first update of a route waits for its answer, which resolves the route.
 void publish(client_actor_t* self, const service_key& key) {
   route_op op;
-  op.run = [self, key](const service_actor& handle) {
-    self->send(handle, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+  op.run = [self, key](const service_actor* handle) {
+    if (handle) {
+      self->send(*handle, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+      return;
+    }
+    self->request(self->state.gateway,
+                  std::chrono::milliseconds(self->state.settings.request_timeout_ms),
+                  svc_put_atom_v, key, id_of(self), instances_in(self, key))
+      .await(
+        [self, key](envelope& reply) {
+          learn_route(self, key, true);
+          log_refusal(self, reply);
+        },
+        [self, key](caf::error& err) {
+          learn_route(self, key, false);
+          log().warn("client {} could not update service {}: {}", bounded(id_of(self)),
+                     bounded(key.to_string()), self->system().render(err));
+        });
   };
-  op.fail = [self, key](envelope why) {
-    v1::Error err;
-    unpack(why, err);
-    log().warn("client {} could not update service {}: {}", bounded(id_of(self)),
-               bounded(key.to_string()), bounded(err.message(), 4 * defaults::log_name_chars_max));
-  };
+  op.fail = [self](envelope why) { log_refusal(self, why); };
   to_service(self, key, std::move(op));
 }
 
@@ -198,27 +215,75 @@ void rebuild(client_actor_t* self, const service_key& key) {
        i != st.data->subscriptions().end() && i->key == key; ++i) {
     auto clusters = i->clusters;
     route_op op;
-    op.run = [self, clusters](const service_actor& handle) {
-      self->send(handle, svc_sub_atom_v, id_of(self), clusters, self->state.remote);
+    op.run = [self, key, clusters](const service_actor* handle) {
+      auto& st = self->state;
+      if (handle) {
+        self->send(*handle, svc_sub_atom_v, id_of(self), clusters, st.remote);
+        return;
+      }
+      self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                    svc_sub_atom_v, key, id_of(self), clusters, st.remote)
+        .await([self, key](envelope&) { learn_route(self, key, true); },
+               [self, key](caf::error&) { learn_route(self, key, false); });
     };
     to_service(self, key, std::move(op));
   }
 }
 
-/// Asks the service actor of `key` and passes its reply to the requester.
-template <class... Ts>
-caf::result<envelope> relay_to_service(client_actor_t* self, const service_key& key, Ts... xs) {
+/// Subscribes to `key` at its service actor and passes its reply (the current state) to the
+/// requester.
+caf::result<envelope> subscribe_at_service(client_actor_t* self, const service_key& key,
+                                           const std::string& clusters) {
   auto rp = self->make_response_promise<envelope>();
-  auto timeout = std::chrono::milliseconds(self->state.settings.request_timeout_ms);
   route_op op;
-  op.run = [=](const service_actor& handle) mutable {
-    self->request(handle, timeout, xs...)
-      .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); },
-            [=](caf::error& err) mutable {
-              rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                         "the service did not answer in time: "
-                                           + self->system().render(err))));
-            });
+  op.run = [=](const service_actor* handle) mutable {
+    auto& st = self->state;
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto on_error = [=](caf::error& err) mutable {
+      if (!handle)
+        learn_route(self, key, false);
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "the service did not answer in time: "
+                                   + self->system().render(err))));
+    };
+    if (handle) {
+      self->request(*handle, timeout, svc_sub_atom_v, id_of(self), clusters, st.remote)
+        .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); }, on_error);
+      return;
+    }
+    self->request(st.gateway, timeout, svc_sub_atom_v, key, id_of(self), clusters, st.remote)
+      .await(
+        [=](envelope& reply) mutable {
+          learn_route(self, key, true);
+          rp.deliver(std::move(reply));
+        },
+        on_error);
+  };
+  op.fail = [=](envelope why) mutable { rp.deliver(std::move(why)); };
+  to_service(self, key, std::move(op));
+  return rp;
+}
+
+/// Unsubscribes at the service actor of `key`, which has a route (a subscription made one).
+caf::result<envelope> unsubscribe_at_service(client_actor_t* self, const service_key& key,
+                                             const std::string& clusters) {
+  auto rp = self->make_response_promise<envelope>();
+  route_op op;
+  op.run = [=](const service_actor* handle) mutable {
+    auto& st = self->state;
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto reply_to = [=](envelope& reply) mutable { rp.deliver(std::move(reply)); };
+    auto on_error = [=](caf::error& err) mutable {
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "the service did not answer in time: "
+                                   + self->system().render(err))));
+    };
+    if (handle)
+      self->request(*handle, timeout, svc_unsub_atom_v, id_of(self), clusters)
+        .then(reply_to, on_error);
+    else // never the first update of a route (see on_subscribe); answered all the same
+      self->request(st.gateway, timeout, svc_unsub_atom_v, key, id_of(self), clusters)
+        .then(reply_to, on_error);
   };
   op.fail = [=](envelope why) mutable { rp.deliver(std::move(why)); };
   to_service(self, key, std::move(op));
@@ -260,8 +325,11 @@ void end_client(client_actor_t* self, const std::string& how) {
     if (!st.routes.has_route(key))
       continue;
     route_op op;
-    op.run = [self](const service_actor& handle) {
-      self->send(handle, svc_drop_atom_v, id_of(self));
+    op.run = [self, key](const service_actor* handle) {
+      if (handle)
+        self->send(*handle, svc_drop_atom_v, id_of(self));
+      else // never the first update of a route (see above)
+        self->send(self->state.gateway, svc_drop_atom_v, key, id_of(self));
     };
     to_service(self, key, std::move(op));
   }
@@ -306,40 +374,51 @@ void commit_service(client_actor_t* self, const service_key& key, std::function<
                     std::string what, bool removed, caf::response_promise rp,
                     bool retried = false) {
   route_op op;
-  op.run = [=](const service_actor& handle) mutable {
+  op.run = [=](const service_actor* handle) mutable {
     auto& st = self->state;
-    self->request(handle, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                  svc_put_atom_v, key, id_of(self), instances_in(self, key))
-      .await(
-        [=](envelope& reply) mutable {
-          if (holds<v1::Error>(reply)) {
-            // Refused (a limit): undo our side so client and service agree.
-            revert();
-            rp.deliver(std::move(reply));
-            return;
-          }
-          log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
-          announce(self);
-          rp.deliver(std::move(reply));
-          if (removed)
-            end_if_empty(self, "closed after its last deregistration");
-        },
-        [=](caf::error& err) mutable {
-          if (err == caf::sec::request_receiver_down && !retried) {
-            // The service actor went away (idle sweep, failure) before it took the update: the
-            // update goes to its successor, found again.
-            forget_route(self, handle.address());
-            commit_service(self, key, revert, what, removed, rp, true);
-            return;
-          }
-          revert();
-          // The timed-out update may still be applied later: follow it with the reverted list on
-          // the same path (one sender to one receiver keeps the order), so the service never
-          // keeps an instance its client does not hold.
-          publish(self, key);
-          rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                     "service update failed: " + self->system().render(err))));
-        });
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto direct = handle != nullptr;
+    auto service = direct ? handle->address() : caf::actor_addr{};
+    auto on_reply = [=](envelope& reply) mutable {
+      if (!direct)
+        learn_route(self, key, true);
+      if (holds<v1::Error>(reply)) {
+        // Refused (a limit): undo our side so client and service agree.
+        revert();
+        rp.deliver(std::move(reply));
+        return;
+      }
+      log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
+      announce(self);
+      rp.deliver(std::move(reply));
+      if (removed)
+        end_if_empty(self, "closed after its last deregistration");
+    };
+    auto on_error = [=](caf::error& err) mutable {
+      if (!direct)
+        learn_route(self, key, false);
+      if (direct && err == caf::sec::request_receiver_down && !retried) {
+        // The service actor went away (idle sweep, failure) before it took the update: the
+        // update goes to its successor, found again.
+        forget_route(self, service);
+        commit_service(self, key, revert, what, removed, rp, true);
+        return;
+      }
+      revert();
+      // The timed-out update may still be applied later: follow it with the reverted list on
+      // the same path (one sender to one receiver keeps the order), so the service never keeps
+      // an instance its client does not hold.
+      publish(self, key);
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "service update failed: " + self->system().render(err))));
+    };
+    if (direct)
+      self->request(*handle, timeout, svc_put_atom_v, key, id_of(self), instances_in(self, key))
+        .await(on_reply, on_error);
+    else
+      self->request(st.gateway, timeout, svc_put_atom_v, key, id_of(self),
+                    instances_in(self, key))
+        .await(on_reply, on_error);
   };
   op.fail = [=](envelope why) mutable {
     revert();
@@ -548,11 +627,11 @@ caf::result<envelope> on_subscribe(client_actor_t* self, const envelope& env, bo
     st.data->unsubscribe(sub);
     if (!st.routes.has_route(sub.key))
       return pack(v1::Ack{}); // never subscribed there: nothing to undo
-    return relay_to_service(self, sub.key, svc_unsub_atom_v, st.data->id(), sub.clusters);
+    return unsubscribe_at_service(self, sub.key, sub.clusters);
   }
   if (auto err = st.data->subscribe(sub))
     return pack(make_error(v1::Error::LIMIT_EXCEEDED, err->field, err->message));
-  return relay_to_service(self, sub.key, svc_sub_atom_v, st.data->id(), sub.clusters, st.remote);
+  return subscribe_at_service(self, sub.key, sub.clusters);
 }
 
 void on_tick(client_actor_t* self) {

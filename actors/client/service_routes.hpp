@@ -2,7 +2,9 @@
 /// A client actor's routes to its service actors (no CAF).
 ///
 /// A client sends its service updates (put, drop, subscribe) straight to the service actor of each
-/// service; the gateway only finds or creates that actor, once per service. A route is one of:
+/// service; the gateway only finds or creates that actor, once per service: the first update of a
+/// service goes through the gateway (which finds or creates the actor and hands the update on),
+/// and the actor's answer names it, resolving the route. A route is one of:
 ///
 ///     (none) --submit--> resolving --resolved(h)--> resolved(h) --forget--> (none)
 ///                            |                          |
@@ -35,7 +37,7 @@ public:
   // -- member types ----------------------------------------------------------------------------
 
   enum class outcome {
-    resolve, ///< a new route: `op` waits in it; the caller asks for the handle now
+    resolve, ///< a new route, resolving: the caller sends `op` through the gateway now
     queued,  ///< the route is resolving already: `op` waits behind the updates before it
     full,    ///< refused (route table or queue full): `op` is left with the caller
   };
@@ -84,7 +86,7 @@ public:
 
   /// An update for `key` whose route is not resolved (find() returned nullptr). `idle(key)` says
   /// whether the client holds nothing in a service, so that its route may be forgotten to make
-  /// room. `op` is moved from only when queued (outcome resolve or queued).
+  /// room. `op` is moved from only when queued (outcome queued).
   template <class IdlePredicate>
   enqueue_result enqueue(const service_key& key, Op&& op, IdlePredicate idle) {
     enqueue_result result{outcome::full, std::nullopt};
@@ -108,10 +110,7 @@ public:
       result.evicted = std::move(victim->second.handle);
       routes_.erase(victim);
     }
-    if (queued_max_ == 0)
-      return result;
-    auto& r = routes_[key];
-    r.queue.push_back(std::move(op));
+    routes_[key];
     result.what = outcome::resolve;
     return result;
   }

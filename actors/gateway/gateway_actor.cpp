@@ -934,15 +934,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return pack(reply);
     },
     // -- children --------------------------------------------------------------
-    [=](svc_find_atom, const service_key& key) -> caf::result<service_actor, envelope> {
-      if (!local_only(self, "gateway", "svc_find"))
-        return {service_actor{}, error_reply(v1::Error::INVALID_ARGUMENT, "request",
-                                             "not accepted from another process")};
-      auto handle = service_for(self, key);
-      if (!handle)
-        return {service_actor{}, services_full(self)};
-      return {std::move(handle), envelope{}};
-    },
+    // A client actor's first update of a service comes here: the service actor's answer names it
+    // to the client, which sends the later updates straight to it.
     [=](svc_put_atom atom, const service_key& key, const client_id& client,
         std::vector<instance>& xs) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_put"))
