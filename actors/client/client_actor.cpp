@@ -125,9 +125,10 @@ void learn_route(client_actor_t* self, const service_key& key, bool answered) {
                pack(make_error(v1::Error::UNAVAILABLE, "", "the service was not found")));
     return;
   }
+  // Not monitored: a monitor costs the service a linear scan per client that ends. A service
+  // actor that goes away is noticed by the next update sent to it (request_receiver_down) or told
+  // by the gateway (rebuild); either forgets the route and finds the successor.
   auto handle = caf::actor_cast<service_actor>(sender);
-  // A service actor that goes away (idle sweep, failure) is forgotten and found again.
-  self->monitor(handle);
   for (auto& op : st.routes.resolved(key, handle))
     op.run(&handle);
 }
@@ -143,8 +144,6 @@ void to_service(client_actor_t* self, const service_key& key, route_op op) {
   }
   auto r = st.routes.enqueue(key, std::move(op),
                              [self](const service_key& k) { return idle_in(self, k); });
-  if (r.evicted)
-    self->demonitor(r.evicted->address());
   switch (r.what) {
     case routes_t::outcome::resolve:
       op.run(nullptr);
@@ -162,11 +161,8 @@ void to_service(client_actor_t* self, const service_key& key, route_op op) {
 
 /// Forgets the route to the service actor `handle` (it went away); returns the services it served.
 std::vector<service_key> forget_route(client_actor_t* self, const caf::actor_addr& handle) {
-  auto keys = self->state.routes.forget_if(
+  return self->state.routes.forget_if(
     [&](const service_actor& x) { return x.address() == handle; });
-  if (!keys.empty())
-    self->demonitor(handle);
-  return keys;
 }
 
 /// Logs a refused fire-and-forget update.
@@ -183,7 +179,15 @@ void publish(client_actor_t* self, const service_key& key) {
   route_op op;
   op.run = [self, key](const service_actor* handle) {
     if (handle) {
-      self->send(*handle, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+      auto service = handle->address();
+      self->request(*handle, std::chrono::milliseconds(self->state.settings.request_timeout_ms),
+                    svc_put_atom_v, key, id_of(self), instances_in(self, key))
+        .then([self](envelope& reply) { log_refusal(self, reply); },
+              [self, key, service](caf::error& err) {
+                // Gone before it took the update (idle sweep): the successor gets the state.
+                if (err == caf::sec::request_receiver_down && !forget_route(self, service).empty())
+                  publish(self, key);
+              });
       return;
     }
     self->request(self->state.gateway,
@@ -239,9 +243,12 @@ caf::result<envelope> subscribe_at_service(client_actor_t* self, const service_k
   op.run = [=](const service_actor* handle) mutable {
     auto& st = self->state;
     auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto service = handle ? handle->address() : caf::actor_addr{};
     auto on_error = [=](caf::error& err) mutable {
-      if (!handle)
+      if (!service)
         learn_route(self, key, false);
+      else if (err == caf::sec::request_receiver_down)
+        forget_route(self, service); // gone: the next attempt finds the successor
       rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
                                  "the service did not answer in time: "
                                    + self->system().render(err))));
@@ -291,16 +298,14 @@ caf::result<envelope> unsubscribe_at_service(client_actor_t* self, const service
 }
 
 /// Quits. The monitors go first: a monitor lives in the watched actor (the gateway, which outlives
-/// every client, a session's client process, and the service actors) and would keep this actor's
-/// memory until that one ends.
+/// every client, and a session's client process) and would keep this actor's memory until that one
+/// ends.
 void leave(client_actor_t* self) {
   auto& st = self->state;
   self->demonitor(st.gateway.address());
   if (st.remote)
     self->demonitor(st.remote.address());
   auto routes = st.routes.clear();
-  for (auto& handle : routes.first)
-    self->demonitor(handle.address());
   for (auto& op : routes.second)
     if (op.fail)
       op.fail(pack(make_error(v1::Error::UNAVAILABLE, "", "the client ended")));
@@ -724,10 +729,6 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
       end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
       return;
     }
-    // A service actor went away: what the client holds there goes to its successor.
-    for (auto& key : forget_route(self, dm.source))
-      if (!self->state.ending && !idle_in(self, key))
-        rebuild(self, key);
   });
   // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
   if (kind != client_kind::session)
@@ -786,7 +787,12 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
     [=](rebuild_atom, const service_key& key) {
       if (!local_only(self, "client", "rebuild"))
         return;
-      if (!self->state.ending)
+      // The service actor failed and the gateway started a successor: the route to the old one
+      // goes, and what the client holds there goes to the successor.
+      auto& st = self->state;
+      if (auto* old = st.routes.find(key))
+        forget_route(self, old->address());
+      if (!st.ending)
         rebuild(self, key);
     },
     [=](tick_atom) {
