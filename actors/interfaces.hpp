@@ -98,7 +98,9 @@ using session_actor = caf::typed_actor<
 
 // -- node actors --------------------------------------------------------------------------------
 
-/// A SERVICE actor (actors/service/service_actor.cpp), in-process, from the gateway.
+/// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (their
+/// first update of the service through the gateway, whose answer names this actor to them, the
+/// later ones directly) and the gateway.
 using service_actor = caf::typed_actor<
   /// Replaces what a client publishes in this service -> Ack | Error.
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
@@ -146,7 +148,8 @@ using gateway_actor = caf::typed_actor<
   caf::replies_to<wire::list_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::status_atom, wire::envelope>::with<wire::envelope>,
   caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
-  // -- from client actors
+  // -- from client actors: the first update of each service (later ones go straight to the
+  // service actor, which answers this one), and from the raft actor
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
     wire::envelope>,
   caf::reacts_to<wire::svc_drop_atom, service_key, client_id>,

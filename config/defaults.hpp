@@ -99,6 +99,16 @@ inline constexpr std::size_t instances_per_service_max = 100000;
 inline constexpr std::size_t batch_register_instances_max = 1000;
 inline constexpr std::size_t subscribers_per_service_max = 10000;
 inline constexpr std::size_t subscriptions_per_client_max = 1000;
+/// Service actors one client actor talks to directly, each resolved once through the gateway and
+/// cached (actors/client/service_routes.hpp). Overflow: a cached route of a service where the
+/// client holds nothing is forgotten (resolved again when needed); with none such, the update is
+/// refused (LIMIT_EXCEEDED).
+inline constexpr std::size_t client_service_routes_max = 4096;
+/// Updates of one client for one service waiting while its route resolves. A resolution blocks
+/// the client actor, so only the updates of one message wait (a rebuild: one put and a subscribe
+/// per subscription). Overflow: the update is refused (LIMIT_EXCEEDED), or logged when no one
+/// waits for it.
+inline constexpr std::size_t client_route_updates_queued_max = subscriptions_per_client_max + 8;
 
 // -- cluster (Distro) ----------------------------------------------------------
 inline constexpr std::int64_t sync_delay_ms = 10;
@@ -367,6 +377,8 @@ static_assert(beat_interval_ms + beat_unhealthy_timeout_ms / beat_reports_per_un
               < beat_unhealthy_timeout_ms);
 static_assert(caf_connection_timeout_ms > caf_heartbeat_interval_ms);
 static_assert(page_size_default <= page_size_max);
+static_assert(client_service_routes_max > instances_per_client_max + subscriptions_per_client_max);
+static_assert(client_route_updates_queued_max > subscriptions_per_client_max + 1);
 static_assert(reconnect_backoff_min_ms <= reconnect_backoff_max_ms);
 static_assert(members_fetch_connect_timeout_ms <= members_fetch_timeout_ms);
 static_assert(members_poll_interval_ms >= members_poll_interval_ms_min);

@@ -1,6 +1,10 @@
 #include "actors/client/client_actor.hpp"
 
+#include <functional>
+
 #include <caf/all.hpp>
+
+#include "actors/client/service_routes.hpp"
 
 #include "actors/common/clock.hpp"
 #include "actors/common/delegate.hpp"
@@ -19,6 +23,17 @@ namespace {
 
 using namespace wire;
 
+/// An update for a service actor (see service_routes).
+struct route_op {
+  /// Sends the update to the service actor, or (null) through the gateway as the first update of
+  /// a route: the answer then resolves the route (learn_route).
+  std::function<void(const service_actor*)> run;
+  /// The update is refused (no route): undoes and answers, or logs.
+  std::function<void(wire::envelope)> fail;
+};
+
+using routes_t = service_routes<service_actor, route_op>;
+
 struct client_actor_state {
   static inline const char* name = "client";
 
@@ -29,6 +44,8 @@ struct client_actor_state {
   distro_actor distro;
   bool ending = false;
   bool announce_pending = false; ///< a flush_atom is queued (see announce)
+  /// The service actors this client talks to, found once through the gateway.
+  routes_t routes{defaults::client_service_routes_max, defaults::client_route_updates_queued_max};
 };
 
 using client_actor_t = client_actor::stateful_base<client_actor_state>;
@@ -77,9 +94,207 @@ void flush_announcement(client_actor_t* self) {
   }
 }
 
+// -- routes to the service actors ----------------------------------------------------------------
+
+/// Whether the client holds nothing in `key` (no instance, no subscription): its route may go.
+bool idle_in(client_actor_t* self, const service_key& key) {
+  auto& data = *self->state.data;
+  if (data.services().count(key) > 0)
+    return false;
+  auto i = data.subscriptions().lower_bound(subscription{key, {}});
+  return i == data.subscriptions().end() || !(i->key == key);
+}
+
+/// Fails the updates that waited for the route of `key`, which could not be resolved.
+void fail_route(client_actor_t* self, const service_key& key, const envelope& why) {
+  for (auto& op : self->state.routes.failed(key))
+    if (op.fail)
+      op.fail(why);
+}
+
+/// The answer to the first update of `key`, sent through the gateway, came from the service
+/// actor: the route is resolved and the updates that waited go to it, in order. An answer from the
+/// gateway itself (a limit) or a failure leaves the route unresolved: the waiting updates fail.
+void learn_route(client_actor_t* self, const service_key& key, bool answered) {
+  auto& st = self->state;
+  if (!st.routes.resolving(key))
+    return;
+  const auto& sender = self->current_sender();
+  if (!answered || !sender || sender == st.gateway.address() || sender->node() != self->node()) {
+    fail_route(self, key,
+               pack(make_error(v1::Error::UNAVAILABLE, "", "the service was not found")));
+    return;
+  }
+  // Not monitored: a monitor costs the service a linear scan per client that ends. A service
+  // actor that goes away is noticed by the next update sent to it (request_receiver_down) or told
+  // by the gateway (rebuild); either forgets the route and finds the successor.
+  auto handle = caf::actor_cast<service_actor>(sender);
+  for (auto& op : st.routes.resolved(key, handle))
+    op.run(&handle);
+}
+
+/// Sends an update for `key` to its service actor: at once when the route is known; through the
+/// gateway when it is the first; behind the first while the route resolves. Either way the
+/// service takes the client's updates in the order they were made.
+void to_service(client_actor_t* self, const service_key& key, route_op op) {
+  auto& st = self->state;
+  if (auto* handle = st.routes.find(key)) {
+    op.run(handle);
+    return;
+  }
+  auto r = st.routes.enqueue(key, std::move(op),
+                             [self](const service_key& k) { return idle_in(self, k); });
+  switch (r.what) {
+    case routes_t::outcome::resolve:
+      op.run(nullptr);
+      break;
+    case routes_t::outcome::queued:
+      break;
+    case routes_t::outcome::full:
+      if (op.fail)
+        op.fail(pack(make_error(v1::Error::LIMIT_EXCEEDED, "services",
+                                "client " + bounded(id_of(self))
+                                  + " has too many services or updates in progress")));
+      break;
+  }
+}
+
+/// Forgets the route to the service actor `handle` (it went away); returns the services it served.
+std::vector<service_key> forget_route(client_actor_t* self, const caf::actor_addr& handle) {
+  return self->state.routes.forget_if(
+    [&](const service_actor& x) { return x.address() == handle; });
+}
+
+/// Logs a refused fire-and-forget update.
+void log_refusal(client_actor_t* self, const envelope& reply) {
+  v1::Error err;
+  if (unpack(reply, err))
+    log().warn("client {} had a service update refused: {}", bounded(id_of(self)),
+               bounded(err.message(), 4 * defaults::log_name_chars_max));
+}
+
 /// Pushes our list for `key` to its service actor (fire and forget: used for expiry and rebuilds).
+/// The first update of a route waits for its answer, which resolves the route.
 void publish(client_actor_t* self, const service_key& key) {
-  self->send(self->state.gateway, svc_put_atom_v, key, id_of(self), instances_in(self, key));
+  route_op op;
+  op.run = [self, key](const service_actor* handle) {
+    if (handle) {
+      auto service = handle->address();
+      self->request(*handle, std::chrono::milliseconds(self->state.settings.request_timeout_ms),
+                    svc_put_atom_v, key, id_of(self), instances_in(self, key))
+        .then([self](envelope& reply) { log_refusal(self, reply); },
+              [self, key, service](caf::error& err) {
+                // Gone before it took the update (idle sweep): the successor gets the state.
+                if (err == caf::sec::request_receiver_down && !forget_route(self, service).empty())
+                  publish(self, key);
+              });
+      return;
+    }
+    self->request(self->state.gateway,
+                  std::chrono::milliseconds(self->state.settings.request_timeout_ms),
+                  svc_put_atom_v, key, id_of(self), instances_in(self, key))
+      .await(
+        [self, key](envelope& reply) {
+          learn_route(self, key, true);
+          log_refusal(self, reply);
+        },
+        [self, key](caf::error& err) {
+          learn_route(self, key, false);
+          log().warn("client {} could not update service {}: {}", bounded(id_of(self)),
+                     bounded(key.to_string()), self->system().render(err));
+        });
+  };
+  op.fail = [self](envelope why) { log_refusal(self, why); };
+  to_service(self, key, std::move(op));
+}
+
+/// Sends what the client holds in `key` again: its instances and its subscriptions.
+void rebuild(client_actor_t* self, const service_key& key) {
+  auto& st = self->state;
+  if (st.data->services().count(key))
+    publish(self, key);
+  if (!st.remote)
+    return;
+  for (auto i = st.data->subscriptions().lower_bound(subscription{key, {}});
+       i != st.data->subscriptions().end() && i->key == key; ++i) {
+    auto clusters = i->clusters;
+    route_op op;
+    op.run = [self, key, clusters](const service_actor* handle) {
+      auto& st = self->state;
+      if (handle) {
+        self->send(*handle, svc_sub_atom_v, id_of(self), clusters, st.remote);
+        return;
+      }
+      self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
+                    svc_sub_atom_v, key, id_of(self), clusters, st.remote)
+        .await([self, key](envelope&) { learn_route(self, key, true); },
+               [self, key](caf::error&) { learn_route(self, key, false); });
+    };
+    to_service(self, key, std::move(op));
+  }
+}
+
+/// Subscribes to `key` at its service actor and passes its reply (the current state) to the
+/// requester.
+caf::result<envelope> subscribe_at_service(client_actor_t* self, const service_key& key,
+                                           const std::string& clusters) {
+  auto rp = self->make_response_promise<envelope>();
+  route_op op;
+  op.run = [=](const service_actor* handle) mutable {
+    auto& st = self->state;
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto service = handle ? handle->address() : caf::actor_addr{};
+    auto on_error = [=](caf::error& err) mutable {
+      if (!service)
+        learn_route(self, key, false);
+      else if (err == caf::sec::request_receiver_down)
+        forget_route(self, service); // gone: the next attempt finds the successor
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "the service did not answer in time: "
+                                   + self->system().render(err))));
+    };
+    if (handle) {
+      self->request(*handle, timeout, svc_sub_atom_v, id_of(self), clusters, st.remote)
+        .then([=](envelope& reply) mutable { rp.deliver(std::move(reply)); }, on_error);
+      return;
+    }
+    self->request(st.gateway, timeout, svc_sub_atom_v, key, id_of(self), clusters, st.remote)
+      .await(
+        [=](envelope& reply) mutable {
+          learn_route(self, key, true);
+          rp.deliver(std::move(reply));
+        },
+        on_error);
+  };
+  op.fail = [=](envelope why) mutable { rp.deliver(std::move(why)); };
+  to_service(self, key, std::move(op));
+  return rp;
+}
+
+/// Unsubscribes at the service actor of `key`, which has a route (a subscription made one).
+caf::result<envelope> unsubscribe_at_service(client_actor_t* self, const service_key& key,
+                                             const std::string& clusters) {
+  auto rp = self->make_response_promise<envelope>();
+  route_op op;
+  op.run = [=](const service_actor* handle) mutable {
+    auto& st = self->state;
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto reply_to = [=](envelope& reply) mutable { rp.deliver(std::move(reply)); };
+    auto on_error = [=](caf::error& err) mutable {
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "the service did not answer in time: "
+                                   + self->system().render(err))));
+    };
+    if (handle)
+      self->request(*handle, timeout, svc_unsub_atom_v, id_of(self), clusters)
+        .then(reply_to, on_error);
+    else // never the first update of a route (see on_subscribe); answered all the same
+      self->request(st.gateway, timeout, svc_unsub_atom_v, key, id_of(self), clusters)
+        .then(reply_to, on_error);
+  };
+  op.fail = [=](envelope why) mutable { rp.deliver(std::move(why)); };
+  to_service(self, key, std::move(op));
+  return rp;
 }
 
 /// Quits. The monitors go first: a monitor lives in the watched actor (the gateway, which outlives
@@ -90,6 +305,10 @@ void leave(client_actor_t* self) {
   self->demonitor(st.gateway.address());
   if (st.remote)
     self->demonitor(st.remote.address());
+  auto routes = st.routes.clear();
+  for (auto& op : routes.second)
+    if (op.fail)
+      op.fail(pack(make_error(v1::Error::UNAVAILABLE, "", "the client ended")));
   self->quit();
 }
 
@@ -104,8 +323,21 @@ void end_client(client_actor_t* self, const std::string& how) {
     keys.insert(kv.first);
   for (auto& s : st.data->subscriptions())
     keys.insert(s.key);
-  for (auto& key : keys)
-    self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
+  // Straight to each service actor, behind the client's earlier updates there. A service without
+  // a route holds nothing of this client: a route stays while the client holds something there
+  // (and is found again when its actor goes away).
+  for (auto& key : keys) {
+    if (!st.routes.has_route(key))
+      continue;
+    route_op op;
+    op.run = [self, key](const service_actor* handle) {
+      if (handle)
+        self->send(*handle, svc_drop_atom_v, id_of(self));
+      else // never the first update of a route (see above)
+        self->send(self->state.gateway, svc_drop_atom_v, key, id_of(self));
+    };
+    to_service(self, key, std::move(op));
+  }
   if (st.data->kind() == client_kind::replica)
     log().debug("client {} {}; removed {} instances", bounded(id_of(self)), how,
                 st.data->instance_count());
@@ -144,33 +376,60 @@ void end_if_empty(client_actor_t* self, const std::string& how) {
 /// answer. `what` says what changed, for the log; `removed`: a deregistration (a heartbeat client
 /// without instances then ends).
 void commit_service(client_actor_t* self, const service_key& key, std::function<void()> revert,
-                    std::string what, bool removed, caf::response_promise rp) {
-  auto& st = self->state;
-  self->request(st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                svc_put_atom_v, key, id_of(self), instances_in(self, key))
-    .await(
-      [=](envelope& reply) mutable {
-        if (holds<v1::Error>(reply)) {
-          // Refused (a limit): undo our side so client and service agree.
-          revert();
-          rp.deliver(std::move(reply));
-          return;
-        }
-        log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
-        announce(self);
-        rp.deliver(std::move(reply));
-        if (removed)
-          end_if_empty(self, "closed after its last deregistration");
-      },
-      [=](caf::error& err) mutable {
+                    std::string what, bool removed, caf::response_promise rp,
+                    bool retried = false) {
+  route_op op;
+  op.run = [=](const service_actor* handle) mutable {
+    auto& st = self->state;
+    auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
+    auto direct = handle != nullptr;
+    auto service = direct ? handle->address() : caf::actor_addr{};
+    auto on_reply = [=](envelope& reply) mutable {
+      if (!direct)
+        learn_route(self, key, true);
+      if (holds<v1::Error>(reply)) {
+        // Refused (a limit): undo our side so client and service agree.
         revert();
-        // The timed-out update may still be applied later: follow it with the reverted list on the
-        // same path (client -> gateway -> service keeps the order), so the service never keeps an
-        // instance its client does not hold.
-        publish(self, key);
-        rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                   "service update failed: " + self->system().render(err))));
-      });
+        rp.deliver(std::move(reply));
+        return;
+      }
+      log().debug("client {} {} {}", bounded(id_of(self)), what, bounded(key.to_string()));
+      announce(self);
+      rp.deliver(std::move(reply));
+      if (removed)
+        end_if_empty(self, "closed after its last deregistration");
+    };
+    auto on_error = [=](caf::error& err) mutable {
+      if (!direct)
+        learn_route(self, key, false);
+      if (direct && err == caf::sec::request_receiver_down && !retried) {
+        // The service actor went away (idle sweep, failure) before it took the update: the
+        // update goes to its successor, found again.
+        forget_route(self, service);
+        commit_service(self, key, revert, what, removed, rp, true);
+        return;
+      }
+      revert();
+      // The timed-out update may still be applied later: follow it with the reverted list on
+      // the same path (one sender to one receiver keeps the order), so the service never keeps
+      // an instance its client does not hold.
+      publish(self, key);
+      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
+                                 "service update failed: " + self->system().render(err))));
+    };
+    if (direct)
+      self->request(*handle, timeout, svc_put_atom_v, key, id_of(self), instances_in(self, key))
+        .await(on_reply, on_error);
+    else
+      self->request(st.gateway, timeout, svc_put_atom_v, key, id_of(self),
+                    instances_in(self, key))
+        .await(on_reply, on_error);
+  };
+  op.fail = [=](envelope why) mutable {
+    revert();
+    rp.deliver(std::move(why));
+  };
+  to_service(self, key, std::move(op));
 }
 
 /// Commits the change of one instance (register, beat, deregister); see commit_service.
@@ -371,13 +630,13 @@ caf::result<envelope> on_subscribe(client_actor_t* self, const envelope& env, bo
   }
   if (!subscribe) {
     st.data->unsubscribe(sub);
-    return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                          svc_unsub_atom_v, sub.key, st.data->id(), sub.clusters);
+    if (!st.routes.has_route(sub.key))
+      return pack(v1::Ack{}); // never subscribed there: nothing to undo
+    return unsubscribe_at_service(self, sub.key, sub.clusters);
   }
   if (auto err = st.data->subscribe(sub))
     return pack(make_error(v1::Error::LIMIT_EXCEEDED, err->field, err->message));
-  return relay_envelope(self, st.gateway, std::chrono::milliseconds(st.settings.request_timeout_ms),
-                        svc_sub_atom_v, sub.key, st.data->id(), sub.clusters, st.remote);
+  return subscribe_at_service(self, sub.key, sub.clusters);
 }
 
 void on_tick(client_actor_t* self) {
@@ -466,8 +725,10 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
       self->quit(dm.reason);
       return;
     }
-    if (self->state.remote && dm.source == self->state.remote.address())
+    if (self->state.remote && dm.source == self->state.remote.address()) {
       end_client(self, "lost its session (" + self->system().render(dm.reason) + ")");
+      return;
+    }
   });
   // Heartbeat clients check expiry; replicas tick too, as responsibility may move here.
   if (kind != client_kind::session)
@@ -526,12 +787,13 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
     [=](rebuild_atom, const service_key& key) {
       if (!local_only(self, "client", "rebuild"))
         return;
+      // The service actor failed and the gateway started a successor: the route to the old one
+      // goes, and what the client holds there goes to the successor.
       auto& st = self->state;
-      if (st.data->services().count(key))
-        publish(self, key);
-      for (auto& s : st.data->subscriptions())
-        if (s.key == key && st.remote)
-          self->send(st.gateway, svc_sub_atom_v, key, st.data->id(), s.clusters, st.remote);
+      if (auto* old = st.routes.find(key))
+        forget_route(self, old->address());
+      if (!st.ending)
+        rebuild(self, key);
     },
     [=](tick_atom) {
       if (local_only(self, "client", "tick"))

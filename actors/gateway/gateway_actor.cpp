@@ -934,6 +934,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       return pack(reply);
     },
     // -- children --------------------------------------------------------------
+    // A client actor's first update of a service comes here: the service actor's answer names it
+    // to the client, which sends the later updates straight to it.
     [=](svc_put_atom atom, const service_key& key, const client_id& client,
         std::vector<instance>& xs) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_put"))
@@ -997,6 +999,8 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
         return;
       auto i = self->state.services.find(key);
       if (i != self->state.services.end()) {
+        // Clients update their services directly: a report is the gateway's sign of use.
+        i->second.touched = true;
         i->second.instances = instances;
         i->second.subscribers = subscribers;
       }
