@@ -295,6 +295,7 @@ TEST_CASE("grpc: 5000 concurrent connections on one node, each a session") {
   std::vector<std::unique_ptr<nacos_grpc_connection>> conns;
   conns.reserve(connections);
   int registered = 0;
+  std::string first_failure;
   for (int i = 0; i < connections; ++i) {
     auto c = std::make_unique<nacos_grpc_connection>(address);
     if (!wait_until([&] {
@@ -304,19 +305,22 @@ TEST_CASE("grpc: 5000 concurrent connections on one node, each a session") {
     if (!c->open_stream(false, false))
       break;
     grpc_message r;
-    // The setup is registered asynchronously to this client: retry a 301 as SDKs do.
-    for (int attempt = 0; attempt < 100; ++attempt) {
+    // The setup is registered asynchronously to this client: retry a 301 as SDKs do, until the
+    // node has taken the setup (a bounded wait: on a loaded machine it may take a while).
+    wait_until([&] {
       r = c->call("InstanceRequest", instance_request("many", "registerInstance",
                                                       "10.3." + std::to_string(i / 250) + "."
                                                         + std::to_string(i % 250),
                                                       1000));
-      if (error_code(r) != 301)
-        break;
-    }
+      return error_code(r) != 301;
+    }, 10s);
     if (is_ok(r, "InstanceResponse"))
       ++registered;
+    else if (first_failure.empty())
+      first_failure = "connection " + std::to_string(i) + ": " + r.type + " " + r.body.dump();
     conns.push_back(std::move(c));
   }
+  INFO("first failed registration: ", first_failure);
   CHECK(registered == connections);
   auto st = node.ctl_json({"status"});
   REQUIRE(st.is_object());
