@@ -448,9 +448,16 @@ void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
 
 client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, client_kind kind,
                                             client_settings settings, gateway_actor gateway,
-                                            subscriber_actor remote, distro_actor distro) {
+                                            subscriber_actor remote, distro_actor distro,
+                                            std::shared_ptr<const client_seed> seed) {
   auto& st = self->state;
   st.data = std::make_unique<client_state>(id, kind, settings.limits);
+  if (seed) {
+    // As on_replica's replace, minus the publishing: the gateway indexed this content already.
+    st.data->replace(seed->services, seed->revision);
+    if (kind == client_kind::heartbeat)
+      st.data->adopt_beats(seed->beats, actor_now_ms(self), true);
+  }
   st.settings = settings;
   st.gateway = gateway;
   st.remote = remote;
@@ -571,9 +578,10 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
 
 client_actor spawn_client_actor(caf::actor_system& sys, client_id id, client_kind kind,
                                 client_settings settings, gateway_actor gateway,
-                                subscriber_actor remote, distro_actor distro) {
+                                subscriber_actor remote, distro_actor distro,
+                                std::shared_ptr<const client_seed> seed) {
   return sys.spawn(client_behavior, std::move(id), kind, std::move(settings), std::move(gateway),
-                   std::move(remote), std::move(distro));
+                   std::move(remote), std::move(distro), std::move(seed));
 }
 
 } // namespace registry
