@@ -748,7 +748,7 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
         log().info("distro {} sends a snapshot to {}: {} clients in its first chunk{}",
                    st.self_address, bounded(msg.source()), outcome.reply->clients.size(),
                    outcome.reply->more ? ", more follow" : ", the whole snapshot");
-      return pack(distro::to_wire(*outcome.reply));
+      return envelope{v1::Snapshot::descriptor()->full_name(), distro::encode(*outcome.reply)};
     },
     [=](forward_atom atom, const envelope& env) -> caf::result<envelope> {
       if (!from_trusted_peer(self, "a ForwardedRequest"))

@@ -404,6 +404,10 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     verify_digests(x, now_ms, out);
   else
     verify_listed(x, now_ms, out);
+  // A loading node renews what is listed but asks for nothing: its snapshot brings every client,
+  // and asking would have the sender sync them all a second time beside the chunks.
+  if (!ready_)
+    out.reply = distro::verify_reply{};
   fx.log.verify_missing += out.reply.missing.size();
   finish(now_ms, fx);
   return out;

@@ -129,7 +129,8 @@
 /// it, the sender may have just handed the client to another node, and the sender may be
 /// mistaken about membership. A lost delete thus lingers at most the expiry time (it cannot be lost
 /// by a live owner anyway: deletes are retried until acknowledged). A node that is not ready sends no
-/// verify at all, so it can wipe nothing.
+/// verify at all, so it can wipe nothing; it renews what a verify lists but answers with an empty
+/// reply (its snapshot load brings every client; once ready, the next round repairs the rest).
 ///
 /// ## Snapshot load and readiness
 /// A node with peers starts not ready and asks alive peers for a Snapshot one after another (peers

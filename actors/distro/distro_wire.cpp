@@ -149,6 +149,36 @@ std::string sync_encoder::encode(const sync_batch& x) {
   return out;
 }
 
+std::string encode(const snapshot& x) {
+  using wire_format = google::protobuf::internal::WireFormatLite;
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream{&out};
+    google::protobuf::io::CodedOutputStream coded{&stream};
+    // Field by field as SerializeAsString writes a Snapshot. One ClientData is reused: cleared,
+    // it keeps its allocations, so a chunk costs no message tree of its own to build and free.
+    if (!x.source.empty())
+      wire_format::WriteString(v1::Snapshot::kSourceFieldNumber, x.source, &coded);
+    v1::ClientData data;
+    std::string bytes;
+    for (const auto& c : x.clients) {
+      data.Clear();
+      to_wire(c, data);
+      bytes.clear();
+      data.AppendToString(&bytes);
+      coded.WriteTag(wire_format::MakeTag(v1::Snapshot::kClientsFieldNumber,
+                                          wire_format::WIRETYPE_LENGTH_DELIMITED));
+      coded.WriteVarint32(static_cast<std::uint32_t>(bytes.size()));
+      coded.WriteString(bytes);
+    }
+    if (x.more)
+      wire_format::WriteBool(v1::Snapshot::kMoreFieldNumber, true, &coded);
+    if (!x.last.empty())
+      wire_format::WriteString(v1::Snapshot::kLastFieldNumber, x.last, &coded);
+  }
+  return out;
+}
+
 std::optional<field_error> check(const v1::VerifyBatch& x) {
   auto buckets = x.buckets();
   if (buckets > defaults::verify_buckets_max)

@@ -88,6 +88,9 @@ v1::SnapshotRequest to_wire(const snapshot_request& x);
 snapshot_request from_wire(const v1::SnapshotRequest& x);
 
 v1::Snapshot to_wire(const snapshot& x);
+/// The Snapshot payload of `x`, byte for byte `to_wire(x).SerializeAsString()`, without building
+/// the message: what a node sends for each chunk.
+std::string encode(const snapshot& x);
 snapshot from_wire(const v1::Snapshot& x, const peer_rules& rules,
                    std::vector<dropped_client>& dropped);
 

@@ -355,3 +355,39 @@ TEST_CASE("distro snapshot wire: a chunk that does not answer its request is ref
   CHECK_FALSE(distro::check(all, first));
   CHECK_FALSE(distro::check(all, whole));
 }
+
+TEST_CASE("distro snapshot: a loading node renews what a verify lists but asks for nothing") {
+  proto joiner{a, chunk_config(2)};
+  auto fx = joiner.start(up({a, b}), 0);
+  auto rq = fx.snapshot_requests.at(0);
+  auto s1 = session(b, 1);
+  distro::client_data x{s1, 0, make_services(1), false, b, {}};
+  x.revision = content_revision(x.services);
+  distro::snapshot first{b, {x}, true, s1};
+  joiner.on_snapshot_result(b, rq.request_id, proto::snapshot_status::ok, &first, 1);
+  REQUIRE_FALSE(joiner.ready());
+  // B verifies (it is ready): s1 at another revision, s2 not here yet. Nothing is reported: the
+  // next chunks bring them; the listed copy is renewed.
+  distro::verify_batch v{b, {{s1, 42}, {session(b, 2), 7}}};
+  auto out = joiner.on_verify_batch(v, 2);
+  CHECK(out.reply.missing.empty());
+  CHECK(out.reply.differing.empty());
+  CHECK(out.fx.log.verify_missing == 0);
+  REQUIRE(joiner.find(s1) != nullptr);
+  CHECK(joiner.find(s1)->renewed_ms == 2);
+  CHECK(joiner.check_invariants() == "");
+}
+
+TEST_CASE("distro snapshot wire: a chunk is encoded byte for byte as its message") {
+  distro::snapshot s{b, {}, true, session(b, 3)};
+  for (int n = 0; n < 3; ++n) {
+    distro::client_data x{session(b, n), 0, make_services(n + 1, 8080 + n), false, b, {}};
+    x.revision = content_revision(x.services);
+    s.clients.push_back(x);
+  }
+  CHECK(distro::encode(s) == distro::to_wire(s).SerializeAsString());
+  s.more = false;
+  CHECK(distro::encode(s) == distro::to_wire(s).SerializeAsString());
+  distro::snapshot empty{b, {}};
+  CHECK(distro::encode(empty) == distro::to_wire(empty).SerializeAsString());
+}
