@@ -98,15 +98,30 @@ using session_actor = caf::typed_actor<
 
 // -- node actors --------------------------------------------------------------------------------
 
+/// Distro ops for the gateway in one message, in order (in-process only: a snapshot chunk or a
+/// SyncBatch is handed over whole instead of one message per client).
+/// (Defined in actors/distro/distro_protocol.hpp, so that this header does not depend on it.)
+struct replica_ops;
+using replica_ops_ptr = std::shared_ptr<replica_ops>;
+
+/// What many clients publish in one service, for its service actor in one message (in-process
+/// only): the new replicas of a snapshot chunk or SyncBatch, so that a service index takes a
+/// chunk at once instead of one update per client.
+using service_entries = std::vector<std::pair<client_id, std::vector<instance>>>;
+using service_entries_ptr = std::shared_ptr<service_entries>;
+
 /// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (their
 /// first update of the service through the gateway, whose answer names this actor to them, the
-/// later ones directly) and the gateway.
+/// later ones directly) and the gateway (new replicas in bulk).
 using service_actor = caf::typed_actor<
   /// Replaces what a client publishes in this service -> Ack | Error.
   caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
     wire::envelope>,
   /// A client is gone: its instances and subscriptions go.
   caf::reacts_to<wire::svc_drop_atom, client_id>,
+  /// Replaces what each of many clients publishes here (new replicas, from the gateway); a
+  /// refused entry is logged, as a refused replica update is.
+  caf::reacts_to<wire::svc_bulk_atom, service_entries_ptr>,
   /// Subscribes (client, clusters) -> ServiceInfo | Error.
   caf::replies_to<wire::svc_sub_atom, client_id, std::string, subscriber_actor>::with<
     wire::envelope>,
@@ -172,6 +187,9 @@ using gateway_actor = caf::typed_actor<
   /// A Distro op for a client: op, id, revision, services, local, beat clocks.
   caf::reacts_to<wire::replica_atom, std::int32_t, client_id, std::uint64_t, client_services,
                  bool, client_beats>,
+  /// Many Distro ops in order, as if sent one by one; a replace that creates a client creates its
+  /// actor with the content, and the new clients' instances go to each service in one message.
+  caf::reacts_to<wire::replica_atom, replica_ops_ptr>,
   /// The answer to a resync: what Distro holds of a client whose actor the gateway forgot, as an
   /// op (replace, or remove when it holds nothing live). Same fields as a replica op.
   caf::reacts_to<wire::resync_atom, std::int32_t, client_id, std::uint64_t, client_services,
@@ -360,3 +378,6 @@ using client_library_actor = subscriber_actor::extend<
 
 /// The disk actor's requests never leave the process (a shared pointer to the core's write).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(registry::raft_write_ptr)
+/// Bulk Distro ops and service entries never leave the process either (shared, moved from once).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(registry::replica_ops_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(registry::service_entries_ptr)

@@ -128,7 +128,14 @@ inline constexpr std::uint32_t verify_buckets_max = 65536;
 /// leaves its copies for this many times copy_expiry_verify_rounds of the node's own expiry sweeps
 /// (one per verify interval) after its last verify.
 inline constexpr int copy_expiry_silent_source_factor = 4;
+/// A SnapshotRequest (one chunk of a snapshot load) without result after this is failed, and the
+/// load with it (it is retried from the start, see snapshot_retry_delay_ms).
 inline constexpr std::int64_t snapshot_timeout_ms = 30000;
+/// A snapshot travels in chunks of at most this many clients, and of at most about this many
+/// instances (a chunk holds at least one client, and a client is never split), so that no message
+/// grows with the cluster and the joining node applies one chunk while the next is on its way.
+inline constexpr std::size_t snapshot_chunk_clients_max = 1000;
+inline constexpr std::size_t snapshot_chunk_instances_max = 100000;
 inline constexpr std::int64_t snapshot_retry_delay_ms = 1000;
 /// A node whose peers are all down becomes ready after this wait.
 inline constexpr std::int64_t lone_ready_wait_ms = 10000;
@@ -356,6 +363,9 @@ inline constexpr std::size_t tls_key_passphrase_bytes_max = 1023;
 
 // -- relations ---------------------------------------------------------------
 static_assert(raft_election_timeout_ms >= 3 * raft_heartbeat_interval_ms);
+static_assert(snapshot_chunk_clients_max >= 1 && snapshot_chunk_instances_max >= 1);
+// A chunk always fits one client of the largest size whole.
+static_assert(snapshot_chunk_instances_max >= instances_per_client_max);
 static_assert(raft_write_timeout_ms > raft_election_timeout_ms);
 static_assert(health_check_interval_min_ms <= health_check_interval_max_ms);
 static_assert(health_check_timeout_ms < health_check_interval_max_ms);

@@ -96,6 +96,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(registry, caf::first_custom_type_id)
   CAF_ADD_ATOM(registry, registry::wire, svc_sub_atom, "svc_sub")
   CAF_ADD_ATOM(registry, registry::wire, svc_unsub_atom, "svc_unsub")
   CAF_ADD_ATOM(registry, registry::wire, svc_stats_atom, "svc_stats")
+  CAF_ADD_ATOM(registry, registry::wire, svc_bulk_atom, "svc_bulk")
 
   // -- in-process atoms: to the gateway from its children and the supervisor ---
   CAF_ADD_ATOM(registry, registry::wire, client_gone_atom, "cl_gone")

@@ -324,11 +324,14 @@ void end_client(client_actor_t* self, const std::string& how) {
   for (auto& s : st.data->subscriptions())
     keys.insert(s.key);
   // Straight to each service actor, behind the client's earlier updates there. A service without
-  // a route holds nothing of this client: a route stays while the client holds something there
-  // (and is found again when its actor goes away).
+  // a route may still hold this client's instances (a replica seeded in bulk by the gateway, or a
+  // route forgotten when its actor went away): its drop goes through the gateway, which sent
+  // whatever it put there before, so the drop comes after it.
   for (auto& key : keys) {
-    if (!st.routes.has_route(key))
+    if (!st.routes.has_route(key)) {
+      self->send(st.gateway, svc_drop_atom_v, key, id_of(self));
       continue;
+    }
     route_op op;
     op.run = [self, key](const service_actor* handle) {
       if (handle)
@@ -707,9 +710,16 @@ void on_replica(client_actor_t* self, std::int32_t op, std::uint64_t revision,
 
 client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, client_kind kind,
                                             client_settings settings, gateway_actor gateway,
-                                            subscriber_actor remote, distro_actor distro) {
+                                            subscriber_actor remote, distro_actor distro,
+                                            std::shared_ptr<const client_seed> seed) {
   auto& st = self->state;
   st.data = std::make_unique<client_state>(id, kind, settings.limits);
+  if (seed) {
+    // As on_replica's replace, minus the publishing: the gateway indexed this content already.
+    st.data->replace(seed->services, seed->revision);
+    if (kind == client_kind::heartbeat)
+      st.data->adopt_beats(seed->beats, actor_now_ms(self), true);
+  }
   st.settings = settings;
   st.gateway = gateway;
   st.remote = remote;
@@ -833,9 +843,10 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
 
 client_actor spawn_client_actor(caf::actor_system& sys, client_id id, client_kind kind,
                                 client_settings settings, gateway_actor gateway,
-                                subscriber_actor remote, distro_actor distro) {
+                                subscriber_actor remote, distro_actor distro,
+                                std::shared_ptr<const client_seed> seed) {
   return sys.spawn(client_behavior, std::move(id), kind, std::move(settings), std::move(gateway),
-                   std::move(remote), std::move(distro));
+                   std::move(remote), std::move(distro), std::move(seed));
 }
 
 } // namespace registry

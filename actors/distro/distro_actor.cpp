@@ -219,10 +219,12 @@ void log_events(distro_actor_t* self, const distro_protocol::events& ev) {
     log().warn("distro {} ignored {} messages from non-members", name, ev.unknown_sources);
   if (ev.malformed > 0)
     log().warn("distro {} ignored {} verify batches with inconsistent buckets", name, ev.malformed);
+  if (ev.snapshot_chunks > 0 && !ev.snapshot_loaded)
+    log().debug("distro {} applied {} snapshot chunks", name, ev.snapshot_chunks);
   if (ev.snapshot_loaded)
-    log().info("distro {} loaded a snapshot of {} clients from {} in {} ms", name,
-               ev.snapshot_loaded->clients, ev.snapshot_loaded->source,
-               ev.snapshot_loaded->duration_ms);
+    log().info("distro {} loaded a snapshot of {} clients in {} chunks from {} in {} ms", name,
+               ev.snapshot_loaded->clients, ev.snapshot_loaded->chunks,
+               ev.snapshot_loaded->source, ev.snapshot_loaded->duration_ms);
   if (ev.ready_alone)
     log().warn("distro {} became ready alone: no peer could give a snapshot", name);
 }
@@ -339,10 +341,17 @@ void hand_over_counters(distro_actor_t* self) {
 
 void carry(distro_actor_t* self, distro_protocol::effects fx) {
   auto& st = self->state;
-  // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards).
-  for (auto& op : fx.apply)
-    self->send(st.gateway, replica_atom_v, static_cast<std::int32_t>(op.what), op.id, op.revision,
-               std::move(op.services), op.local, std::move(op.beats));
+  // 1. Local ops first, in order (they reach the gateway before any reply we send afterwards);
+  //    several in one message, which the gateway applies in bulk (a snapshot chunk, a SyncBatch).
+  if (fx.apply.size() > 1) {
+    auto ops = std::make_shared<replica_ops>();
+    ops->ops = std::move(fx.apply);
+    self->send(st.gateway, replica_atom_v, std::move(ops));
+  } else {
+    for (auto& op : fx.apply)
+      self->send(st.gateway, replica_atom_v, static_cast<std::int32_t>(op.what), op.id,
+                 op.revision, std::move(op.services), op.local, std::move(op.beats));
+  }
   // 2. Requests through the peer actors; they report results back.
   auto peer_of = [&](const std::string& name) { return peer_for(self, name); };
   auto now = actor_now_ms(self);
@@ -730,14 +739,22 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       if (!st.protocol || !unpack(env, msg))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request",
                                "malformed SnapshotRequest"));
+      if (auto err = distro::check(msg)) {
+        log().warn("distro refused a SnapshotRequest from {}: {}: {}", bounded(msg.source()),
+                   err->field, err->message);
+        return pack(make_error(v1::Error::INVALID_ARGUMENT, err->field, err->message));
+      }
       auto outcome = st.protocol->on_snapshot_request(distro::from_wire(msg), actor_now_ms(self));
       carry(self, std::move(outcome.fx));
       if (!outcome.reply)
         return pack(make_error(v1::Error::UNAVAILABLE, "", "node " + st.self_address
                                                              + " is not ready"));
-      log().info("distro {} sent a snapshot of {} clients to {}", st.self_address,
-                 outcome.reply->clients.size(), msg.source());
-      return pack(distro::to_wire(*outcome.reply));
+      // One line per load (its first chunk), not one per chunk.
+      if (msg.after().empty())
+        log().info("distro {} sends a snapshot to {}: {} clients in its first chunk{}",
+                   st.self_address, bounded(msg.source()), outcome.reply->clients.size(),
+                   outcome.reply->more ? ", more follow" : ", the whole snapshot");
+      return envelope{v1::Snapshot::descriptor()->full_name(), distro::encode(*outcome.reply)};
     },
     [=](forward_atom atom, const envelope& env) -> caf::result<envelope> {
       if (!from_trusted_peer(self, "a ForwardedRequest"))
@@ -902,7 +919,15 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       auto& member = *name;
       auto now = actor_now_ms(self);
       v1::Snapshot msg;
-      if (status == 0 && unpack(env, msg)) {
+      const auto* asked = st.protocol->snapshot_in_flight(member, id);
+      if (status == 0 && asked != nullptr && unpack(env, msg)) {
+        if (auto err = distro::check(msg, *asked)) {
+          log().warn("distro refused a Snapshot chunk from {}: {}: {}; loading again", member,
+                     err->field, err->message);
+          carry(self, st.protocol->on_snapshot_result(
+                        member, id, distro_protocol::snapshot_status::failed, nullptr, now));
+          return;
+        }
         std::vector<distro::dropped_client> dropped;
         auto snap = distro::from_wire(msg, st.peer_rules, dropped);
         report_drops(self, member, "Snapshot", dropped);

@@ -102,6 +102,14 @@ client_beats from_ages(const distro::client_beat_ages& xs, const client_services
   return result;
 }
 
+/// The instances of a client, over all its services.
+std::size_t instance_count(const client_services& xs) {
+  std::size_t result = 0;
+  for (const auto& [key, instances] : xs)
+    result += instances.size();
+  return result;
+}
+
 /// The latest beat of any instance (0 without any).
 time_ms newest_beat(const client_beats& xs) {
   time_ms result = 0;
@@ -159,6 +167,10 @@ std::string validate(const distro_config& x) {
     return "snapshot_timeout_ms must be positive";
   if (x.snapshot_retry_delay_ms <= 0)
     return "snapshot_retry_delay_ms must be positive";
+  if (x.snapshot_chunk_clients_max < 1)
+    return "snapshot_chunk_clients_max must be at least 1";
+  if (x.snapshot_chunk_instances_max < 1)
+    return "snapshot_chunk_instances_max must be at least 1";
   if (x.lone_ready_wait_ms < 0)
     return "lone_ready_wait_ms must not be negative";
   if (x.clients_max < 1)
@@ -226,6 +238,7 @@ bool distro_protocol::events::any() const {
   return batches_sent + batches_failed + batches_retried + verify_failed + verify_mismatches
              + verify_missing + copies_applied + copies_removed + copies_expired + copies_refused
              + conflicts + stale_sessions + taken_over + handed_over + snapshot_failures
+             + snapshot_chunks
              + stale_results + members_refused + unknown_sources + malformed
            > 0
          || snapshot_loaded.has_value() || ready_alone;
@@ -391,6 +404,10 @@ distro_protocol::verify_outcome distro_protocol::on_verify_batch(const distro::v
     verify_digests(x, now_ms, out);
   else
     verify_listed(x, now_ms, out);
+  // A loading node renews what is listed but asks for nothing: its snapshot brings every client,
+  // and asking would have the sender sync them all a second time beside the chunks.
+  if (!ready_)
+    out.reply = distro::verify_reply{};
   fx.log.verify_missing += out.reply.missing.size();
   finish(now_ms, fx);
   return out;
@@ -526,19 +543,47 @@ distro_protocol::on_snapshot_request(const distro::snapshot_request& x, time_ms 
     finish(now_ms, out.fx);
     return out;
   }
-  // A node that asks for a snapshot is loading: route nothing to it until it verifies.
-  set_peer_ready(pi->second, pi->first, false, now_ms);
-  remap(now_ms, out.fx);
-  if (ready_) {
-    distro::snapshot s;
-    s.source = self_;
-    for (const auto& [id, r] : records_)
-      if (!r.tombstone)
-        s.clients.push_back(to_data(id, r, now_ms));
-    out.reply = std::move(s);
+  // A node that asks for (the first chunk of) a snapshot is loading: route nothing to it until it
+  // verifies. Later chunks change nothing here: the sender keeps no state between chunks.
+  if (x.after.empty()) {
+    set_peer_ready(pi->second, pi->first, false, now_ms);
+    remap(now_ms, out.fx);
   }
+  if (ready_)
+    out.reply = snapshot_chunk(x, now_ms);
   finish(now_ms, out.fx);
   return out;
+}
+
+distro::snapshot distro_protocol::snapshot_chunk(const distro::snapshot_request& x,
+                                                 time_ms now_ms) const {
+  distro::snapshot s;
+  s.source = self_;
+  bool chunked = x.clients_max > 0;
+  auto clients_max = chunked ? std::min(x.clients_max, cfg_.snapshot_chunk_clients_max)
+                             : records_.size();
+  auto instances_max = cfg_.snapshot_chunk_instances_max;
+  if (x.instances_max > 0)
+    instances_max = std::min(instances_max, x.instances_max);
+  std::size_t instances = 0;
+  auto i = x.after.empty() ? records_.begin() : records_.upper_bound(x.after);
+  for (; i != records_.end(); ++i) {
+    const auto& [id, r] = *i;
+    if (r.tombstone)
+      continue;
+    auto n = instance_count(r.services);
+    if (chunked && !s.clients.empty()
+        && (s.clients.size() >= clients_max || instances + n > instances_max)) {
+      s.more = true; // a live client is left
+      break;
+    }
+    s.clients.push_back(to_data(id, r, now_ms));
+    s.last = id;
+    instances += n;
+  }
+  DISTRO_CHECK(!s.more || !s.last.empty());
+  DISTRO_CHECK(s.clients.size() <= std::max<std::size_t>(1, clients_max));
+  return s;
 }
 
 distro_protocol::effects distro_protocol::on_snapshot_result(const std::string& peer,
@@ -557,23 +602,29 @@ distro_protocol::effects distro_protocol::on_snapshot_result(const std::string& 
     status = snapshot_status::failed; // an ok without data is the caller's bug; treat as failure
   auto pi = peers_.find(peer);
   DISTRO_CHECK(pi != peers_.end()); // removal of the peer fails the attempt
+  // A chunk that announces more but does not move the cursor on would make the load endless.
+  if (status == snapshot_status::ok && x->more && !(x->last > attempt_->request.after))
+    status = snapshot_status::failed;
   if (status == snapshot_status::ok) {
-    attempt_.reset();
-    tried_.clear();
     set_peer_ready(pi->second, peer, true, now_ms);
     pi->second.vouched_sweep = sweeps_;
-    // Ready before applying, so the entries are mapped with self in the routing list at once.
-    ready_ = true;
-    fx.ready_changed = true;
-    next_verify_ms_ = now_ms;
     remap(now_ms, fx);
+    ++attempt_->chunks;
+    attempt_->clients += x->clients.size();
+    ++fx.log.snapshot_chunks;
+    // The last chunk makes the node ready before it is applied, so its clients are mapped with
+    // self in the routing list at once; the earlier chunks' copies are re-mapped then.
+    bool last = !x->more;
+    if (last)
+      snapshot_complete(peer, now_ms, fx);
     std::size_t seen = 0;
     for (const auto& c : x->clients) {
       if (seen++ >= cfg_.clients_max)
         break;
       apply_incoming(c, peer, now_ms, fx);
     }
-    fx.log.snapshot_loaded = snapshot_loaded_event{peer, x->clients.size(), now_ms - started_ms_};
+    if (!last)
+      ask_snapshot_chunk(peer, x->last, now_ms, fx);
   } else {
     fail_snapshot_attempt(fx);
     if (status == snapshot_status::unavailable) {
@@ -594,6 +645,13 @@ distro_protocol::effects distro_protocol::tick(time_ms now_ms) {
 }
 
 // -- properties --------------------------------------------------------------------------
+
+const distro::snapshot_request* distro_protocol::snapshot_in_flight(const std::string& peer,
+                                                                    std::uint64_t request_id) const {
+  if (!attempt_ || attempt_->peer != peer || attempt_->id != request_id)
+    return nullptr;
+  return &attempt_->request;
+}
 
 std::string distro_protocol::responsible_node(const client_id& id) const {
   return registry::responsible_node(routing_, id);
@@ -789,9 +847,8 @@ void distro_protocol::progress_load(time_ms now_ms, effects& fx) {
     next_attempt_ms_ = now_ms + cfg_.snapshot_retry_delay_ms;
     return;
   }
-  attempt_ = snapshot_attempt{*best, next_id_++, now_ms};
-  fx.snapshot_requests.push_back(
-    outgoing_snapshot_request{*best, attempt_->id, distro::snapshot_request{self_}});
+  attempt_.reset();
+  ask_snapshot_chunk(*best, client_id{}, now_ms, fx);
 }
 
 void distro_protocol::verify_round(time_ms now_ms, effects& fx) {
@@ -1242,6 +1299,31 @@ void distro_protocol::fail_sync(peer_state& p, time_ms now_ms, effects& fx) {
   ++p.failure_streak;
   p.next_send_ms = now_ms + cfg_.sync_retry_delay_ms;
   ++fx.log.batches_failed;
+}
+
+void distro_protocol::ask_snapshot_chunk(const std::string& peer, client_id after, time_ms now_ms,
+                                         effects& fx) {
+  if (!attempt_ || attempt_->peer != peer)
+    attempt_ = snapshot_attempt{peer, 0, 0, {}, 0, 0};
+  DISTRO_CHECK(after.empty() || after > attempt_->request.after); // every chunk moves on
+  attempt_->id = next_id_++;
+  attempt_->sent_ms = now_ms;
+  attempt_->request = distro::snapshot_request{self_, std::move(after),
+                                               cfg_.snapshot_chunk_clients_max,
+                                               cfg_.snapshot_chunk_instances_max};
+  fx.snapshot_requests.push_back(outgoing_snapshot_request{peer, attempt_->id, attempt_->request});
+}
+
+void distro_protocol::snapshot_complete(const std::string& peer, time_ms now_ms, effects& fx) {
+  DISTRO_CHECK(attempt_ && attempt_->peer == peer);
+  fx.log.snapshot_loaded = snapshot_loaded_event{peer, attempt_->clients, attempt_->chunks,
+                                                 now_ms - started_ms_};
+  attempt_.reset();
+  tried_.clear();
+  ready_ = true;
+  fx.ready_changed = true;
+  next_verify_ms_ = now_ms;
+  remap(now_ms, fx); // self joins the routing list: the copies it is responsible for become local
 }
 
 void distro_protocol::fail_snapshot_attempt(effects& fx) {

@@ -129,13 +129,20 @@
 /// it, the sender may have just handed the client to another node, and the sender may be
 /// mistaken about membership. A lost delete thus lingers at most the expiry time (it cannot be lost
 /// by a live owner anyway: deletes are retried until acknowledged). A node that is not ready sends no
-/// verify at all, so it can wipe nothing.
+/// verify at all, so it can wipe nothing; it renews what a verify lists but answers with an empty
+/// reply (its snapshot load brings every client; once ready, the next round repairs the rest).
 ///
 /// ## Snapshot load and readiness
 /// A node with peers starts not ready and asks alive peers for a Snapshot one after another (peers
 /// known to be ready first, then in address order); a failure moves on to the next peer at once; when
-/// every alive peer failed in a round it waits snapshot_retry_delay_ms. The first Snapshot makes the
-/// node ready; it then verifies at once. A node answers SnapshotRequest only when ready (else
+/// every alive peer failed in a round it waits snapshot_retry_delay_ms. A snapshot comes in chunks
+/// of at most snapshot_chunk_clients_max clients (and about snapshot_chunk_instances_max
+/// instances), in client id order: each chunk is applied as copies when it arrives and the next is
+/// asked for after its `last` at once, so one chunk is applied while the next is on its way. A
+/// chunk that fails (error, timeout, the peer going DOWN, no progress) fails the load; it starts
+/// again from the first chunk, and the copies applied so far stay as any copy (renewed by the next
+/// load or a verify, else expired). The last chunk of a load makes the node ready (the copies are
+/// re-mapped with self in the routing list); it then verifies at once. A node answers SnapshotRequest only when ready (else
 /// UNAVAILABLE). A node becomes ready *alone* once lone_ready_wait_ms passed since start and every peer
 /// is DOWN or answered UNAVAILABLE to its last request (a cold start of the whole cluster would
 /// otherwise wait forever: Nacos #12012). A node without peers is ready at start.
@@ -237,15 +244,22 @@ struct verify_reply {
   std::vector<std::uint32_t> differing{};
 };
 
-/// SnapshotRequest: starting node -> peer. Reply: Snapshot, or Error UNAVAILABLE when not ready.
+/// SnapshotRequest: starting node -> peer, one per chunk. Reply: Snapshot, or Error UNAVAILABLE
+/// when not ready.
 struct snapshot_request {
   std::string source;
+  client_id after{};              ///< the clients after this id ("": from the first)
+  std::size_t clients_max{0};     ///< at most this many (0: every client in one Snapshot)
+  std::size_t instances_max{0};   ///< and at most about this many instances (0: no bound asked)
 };
 
-/// Snapshot: every client the sender holds (local and copies, not tombstones).
+/// Snapshot: the clients the sender holds (local and copies, not tombstones), in id order after
+/// the request's `after`: all of them, or a chunk when `more` is set.
 struct snapshot {
   std::string source;
   std::vector<client_data> clients;
+  bool more{false}; ///< more clients follow: ask again after `last`
+  client_id last{};  ///< the last client id this chunk covers ("" from a sender without chunks)
 };
 
 } // namespace distro
@@ -270,8 +284,12 @@ struct distro_config {
   /// Buckets of a digest verify (a node responsible for at most buckets / 8 clients sends the
   /// full list, which is then no longer than the digests).
   std::uint32_t verify_buckets = defaults::verify_buckets;
-  /// A SnapshotRequest without result after this is failed.
+  /// A SnapshotRequest (one chunk) without result after this is failed, and the load with it.
   time_ms snapshot_timeout_ms = defaults::snapshot_timeout_ms;
+  /// Clients per snapshot chunk, asked for and sent (the smaller of the two sides' bounds).
+  std::size_t snapshot_chunk_clients_max = defaults::snapshot_chunk_clients_max;
+  /// Instances per snapshot chunk, about (a chunk holds at least one client, never half of one).
+  std::size_t snapshot_chunk_instances_max = defaults::snapshot_chunk_instances_max;
   /// Wait after a round of failed snapshot requests.
   time_ms snapshot_retry_delay_ms = defaults::snapshot_retry_delay_ms;
   /// A node whose peers are all DOWN (or not ready) becomes ready after this time since start.
@@ -369,10 +387,11 @@ public:
     distro::snapshot_request request;
   };
 
-  /// Emitted once, when a Snapshot made this node ready.
+  /// Emitted once, when the last chunk of a snapshot made this node ready.
   struct snapshot_loaded_event {
     std::string source;
-    std::size_t clients = 0;
+    std::size_t clients = 0; ///< in every chunk of the load
+    std::size_t chunks = 0;
     time_ms duration_ms = 0; ///< since start()
   };
 
@@ -395,6 +414,7 @@ public:
     std::size_t taken_over = 0;        ///< clients this node became responsible for
     std::size_t handed_over = 0;       ///< clients another node became responsible for
     std::size_t snapshot_failures = 0; ///< failed or unavailable snapshot requests
+    std::size_t snapshot_chunks = 0;   ///< snapshot chunks received and applied (the last too)
     std::size_t stale_results = 0;     ///< results of unknown or old requests, ignored
     std::size_t members_refused = 0;   ///< members over members_max
     std::size_t unknown_sources = 0;   ///< messages from a node that is not a member
@@ -489,11 +509,22 @@ public:
   effects on_verify_result(const std::string& peer, std::uint64_t verify_id,
                            const std::optional<distro::verify_reply>& x, time_ms now_ms);
 
-  /// A SnapshotRequest arrived (marks its sender not ready); reply with the outcome's `reply`:
-  /// nothing (Error UNAVAILABLE) while this node is not ready or when the sender is not a member.
+  /// A SnapshotRequest arrived; reply with the outcome's `reply`: nothing (Error UNAVAILABLE)
+  /// while this node is not ready or when the sender is not a member. The first chunk (`after`
+  /// empty) marks its sender not ready. The chunk holds the live clients after `after` in id order,
+  /// at most min(x.clients_max, snapshot_chunk_clients_max) of them and, past the first, no more
+  /// than about min(x.instances_max, snapshot_chunk_instances_max) instances; `more` when a live
+  /// client is left after `last`. No state is kept between chunks. A request with clients_max 0
+  /// (a sender without chunks) gets every client at once.
   snapshot_outcome on_snapshot_request(const distro::snapshot_request& x, time_ms now_ms);
 
   /// The result of outgoing snapshot request `request_id` to `peer` (`x` only with status ok).
+  /// A chunk is applied at once (as copies: the node is not ready yet); with `more` the next
+  /// chunk is asked for in the same effects, else the node is ready. A chunk with `more` whose
+  /// `last` does not advance past the cursor fails the load (it would never end). Any failure
+  /// fails the load: it starts again from the first chunk (next peer, or after
+  /// snapshot_retry_delay_ms); what earlier chunks applied stays as copies, renewed or expired as
+  /// any copy, and the node stays not ready.
   effects on_snapshot_result(const std::string& peer, std::uint64_t request_id,
                              snapshot_status status, const distro::snapshot* x, time_ms now_ms);
 
@@ -554,6 +585,11 @@ public:
   /// Whether a SyncBatch to `peer` awaits its result.
   bool sync_in_flight(const std::string& peer) const;
 
+  /// The snapshot request (chunk) awaiting its result as `request_id` from `peer`, if any: what a
+  /// Snapshot answering it is checked against (distro_wire.hpp).
+  const distro::snapshot_request* snapshot_in_flight(const std::string& peer,
+                                                      std::uint64_t request_id) const;
+
   /// The peers (members other than self) with their state, sorted.
   std::vector<member_view> peers() const;
 
@@ -599,10 +635,14 @@ private:
     std::optional<verify_attempt> verify_in_flight;
   };
 
+  /// A snapshot load from one peer, chunk by chunk.
   struct snapshot_attempt {
     std::string peer;
-    std::uint64_t id = 0;
-    time_ms sent_ms = 0;
+    std::uint64_t id = 0;      ///< the chunk request in flight
+    time_ms sent_ms = 0;       ///< when that chunk was asked for (its timeout runs from here)
+    distro::snapshot_request request; ///< that chunk's request (its cursor)
+    std::size_t chunks = 0;    ///< chunks applied so far
+    std::size_t clients = 0;   ///< clients in them
   };
 
   using record_map = std::map<client_id, record>;
@@ -644,6 +684,8 @@ private:
   void verify_digests(const distro::verify_batch& x, time_ms now_ms, verify_outcome& out);
   void fail_sync(peer_state& p, time_ms now_ms, effects& fx);
   void fail_snapshot_attempt(effects& fx);
+  void ask_snapshot_chunk(const std::string& peer, client_id after, time_ms now_ms, effects& fx);
+  void snapshot_complete(const std::string& peer, time_ms now_ms, effects& fx);
   void peer_came_up(peer_state& p, const std::string& name, time_ms now_ms, effects& fx);
   void peer_went_down(peer_state& p, const std::string& name, time_ms now_ms, effects& fx);
   void set_peer_ready(peer_state& p, const std::string& name, bool ready, time_ms now_ms);
@@ -651,6 +693,7 @@ private:
   std::vector<std::string> compute_routing() const;
   bool lone(time_ms now_ms) const;
   distro::client_data to_data(const client_id& id, const record& r, time_ms now_ms) const;
+  distro::snapshot snapshot_chunk(const distro::snapshot_request& x, time_ms now_ms) const;
   client_beats take_over_beats(record& r) const;
   client_beats real_beats(record& r, client_beats reported) const;
   void forget_raised_below(record& r) const;
@@ -691,6 +734,11 @@ private:
   std::set<std::pair<std::uint64_t, client_id>> tombstones_;
   /// Source of tombstone_seq.
   std::uint64_t next_tombstone_seq_ = 1;
+};
+
+/// Distro ops for the gateway in one message, in order (actors/interfaces.hpp: replica_ops_ptr).
+struct replica_ops {
+  std::vector<distro_protocol::local_op> ops;
 };
 
 } // namespace registry

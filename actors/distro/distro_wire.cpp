@@ -1,6 +1,7 @@
 #include "actors/distro/distro_wire.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -148,6 +149,36 @@ std::string sync_encoder::encode(const sync_batch& x) {
   return out;
 }
 
+std::string encode(const snapshot& x) {
+  using wire_format = google::protobuf::internal::WireFormatLite;
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream{&out};
+    google::protobuf::io::CodedOutputStream coded{&stream};
+    // Field by field as SerializeAsString writes a Snapshot. One ClientData is reused: cleared,
+    // it keeps its allocations, so a chunk costs no message tree of its own to build and free.
+    if (!x.source.empty())
+      wire_format::WriteString(v1::Snapshot::kSourceFieldNumber, x.source, &coded);
+    v1::ClientData data;
+    std::string bytes;
+    for (const auto& c : x.clients) {
+      data.Clear();
+      to_wire(c, data);
+      bytes.clear();
+      data.AppendToString(&bytes);
+      coded.WriteTag(wire_format::MakeTag(v1::Snapshot::kClientsFieldNumber,
+                                          wire_format::WIRETYPE_LENGTH_DELIMITED));
+      coded.WriteVarint32(static_cast<std::uint32_t>(bytes.size()));
+      coded.WriteString(bytes);
+    }
+    if (x.more)
+      wire_format::WriteBool(v1::Snapshot::kMoreFieldNumber, true, &coded);
+    if (!x.last.empty())
+      wire_format::WriteString(v1::Snapshot::kLastFieldNumber, x.last, &coded);
+  }
+  return out;
+}
+
 std::optional<field_error> check(const v1::VerifyBatch& x) {
   auto buckets = x.buckets();
   if (buckets > defaults::verify_buckets_max)
@@ -217,14 +248,64 @@ verify_reply from_wire(const v1::VerifyReply& x, std::vector<dropped_client>& dr
   return result;
 }
 
+std::optional<field_error> check(const v1::SnapshotRequest& x) {
+  if (x.after().empty())
+    return std::nullopt;
+  if (auto err = validate_client_id(x.after()))
+    return field_error{"after", err->message};
+  if (x.clients_max() == 0)
+    return field_error{"clients_max", "a request after a cursor asks for a chunk: expected at "
+                                      "least 1"};
+  return std::nullopt;
+}
+
+std::optional<field_error> check(const v1::Snapshot& x, const snapshot_request& request) {
+  bool chunk = x.more() || !x.last().empty();
+  if (!chunk) {
+    // A sender without chunks: its whole snapshot, which answers only a request from the start.
+    if (!request.after.empty())
+      return field_error{"last", "a chunk names its last client; expected the chunk after '"
+                                   + request.after.substr(0, 256) + "'"};
+    return std::nullopt;
+  }
+  if (request.clients_max == 0)
+    return field_error{"more", "the whole snapshot was asked for, got a chunk"};
+  if (x.last().empty())
+    return field_error{"last", "a chunk with more to follow names its last client"};
+  if (auto err = validate_client_id(x.last()))
+    return field_error{"last", err->message};
+  if (!request.after.empty() && x.last() <= request.after)
+    return field_error{"last", "does not move past the cursor '" + request.after.substr(0, 256)
+                                 + "'"};
+  if (static_cast<std::size_t>(x.clients_size()) > request.clients_max)
+    return field_error{"clients", "expected at most " + std::to_string(request.clients_max)
+                                    + " clients, got " + std::to_string(x.clients_size())};
+  const std::string* previous = request.after.empty() ? nullptr : &request.after;
+  for (int k = 0; k < x.clients_size(); ++k) {
+    const auto& id = x.clients(k).client_id();
+    auto field = "clients[" + std::to_string(k) + "].client_id";
+    if (previous != nullptr && id <= *previous)
+      return field_error{field, "clients come in id order after the cursor"};
+    if (id > x.last())
+      return field_error{field, "sorts after the chunk's last client"};
+    previous = &id;
+  }
+  return std::nullopt;
+}
+
 v1::SnapshotRequest to_wire(const snapshot_request& x) {
   v1::SnapshotRequest result;
   result.set_source(x.source);
+  result.set_after(x.after);
+  result.set_clients_max(static_cast<std::uint32_t>(
+    std::min<std::size_t>(x.clients_max, std::numeric_limits<std::uint32_t>::max())));
+  result.set_instances_max(static_cast<std::uint32_t>(
+    std::min<std::size_t>(x.instances_max, std::numeric_limits<std::uint32_t>::max())));
   return result;
 }
 
 snapshot_request from_wire(const v1::SnapshotRequest& x) {
-  return snapshot_request{x.source()};
+  return snapshot_request{x.source(), x.after(), x.clients_max(), x.instances_max()};
 }
 
 v1::Snapshot to_wire(const snapshot& x) {
@@ -232,6 +313,8 @@ v1::Snapshot to_wire(const snapshot& x) {
   result.set_source(x.source);
   for (auto& c : x.clients)
     to_wire(c, *result.add_clients());
+  result.set_more(x.more);
+  result.set_last(x.last);
   return result;
 }
 
@@ -240,6 +323,8 @@ snapshot from_wire(const v1::Snapshot& x, const peer_rules& rules,
   snapshot result;
   result.source = x.source();
   result.clients = checked_clients(x.clients(), rules, dropped);
+  result.more = x.more();
+  result.last = x.last();
   return result;
 }
 

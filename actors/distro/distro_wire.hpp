@@ -74,10 +74,23 @@ verify_batch from_wire(const v1::VerifyBatch& x, std::vector<dropped_client>& dr
 v1::VerifyReply to_wire(const verify_reply& x);
 verify_reply from_wire(const v1::VerifyReply& x, std::vector<dropped_client>& dropped);
 
+/// A SnapshotRequest's cursor is a valid client id, and a request after a cursor asks for a chunk
+/// (clients_max > 0); else the first broken rule. The request is refused then.
+std::optional<field_error> check(const v1::SnapshotRequest& x);
+/// A Snapshot answers `request` (the chunk asked for, distro_protocol::snapshot_in_flight): a chunk
+/// (`more` or `last` set) only to a chunked request; `last` moves past the request's cursor; at most
+/// clients_max clients, in strictly increasing id order, each after the cursor and none after
+/// `last`. A Snapshot without `more` and `last` (a sender without chunks) is whole, and answers
+/// only a request from the start. Else the first broken rule, and the chunk (so the load) fails.
+std::optional<field_error> check(const v1::Snapshot& x, const snapshot_request& request);
+
 v1::SnapshotRequest to_wire(const snapshot_request& x);
 snapshot_request from_wire(const v1::SnapshotRequest& x);
 
 v1::Snapshot to_wire(const snapshot& x);
+/// The Snapshot payload of `x`, byte for byte `to_wire(x).SerializeAsString()`, without building
+/// the message: what a node sends for each chunk.
+std::string encode(const snapshot& x);
 snapshot from_wire(const v1::Snapshot& x, const peer_rules& rules,
                    std::vector<dropped_client>& dropped);
 

@@ -155,7 +155,8 @@ envelope services_full(gateway_actor_t* self) {
 
 /// The client actor for `id`, spawned on first use; an invalid handle when clients_max is reached.
 client_actor client_for(gateway_actor_t* self, const client_id& id, client_kind kind,
-                        subscriber_actor remote) {
+                        subscriber_actor remote,
+                        std::shared_ptr<const client_seed> seed = nullptr) {
   auto& st = self->state;
   auto i = st.clients.find(id);
   if (i != st.clients.end())
@@ -171,7 +172,8 @@ client_actor client_for(gateway_actor_t* self, const client_id& id, client_kind 
     ++st.sessions_per_node[remote.node()];
   }
   auto handle = spawn_client_actor(self->system(), id, kind, make_client_settings(*st.cfg),
-                                   caf::actor_cast<gateway_actor>(self), std::move(remote), st.distro);
+                                   caf::actor_cast<gateway_actor>(self), std::move(remote), st.distro,
+                                   std::move(seed));
   self->monitor(handle);
   st.client_by_addr.emplace(handle.address(), id);
   st.clients.emplace(id, handle);
@@ -235,6 +237,51 @@ void apply_replica_op(gateway_actor_t* self, std::int32_t op, const client_id& i
     }
   }
   self->send(handle, replica_atom_v, op, revision, std::move(services), local, std::move(beats));
+}
+
+/// Carries out Distro ops in order, as apply_replica_op one by one, except that a replace creating
+/// a client creates its actor with the content (client_seed), and the content of every client
+/// created here goes to each service actor in one message: a snapshot chunk is indexed with one
+/// message per service, not one per client and service. The service actors get it before anything
+/// the new client actors send through the gateway later, and before any later barrier.
+void apply_replica_ops(gateway_actor_t* self, std::vector<distro_protocol::local_op>& ops) {
+  using kind = distro_protocol::local_op::kind;
+  auto& st = self->state;
+  std::map<service_key, service_entries_ptr> by_service;
+  for (auto& op : ops) {
+    auto what = static_cast<std::int32_t>(op.what);
+    if (st.clients.count(op.id) > 0 || op.what != kind::replace || op.services.empty()) {
+      apply_replica_op(self, what, op.id, op.revision, op.services, op.local, op.beats);
+      continue;
+    }
+    for (auto& [key, xs] : op.services) {
+      auto& entries = by_service[key];
+      if (!entries)
+        entries = std::make_shared<service_entries>();
+      entries->emplace_back(op.id, xs);
+    }
+    auto seed = std::make_shared<client_seed>(
+      client_seed{op.revision, std::move(op.services), std::move(op.beats)});
+    auto handle = client_for(self, op.id, op.local ? client_kind::heartbeat : client_kind::replica,
+                             {}, std::move(seed));
+    if (!handle) {
+      log().error("gateway refused replica {}: client limit reached", bounded(op.id));
+      for (auto& [key, entries] : by_service) // its entries must not reach the services
+        if (!entries->empty() && entries->back().first == op.id)
+          entries->pop_back();
+    }
+  }
+  for (auto& [key, entries] : by_service) {
+    if (entries->empty())
+      continue;
+    auto handle = service_for(self, key);
+    if (!handle) {
+      log().error("gateway refused {} replicas in service {}: {}", entries->size(),
+                  bounded(key.to_string()), "the service limit is reached");
+      continue;
+    }
+    self->send(handle, svc_bulk_atom_v, std::move(entries));
+  }
 }
 
 /// Wraps a heartbeat client's request for the responsible node; `field` selects the oneof member.
@@ -1058,6 +1105,11 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
       if (!local_only(self, "gateway", "replica"))
         return;
       apply_replica_op(self, op, id, revision, services, local, beats);
+    },
+    [=](replica_atom, replica_ops_ptr& ops) {
+      if (!local_only(self, "gateway", "replica") || !ops)
+        return;
+      apply_replica_ops(self, ops->ops);
     },
     [=](resync_atom, std::int32_t op, const client_id& id, std::uint64_t revision,
         client_services& services, bool local, client_beats& beats) {

@@ -204,6 +204,31 @@ void carry_out(service_actor_t* self, const push_scheduler::effects& fx) {
     arm_timer(self, *fx.wake_at);
 }
 
+/// Puts what `client` publishes here into the index, as a svc_put does: the refusal, or nothing
+/// (`put` becomes true when the index changed).
+std::optional<envelope> put_entry(service_actor_t* self, const client_id& client,
+                                  std::vector<instance>& xs, bool& put) {
+  auto& st = self->state;
+  // A service is ephemeral or persistent by its first instance; refuse mixing (Nacos 2.x).
+  // Persistent instances are committed through Raft already: they are shown regardless.
+  if (!xs.empty() && !is_persistent_client(client) && st.index->holds_persistent())
+    return pack(make_error(v1::Error::INVALID_ARGUMENT, "ephemeral",
+                           "Current service " + st.index->key().grouped_name()
+                             + " is persistent service, can't register ephemeral instance."));
+  if (!xs.empty() && is_persistent_client(client) && st.index->holds_ephemeral())
+    log().warn("service {} holds ephemeral and persistent instances",
+               st.index->key().to_string());
+  auto total = st.index->instance_count() - st.index->count_of(client) + xs.size();
+  if (total > st.settings.instances_max)
+    return pack(make_error(v1::Error::LIMIT_EXCEEDED, "instances",
+                           "service " + st.index->key().grouped_name() + " would hold "
+                             + std::to_string(total) + " instances, the limit is "
+                             + std::to_string(st.settings.instances_max)));
+  if (st.index->put(client, std::move(xs)))
+    put = true;
+  return std::nullopt;
+}
+
 void changed(service_actor_t* self) {
   if (self->state.settings.push_enabled)
     carry_out(self, self->state.pushes->on_change(actor_now_ms(self)));
@@ -241,25 +266,35 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
         std::vector<instance>& xs) -> envelope {
       if (!local_only(self, "service", "svc_put"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
-      auto& st = self->state;
-      // A service is ephemeral or persistent by its first instance; refuse mixing (Nacos 2.x).
-      // Persistent instances are committed through Raft already: they are shown regardless.
-      if (!xs.empty() && !is_persistent_client(client) && st.index->holds_persistent())
-        return pack(make_error(v1::Error::INVALID_ARGUMENT, "ephemeral",
-                               "Current service " + st.index->key().grouped_name()
-                                 + " is persistent service, can't register ephemeral instance."));
-      if (!xs.empty() && is_persistent_client(client) && st.index->holds_ephemeral())
-        log().warn("service {} holds ephemeral and persistent instances", 
-                   st.index->key().to_string());
-      auto total = st.index->instance_count() - st.index->count_of(client) + xs.size();
-      if (total > st.settings.instances_max)
-        return pack(make_error(v1::Error::LIMIT_EXCEEDED, "instances",
-                               "service " + st.index->key().grouped_name() + " would hold "
-                                 + std::to_string(total) + " instances, the limit is "
-                                 + std::to_string(st.settings.instances_max)));
-      if (st.index->put(client, std::move(xs)))
+      bool put = false;
+      if (auto refusal = put_entry(self, client, xs, put))
+        return *refusal;
+      if (put)
         changed(self);
       return pack(v1::Ack{});
+    },
+    [=](svc_bulk_atom, service_entries_ptr& entries) {
+      if (!local_only(self, "service", "svc_bulk") || !entries)
+        return;
+      // Every entry as a svc_put of its own, but one change (one revision of the views, one push
+      // round) for the whole message.
+      bool put = false;
+      std::size_t refused = 0;
+      std::optional<envelope> first_refusal;
+      for (auto& [client, xs] : *entries)
+        if (auto refusal = put_entry(self, client, xs, put)) {
+          if (refused++ == 0)
+            first_refusal = std::move(refusal);
+        }
+      if (put)
+        changed(self);
+      if (refused > 0) {
+        v1::Error err;
+        unpack(*first_refusal, err);
+        log().warn("service {} refused {} of {} replicas: {}",
+                   bounded(self->state.index->key().to_string()), refused, entries->size(),
+                   bounded(err.message(), 4 * defaults::log_name_chars_max));
+      }
     },
     [=](kind_atom) -> std::int32_t {
       if (!local_only(self, "service", "kind"))

@@ -208,3 +208,31 @@ TEST_CASE_FIXTURE(ghost_fixture,
   advance(10s, 500ms);
   CHECK(hosts() == 1);
 }
+
+TEST_CASE_FIXTURE(ghost_fixture,
+                  "a replica created in bulk leaves its services when Distro removes it") {
+  // Two copies from a peer in one step (a SyncBatch or a snapshot chunk): the gateway creates
+  // both client actors with their content and fills the service in one message, so the clients
+  // never updated the service themselves.
+  auto other = heartbeat_client_id("10.0.0.2", 80);
+  instance second;
+  second.ip = "10.0.0.2";
+  second.port = 80;
+  auto ops = std::make_shared<replica_ops>();
+  auto first_content = peer_content();
+  client_services second_content{{key, {second}}};
+  ops->ops.push_back(distro_protocol::local_op{op_kind::replace, id,
+                                               content_revision(first_content), first_content,
+                                               false, {}});
+  ops->ops.push_back(distro_protocol::local_op{op_kind::replace, other,
+                                               content_revision(second_content), second_content,
+                                               false, {}});
+  (*self)->send(gateway, replica_atom_v, ops);
+  sched->run();
+  REQUIRE(hosts() == 2);
+  // The copy expires (or its owner's node hands it back): Distro removes it.
+  (*self)->send(gateway, replica_atom_v, static_cast<std::int32_t>(op_kind::remove), id,
+                std::uint64_t{0}, client_services{}, false, client_beats{});
+  sched->run();
+  CHECK(hosts() == 1);
+}

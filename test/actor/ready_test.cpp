@@ -8,6 +8,8 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "actors/distro/distro_actor.hpp"
@@ -27,6 +29,7 @@ const std::string peer_address = "127.0.0.1:8850";
 /// What the stand-in peer actor saw: the snapshot requests the distro actor sent it.
 struct peer_log {
   std::vector<std::uint64_t> snapshot_requests;
+  std::vector<v1::SnapshotRequest> requests; ///< the same requests, decoded
 };
 
 /// A peer actor that connects nowhere: it records snapshot requests and drops everything else.
@@ -36,7 +39,12 @@ peer_actor::behavior_type stub_peer(peer_actor::pointer, std::shared_ptr<peer_lo
     [](tick_atom) {},
     [](sync_atom, std::uint64_t, const envelope&) {},
     [](verify_atom, std::uint64_t, const envelope&) {},
-    [=](snapshot_atom, std::uint64_t id, const envelope&) { log->snapshot_requests.push_back(id); },
+    [=](snapshot_atom, std::uint64_t id, const envelope& env) {
+      log->snapshot_requests.push_back(id);
+      v1::SnapshotRequest x;
+      unpack(env, x);
+      log->requests.push_back(x);
+    },
     [](forward_atom, const envelope&) -> envelope { return {}; },
     [](raft_atom, const envelope&) {},
     [](pwrite_atom, const envelope&) -> envelope { return {}; },
@@ -64,6 +72,8 @@ struct ready_fixture {
     cfg.set("scheduler.policy", caf::atom("testing"));
     node_cfg->listen = host_port{"127.0.0.1", 8848};
     node_cfg->members = {node_cfg->listen, host_port{"127.0.0.1", 8850}};
+    node_cfg->distro.snapshot_timeout_ms = 200;
+    node_cfg->distro.snapshot_retry_delay_ms = 100;
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     self = std::make_unique<caf::scoped_actor>(*sys);
@@ -185,4 +195,117 @@ TEST_CASE("ready: a joining node refuses queries until the loaded snapshot is in
   v1::ServiceInfo info;
   REQUIRE(unpack(*reply, info));
   CHECK(info.hosts_size() == sessions);
+}
+
+namespace {
+
+/// Clients `from`..`to` - 1 of peer_snapshot as one chunk; `more`: another follows.
+v1::Snapshot chunk_of(const distro::snapshot& all, std::size_t from, std::size_t to, bool more) {
+  distro::snapshot part;
+  part.source = all.source;
+  part.clients.assign(all.clients.begin() + static_cast<std::ptrdiff_t>(from),
+                      all.clients.begin() + static_cast<std::ptrdiff_t>(to));
+  part.more = more;
+  part.last = part.clients.back().id;
+  return distro::to_wire(part);
+}
+
+} // namespace
+
+TEST_CASE("ready: a snapshot in chunks makes the node ready only when the last chunk is in every "
+          "index; a lost chunk loads it again from the first") {
+  using namespace std::chrono_literals;
+  ready_fixture f;
+  (*f.self)->send(f.distro, peer_up_atom_v, peer_address, peer_address, std::string{"peer-run-1"});
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 1);
+  CHECK(f.peer->requests[0].after().empty());
+  CHECK(f.peer->requests[0].clients_max() == defaults::snapshot_chunk_clients_max);
+  // The peer sends chunks smaller than asked (its own bound): ids sort as strings, so the
+  // snapshot is sorted first.
+  const int sessions = 12;
+  auto all = peer_snapshot("orders", sessions);
+  std::sort(all.clients.begin(), all.clients.end(),
+            [](const auto& x, const auto& y) { return x.id < y.id; });
+  auto answer = [&](std::size_t k, const v1::Snapshot& chunk) {
+    (*f.self)->send(f.distro, snap_res_atom_v, peer_address, f.peer->snapshot_requests.at(k),
+                    std::int32_t{0}, pack(chunk));
+  };
+  // The first chunk is applied; the second is asked for at once, after the first one's last.
+  answer(0, chunk_of(all, 0, 4, true));
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 2);
+  CHECK(f.peer->requests[1].after() == all.clients[3].id);
+  CHECK_FALSE(f.status().ready());
+  CHECK(f.refusal(f.query("orders")) == "UNAVAILABLE");
+
+  // The second chunk is lost: its timeout fails the load, which starts again from the first
+  // chunk after the retry delay. The node stays not ready, though a third of the data is in.
+  f.sched->advance_time(250ms);
+  f.sched->run();
+  f.sched->advance_time(150ms);
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 3);
+  CHECK(f.peer->requests[2].after().empty());
+  CHECK_FALSE(f.status().ready());
+  // The lost chunk's late answer changes nothing.
+  answer(1, chunk_of(all, 4, 8, true));
+  f.sched->run();
+  CHECK(f.peer->requests.size() == 3);
+  CHECK_FALSE(f.status().ready());
+
+  // This time every chunk arrives. The last is handed to client and service actors that are held
+  // back: not ready until the barrier passed them.
+  answer(2, chunk_of(all, 0, 4, true));
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 4);
+  answer(3, chunk_of(all, 4, 8, true));
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 5);
+  CHECK(f.peer->requests[4].after() == all.clients[7].id);
+  CHECK_FALSE(f.status().ready());
+  answer(4, chunk_of(all, 8, sessions, false));
+  f.run_all_but({"client", "service"});
+  CHECK_FALSE(f.status({"client", "service"}).ready());
+  CHECK(f.refusal(f.query("orders", {"client", "service"})) == "UNAVAILABLE");
+  f.run_all_but({"service"});
+  CHECK_FALSE(f.status({"service"}).ready());
+  f.sched->run();
+  CHECK(f.status().ready());
+  CHECK(f.peer->requests.size() == 5);
+  auto reply = f.query("orders");
+  REQUIRE(reply.has_value());
+  v1::ServiceInfo info;
+  REQUIRE(unpack(*reply, info));
+  CHECK(info.hosts_size() == sessions);
+  CHECK(f.status().instances() == sessions);
+}
+
+TEST_CASE("ready: a chunk that breaks the wire rules fails the load, which starts again") {
+  using namespace std::chrono_literals;
+  ready_fixture f;
+  (*f.self)->send(f.distro, peer_up_atom_v, peer_address, peer_address, std::string{"peer-run-1"});
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 1);
+  auto all = peer_snapshot("orders", 6);
+  std::sort(all.clients.begin(), all.clients.end(),
+            [](const auto& x, const auto& y) { return x.id < y.id; });
+  // Out of order: refused (clients[1].client_id), the load fails; after the retry delay it
+  // starts again from the first chunk.
+  auto bad = chunk_of(all, 0, 3, true);
+  bad.mutable_clients()->SwapElements(0, 1);
+  (*f.self)->send(f.distro, snap_res_atom_v, peer_address, f.peer->snapshot_requests.at(0),
+                  std::int32_t{0}, pack(bad));
+  f.sched->run();
+  CHECK(f.peer->requests.size() == 1);
+  CHECK_FALSE(f.status().ready());
+  f.sched->advance_time(150ms);
+  f.sched->run();
+  REQUIRE(f.peer->requests.size() == 2);
+  CHECK(f.peer->requests[1].after().empty());
+  (*f.self)->send(f.distro, snap_res_atom_v, peer_address, f.peer->snapshot_requests.at(1),
+                  std::int32_t{0}, pack(chunk_of(all, 0, 6, false)));
+  f.sched->run();
+  CHECK(f.status().ready());
+  CHECK(f.status().instances() == 6);
 }

@@ -257,8 +257,20 @@ void decode(wire_kind kind, const wire::envelope& env) {
         std::vector<distro::dropped_client> dropped, again;
         auto snap = distro::from_wire(m, rules, dropped);
         check_kept(snap.clients, dropped, static_cast<std::size_t>(m.clients_size()));
-        FUZZ_CHECK(same_clients(distro::from_wire(distro::to_wire(snap), rules, again), snap));
+        auto back = distro::from_wire(distro::to_wire(snap), rules, again);
+        FUZZ_CHECK(same_clients(back, snap));
+        FUZZ_CHECK(back.more == snap.more && back.last == snap.last);
         FUZZ_CHECK(again.empty());
+        // A chunk that passes the check answers its request: bounded, in order, within the cursor.
+        distro::snapshot_request asked{"", "", 1000, 0};
+        if (!distro::check(m, asked) && (m.more() || !m.last().empty())) {
+          FUZZ_CHECK(m.clients_size() <= 1000);
+          FUZZ_CHECK(!m.last().empty());
+          for (int k = 0; k < m.clients_size(); ++k) {
+            FUZZ_CHECK(m.clients(k).client_id() <= m.last());
+            FUZZ_CHECK(k == 0 || m.clients(k - 1).client_id() < m.clients(k).client_id());
+          }
+        }
       });
       break;
     case wire_kind::verify_batch:
@@ -296,7 +308,11 @@ void decode(wire_kind kind, const wire::envelope& env) {
       break;
     case wire_kind::snapshot_request:
       with<v1::SnapshotRequest>(env, [](auto& m) {
-        FUZZ_CHECK(distro::from_wire(distro::to_wire(distro::from_wire(m))).source == m.source());
+        auto back = distro::from_wire(distro::to_wire(distro::from_wire(m)));
+        FUZZ_CHECK(back.source == m.source() && back.after == m.after());
+        FUZZ_CHECK(back.clients_max == m.clients_max() && back.instances_max == m.instances_max());
+        if (!distro::check(m) && !m.after().empty())
+          FUZZ_CHECK(m.clients_max() > 0);
       });
       break;
     case wire_kind::forwarded_request:

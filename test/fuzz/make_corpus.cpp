@@ -240,11 +240,18 @@ void envelopes() {
   v1::SnapshotRequest snap_req;
   snap_req.set_source("127.0.0.1:8850");
   envelope_seed(wire_kind::snapshot_request, "snapshot-request", snap_req);
+  snap_req.set_after("10.0.0.7:8080#true");
+  snap_req.set_clients_max(1000);
+  snap_req.set_instances_max(100000);
+  envelope_seed(wire_kind::snapshot_request, "snapshot-request-chunk", snap_req);
 
   v1::Snapshot snap;
   snap.set_source("127.0.0.1:8850");
   client_data(*snap.add_clients(), "10.0.0.8:8080#true", false);
   envelope_seed(wire_kind::snapshot, "snapshot", snap);
+  snap.set_more(true);
+  snap.set_last("10.0.0.8:8080#true");
+  envelope_seed(wire_kind::snapshot, "snapshot-chunk", snap);
 
   v1::ForwardedRequest fwd;
   fwd.set_source("127.0.0.1:8850");

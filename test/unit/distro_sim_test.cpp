@@ -57,6 +57,7 @@ distro_config sim_config() {
   cfg.copy_expiry_verify_rounds = 3;
   cfg.snapshot_timeout_ms = 300;
   cfg.snapshot_retry_delay_ms = 200;
+  cfg.snapshot_chunk_clients_max = 3; // loads take several chunks, each of which may be lost
   cfg.lone_ready_wait_ms = 1000;
   cfg.clients_max = 1000;
   cfg.beat_unhealthy_timeout_ms = 1000; // five beat periods: the bound of a take-over's raise
