@@ -548,9 +548,10 @@ caf::result<envelope> on_cluster_counts(gateway_actor_t* self) {
 }
 
 /// The readiness barrier: answers once every client actor and then every service actor has
-/// processed what the gateway sent them before (mailboxes are FIFO per sender, and a client
-/// actor's service updates reach the gateway before its answer). So when it answers, every
-/// replica the distro actor handed over before it is in every index.
+/// processed what the gateway sent them before (mailboxes are FIFO per sender; a client actor's
+/// service updates are in its service actors' mailboxes before it answers, since a first update,
+/// which goes through the gateway, holds the client until the service answered it). So when it
+/// answers, every replica the distro actor handed over before it is in every index.
 caf::result<bool> on_barrier(gateway_actor_t* self) {
   auto& st = self->state;
   auto rp = self->make_response_promise<bool>();
