@@ -234,6 +234,12 @@ void rebuild(client_actor_t* self, const service_key& key) {
   }
 }
 
+/// The answer to a subscribe or unsubscribe whose service actor did not answer.
+envelope service_unavailable(client_actor_t* self, const caf::error& err) {
+  return pack(make_error(v1::Error::UNAVAILABLE, "",
+                         "the service did not answer in time: " + self->system().render(err)));
+}
+
 /// Subscribes to `key` at its service actor and passes its reply (the current state) to the
 /// requester.
 caf::result<envelope> subscribe_at_service(client_actor_t* self, const service_key& key,
@@ -249,9 +255,7 @@ caf::result<envelope> subscribe_at_service(client_actor_t* self, const service_k
         learn_route(self, key, false);
       else if (err == caf::sec::request_receiver_down)
         forget_route(self, service); // gone: the next attempt finds the successor
-      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                 "the service did not answer in time: "
-                                   + self->system().render(err))));
+      rp.deliver(service_unavailable(self, err));
     };
     if (handle) {
       self->request(*handle, timeout, svc_sub_atom_v, id_of(self), clusters, st.remote)
@@ -281,9 +285,7 @@ caf::result<envelope> unsubscribe_at_service(client_actor_t* self, const service
     auto timeout = std::chrono::milliseconds(st.settings.request_timeout_ms);
     auto reply_to = [=](envelope& reply) mutable { rp.deliver(std::move(reply)); };
     auto on_error = [=](caf::error& err) mutable {
-      rp.deliver(pack(make_error(v1::Error::UNAVAILABLE, "",
-                                 "the service did not answer in time: "
-                                   + self->system().render(err))));
+      rp.deliver(service_unavailable(self, err));
     };
     if (handle)
       self->request(*handle, timeout, svc_unsub_atom_v, id_of(self), clusters)

@@ -95,14 +95,23 @@ int cmd_verify_bytes(std::size_t clients, std::size_t changes) {
     std::fprintf(stderr, "verify-bytes: the peer asked for no snapshot\n");
     return 1;
   }
-  auto rq = fb.snapshot_requests.front();
-  auto snap = a.on_snapshot_request(rq.request, now);
-  if (!snap.reply) {
-    std::fprintf(stderr, "verify-bytes: the node served no snapshot\n");
+  // The snapshot comes in chunks: serve each one B asks for until its load is complete.
+  auto requests = std::move(fb.snapshot_requests);
+  while (!requests.empty()) {
+    auto rq = requests.front();
+    auto snap = a.on_snapshot_request(rq.request, now);
+    if (!snap.reply) {
+      std::fprintf(stderr, "verify-bytes: the node served no snapshot\n");
+      return 1;
+    }
+    requests = b.on_snapshot_result(node_a, rq.request_id, distro_protocol::snapshot_status::ok,
+                                    &*snap.reply, now)
+                 .snapshot_requests;
+  }
+  if (!b.ready()) {
+    std::fprintf(stderr, "verify-bytes: the peer is not ready after its snapshot load\n");
     return 1;
   }
-  b.on_snapshot_result(node_a, rq.request_id, distro_protocol::snapshot_status::ok, &*snap.reply,
-                       now);
   // Both sides acknowledge whatever syncs the start produced, so that only verify remains.
   now += cfg.verify_interval_ms;
   verify_round(a, b, now); // B learns A is ready, A learns B is
