@@ -105,24 +105,25 @@ bool idle_in(client_actor_t* self, const service_key& key) {
   return i == data.subscriptions().end() || !(i->key == key);
 }
 
-/// Fails the updates that waited for the route of `key`, which could not be resolved.
-void fail_route(client_actor_t* self, const service_key& key, const envelope& why) {
+/// The route of `key` could not be resolved (the first update timed out, or the gateway answered
+/// it itself): the updates that waited go through the gateway as the first did. They are not
+/// dropped: the first may still reach the service (a busy gateway answers late), and the gateway
+/// hands them on behind it, in order; a limit is answered to each of them by the gateway.
+void unresolved_route(client_actor_t* self, const service_key& key) {
   for (auto& op : self->state.routes.failed(key))
-    if (op.fail)
-      op.fail(why);
+    op.run(nullptr);
 }
 
 /// The answer to the first update of `key`, sent through the gateway, came from the service
 /// actor: the route is resolved and the updates that waited go to it, in order. An answer from the
-/// gateway itself (a limit) or a failure leaves the route unresolved: the waiting updates fail.
+/// gateway itself (a limit) or a failure leaves the route unresolved (see unresolved_route).
 void learn_route(client_actor_t* self, const service_key& key, bool answered) {
   auto& st = self->state;
   if (!st.routes.resolving(key))
     return;
   const auto& sender = self->current_sender();
   if (!answered || !sender || sender == st.gateway.address() || sender->node() != self->node()) {
-    fail_route(self, key,
-               pack(make_error(v1::Error::UNAVAILABLE, "", "the service was not found")));
+    unresolved_route(self, key);
     return;
   }
   // Not monitored: a monitor costs the service a linear scan per client that ends. A service
@@ -200,8 +201,8 @@ void publish(client_actor_t* self, const service_key& key) {
         },
         [self, key](caf::error& err) {
           learn_route(self, key, false);
-          log().warn("client {} could not update service {}: {}", bounded(id_of(self)),
-                     bounded(key.to_string()), self->system().render(err));
+          log().warn("client {} got no answer to its update of service {} (it may still apply): {}",
+                     bounded(id_of(self)), bounded(key.to_string()), self->system().render(err));
         });
   };
   op.fail = [self](envelope why) { log_refusal(self, why); };

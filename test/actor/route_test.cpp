@@ -7,6 +7,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/gateway/gateway_actor.hpp"
+#include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
@@ -190,6 +191,46 @@ TEST_CASE_FIXTURE(route_fixture, "a service actor that goes away is found again"
   CHECK(detail.subscribers_size() == 1);
   REQUIRE(holds<v1::Ack>(ask(session, dereg_atom_v, dereg("orders", "10.0.0.1"))));
   CHECK(hosts("orders") == strings{"10.0.0.2"});
+}
+
+TEST_CASE_FIXTURE(route_fixture,
+                  "updates waiting behind a first update that gets no answer still reach the service") {
+  auto session = open_session();
+  REQUIRE(session);
+  REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, reg("orders", "10.0.0.1"))));
+  v1::SubscribeRequest sub;
+  sub.mutable_service()->set_service("orders");
+  REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+  auto first = service_of("orders");
+  REQUIRE(first);
+  // The service actor fails; the gateway starts a successor and tells the client, which sends its
+  // list there through the gateway (the new route's first update) with its subscription waiting
+  // behind it. The gateway then stalls (a busy node) until the first update times out.
+  (*self)->send_exit(first, caf::exit_reason::unhandled_exception);
+  auto has_job = [&](const caf::actor& x) {
+    for (auto* job : sched->jobs)
+      if (dynamic_cast<caf::abstract_actor*>(job) == caf::actor_cast<caf::abstract_actor*>(x))
+        return true;
+    return false;
+  };
+  for (int i = 0; i < 100 && !has_job(session); ++i)
+    sched->run_once(); // the failure reaches the gateway, which sends the rebuild
+  REQUIRE(has_job(session));
+  sched->prioritize(session);
+  sched->run_once(); // the client takes the rebuild; the gateway holds its first update
+  REQUIRE(has_job(gateway));
+  sched->advance_time(std::chrono::milliseconds(defaults::request_timeout_ms + 1));
+  REQUIRE(has_job(session));
+  sched->prioritize(session);
+  sched->run_once(); // the first update timed out at the client
+  sched->run();      // the gateway catches up
+  CHECK(hosts("orders") == strings{"10.0.0.1"});
+  // The subscription that waited behind it reached the successor too.
+  v1::ServiceDetailRequest detail_req;
+  detail_req.mutable_service()->set_service("orders");
+  v1::ServiceDetail detail;
+  REQUIRE(unpack(ask(gateway, query_atom_v, pack(detail_req)), detail));
+  CHECK(detail.subscribers_size() == 1);
 }
 
 TEST_CASE_FIXTURE(route_fixture, "an ending client leaves no instance in any service") {
