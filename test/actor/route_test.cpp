@@ -101,6 +101,17 @@ struct route_fixture {
     return result;
   }
 
+  /// A session holding 10.0.0.1 in "orders" and subscribed to that service.
+  caf::actor session_in_orders() {
+    auto session = open_session();
+    REQUIRE(session);
+    REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, reg("orders", "10.0.0.1"))));
+    v1::SubscribeRequest sub;
+    sub.mutable_service()->set_service("orders");
+    REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+    return session;
+  }
+
   caf::actor service_of(const std::string& service) {
     caf::actor result;
     auto h = (*self)->request(gateway, caf::infinite, caf::get_atom::value,
@@ -162,12 +173,7 @@ TEST_CASE_FIXTURE(route_fixture, "a drop right after a put leaves no instance") 
 }
 
 TEST_CASE_FIXTURE(route_fixture, "a service actor that goes away is found again") {
-  auto session = open_session();
-  REQUIRE(session);
-  REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, reg("orders", "10.0.0.1"))));
-  v1::SubscribeRequest sub;
-  sub.mutable_service()->set_service("orders");
-  REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+  auto session = session_in_orders();
   auto first = service_of("orders");
   REQUIRE(first);
   // Stopped as an idle sweep stops it: the gateway forgets it; the client notices at its next
@@ -195,12 +201,7 @@ TEST_CASE_FIXTURE(route_fixture, "a service actor that goes away is found again"
 
 TEST_CASE_FIXTURE(route_fixture,
                   "updates waiting behind a first update that gets no answer still reach the service") {
-  auto session = open_session();
-  REQUIRE(session);
-  REQUIRE(holds<v1::Ack>(ask(session, reg_atom_v, reg("orders", "10.0.0.1"))));
-  v1::SubscribeRequest sub;
-  sub.mutable_service()->set_service("orders");
-  REQUIRE(holds<v1::ServiceInfo>(ask(session, sub_atom_v, pack(sub))));
+  auto session = session_in_orders();
   auto first = service_of("orders");
   REQUIRE(first);
   // The service actor fails; the gateway starts a successor and tells the client, which sends its
