@@ -52,6 +52,16 @@ bool decode_utf8(const std::string& s, std::size_t& i, char32_t& cp) {
   return true;
 }
 
+/// True when `s` is well-formed UTF-8.
+bool is_utf8(const std::string& s) {
+  std::size_t i = 0;
+  char32_t cp;
+  while (i < s.size())
+    if (!decode_utf8(s, i, cp))
+      return false;
+  return true;
+}
+
 /// Length in characters (code points); bytes of malformed sequences count one each.
 std::size_t char_count(const std::string& s) {
   std::size_t n = 0;
@@ -135,6 +145,9 @@ std::optional<field_error> validate_metadata(const metadata_map& md) {
   for (const auto& [k, v] : md) {
     if (k.empty())
       return field_error{field, "Param 'Metadata' is illegal, a key can't be empty."};
+    // The wire carries them as protobuf strings, which must be UTF-8.
+    if (!is_utf8(k) || !is_utf8(v))
+      return field_error{field, "Param 'Metadata' is illegal, keys and values must be UTF-8 text."};
     chars += char_count(k) + char_count(v);
   }
   if (chars > defaults::metadata_chars_max)

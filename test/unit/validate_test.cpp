@@ -212,6 +212,17 @@ TEST_CASE("validate: instance metadata bounds") {
     x.metadata = {{"k", v}};
     CHECK_FALSE(validate_instance(x));
   }
+  SUBCASE("keys and values are UTF-8 text (the wire carries them as protobuf strings)") {
+    x.metadata = {{"k\xC3", "v"}};
+    auto e = validate_instance(x);
+    REQUIRE(e);
+    CHECK(e->field == "metadata");
+    CHECK(e->message == "Param 'Metadata' is illegal, keys and values must be UTF-8 text.");
+    x.metadata = {{"k", "v\xFF"}};
+    CHECK(field_of(validate_instance(x)) == "metadata");
+    x.metadata = {{"k\xC3\xA9", "v\xE2\x82\xAC"}};
+    CHECK_FALSE(validate_instance(x));
+  }
   SUBCASE("empty key") {
     x.metadata = {{"", "v"}};
     CHECK(field_of(validate_instance(x)) == "metadata");
