@@ -9,8 +9,10 @@
 #include "actors/client/client_state.hpp"
 #include "actors/distro/distro_protocol.hpp"
 #include "actors/distro/distro_wire.hpp"
+#include "test/unit/distro_test_support.hpp"
 
 using namespace registry;
+using registry::test::up;
 
 namespace {
 
@@ -35,13 +37,6 @@ distro_config make_config() {
   cfg.snapshot_retry_delay_ms = 300;
   cfg.lone_ready_wait_ms = 2000;
   return cfg;
-}
-
-std::vector<member_view> up(const std::vector<std::string>& xs) {
-  std::vector<member_view> result;
-  for (const auto& x : xs)
-    result.push_back(member_view{x, member_state::up});
-  return result;
 }
 
 client_services make_services(const std::string& name, std::uint32_t port = 8080) {

@@ -10,8 +10,10 @@
 
 #include "actors/distro/distro_protocol.hpp"
 #include "actors/distro/distro_wire.hpp"
+#include "test/unit/distro_test_support.hpp"
 
 using namespace registry;
+using registry::test::up;
 
 namespace {
 
@@ -34,13 +36,6 @@ distro_config chunk_config(std::size_t clients_max, std::size_t instances_max = 
   cfg.snapshot_chunk_clients_max = clients_max;
   cfg.snapshot_chunk_instances_max = instances_max;
   return cfg;
-}
-
-std::vector<member_view> up(const std::vector<std::string>& xs) {
-  std::vector<member_view> result;
-  for (const auto& x : xs)
-    result.push_back(member_view{x, member_state::up});
-  return result;
 }
 
 /// A session client of `node` with `instances` instances in one service.
