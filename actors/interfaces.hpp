@@ -107,7 +107,7 @@ using replica_ops_ptr = std::shared_ptr<replica_ops>;
 /// What many clients publish in one service, for its service actor in one message (in-process
 /// only): the new replicas of a snapshot chunk or SyncBatch, so that a service index takes a
 /// chunk at once instead of one update per client.
-using service_entries = std::vector<std::pair<client_id, std::vector<instance>>>;
+using service_entries = std::vector<std::pair<client_id, instance_list>>;
 using service_entries_ptr = std::shared_ptr<service_entries>;
 
 /// A SERVICE actor (actors/service/service_actor.cpp), in-process: from the client actors (their
@@ -115,7 +115,7 @@ using service_entries_ptr = std::shared_ptr<service_entries>;
 /// later ones directly) and the gateway (new replicas in bulk).
 using service_actor = caf::typed_actor<
   /// Replaces what a client publishes in this service -> Ack | Error.
-  caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
+  caf::replies_to<wire::svc_put_atom, service_key, client_id, instance_list>::with<
     wire::envelope>,
   /// A client is gone: its instances and subscriptions go.
   caf::reacts_to<wire::svc_drop_atom, client_id>,
@@ -165,7 +165,7 @@ using gateway_actor = caf::typed_actor<
   caf::replies_to<wire::members_atom, wire::envelope>::with<wire::envelope>,
   // -- from client actors: the first update of each service (later ones go straight to the
   // service actor, which answers this one), and from the raft actor
-  caf::replies_to<wire::svc_put_atom, service_key, client_id, std::vector<instance>>::with<
+  caf::replies_to<wire::svc_put_atom, service_key, client_id, instance_list>::with<
     wire::envelope>,
   caf::reacts_to<wire::svc_drop_atom, service_key, client_id>,
   caf::replies_to<wire::svc_sub_atom, service_key, client_id, std::string,

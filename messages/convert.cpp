@@ -135,7 +135,8 @@ client_services services_from_wire(const v1::ClientData& x) {
   for (const auto& cs : x.services()) {
     if (cs.instances_size() == 0)
       continue;
-    auto& xs = r[from_wire(cs.service())];
+    auto& xs = r[from_wire(cs.service())].mutate();
+    xs.reserve(xs.size() + static_cast<std::size_t>(cs.instances_size()));
     for (const auto& i : cs.instances())
       xs.push_back(from_wire(i));
   }

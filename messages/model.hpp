@@ -3,8 +3,11 @@
 /// protobuf). messages/convert.hpp turns it into wire messages and back.
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -105,8 +108,74 @@ inline bool is_persistent_client(const client_id& id) {
   return id.size() > 6 && id.compare(id.size() - 6, 6, "#false") == 0;
 }
 
+/// The instances one client publishes in one service, as one immutable list that every holder
+/// shares: the client actor, the service index and Distro's record point to the same memory, and
+/// copying a list (into a message, a record, an index) copies a pointer. A change goes through
+/// mutate(), which copies the list first when anybody else holds it (copy on write), so a holder
+/// never sees another's change.
+class instance_list {
+public:
+  using value_type = instance;
+  using const_iterator = std::vector<instance>::const_iterator;
+  using iterator = const_iterator;
+  using size_type = std::size_t;
+
+  instance_list() = default;
+  instance_list(std::vector<instance> xs) { // NOLINT: implicit, a list is made from a vector
+    if (!xs.empty())
+      p_ = std::make_shared<std::vector<instance>>(std::move(xs));
+  }
+  instance_list(std::initializer_list<instance> xs) : instance_list(std::vector<instance>(xs)) {}
+
+  /// The instances (an empty vector for an empty list).
+  const std::vector<instance>& get() const { return p_ ? *p_ : empty_vector(); }
+  operator const std::vector<instance>&() const { return get(); } // NOLINT: reads as a vector
+
+  const_iterator begin() const { return get().begin(); }
+  const_iterator end() const { return get().end(); }
+  std::size_t size() const { return p_ ? p_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const instance& operator[](std::size_t i) const { return (*p_)[i]; }
+  const instance& front() const { return p_->front(); }
+  const instance& back() const { return p_->back(); }
+
+  /// The list to change, this holder's own: copied first when another holder shares it.
+  std::vector<instance>& mutate() {
+    if (!p_) {
+      p_ = std::make_shared<std::vector<instance>>();
+    } else if (p_.use_count() > 1) {
+      p_ = std::make_shared<std::vector<instance>>(*p_);
+    } else {
+      // The last other holder let go on another thread: see its reads before writing.
+      std::atomic_thread_fence(std::memory_order_acquire);
+    }
+    return *p_;
+  }
+
+  /// Whether both hold the same memory (then they are equal without comparing).
+  bool shares_with(const instance_list& other) const { return p_ == other.p_; }
+
+  friend bool operator==(const instance_list& a, const instance_list& b) {
+    return a.p_ == b.p_ || a.get() == b.get();
+  }
+  friend bool operator!=(const instance_list& a, const instance_list& b) { return !(a == b); }
+  friend bool operator==(const instance_list& a, const std::vector<instance>& b) {
+    return a.get() == b;
+  }
+  friend bool operator!=(const instance_list& a, const std::vector<instance>& b) {
+    return !(a == b);
+  }
+
+private:
+  static const std::vector<instance>& empty_vector() {
+    static const std::vector<instance> none;
+    return none;
+  }
+  std::shared_ptr<std::vector<instance>> p_;
+};
+
 /// The instances one client publishes, per service.
-using client_services = std::map<service_key, std::vector<instance>>;
+using client_services = std::map<service_key, instance_list>;
 
 /// The identity of an instance within a service as one key: "ip:port:cluster".
 inline std::string instance_identity(const std::string& ip, std::uint32_t port,

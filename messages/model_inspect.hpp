@@ -2,6 +2,8 @@
 /// CAF inspection of the model types, so they can travel in in-process messages between the node's
 /// actors (model.hpp itself stays free of CAF for the protocol classes and the client library).
 
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include "messages/model.hpp"
@@ -17,6 +19,18 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance& x) {
   return f(caf::meta::type_name("registry::instance"), x.instance_id, x.ip, x.port, x.weight,
            x.healthy, x.enabled, x.ephemeral, x.cluster, x.metadata);
+}
+
+/// An in-process message carries the shared list as is; inspecting it (to print or to serialize)
+/// goes through a copy of its instances.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, instance_list& x) {
+  std::vector<instance> xs = x.get();
+  auto store = caf::meta::load_callback([&]() -> caf::error {
+    x = instance_list{std::move(xs)};
+    return caf::none;
+  });
+  return f(caf::meta::type_name("registry::instance_list"), xs, store);
 }
 
 template <class Inspector>

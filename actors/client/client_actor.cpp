@@ -64,10 +64,10 @@ const std::string& id_of(client_actor_t* self) {
 }
 
 /// The instances the client publishes in `key` (empty when none).
-std::vector<instance> instances_in(client_actor_t* self, const service_key& key) {
+instance_list instances_in(client_actor_t* self, const service_key& key) {
   auto& services = self->state.data->services();
   auto i = services.find(key);
-  return i == services.end() ? std::vector<instance>{} : i->second;
+  return i == services.end() ? instance_list{} : i->second;
 }
 
 /// Tells the distro actor that this client changed (it syncs the whole client to the peers). A burst

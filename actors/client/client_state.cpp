@@ -31,8 +31,9 @@ bool instance_less(const instance& a, const instance& b) {
                     b.ephemeral, b.metadata);
 }
 
-std::vector<instance>::iterator find_same(std::vector<instance>& xs, const std::string& ip,
-                                          std::uint32_t port, const std::string& cluster) {
+std::vector<instance>::const_iterator find_same(const std::vector<instance>& xs,
+                                                const std::string& ip, std::uint32_t port,
+                                                const std::string& cluster) {
   return std::find_if(xs.begin(), xs.end(), [&](const instance& y) {
     return y.port == port && y.ip == ip && y.cluster == cluster;
   });
@@ -62,7 +63,7 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
   const std::string ident = identity(x);
   auto si = services_.find(key);
   if (si != services_.end()) {
-    auto& xs = si->second;
+    const auto& xs = si->second.get();
     auto i = find_same(xs, x.ip, x.port, x.cluster);
     if (i != xs.end()) {
       if (kind_ == client_kind::heartbeat) { // only heartbeat clients expire by beats
@@ -72,7 +73,8 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
       // The registered content is authoritative again, whatever expiry did to its health.
       expired_unhealthy_.erase({key, ident});
       if (*i != x) {
-        *i = std::move(x);
+        auto at = i - xs.begin();
+        si->second.mutate()[static_cast<std::size_t>(at)] = std::move(x);
         r.changed = true;
         ++revision_;
       }
@@ -85,7 +87,7 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
                                          + std::to_string(limits_.instances_max)};
     return r;
   }
-  auto& xs = services_[key];
+  auto& xs = services_[key].mutate();
   xs.insert(std::upper_bound(xs.begin(), xs.end(), x, identity_less), std::move(x));
   if (kind_ == client_kind::heartbeat) {
     beats_[key][ident] = now_ms;
@@ -142,11 +144,12 @@ bool client_state::remove(const service_key& key, const std::string& ip, std::ui
   auto si = services_.find(key);
   if (si == services_.end())
     return false;
-  auto& xs = si->second;
-  auto i = find_same(xs, ip, port, cluster);
-  if (i == xs.end())
+  auto i = find_same(si->second, ip, port, cluster);
+  if (i == si->second.end())
     return false;
-  xs.erase(i);
+  auto at = i - si->second.begin(); // mutate() may copy: find the instance by position
+  auto& xs = si->second.mutate();
+  xs.erase(xs.begin() + at);
   --instance_count_;
   const std::string ident = identity(ip, port, cluster);
   expired_unhealthy_.erase({key, ident});
@@ -182,7 +185,7 @@ client_state::beat_result client_state::beat(const service_key& key, const insta
       beats_[key][ident] = now_ms;
       beats_unreported_ = true;
       if (expired_unhealthy_.erase({key, ident}) > 0 && !i->healthy) {
-        i->healthy = true;
+        si->second.mutate()[static_cast<std::size_t>(i - si->second.begin())].healthy = true;
         r.changed = true;
         ++revision_;
       }
@@ -203,9 +206,24 @@ client_state::tick_result client_state::tick(time_ms now_ms) {
     return r;
   for (auto si = services_.begin(); si != services_.end();) {
     const service_key& key = si->first;
-    auto& xs = si->second;
     auto& beats = beats_[key];
     bool service_changed = false;
+    // Copied (when shared) only for a change: most ticks change nothing.
+    auto due = [&](const instance& x) {
+      auto bi = beats.find(identity(x));
+      if (bi == beats.end())
+        return false;
+      time_ms silent = now_ms - bi->second;
+      return silent > limits_.delete_timeout_ms
+             || (silent > limits_.unhealthy_timeout_ms && x.healthy);
+    };
+    if (std::none_of(si->second.begin(), si->second.end(), due)) {
+      for (const auto& x : si->second) // no beat known yet: its clock starts now
+        beats.emplace(identity(x), now_ms);
+      ++si;
+      continue;
+    }
+    auto& xs = si->second.mutate();
     for (auto i = xs.begin(); i != xs.end();) {
       const std::string ident = identity(*i);
       auto [bi, fresh] = beats.emplace(ident, now_ms); // no beat known yet: its clock starts now
@@ -230,7 +248,7 @@ client_state::tick_result client_state::tick(time_ms now_ms) {
     if (service_changed)
       r.changed.push_back(key);
     if (xs.empty()) {
-      beats_.erase(key);
+      beats_.erase(si->first);
       si = services_.erase(si);
     } else {
       ++si;
@@ -313,16 +331,23 @@ std::vector<service_key> client_state::replace(const client_services& services,
   for (const auto& [key, xs] : services) {
     if (xs.empty())
       continue;
-    auto sorted = xs;
+    count += xs.size();
+    if (std::is_sorted(xs.begin(), xs.end(), instance_less)) {
+      next.emplace(key, xs); // shared with the sender (Distro's record)
+      continue;
+    }
+    std::vector<instance> sorted = xs;
     std::sort(sorted.begin(), sorted.end(), instance_less);
-    count += sorted.size();
     next.emplace(key, std::move(sorted));
   }
   // Compare with the current state (sorted the same way) per service, over both key sets.
   std::vector<service_key> changed;
-  auto equal_sorted = [](std::vector<instance> a, const std::vector<instance>& b) {
-    std::sort(a.begin(), a.end(), instance_less);
-    return a == b;
+  auto equal_sorted = [](const instance_list& a, const instance_list& b) {
+    if (a.shares_with(b) || std::is_sorted(a.begin(), a.end(), instance_less))
+      return a == b;
+    std::vector<instance> sorted = a;
+    std::sort(sorted.begin(), sorted.end(), instance_less);
+    return b == sorted;
   };
   for (const auto& [key, xs] : services_) {
     auto ni = next.find(key);

@@ -985,7 +985,7 @@ gateway_actor::behavior_type gateway_behavior(gateway_actor_t* self,
     // A client actor's first update of a service comes here: the service actor's answer names it
     // to the client, which sends the later updates straight to it.
     [=](svc_put_atom atom, const service_key& key, const client_id& client,
-        std::vector<instance>& xs) -> caf::result<envelope> {
+        instance_list& xs) -> caf::result<envelope> {
       if (!local_only(self, "gateway", "svc_put"))
         return error_reply(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process");
       auto handle = service_for(self, key);

@@ -196,7 +196,7 @@ void check_ready(raft_actor_t* self);
 
 /// Sends one svc_put; its answer frees a slot for the next queued feed.
 void send_feed(raft_actor_t* self, const service_key& key, const client_id& client,
-               std::vector<instance> xs) {
+               instance_list xs) {
   auto& st = self->state;
   auto name = key.to_string();
   ++st.feeds_in_flight;

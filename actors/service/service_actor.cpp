@@ -207,7 +207,7 @@ void carry_out(service_actor_t* self, const push_scheduler::effects& fx) {
 /// Puts what `client` publishes here into the index, as a svc_put does: the refusal, or nothing
 /// (`put` becomes true when the index changed).
 std::optional<envelope> put_entry(service_actor_t* self, const client_id& client,
-                                  std::vector<instance>& xs, bool& put) {
+                                  instance_list& xs, bool& put) {
   auto& st = self->state;
   // A service is ephemeral or persistent by its first instance; refuse mixing (Nacos 2.x).
   // Persistent instances are committed through Raft already: they are shown regardless.
@@ -263,7 +263,7 @@ service_actor::behavior_type service_behavior(service_actor_t* self, service_key
   });
   return {
     [=](svc_put_atom, const service_key&, const client_id& client,
-        std::vector<instance>& xs) -> envelope {
+        instance_list& xs) -> envelope {
       if (!local_only(self, "service", "svc_put"))
         return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "not accepted from another process"));
       bool put = false;

@@ -34,10 +34,15 @@ service_index::service_index(service_key key) : key_(std::move(key)) {
   // nop
 }
 
-bool service_index::put(const client_id& client, std::vector<instance> xs) {
+bool service_index::put(const client_id& client, instance_list xs) {
   if (xs.empty())
     return remove_client(client);
-  std::sort(xs.begin(), xs.end(), instance_less);
+  // A client's list comes sorted (client_state keeps this order) and is kept shared with it.
+  if (!std::is_sorted(xs.begin(), xs.end(), instance_less)) {
+    std::vector<instance> sorted = xs;
+    std::sort(sorted.begin(), sorted.end(), instance_less);
+    xs = std::move(sorted);
+  }
   auto i = by_client_.find(client);
   if (i != by_client_.end()) {
     if (i->second == xs)

@@ -27,7 +27,7 @@ public:
 
   /// Replaces everything `client` publishes here with `xs` (empty removes the client). Returns true if
   /// the set of instances or any field changed; bumps revision() then.
-  bool put(const client_id& client, std::vector<instance> xs);
+  bool put(const client_id& client, instance_list xs);
 
   /// Removes everything `client` publishes here. Returns true if something was removed.
   bool remove_client(const client_id& client);
@@ -69,7 +69,7 @@ public:
 
 private:
   service_key key_;
-  std::map<client_id, std::vector<instance>> by_client_;
+  std::map<client_id, instance_list> by_client_; ///< shared with the clients (see instance_list)
   std::size_t instance_count_ = 0;
   /// Clients "ip:port#false" in by_client_ (none holds an empty list).
   std::size_t persistent_clients_ = 0;

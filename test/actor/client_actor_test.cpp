@@ -83,7 +83,7 @@ caf::behavior fake_gateway(caf::event_based_actor* self,
                            std::shared_ptr<fake_gateway_state> shared) {
   return {
     [=](svc_put_atom, const service_key&, const client_id&,
-        const std::vector<instance>& xs) -> caf::result<envelope> {
+        const instance_list& xs) -> caf::result<envelope> {
       shared->puts.push_back(xs);
       if (shared->silent_puts > 0) {
         --shared->silent_puts;

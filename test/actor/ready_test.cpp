@@ -153,7 +153,7 @@ distro::snapshot peer_snapshot(const std::string& service, int sessions) {
     instance x;
     x.ip = "10.1." + std::to_string(k / 250) + "." + std::to_string(k % 250);
     x.port = 8080;
-    c.services[service_key{"public", "DEFAULT_GROUP", service}].push_back(x);
+    c.services[service_key{"public", "DEFAULT_GROUP", service}].mutate().push_back(x);
     c.revision = content_revision(c.services);
     c.owner = peer_address;
     s.clients.push_back(std::move(c));

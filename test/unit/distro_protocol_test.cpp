@@ -148,10 +148,10 @@ TEST_CASE("distro: content revision sees every field but not the order of instan
   CHECK(content_revision(xs) == content_revision(ys));
   CHECK(content_revision(xs) != 0);
   auto zs = xs;
-  zs.begin()->second[0].weight = 2.0;
+  zs.begin()->second.mutate()[0].weight = 2.0;
   CHECK(content_revision(zs) != content_revision(xs));
   zs = xs;
-  zs.begin()->second[0].metadata = {{"k", "v"}};
+  zs.begin()->second.mutate()[0].metadata = {{"k", "v"}};
   CHECK(content_revision(zs) != content_revision(xs));
   CHECK(content_revision(make_services("a")) != content_revision(make_services("b")));
   CHECK(content_revision({}) != 0);

@@ -193,7 +193,7 @@ private:
     int n = 1 + pick(2);
     for (int i = 0; i < n; ++i) {
       service_key key{"public", "DEFAULT_GROUP", names[pick(3)]};
-      auto& xs = result[key];
+      auto& xs = result[key].mutate();
       instance x;
       x.ip = "172.16.0." + std::to_string(1 + pick(3));
       x.port = static_cast<std::uint32_t>(8000 + pick(3));
@@ -570,10 +570,12 @@ private:
   /// Instances sorted: their order carries no meaning (content_revision ignores it too, so a write
   /// that only reorders them is no change).
   static client_services normalized(client_services xs) {
-    for (auto& [key, instances] : xs)
+    for (auto& kv : xs) {
+      auto& instances = kv.second.mutate();
       std::sort(instances.begin(), instances.end(), [](const instance& x, const instance& y) {
         return std::tie(x.ip, x.port, x.cluster) < std::tie(y.ip, y.port, y.cluster);
       });
+    }
     return xs;
   }
 

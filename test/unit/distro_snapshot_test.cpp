@@ -45,7 +45,7 @@ client_id session(const std::string& node, int n) {
 
 client_services make_services(int instances, std::uint32_t port = 8080) {
   client_services result;
-  auto& xs = result[service_key{"public", "DEFAULT_GROUP", "orders"}];
+  auto& xs = result[service_key{"public", "DEFAULT_GROUP", "orders"}].mutate();
   for (int k = 0; k < instances; ++k) {
     instance x;
     x.ip = "192.168.2." + std::to_string(k);

@@ -41,7 +41,7 @@ service_key orders() {
 distro::client_data good_client(const client_id& id, std::uint32_t port = 8080) {
   distro::client_data x;
   x.id = id;
-  x.services[orders()].push_back(make_instance("192.168.1.1", port));
+  x.services[orders()].mutate().push_back(make_instance("192.168.1.1", port));
   x.revision = content_revision(x.services);
   x.owner = peer_name;
   return x;
@@ -56,7 +56,7 @@ struct bad_case {
 };
 
 instance& first(distro::client_data& x) {
-  return x.services.begin()->second.front();
+  return x.services.begin()->second.mutate().front();
 }
 
 std::vector<bad_case> bad_cases() {
@@ -94,12 +94,12 @@ std::vector<bad_case> bad_cases() {
                   x.services[{"public", std::string(129, 'g'), "orders"}] = xs;
                 }});
   xs.push_back({"too many instances", "instances", [](auto& x) {
-                  auto& v = x.services.begin()->second;
+                  auto& v = x.services.begin()->second.mutate();
                   for (std::uint32_t port = 1; v.size() <= defaults::instances_per_client_max; ++port)
                     v.push_back(make_instance("192.168.2.1", port));
                 }});
   xs.push_back({"the same instance twice", "instances", [](auto& x) {
-                  auto& v = x.services.begin()->second;
+                  auto& v = x.services.begin()->second.mutate();
                   auto twin = v.front();
                   twin.weight = 2.0;
                   v.push_back(twin);
@@ -207,7 +207,7 @@ TEST_CASE("distro wire: a bad client of a Snapshot is dropped; the node loads th
 
 TEST_CASE("distro wire: the limit on instances per client is this node's own") {
   auto x = good_client(session_of_peer(1));
-  x.services[orders()].push_back(make_instance("192.168.1.2", 8080));
+  x.services[orders()].mutate().push_back(make_instance("192.168.1.2", 8080));
   x.revision = content_revision(x.services);
   CHECK_FALSE(distro::check(x, distro::peer_rules{2}));
   auto err = distro::check(x, distro::peer_rules{1});

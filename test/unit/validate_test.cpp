@@ -286,10 +286,10 @@ TEST_CASE("validate: a client's whole state as a peer sends it") {
   CHECK(field_of(validate_client("10.0.0.1:8081#true", services, 1000)) == "ip");
   // Each instance by the rules of a registration.
   auto bad = services;
-  bad.begin()->second.front().weight = std::nan("");
+  bad.begin()->second.mutate().front().weight = std::nan("");
   CHECK(field_of(validate_client("n/1/2", bad, 1000)) == "weight");
   bad = services;
-  bad.begin()->second.front().ip.clear();
+  bad.begin()->second.mutate().front().ip.clear();
   CHECK(field_of(validate_client("n/1/2", bad, 1000)) == "ip");
   // Service keys too.
   client_services bad_key{{{"public", "DEFAULT_GROUP", "@orders"}, {good_instance()}}};
@@ -300,10 +300,10 @@ TEST_CASE("validate: a client's whole state as a peer sends it") {
   CHECK_FALSE(validate_client("n/1/2", two, 2));
   CHECK(field_of(validate_client("n/1/2", two, 1)) == "instances");
   auto twice = services;
-  twice.begin()->second.push_back(good_instance());
+  twice.begin()->second.mutate().push_back(good_instance());
   CHECK(field_of(validate_client("n/1/2", twice, 1000)) == "instances");
   auto other_cluster = twice;
-  other_cluster.begin()->second.back().cluster = "other";
+  other_cluster.begin()->second.mutate().back().cluster = "other";
   CHECK_FALSE(validate_client("n/1/2", other_cluster, 1000));
 }
 
