@@ -123,33 +123,49 @@ public:
   instance_list() = default;
   instance_list(std::vector<instance> xs) { // NOLINT: implicit, a list is made from a vector
     if (!xs.empty())
-      p_ = std::make_shared<std::vector<instance>>(std::move(xs));
+      p_ = std::make_shared<block>(std::move(xs));
   }
   instance_list(std::initializer_list<instance> xs) : instance_list(std::vector<instance>(xs)) {}
 
   /// The instances (an empty vector for an empty list).
-  const std::vector<instance>& get() const { return p_ ? *p_ : empty_vector(); }
+  const std::vector<instance>& get() const { return p_ ? p_->xs : empty_vector(); }
   operator const std::vector<instance>&() const { return get(); } // NOLINT: reads as a vector
 
   const_iterator begin() const { return get().begin(); }
   const_iterator end() const { return get().end(); }
-  std::size_t size() const { return p_ ? p_->size() : 0; }
+  std::size_t size() const { return p_ ? p_->xs.size() : 0; }
   bool empty() const { return size() == 0; }
-  const instance& operator[](std::size_t i) const { return (*p_)[i]; }
-  const instance& front() const { return p_->front(); }
-  const instance& back() const { return p_->back(); }
+  const instance& operator[](std::size_t i) const { return p_->xs[i]; }
+  const instance& front() const { return p_->xs.front(); }
+  const instance& back() const { return p_->xs.back(); }
 
   /// The list to change, this holder's own: copied first when another holder shares it.
   std::vector<instance>& mutate() {
     if (!p_) {
-      p_ = std::make_shared<std::vector<instance>>();
+      p_ = std::make_shared<block>(std::vector<instance>{});
     } else if (p_.use_count() > 1) {
-      p_ = std::make_shared<std::vector<instance>>(*p_);
+      p_ = std::make_shared<block>(p_->xs);
     } else {
       // The last other holder let go on another thread: see its reads before writing.
       std::atomic_thread_fence(std::memory_order_acquire);
+      p_->digest.store(0, std::memory_order_relaxed);
     }
-    return *p_;
+    return p_->xs;
+  }
+
+  /// `compute(instances)`, computed once per version of the list and kept with it (never 0): the
+  /// content hash that Distro takes of a client on every change, so an unchanged service is not
+  /// hashed again. One function only may be used with it (there is one slot).
+  template <class Compute>
+  std::uint64_t digest(Compute&& compute) const {
+    if (!p_)
+      return nonzero(compute(empty_vector()));
+    auto d = p_->digest.load(std::memory_order_relaxed);
+    if (d == 0) { // holders on other threads may compute it too: they store the same value
+      d = nonzero(compute(p_->xs));
+      p_->digest.store(d, std::memory_order_relaxed);
+    }
+    return d;
   }
 
   /// Whether both hold the same memory (then they are equal without comparing).
@@ -167,11 +183,17 @@ public:
   }
 
 private:
+  struct block {
+    explicit block(std::vector<instance> x) : xs(std::move(x)) {}
+    std::vector<instance> xs;
+    std::atomic<std::uint64_t> digest{0}; ///< see digest(); 0 = not computed
+  };
   static const std::vector<instance>& empty_vector() {
     static const std::vector<instance> none;
     return none;
   }
-  std::shared_ptr<std::vector<instance>> p_;
+  static std::uint64_t nonzero(std::uint64_t x) { return x == 0 ? 1 : x; }
+  std::shared_ptr<block> p_;
 };
 
 /// The instances one client publishes, per service.

@@ -72,6 +72,21 @@ std::uint64_t instance_hash(const instance& x) {
   return h.value();
 }
 
+/// One service's instances: their sorted hashes (the same instances in another order are the same
+/// content).
+std::uint64_t instances_hash(const std::vector<instance>& instances) {
+  std::vector<std::uint64_t> xs;
+  xs.reserve(instances.size());
+  for (const auto& x : instances)
+    xs.push_back(instance_hash(x));
+  std::sort(xs.begin(), xs.end());
+  canonical_hash h;
+  h.u64(xs.size());
+  for (auto x : xs)
+    h.u64(x);
+  return h.value();
+}
+
 /// Ages as sent (measured at `now_ms`).
 distro::client_beat_ages to_ages(const client_beats& xs, time_ms now_ms) {
   distro::client_beat_ages result;
@@ -216,19 +231,12 @@ std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
 std::uint64_t content_revision(const client_services& services) {
   canonical_hash h;
   h.u64(services.size());
-  std::vector<std::uint64_t> xs;
   for (const auto& [key, instances] : services) {
     h.str(key.namespace_id);
     h.str(key.group);
     h.str(key.name);
-    // Sorted instance hashes: the same instances in another order are the same content.
-    xs.clear();
-    for (const auto& x : instances)
-      xs.push_back(instance_hash(x));
-    std::sort(xs.begin(), xs.end());
-    h.u64(xs.size());
-    for (auto x : xs)
-      h.u64(x);
+    // Kept with the shared list: a change rehashes only the services that changed.
+    h.u64(instances.digest(instances_hash));
   }
   auto result = h.value();
   return result == 0 ? 1 : result;
