@@ -49,6 +49,16 @@ inline constexpr std::int64_t caf_connection_timeout_ms = 5000;
 inline constexpr std::int64_t request_timeout_ms = 3000;
 inline constexpr std::int64_t connect_timeout_ms = 2000;
 inline constexpr int scheduler_threads_max = 2;
+/// CAF's `middleman.workers`: threads that decode incoming remote messages beside the I/O thread.
+/// Must stay 0 on every process. With a decoding thread, CAF 0.17 forgets a connection that the
+/// other side closed only after the message being decoded at that moment is delivered; a new
+/// connection that gets the closed one's socket number meanwhile (the OS hands out the lowest free
+/// one, so this is common) loses its entry in CAF's table of connections to nodes. Every message
+/// that arrives over it then has no sender: the peer handshake is refused as anonymous and nothing
+/// it asks is ever answered, until that connection happens to close (over 100 s seen under faults).
+/// With 0 the I/O thread decodes each message itself, and a closed connection is forgotten before
+/// any new one is read (test/system/cluster_test.cpp: "a node restarted while its peer decodes a large message").
+inline constexpr int caf_middleman_worker_threads = 0;
 
 // -- discovery and push ------------------------------------------------------
 inline constexpr std::int64_t cache_millis = 10000;

@@ -4,6 +4,8 @@
 
 #include <caf/io/middleman.hpp>
 
+#include "config/defaults.hpp"
+
 namespace registry::wire {
 
 void register_types(caf::actor_system_config& cfg) {
@@ -19,6 +21,8 @@ void configure_system(caf::actor_system_config& cfg, std::int64_t heartbeat_inte
           caf::timespan{std::chrono::milliseconds(heartbeat_interval_ms)});
   cfg.set("middleman.connection-timeout",
           caf::timespan{std::chrono::milliseconds(connection_timeout_ms)});
+  // Decoding in the I/O thread keeps CAF's connection table right (see config/defaults.hpp).
+  cfg.set("middleman.workers", static_cast<std::size_t>(defaults::caf_middleman_worker_threads));
   if (scheduler_threads > 0)
     cfg.set("scheduler.max-threads", static_cast<std::size_t>(scheduler_threads));
 }

@@ -2,11 +2,22 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
+#include <cstdlib>
 #include <thread>
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/interfaces.hpp"
 #include "actors/member/member_tracker.hpp"
+#include "messages/type_ids.hpp"
 #include "test/support/node_fixture.hpp"
 
 using namespace registry::test;
@@ -270,4 +281,90 @@ TEST_CASE("a dead heartbeat instance expires although its responsible node keeps
   CHECK(expired);
   CHECK(gone_ms <= (delete_timeout + bound).count());
   CHECK(restarts >= 2);
+}
+
+namespace {
+
+/// Bytes this process's connections to 127.0.0.1:`port` have had acknowledged by the other side
+/// (read from the sockets themselves; -1 when there is none).
+long long bytes_acked_to(int port) {
+  long long total = -1;
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir)
+    return total;
+  while (auto* e = readdir(dir)) {
+    int fd = std::atoi(e->d_name);
+    if (fd <= 2)
+      continue;
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 || peer.sin_family != AF_INET
+        || ntohs(peer.sin_port) != port)
+      continue;
+    tcp_info info{};
+    socklen_t info_len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len) == 0)
+      total = (total < 0 ? 0 : total) + static_cast<long long>(info.tcpi_bytes_acked);
+  }
+  closedir(dir);
+  return total;
+}
+
+} // namespace
+
+TEST_CASE("a node restarted while its peer decodes a large message reconnects to it at once") {
+  // A peer that is busy decoding a large message when a connection to it closes must still
+  // attribute the next connection to the node that dials over it (the closed one's descriptor is
+  // often reused at once): the restarted node is UP on both sides and data flows both ways.
+  test_cluster c{2, "cluster_secret: restart-test-secret-0123456789\n"};
+  REQUIRE(c.start());
+  caf::actor_system_config cfg;
+  registry::wire::configure_system(cfg, 200, 1000, 1); // the test nodes' CAF timings
+  caf::actor_system sys{cfg};
+  auto b = sys.middleman().remote_actor<registry::front_door_actor>(
+    "127.0.0.1", static_cast<std::uint16_t>(c[1].port()));
+  REQUIRE_MESSAGE(b, sys.render(b.error()));
+  // About 8 MB on the wire that take B a good fraction of a second to decode (4M strings); B's
+  // front door has no handler for it and drops it after decoding.
+  const std::size_t strings = 4'000'000;
+  auto large = caf::make_message(std::vector<std::string>(strings, "x"));
+  const long long wire_bytes = 2 * static_cast<long long>(strings);
+  const int rounds = 4;
+  for (int round = 1; round <= rounds; ++round) {
+    CAPTURE(round);
+    auto before = bytes_acked_to(c[1].port());
+    REQUIRE(before >= 0);
+    caf::anon_send(caf::actor_cast<caf::actor>(*b), large);
+    // B holds the whole message: it decodes it now.
+    REQUIRE(wait_until([&] { return bytes_acked_to(c[1].port()) >= before + wire_bytes; }, 10s));
+    c[0].process().signal(SIGKILL);
+    c[0].process().wait(5s);
+    auto restarted = std::chrono::steady_clock::now();
+    c[0].launch();
+    REQUIRE(c[0].wait_ready(20s));
+    auto both_up = wait_until(
+      [&] {
+        return c[0].member_state(c[1].address()) == "UP"
+               && c[1].member_state(c[0].address()) == "UP";
+      },
+      10s);
+    auto a_name = "10.11." + std::to_string(round) + ".1:80";
+    auto b_name = "10.11." + std::to_string(round) + ".2:80";
+    auto service = "restart" + std::to_string(round);
+    bool exchanged = both_up && c[0].ctl({"register", service, a_name}).code == 0
+                     && c[1].ctl({"register", service, b_name}).code == 0
+                     && c.all_see({0, 1}, service, {a_name, b_name}, 10s);
+    auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - restarted)
+                     .count();
+    MESSAGE("round " << round << ": both UP " << both_up << ", data exchanged " << exchanged
+                     << " after " << took_ms << " ms");
+    if (!exchanged) {
+      auto log = c[1].log();
+      auto at = log.find("anonymous handshake");
+      MESSAGE("B's log " << (at == std::string::npos ? std::string{"has no anonymous handshake"}
+                                                     : log.substr(at > 200 ? at - 200 : 0, 600)));
+    }
+    REQUIRE(exchanged);
+  }
 }
