@@ -146,6 +146,9 @@ using client_actor = session_actor::extend<
   caf::reacts_to<wire::tick_atom>,  ///< to itself: heartbeat expiry
   caf::replies_to<wire::barrier_atom>::with<bool>,
   caf::reacts_to<wire::flush_atom>, ///< to itself: announce to distro
+  /// From Distro: its record does not stand where this client's last announcement left it (the
+  /// changes since could not apply): announce the whole client.
+  caf::reacts_to<wire::sync_atom>,
   /// A Distro op (distro_protocol::local_op::kind): revision, services, local, beat clocks.
   caf::reacts_to<wire::replica_atom, std::int32_t, std::uint64_t, client_services, bool,
                  client_beats>,
@@ -235,6 +238,10 @@ using distro_actor = peer_port_actor::extend<
   /// A local client changed (empty services: gone), with or without beat clocks.
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services>,
   caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, client_services, client_beats>,
+  /// A client actor's changes since its announcement `base_seq`: (id, seq, base_seq, the changed
+  /// services with their instances now (an empty list: gone), beat clocks).
+  caf::reacts_to<wire::sync_atom, client_id, std::uint64_t, std::uint64_t, client_services,
+                 client_beats>,
   caf::reacts_to<wire::reload_atom, std::vector<std::string>>,
   /// The gateway forgot the actor of a client: answer (to the gateway) with what Distro holds of it.
   caf::reacts_to<wire::resync_atom, client_id>,

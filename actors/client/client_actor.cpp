@@ -44,6 +44,7 @@ struct client_actor_state {
   distro_actor distro;
   bool ending = false;
   bool announce_pending = false; ///< a flush_atom is queued (see announce)
+  std::uint64_t announced_seq = 0; ///< the number of the last announcement to Distro
   /// The service actors this client talks to, found once through the gateway.
   routes_t routes{defaults::client_service_routes_max, defaults::client_route_updates_queued_max};
 };
@@ -87,9 +88,17 @@ void flush_announcement(client_actor_t* self) {
     return;
   st.announce_pending = false;
   if (st.distro && st.data->kind() != client_kind::replica) {
-    // The beat clocks go along, so a node taking the client over continues them.
-    self->send(st.distro, sync_atom_v, st.data->id(), st.data->revision(), st.data->services(),
-               st.data->beat_marks());
+    // The beat clocks go along, so a node taking the client over continues them. After the
+    // first, an announcement holds only the services that changed: a client with many services
+    // is not copied and rehashed whole for every change.
+    auto what = st.data->take_announcement();
+    auto seq = ++st.announced_seq;
+    if (what.whole)
+      self->send(st.distro, sync_atom_v, st.data->id(), seq, st.data->services(),
+                 st.data->beat_marks());
+    else
+      self->send(st.distro, sync_atom_v, st.data->id(), seq, seq - 1, std::move(what.changed),
+                 st.data->beat_marks());
     st.data->beats_reported(actor_now_ms(self));
   }
 }
@@ -817,6 +826,12 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
     [=](flush_atom) {
       if (local_only(self, "client", "flush"))
         flush_announcement(self);
+    },
+    [=](sync_atom) {
+      if (!local_only(self, "client", "sync"))
+        return;
+      self->state.data->announce_whole();
+      announce(self);
     },
     [=](replica_atom, std::int32_t op, std::uint64_t revision, client_services& services,
         bool local, client_beats& beats) {

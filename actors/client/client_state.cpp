@@ -76,7 +76,7 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
         auto at = i - xs.begin();
         si->second.mutate()[static_cast<std::size_t>(at)] = std::move(x);
         r.changed = true;
-        ++revision_;
+        changed(key);
       }
       return r;
     }
@@ -95,7 +95,7 @@ client_state::put_result client_state::put(const service_key& key, instance x, t
   }
   expired_unhealthy_.erase({key, ident});
   ++instance_count_;
-  ++revision_;
+  changed(key);
   r.changed = true;
   return r;
 }
@@ -135,7 +135,7 @@ client_state::put_result client_state::put_all(const service_key& key, std::vect
     si->second = std::move(xs);
   }
   if (r.changed)
-    ++revision_;
+    changed(key);
   return r;
 }
 
@@ -160,7 +160,7 @@ bool client_state::remove(const service_key& key, const std::string& ip, std::ui
   }
   if (xs.empty())
     services_.erase(si);
-  ++revision_;
+  changed(key);
   return true;
 }
 
@@ -185,9 +185,10 @@ client_state::beat_result client_state::beat(const service_key& key, const insta
       beats_[key][ident] = now_ms;
       beats_unreported_ = true;
       if (expired_unhealthy_.erase({key, ident}) > 0 && !i->healthy) {
-        si->second.mutate()[static_cast<std::size_t>(i - si->second.begin())].healthy = true;
+        auto at = static_cast<std::size_t>(i - si->second.begin()); // before mutate() copies
+        si->second.mutate()[at].healthy = true;
         r.changed = true;
-        ++revision_;
+        changed(key);
       }
       return r;
     }
@@ -254,8 +255,8 @@ client_state::tick_result client_state::tick(time_ms now_ms) {
       ++si;
     }
   }
-  if (!r.changed.empty())
-    ++revision_;
+  for (const auto& key : r.changed)
+    changed(key);
   return r;
 }
 
@@ -376,7 +377,34 @@ std::vector<service_key> client_state::replace(const client_services& services,
   expired_unhealthy_ = std::move(expired);
   instance_count_ = count;
   revision_ = revision;
+  unannounced_all_ = true;
+  unannounced_.clear();
   return changed;
+}
+
+void client_state::changed(const service_key& key) {
+  ++revision_;
+  if (unannounced_all_)
+    return;
+  if (unannounced_.size() >= services_.size() + 1) { // bounded: past every service, say all
+    unannounced_all_ = true;
+    unannounced_.clear();
+    return;
+  }
+  unannounced_.insert(key);
+}
+
+client_state::announcement client_state::take_announcement() {
+  announcement a;
+  a.whole = unannounced_all_;
+  if (!a.whole)
+    for (const auto& key : unannounced_) {
+      auto i = services_.find(key);
+      a.changed.emplace(key, i == services_.end() ? instance_list{} : i->second);
+    }
+  unannounced_.clear();
+  unannounced_all_ = false;
+  return a;
 }
 
 std::optional<field_error> client_state::subscribe(const subscription& s) {

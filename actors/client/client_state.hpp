@@ -53,7 +53,10 @@ public:
   client_kind kind() const { return kind_; }
   /// Responsibility moved (Distro take-over or hand-over): a replica becomes a heartbeat client or
   /// back. Beat clocks restart at the next renew_beats() or tick().
-  void set_kind(client_kind k) { kind_ = k; }
+  void set_kind(client_kind k) {
+    kind_ = k;
+    announce_whole(); // what Distro holds may come from elsewhere now
+  }
 
   /// Adds or replaces the instance with the same (ip, port, cluster) in `key`. `now_ms` is its beat
   /// time. Error (field "instances") when instances_max would be exceeded; nothing changes then.
@@ -126,6 +129,21 @@ public:
   bool empty() const { return services_.empty(); }
   std::uint64_t revision() const { return revision_; }
 
+  /// What changed since the last announcement to Distro (every change records its service):
+  /// `whole` when the whole client must go (nothing announced yet, or replace() set it all),
+  /// else the services that changed with their instances now (an empty list: the service went).
+  /// Taking it starts the next one.
+  struct announcement {
+    bool whole = false;
+    client_services changed;
+  };
+  announcement take_announcement();
+  /// The next announcement is the whole client (the receiver lost track of this one).
+  void announce_whole() {
+    unannounced_all_ = true;
+    unannounced_.clear();
+  }
+
   /// Subscriptions. add returns an error (field "subscriptions") over the bound.
   std::optional<field_error> subscribe(const subscription& s);
   bool unsubscribe(const subscription& s);
@@ -143,6 +161,12 @@ private:
   std::set<subscription> subscriptions_;
   std::size_t instance_count_ = 0;
   std::uint64_t revision_ = 0;
+  /// Services changed since the last announcement (see take_announcement), at most one per
+  /// service held plus one (past that: the whole client).
+  std::set<service_key> unannounced_;
+  bool unannounced_all_ = true; ///< nothing announced yet
+  /// A visible change in `key`: bumps the revision, records the service for the announcement.
+  void changed(const service_key& key);
   /// When beat marks were last reported; beats after it are not reported yet.
   time_ms beats_reported_ms_ = 0;
   bool beats_unreported_ = false;

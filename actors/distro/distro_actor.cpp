@@ -544,19 +544,32 @@ caf::result<envelope, caf::actor> on_peer_handshake(distro_actor_t* self, const 
   return {pack(welcome), caf::actor{}};
 }
 
-/// A local client changed (empty services: it is gone).
+/// A local client changed (empty services and no `base_seq`: it is gone). `seq` numbers the
+/// announcements of the sending client actor; with `base_seq`, `services` holds only the services
+/// changed since that announcement.
 void on_local_change(distro_actor_t* self, const client_id& id, client_services& services,
-                     client_beats& beats) {
+                     client_beats& beats, std::uint64_t seq,
+                     std::optional<std::uint64_t> base_seq) {
   auto& st = self->state;
   if (!local_only(self, "distro", "sync") || !st.protocol)
     return;
   distro_protocol::local_change change;
   change.id = id;
-  change.deleted = services.empty();
+  change.deleted = services.empty() && !base_seq;
   change.services = std::move(services);
   if (!change.deleted)
     change.beats = std::move(beats);
-  carry(self, st.protocol->on_local_change(std::move(change), actor_now_ms(self)));
+  const auto& sender = self->current_sender();
+  change.announcer = sender ? sender->id() : 0;
+  change.seq = seq;
+  change.base_seq = base_seq;
+  auto fx = st.protocol->on_local_change(std::move(change), actor_now_ms(self));
+  if (!fx.announce_whole.empty() && sender) {
+    // The changes did not follow what Distro holds of the client: the actor sends it whole.
+    log().debug("distro asks client {} to announce itself whole", bounded(id));
+    self->send(caf::actor_cast<client_actor>(sender), sync_atom_v);
+  }
+  carry(self, std::move(fx));
 }
 
 /// The PEER PORT: the handle authenticated peers talk to. It lists only the node-to-node protocol
@@ -652,12 +665,16 @@ distro_actor::behavior_type distro_behavior(distro_actor_t* self,
       arm_timer(self, std::nullopt);
     },
     // A local client changed; the gateway's deletion of a failed client carries no beats.
-    [=](sync_atom, const client_id& id, std::uint64_t, client_services& services) {
+    [=](sync_atom, const client_id& id, std::uint64_t seq, client_services& services) {
       client_beats none;
-      on_local_change(self, id, services, none);
+      on_local_change(self, id, services, none, seq, std::nullopt);
     },
-    [=](sync_atom, const client_id& id, std::uint64_t, client_services& services,
-        client_beats& beats) { on_local_change(self, id, services, beats); },
+    [=](sync_atom, const client_id& id, std::uint64_t seq, client_services& services,
+        client_beats& beats) { on_local_change(self, id, services, beats, seq, std::nullopt); },
+    [=](sync_atom, const client_id& id, std::uint64_t seq, std::uint64_t base_seq,
+        client_services& changed, client_beats& beats) {
+      on_local_change(self, id, changed, beats, seq, base_seq);
+    },
     // The gateway forgot a client actor: tell it what Distro holds of that client now. Sent like
     // the ops of carry(), so it reaches the gateway after every op sent before.
     [=](resync_atom, const client_id& id) {

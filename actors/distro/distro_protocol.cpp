@@ -294,13 +294,32 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
     if (i != records_.end() && !i->second.tombstone)
       make_tombstone(x.id, now_ms);
   } else {
-    auto revision = content_revision(x.services);
+    bool partial = x.base_seq.has_value();
+    if (partial) {
+      bool applies = i != records_.end() && !i->second.tombstone && x.announcer != 0
+                     && i->second.announcer == x.announcer
+                     && i->second.announced_seq == *x.base_seq;
+      if (!applies) {
+        fx.announce_whole.push_back(x.id);
+        finish(now_ms, fx);
+        return fx;
+      }
+      auto& held = i->second.services; // changed in place: no copy of the whole client
+      for (auto& [key, xs] : x.services) {
+        if (xs.empty())
+          held.erase(key);
+        else
+          held[key] = std::move(xs);
+      }
+    }
+    auto revision = content_revision(partial ? i->second.services : x.services);
     bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
     if (!same) {
       auto& r = records_[x.id];
       if (r.tombstone)
         tombstones_.erase({r.tombstone_seq, x.id});
-      r.services = std::move(x.services); // the change is this node's to keep (no second copy)
+      if (!partial) // the change is this node's to keep (no second copy)
+        r.services = std::move(x.services);
       r.revision = revision;
       r.tombstone = false;
       r.adopted = false;
@@ -314,6 +333,9 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
       i->second.beats = std::move(beats);
       mark_pending_all(x.id);
     }
+    auto& announced = records_[x.id];
+    announced.announcer = x.announcer;
+    announced.announced_seq = x.seq;
     if (!responsible) {
       records_[x.id].raised.clear(); // a replica's clocks are not run here
       // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced
@@ -1064,6 +1086,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
         r.adopted = true;
         r.revision = x.revision;
         r.services = x.services;
+        r.announcer = 0; // written by another than the client actor
         renew(r, source, now_ms);
         r.vouched_ms = 0;
         r.beats = beats;
@@ -1108,6 +1131,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
     r.vouched_ms = 0;
     r.revision = x.revision;
     r.services = x.services;
+    r.announcer = 0; // written by another than the client actor
     fx.apply.push_back(local_op{local_op::kind::replace, x.id, r.revision, r.services, false, {}});
     ++fx.log.copies_applied;
     return;
@@ -1119,6 +1143,7 @@ void distro_protocol::apply_incoming(const distro::client_data& x, const std::st
   record r;
   r.revision = x.revision;
   r.services = x.services;
+  r.announcer = 0; // written by another than the client actor
   r.local = responsible_node(x.id) == self_;
   r.adopted = r.local;
   renew(r, source, now_ms);
@@ -1136,6 +1161,7 @@ void distro_protocol::make_tombstone(const client_id& id, time_ms now_ms) {
   tombstones_.emplace(r.tombstone_seq, id);
   r.revision = 0;
   r.services.clear();
+  r.announcer = 0; // written by another than the client actor
   r.beats.clear();
   r.raised.clear();
   r.vouched_ms = 0;

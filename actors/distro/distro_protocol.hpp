@@ -335,12 +335,21 @@ class distro_protocol {
 public:
   // -- member types: inputs ---------------------------------------------------------
 
-  /// A client this node's client actor changed: a new or changed client (whole state), or its end.
+  /// A client this node's client actor changed: a new or changed client, or its end. A client
+  /// actor numbers its announcements; after a whole one it sends only the services that changed
+  /// (`base_seq` set), which apply only on top of the announcement they follow.
   struct local_change {
     client_id id;
-    client_services services; ///< ignored when deleted
+    client_services services; ///< ignored when deleted; with base_seq only the changed services
+                              ///< (an empty list: the service went)
     bool deleted = false;
     client_beats beats; ///< heartbeat clients: the beat clocks (this node's clock); else empty
+    std::uint64_t announcer = 0; ///< who announces (a client actor's id; 0: unknown)
+    std::uint64_t seq = 0;       ///< the announcer's number for this announcement
+    /// Set: `services` are the changes since the announcer's announcement base_seq. When the record
+    /// does not stand at that announcement (another wrote it since), nothing changes and the id is
+    /// in effects::announce_whole: the announcer must send the whole client.
+    std::optional<std::uint64_t> base_seq;
   };
 
   /// How a snapshot request ended.
@@ -434,6 +443,8 @@ public:
     std::optional<bool> ready_changed;                        ///< the new readiness
     std::optional<std::vector<std::string>> routing_changed;  ///< the new routing list
     std::optional<time_ms> wake_at;                           ///< call tick() then
+    /// Local changes that could not apply (see local_change::base_seq): ask for the whole client.
+    std::vector<client_id> announce_whole;
     events log;
   };
 
@@ -473,6 +484,10 @@ public:
     /// the last vouch). `beats` keeps the last beat known; a report of a raised clock unchanged is
     /// taken as that beat, so a raise is never passed on as a beat.
     client_beats raised;
+    /// The client actor's announcement that `services` stands at (0 with `announcer`: written
+    /// by something else since, e.g. a peer's copy: only a whole announcement applies).
+    std::uint64_t announcer = 0;
+    std::uint64_t announced_seq = 0;
   };
 
   // -- constructors -----------------------------------------------------------------

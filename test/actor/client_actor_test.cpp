@@ -461,6 +461,10 @@ caf::behavior fake_distro(caf::event_based_actor*, std::shared_ptr<fake_distro_s
     [=](sync_atom, const client_id&, std::uint64_t revision, const client_services& services) {
       shared->syncs.emplace_back(revision, count(services));
     },
+    [=](sync_atom, const client_id&, std::uint64_t revision, std::uint64_t,
+        const client_services& changed, const client_beats&) {
+      shared->syncs.emplace_back(revision, count(changed));
+    },
   };
 }
 

@@ -38,6 +38,15 @@ caf::behavior distro_stub(caf::event_based_actor* self, std::shared_ptr<distro_s
     },
     [=](sync_atom, const client_id& id, std::uint64_t, const client_services& services,
         const client_beats&) { st->records[id] = services; },
+    [=](sync_atom, const client_id& id, std::uint64_t, std::uint64_t,
+        const client_services& changed, const client_beats&) {
+      auto& held = st->records[id];
+      for (const auto& [key, xs] : changed)
+        if (xs.empty())
+          held.erase(key);
+        else
+          held[key] = xs;
+    },
     [=](resync_atom, const client_id& id) {
       st->resyncs.push_back(id);
       auto i = st->records.find(id);

@@ -501,3 +501,43 @@ TEST_CASE("client_state: a batch over the instance bound changes nothing") {
   CHECK_FALSE(c.put_all(svc_a, {node("10.0.0.2", 80), node("10.0.0.3", 80)}, 0).error);
   CHECK(c.instance_count() == 3);
 }
+
+TEST_CASE("client_state: an announcement names the services changed since the last one") {
+  client_state c{"127.0.0.1:7848/1/1", client_kind::session, client_limits{}};
+  REQUIRE(c.put(svc_a, node("10.0.0.1", 80), 0).changed);
+  REQUIRE(c.put(svc_b, node("10.0.0.1", 81), 0).changed);
+  auto first = c.take_announcement();
+  CHECK(first.whole); // nothing announced yet: the whole client
+  CHECK(c.take_announcement().changed.empty()); // nothing since
+  REQUIRE(c.put(svc_b, node("10.0.0.2", 81), 0).changed);
+  auto second = c.take_announcement();
+  CHECK_FALSE(second.whole);
+  REQUIRE(second.changed.size() == 1);
+  CHECK(second.changed.at(svc_b).size() == 2);
+  CHECK(second.changed.at(svc_b).shares_with(c.services().at(svc_b)));
+  REQUIRE(c.remove(svc_a, "10.0.0.1", 80, "DEFAULT"));
+  auto third = c.take_announcement();
+  REQUIRE(third.changed.count(svc_a) == 1);
+  CHECK(third.changed.at(svc_a).empty()); // the service went
+  c.set_kind(client_kind::heartbeat); // what Distro holds may come from elsewhere now
+  CHECK(c.take_announcement().whole);
+}
+
+TEST_CASE("client_state: a beat heals an instance whose list another holder shares") {
+  client_limits limits;
+  limits.unhealthy_timeout_ms = 100;
+  limits.delete_timeout_ms = 1000;
+  client_state c{heartbeat_client_id("10.0.0.1", 80), client_kind::heartbeat, limits};
+  REQUIRE(c.put(svc_a, node("10.0.0.1", 80), 0).changed);
+  REQUIRE(c.put(svc_a, node("10.0.0.2", 80), 0).changed);
+  REQUIRE(c.beat(svc_a, node("10.0.0.1", 80), 150).error == std::nullopt);
+  REQUIRE(c.tick(200).marked_unhealthy.size() == 1); // 10.0.0.2 missed its beats
+  client_services held = c.services(); // as Distro's record and the service index hold it
+  auto r = c.beat(svc_a, node("10.0.0.2", 80), 210);
+  CHECK(r.changed);
+  const auto& now = c.services().at(svc_a);
+  REQUIRE(now.size() == 2);
+  CHECK(now[0].healthy);
+  CHECK(now[1].healthy);
+  CHECK_FALSE(held.at(svc_a)[1].healthy); // the other holder's list is as it was
+}

@@ -496,6 +496,43 @@ TEST_CASE("distro: a peer going DOWN fails its batch in flight; leaving drops it
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: a client actor's later announcements carry only the services that changed") {
+  auto p = make_ready(a, {b});
+  auto id = session(a, 1);
+  auto whole = change(id, "orders");
+  whole.services.insert(*make_services("billing").begin());
+  whole.announcer = 7;
+  whole.seq = 1;
+  p.on_local_change(whole, 10);
+  REQUIRE(p.find(id) != nullptr);
+  auto both = p.find(id)->services;
+  // seq 2 after 1: billing moves to port 9, orders goes; the record is the whole content then.
+  proto::local_change delta{id, make_services("billing", 9), false, {}};
+  delta.services[service_key{"public", "DEFAULT_GROUP", "orders"}] = instance_list{};
+  delta.announcer = 7;
+  delta.seq = 2;
+  delta.base_seq = 1;
+  auto fx = p.on_local_change(delta, 20);
+  CHECK(fx.announce_whole.empty());
+  CHECK(p.find(id)->services == make_services("billing", 9));
+  CHECK(p.find(id)->revision == content_revision(make_services("billing", 9)));
+  // Changes that do not follow the record's announcement (a lost one, another actor) change
+  // nothing and ask for the whole client.
+  auto stale = delta;
+  stale.services = make_services("billing", 11);
+  stale.seq = 4;
+  stale.base_seq = 3;
+  fx = p.on_local_change(stale, 30);
+  CHECK(fx.announce_whole == std::vector<client_id>{id});
+  CHECK(p.find(id)->services == make_services("billing", 9));
+  stale.announcer = 8;
+  stale.base_seq = 2;
+  fx = p.on_local_change(stale, 31);
+  CHECK(fx.announce_whole == std::vector<client_id>{id});
+  CHECK(both.size() == 2);
+  CHECK(p.check_invariants() == "");
+}
+
 // -- receiving -----------------------------------------------------------------------
 
 TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
