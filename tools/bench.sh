@@ -160,19 +160,7 @@ say() { printf '[%4ds] %s\n' $((SECONDS - t_start)) "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 
 # -- ports and nodes -----------------------------------------------------------------------------
-next_port=$((20000 + RANDOM % 30000))
-free_port() { # sets REPLY to a port nobody listens on
-  local i p
-  for ((i = 0; i < 500; i++)); do
-    p=$next_port
-    next_port=$((next_port + 1))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      REPLY=$p
-      return 0
-    fi
-  done
-  fail "no free port found"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/free-port.sh"
 
 declare -A node_pid node_cfg
 write_config() { # FILE PORT MEMBERS LONE_READY_WAIT_MS

@@ -27,20 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-next_port=$((20000 + RANDOM % 20000))
-free_port() { # sets REPLY to a port nobody listens on
-  local i p
-  for ((i = 0; i < 500; i++)); do
-    p=$next_port
-    next_port=$((next_port + 1))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      REPLY=$p
-      return 0
-    fi
-  done
-  echo "no free port" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/free-port.sh"
 free_port; p1=$REPLY
 free_port; p2=$REPLY
 secret="churn-memory-$RANDOM$RANDOM$RANDOM$RANDOM"

@@ -847,12 +847,8 @@ client_actor::behavior_type client_behavior(client_actor_t* self, client_id id, 
     },
     // Replies to fire-and-forget updates (expiry, rebuild, replicas): only refusals matter.
     [=](const envelope& reply) {
-      if (!local_only(self, "client", "a reply"))
-        return;
-      v1::Error err;
-      if (unpack(reply, err))
-        log().warn("client {} had a service update refused: {}", bounded(self->state.data->id()),
-                   bounded(err.message(), 4 * defaults::log_name_chars_max));
+      if (local_only(self, "client", "a reply"))
+        log_refusal(self, reply);
     },
   };
 }

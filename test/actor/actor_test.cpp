@@ -11,6 +11,7 @@
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
+#include "test/support/deterministic_system.hpp"
 
 using namespace registry;
 using namespace registry::wire;
@@ -18,17 +19,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::unique_ptr<caf::scoped_actor> self;
+struct fixture : test::deterministic_system {
   caf::actor gateway;
   std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
 
   fixture() {
-    register_types(cfg);
-    cfg.set("scheduler.policy", caf::atom("testing"));
     node_cfg->listen = host_port{"127.0.0.1", 8848};
     node_cfg->members = {node_cfg->listen};
     node_cfg->heartbeat.unhealthy_timeout_ms = 15000;
@@ -37,9 +32,6 @@ struct fixture {
     node_cfg->push.merge_window_ms = 20;
     node_cfg->push.timeout_ms = 3000;
     node_cfg->push.retry_delay_ms = 1000;
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    self = std::make_unique<caf::scoped_actor>(*sys);
   }
 
   ~fixture() {
@@ -53,23 +45,6 @@ struct fixture {
     sched->run();
   }
 
-  /// Advances virtual time in steps, running every actor after each step.
-  void advance(caf::timespan total, caf::timespan step = std::chrono::milliseconds(10)) {
-    for (caf::timespan t{0}; t < total; t += step) {
-      sched->advance_time(step);
-      sched->run();
-    }
-  }
-
-  template <class... Ts>
-  envelope ask(const caf::actor& dest, Ts&&... xs) {
-    envelope result;
-    auto handle = (*self)->request(dest, caf::infinite, std::forward<Ts>(xs)...);
-    sched->run();
-    handle.receive([&](envelope& env) { result = std::move(env); },
-                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
-    return result;
-  }
 
   envelope register_heartbeat(const std::string& service, const std::string& ip, int port) {
     v1::RegisterRequest req;

@@ -14,6 +14,7 @@
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
+#include "test/support/deterministic_system.hpp"
 
 using namespace registry;
 using namespace registry::wire;
@@ -21,22 +22,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct client_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::unique_ptr<caf::scoped_actor> self;
+struct client_fixture : test::deterministic_system {
   /// Stopped when the test ends, also after a failed REQUIRE.
   std::vector<caf::actor> actors;
   /// Run first when the test ends (e.g. to drop held response promises).
   std::vector<std::function<void()>> cleanups;
 
   client_fixture() {
-    register_types(cfg);
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    self = std::make_unique<caf::scoped_actor>(*sys);
   }
 
   ~client_fixture() {
@@ -53,23 +45,6 @@ struct client_fixture {
     return a;
   }
 
-  /// Advances virtual time in steps, running every actor after each step.
-  void advance(caf::timespan total, caf::timespan step = std::chrono::milliseconds(10)) {
-    for (caf::timespan t{0}; t < total; t += step) {
-      sched->advance_time(step);
-      sched->run();
-    }
-  }
-
-  template <class... Ts>
-  envelope ask(const caf::actor& dest, Ts&&... xs) {
-    envelope result;
-    auto handle = (*self)->request(dest, caf::infinite, std::forward<Ts>(xs)...);
-    sched->run();
-    handle.receive([&](envelope& env) { result = std::move(env); },
-                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
-    return result;
-  }
 };
 
 /// Stands in for the gateway in front of the service actors: records every instance list a client

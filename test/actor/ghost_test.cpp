@@ -12,6 +12,7 @@
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
+#include "test/support/deterministic_system.hpp"
 
 using namespace registry;
 using namespace registry::wire;
@@ -65,11 +66,7 @@ caf::behavior distro_stub(caf::event_based_actor* self, std::shared_ptr<distro_s
   };
 }
 
-struct ghost_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::unique_ptr<caf::scoped_actor> self;
+struct ghost_fixture : test::deterministic_system {
   std::shared_ptr<distro_stub_state> stub = std::make_shared<distro_stub_state>();
   caf::actor distro;
   caf::actor gateway;
@@ -78,16 +75,11 @@ struct ghost_fixture {
   client_id id = heartbeat_client_id("10.0.0.1", 80);
 
   ghost_fixture() {
-    register_types(cfg);
-    cfg.set("scheduler.policy", caf::atom("testing"));
     node_cfg->listen = host_port{"127.0.0.1", 8848};
     node_cfg->members = {node_cfg->listen};
     node_cfg->heartbeat.unhealthy_timeout_ms = 15000;
     node_cfg->heartbeat.delete_timeout_ms = 30000;
     node_cfg->heartbeat.check_interval_ms = 1000;
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    self = std::make_unique<caf::scoped_actor>(*sys);
     distro = sys->spawn(distro_stub, stub);
     gateway = caf::actor_cast<caf::actor>(
       spawn_gateway_actor(*sys, node_cfg, caf::actor_cast<distro_actor>(distro)));
@@ -106,20 +98,13 @@ struct ghost_fixture {
   }
 
   void advance(caf::timespan total, caf::timespan step = 100ms) {
-    for (caf::timespan t{0}; t < total; t += step) {
-      sched->advance_time(step);
-      sched->run();
-    }
+    deterministic_system::advance(total, step);
   }
 
+  /// A request to the gateway.
   template <class... Ts>
   envelope ask(Ts&&... xs) {
-    envelope result;
-    auto handle = (*self)->request(gateway, caf::infinite, std::forward<Ts>(xs)...);
-    sched->run();
-    handle.receive([&](envelope& env) { result = std::move(env); },
-                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
-    return result;
+    return deterministic_system::ask(gateway, std::forward<Ts>(xs)...);
   }
 
   envelope register_heartbeat() {

@@ -18,6 +18,7 @@
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
+#include "test/support/deterministic_system.hpp"
 
 using namespace registry;
 using namespace registry::wire;
@@ -57,26 +58,17 @@ std::string job_name(caf::resumable* job) {
   return actor ? actor->name() : "";
 }
 
-struct ready_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::unique_ptr<caf::scoped_actor> self;
+struct ready_fixture : test::deterministic_system {
   std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
   std::shared_ptr<peer_log> peer = std::make_shared<peer_log>();
   distro_actor distro;
   gateway_actor gateway;
 
   ready_fixture() {
-    register_types(cfg);
-    cfg.set("scheduler.policy", caf::atom("testing"));
     node_cfg->listen = host_port{"127.0.0.1", 8848};
     node_cfg->members = {node_cfg->listen, host_port{"127.0.0.1", 8850}};
     node_cfg->distro.snapshot_timeout_ms = 200;
     node_cfg->distro.snapshot_retry_delay_ms = 100;
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    self = std::make_unique<caf::scoped_actor>(*sys);
     auto log = peer;
     distro = spawn_distro_actor(*sys, node_cfg, [log](caf::actor_system& s, peer_settings,
                                                       distro_actor) {

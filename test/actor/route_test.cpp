@@ -11,6 +11,7 @@
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
+#include "test/support/deterministic_system.hpp"
 
 using namespace registry;
 using namespace registry::wire;
@@ -18,23 +19,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct route_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::unique_ptr<caf::scoped_actor> self;
+struct route_fixture : test::deterministic_system {
   caf::actor gateway;
   caf::actor remote;
   std::shared_ptr<node_config> node_cfg = std::make_shared<node_config>();
 
   route_fixture() {
-    register_types(cfg);
-    cfg.set("scheduler.policy", caf::atom("testing"));
     node_cfg->listen = host_port{"127.0.0.1", 8848};
     node_cfg->members = {node_cfg->listen};
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    self = std::make_unique<caf::scoped_actor>(*sys);
     gateway = caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{}));
     remote = sys->spawn(acking, 0);
     sched->run();
@@ -51,15 +43,6 @@ struct route_fixture {
     return {[](push_atom, const envelope&) { return pack(v1::Ack{}); }};
   }
 
-  template <class... Ts>
-  envelope ask(const caf::actor& dest, Ts&&... xs) {
-    envelope result;
-    auto handle = (*self)->request(dest, caf::infinite, std::forward<Ts>(xs)...);
-    sched->run();
-    handle.receive([&](envelope& env) { result = std::move(env); },
-                   [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
-    return result;
-  }
 
   caf::actor open_session() {
     v1::Hello hello;
