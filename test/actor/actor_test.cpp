@@ -59,18 +59,9 @@ struct fixture : test::deterministic_system {
 
   /// Opens a session for `remote` (standing in for a client process); returns the session actor.
   caf::actor open_session(const caf::actor& remote) {
-    v1::Hello hello;
-    hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-    caf::actor session;
-    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
-    sched->run();
-    h.receive(
-      [&](envelope& env, caf::actor& s) {
-        CHECK(holds<v1::Welcome>(env));
-        session = s;
-      },
-      [&](caf::error& err) { FAIL(sys->render(err)); });
-    return session;
+    auto reply = hello(gateway, remote);
+    CHECK(holds<v1::Welcome>(reply.first));
+    return reply.second;
   }
 
   v1::ServiceInfo query(const std::string& service, bool healthy_only = false) {

@@ -204,16 +204,7 @@ struct push_fixture : client_fixture {
     return ask(gateway, reg_atom_v, pack(req));
   }
 
-  caf::actor open_session(const caf::actor& remote) {
-    v1::Hello hello;
-    hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-    caf::actor session;
-    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
-    sched->run();
-    h.receive([&](envelope&, caf::actor& s) { session = s; },
-              [&](caf::error& err) { FAIL(sys->render(err)); });
-    return session;
-  }
+  caf::actor open_session(const caf::actor& remote) { return hello(gateway, remote).second; }
 };
 
 /// A client process that can stall: while `stalled`, pushes are held unanswered; an ok_atom
@@ -371,16 +362,7 @@ TEST_CASE_FIXTURE(client_fixture, "one client process cannot use up the clients,
   auto gateway = keep(caf::actor_cast<caf::actor>(spawn_gateway_actor(*sys, node_cfg, distro_actor{})));
   sched->run();
   auto remote = keep(sys->spawn(acking_receiver, 0));
-  v1::Hello hello;
-  hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-  auto open_session = [&]() -> std::pair<envelope, caf::actor> {
-    std::pair<envelope, caf::actor> result;
-    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
-    sched->run();
-    h.receive([&](envelope& env, caf::actor& s) { result = {env, s}; },
-              [&](caf::error& err) { FAIL(sys->render(err)); });
-    return result;
-  };
+  auto open_session = [&] { return hello(gateway, remote); };
   auto first = open_session();
   auto second = open_session();
   CHECK(first.second);

@@ -43,17 +43,7 @@ struct route_fixture : test::deterministic_system {
     return {[](push_atom, const envelope&) { return pack(v1::Ack{}); }};
   }
 
-
-  caf::actor open_session() {
-    v1::Hello hello;
-    hello.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-    caf::actor session;
-    auto h = (*self)->request(gateway, caf::infinite, hello_atom_v, pack(hello), remote);
-    sched->run();
-    h.receive([&](envelope&, caf::actor& s) { session = s; },
-              [&](caf::error& err) { FAIL(sys->render(err)); });
-    return session;
-  }
+  caf::actor open_session() { return hello(gateway, remote).second; }
 
   static envelope reg(const std::string& service, const std::string& ip) {
     v1::RegisterRequest req;

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
 
+#include "messages/registry.pb.h"
 #include "messages/type_ids.hpp"
 
 namespace registry::test {
@@ -44,6 +45,19 @@ struct deterministic_system {
     sched->run();
     handle.receive([&](wire::envelope& env) { result = std::move(env); },
                    [&](caf::error& err) { FAIL("request failed: " << sys->render(err)); });
+    return result;
+  }
+
+  /// A client process `remote` says Hello to `gateway`: the reply and the session actor (none when
+  /// refused).
+  std::pair<wire::envelope, caf::actor> hello(const caf::actor& gateway, const caf::actor& remote) {
+    v1::Hello msg;
+    msg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    std::pair<wire::envelope, caf::actor> result;
+    auto h = (*self)->request(gateway, caf::infinite, wire::hello_atom_v, wire::pack(msg), remote);
+    sched->run();
+    h.receive([&](wire::envelope& env, caf::actor& s) { result = {std::move(env), s}; },
+              [&](caf::error& err) { FAIL(sys->render(err)); });
     return result;
   }
 };
