@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "messages/interned_string.hpp"
+
 namespace registry {
 
 /// Milliseconds on a clock the caller chooses (steady for expiry, system for lastRefTime). Protocol
@@ -20,10 +22,12 @@ namespace registry {
 using time_ms = std::int64_t;
 
 /// Names a service: namespace, group, name (Nacos's identity, without the ephemeral flag).
+/// The three parts are interned: a key is three pointers, and keys compare part by part by pointer
+/// before any text is read.
 struct service_key {
-  std::string namespace_id;
-  std::string group;
-  std::string name;
+  interned_string namespace_id;
+  interned_string group;
+  interned_string name;
 
   /// GROUP@@SERVICE, as in Nacos's ServiceInfo.name.
   std::string grouped_name() const { return group + "@@" + name; }
@@ -43,6 +47,12 @@ struct service_key {
 /// Metadata as a sorted vector of pairs: smaller than a map and compared cheaply.
 using metadata_map = std::vector<std::pair<std::string, std::string>>;
 
+/// Nacos's default cluster name, interned once: every instance that names no cluster shares it.
+inline const interned_string& default_cluster() {
+  static const interned_string name{"DEFAULT"};
+  return name;
+}
+
 /// One registered instance.
 struct instance {
   std::string instance_id;
@@ -52,7 +62,7 @@ struct instance {
   bool healthy = true;
   bool enabled = true;
   bool ephemeral = true;
-  std::string cluster = "DEFAULT";
+  interned_string cluster = default_cluster();
   metadata_map metadata;
 
   /// ip:port, the address part of the identity.
@@ -230,8 +240,8 @@ struct field_error {
 template <>
 struct std::hash<registry::service_key> {
   std::size_t operator()(const registry::service_key& k) const noexcept {
-    std::size_t h = std::hash<std::string>{}(k.namespace_id);
-    h = h * 31 + std::hash<std::string>{}(k.group);
-    return h * 31 + std::hash<std::string>{}(k.name);
+    std::size_t h = k.namespace_id.hash();
+    h = h * 31 + k.group.hash();
+    return h * 31 + k.name.hash();
   }
 };

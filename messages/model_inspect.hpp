@@ -10,6 +10,17 @@
 
 namespace registry {
 
+/// Travels as its text; loading interns it again.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, interned_string& x) {
+  std::string text = x.str();
+  auto store = caf::meta::load_callback([&]() -> caf::error {
+    x = interned_string{text};
+    return caf::none;
+  });
+  return f(text, store);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_key& x) {
   return f(caf::meta::type_name("registry::service_key"), x.namespace_id, x.group, x.name);

@@ -187,9 +187,9 @@ std::optional<field_error> validate_service_key(const service_key& key) {
     return empty_error(field);
   if (char_count(key.name) > defaults::service_chars_max)
     return length_error(field, defaults::service_chars_max);
-  if (key.name.front() == '@')
+  if (key.name.str().front() == '@')
     return field_error{field, "Param 'serviceName' is illegal, it can't start with '@'."};
-  if (key.name.find(defaults::group_separator) != std::string::npos)
+  if (key.name.str().find(defaults::group_separator) != std::string::npos)
     return field_error{field, "Param 'serviceName' is illegal, it can't contain '@@'."};
   if (!free_of_space_and_cjk(key.name))
     return chars_error(field);

@@ -63,7 +63,7 @@ std::uint64_t instance_hash(const instance& x) {
   h.u64(x.port);
   h.real(x.weight);
   h.u64((x.healthy ? 1u : 0u) | (x.enabled ? 2u : 0u) | (x.ephemeral ? 4u : 0u));
-  h.str(x.cluster);
+  h.u64(x.cluster.hash());
   h.u64(x.metadata.size());
   for (const auto& [k, v] : x.metadata) {
     h.str(k);
@@ -232,9 +232,10 @@ std::uint64_t content_revision(const client_services& services) {
   canonical_hash h;
   h.u64(services.size());
   for (const auto& [key, instances] : services) {
-    h.str(key.namespace_id);
-    h.str(key.group);
-    h.str(key.name);
+    // Each part's hash is kept with its interned text: a key costs three words, not its bytes.
+    h.u64(key.namespace_id.hash());
+    h.u64(key.group.hash());
+    h.u64(key.name.hash());
     // Kept with the shared list: a change rehashes only the services that changed.
     h.u64(instances.digest(instances_hash));
   }

@@ -24,7 +24,8 @@
 ///
 /// ## Revisions
 /// The revision on the wire is the client's *content revision*: content_revision(services), FNV-1a 64
-/// over a canonical encoding (order of instances does not matter). Equal revisions mean equal content,
+/// over a canonical encoding (order of instances does not matter; interned names enter as the FNV-1a
+/// 64 of their text, kept with the text). Equal revisions mean equal content,
 /// whoever computed them, so verify also catches divergence after a responsibility move or a re-created
 /// client (a per-client counter can reach the same number with other content: Nacos #10056, #10693).
 ///

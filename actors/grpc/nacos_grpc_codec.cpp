@@ -67,6 +67,16 @@ std::optional<failure> read_string(const json& obj, const char* name, const std:
   return std::nullopt;
 }
 
+/// The same, into an interned field (names of services and clusters).
+std::optional<failure> read_string(const json& obj, const char* name, const std::string& path,
+                                   interned_string& out) {
+  std::string text = out;
+  if (auto f = read_string(obj, name, path, text))
+    return f;
+  out = text;
+  return std::nullopt;
+}
+
 std::optional<failure> read_bool(const json& obj, const char* name, const std::string& path,
                                  bool& out) {
   auto* v = member(obj, name);

@@ -144,6 +144,15 @@ param_error missing(std::string_view name) {
   return param_error{400, "Parameter '" + std::string{name} + "' is missing"};
 }
 
+std::optional<param_error> required(const params& p, std::string_view name,
+                                    interned_string& out) {
+  std::string text;
+  if (auto e = required(p, name, text))
+    return e;
+  out = text;
+  return std::nullopt;
+}
+
 std::optional<param_error> required(const params& p, std::string_view name, std::string& out) {
   auto* v = p.get(name);
   if (v == nullptr || v->empty())

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "messages/interned_string.hpp"
+
 namespace registry::http {
 
 /// Bounds of decoding: a request beyond them is refused with a 400.
@@ -69,6 +71,8 @@ param_error missing(std::string_view name);
 
 /// A required non-empty string.
 std::optional<param_error> required(const params& p, std::string_view name, std::string& out);
+/// The same, into an interned field (a service's name).
+std::optional<param_error> required(const params& p, std::string_view name, interned_string& out);
 
 /// A boolean ("true"/"false", any case, as Java's Boolean.parseBoolean but strict): `fallback` when
 /// absent or empty.

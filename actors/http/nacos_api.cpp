@@ -182,8 +182,12 @@ std::optional<failure> read_service(const params& p, service_key& key, bool name
   key.namespace_id = ns != nullptr && !ns->empty() ? *ns : defaults::namespace_id;
   auto* group = p.get("groupName");
   std::string group_name = group != nullptr && !group->empty() ? *group : defaults::group;
-  if (auto e = split_service_name(raw_name, group_name, key.group, key.name))
+  std::string split_group;
+  std::string split_name;
+  if (auto e = split_service_name(raw_name, group_name, split_group, split_name))
     return from_param_error(*e);
+  key.group = split_group;
+  key.name = split_name;
   if (!name_required && key.name.empty())
     key.name = "x"; // only namespace and group are checked
   if (auto e = validate_service_key(key))

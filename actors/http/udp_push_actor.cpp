@@ -133,7 +133,8 @@ caf::result<envelope> on_push(udp_push_actor_t self, const std::string& ip, std:
   if (!unpack(env, info))
     return pack(make_error(v1::Error::INVALID_ARGUMENT, "request", "expected a ServiceInfo"));
   auto key = from_wire(v1::ServiceRef{});
-  key.namespace_id = info.namespace_id().empty() ? key.namespace_id : info.namespace_id();
+  if (!info.namespace_id().empty())
+    key.namespace_id = info.namespace_id();
   key.group = info.group_name();
   auto at = info.name().find("@@");
   key.name = at == std::string::npos ? info.name() : info.name().substr(at + 2);

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 #include <unistd.h>
 
@@ -141,7 +142,10 @@ bool read_field(const nlohmann::json& j, const char* name, T& out, std::string& 
   if (i == j.end() || i->is_null())
     return true; // optional: keep the default
   try {
-    out = i->get<T>();
+    if constexpr (std::is_same_v<T, interned_string>)
+      out = i->get<std::string>();
+    else
+      out = i->get<T>();
     return true;
   } catch (const nlohmann::json::exception&) {
     why = std::string{"field '"} + name + "' has the wrong type";
