@@ -45,7 +45,7 @@ struct service_key {
 };
 
 /// Metadata as a sorted vector of pairs: smaller than a map and compared cheaply.
-using metadata_map = std::vector<std::pair<std::string, std::string>>;
+using metadata_map = std::vector<std::pair<interned_string, interned_string>>;
 
 /// Nacos's default cluster name, interned once: every instance that names no cluster shares it.
 inline const interned_string& default_cluster() {
@@ -55,8 +55,8 @@ inline const interned_string& default_cluster() {
 
 /// One registered instance.
 struct instance {
-  std::string instance_id;
-  std::string ip;
+  interned_string instance_id; ///< empty for the default id (derived in replies)
+  interned_string ip; ///< one host serves many services: its address is held once
   std::uint32_t port = 0;
   double weight = 1.0;
   bool healthy = true;

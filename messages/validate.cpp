@@ -154,12 +154,12 @@ std::optional<field_error> validate_metadata(const metadata_map& md) {
     return field_error{field, "Param 'Metadata' is illegal, the param length should not exceed "
                                 + std::to_string(defaults::metadata_chars_max) + "."};
   // The vector stands for a map: a key may appear once.
-  std::vector<const std::string*> keys;
+  std::vector<const interned_string*> keys;
   keys.reserve(md.size());
   for (const auto& kv : md)
     keys.push_back(&kv.first);
   std::sort(keys.begin(), keys.end(),
-            [](const std::string* a, const std::string* b) { return *a < *b; });
+            [](const interned_string* a, const interned_string* b) { return *a < *b; });
   for (std::size_t i = 1; i < keys.size(); ++i)
     if (*keys[i] == *keys[i - 1])
       return field_error{field, "Param 'Metadata' is illegal, the key '" + *keys[i]

@@ -58,16 +58,16 @@ private:
 
 std::uint64_t instance_hash(const instance& x) {
   canonical_hash h;
-  h.str(x.instance_id);
-  h.str(x.ip);
+  h.u64(x.instance_id.hash());
+  h.u64(x.ip.hash());
   h.u64(x.port);
   h.real(x.weight);
   h.u64((x.healthy ? 1u : 0u) | (x.enabled ? 2u : 0u) | (x.ephemeral ? 4u : 0u));
   h.u64(x.cluster.hash());
   h.u64(x.metadata.size());
   for (const auto& [k, v] : x.metadata) {
-    h.str(k);
-    h.str(v);
+    h.u64(k.hash());
+    h.u64(v.hash());
   }
   return h.value();
 }

@@ -224,8 +224,10 @@ std::optional<failure> read_instance(const params& p, instance& x, bool persiste
   if (auto e = read_bool(p, "ephemeral", true, x.ephemeral))
     return from_param_error(*e);
   if (auto* meta = p.get("metadata")) {
-    if (auto e = parse_metadata(*meta, x.metadata))
+    std::vector<std::pair<std::string, std::string>> parsed;
+    if (auto e = parse_metadata(*meta, parsed))
       return failure{400, code::instance_metadata_error, e->message};
+    x.metadata.assign(parsed.begin(), parsed.end());
   }
   if (auto e = validate_instance(x, persistent_allowed))
     return from_field_error(*e);

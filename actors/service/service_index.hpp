@@ -69,7 +69,9 @@ public:
 
 private:
   service_key key_;
-  std::map<client_id, instance_list> by_client_; ///< shared with the clients (see instance_list)
+  /// Shared with the clients (see instance_list). A client's id is interned: its entries in every
+  /// service it publishes hold one copy of the text, and lookups by a plain id need no interning.
+  std::map<interned_string, instance_list, std::less<>> by_client_;
   std::size_t instance_count_ = 0;
   /// Clients "ip:port#false" in by_client_ (none holds an empty list).
   std::size_t persistent_clients_ = 0;

@@ -198,7 +198,7 @@ TEST_CASE("validate: instance metadata bounds") {
   SUBCASE("keys plus values at most 1024 characters") {
     x.metadata = {{"a", std::string(500, 'v')}, {"b", std::string(522, 'v')}};
     CHECK_FALSE(validate_instance(x));
-    x.metadata[1].second += "v";
+    x.metadata[1].second = x.metadata[1].second + "v";
     auto e = validate_instance(x);
     REQUIRE(e);
     CHECK(e->field == "metadata");
