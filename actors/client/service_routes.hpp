@@ -59,27 +59,26 @@ public:
 
   /// The handle for `key` when its route is resolved, else nullptr (no route, or resolving).
   const Handle* find(const service_key& key) const {
-    auto i = routes_.find(key);
-    return i == routes_.end() || !i->second.handle ? nullptr : &*i->second.handle;
+    auto i = resolved_.find(key);
+    return i == resolved_.end() ? nullptr : &i->second;
   }
 
   /// Whether `key` has a route (resolved or resolving).
   bool has_route(const service_key& key) const {
-    return routes_.count(key) > 0;
+    return resolved_.count(key) > 0 || resolving_.count(key) > 0;
   }
 
   bool resolving(const service_key& key) const {
-    auto i = routes_.find(key);
-    return i != routes_.end() && !i->second.handle;
+    return resolving_.count(key) > 0;
   }
 
   std::size_t size() const {
-    return routes_.size();
+    return resolved_.size() + resolving_.size();
   }
 
   std::size_t queued(const service_key& key) const {
-    auto i = routes_.find(key);
-    return i == routes_.end() ? 0 : i->second.queue.size();
+    auto i = resolving_.find(key);
+    return i == resolving_.end() ? 0 : i->second.size();
   }
 
   // -- updates ---------------------------------------------------------------------------------
@@ -90,27 +89,29 @@ public:
   template <class IdlePredicate>
   enqueue_result enqueue(const service_key& key, Op&& op, IdlePredicate idle) {
     enqueue_result result{outcome::full, std::nullopt};
-    auto i = routes_.find(key);
-    if (i != routes_.end()) {
-      if (i->second.handle || i->second.queue.size() >= queued_max_)
-        return result; // a resolved route takes no queue: the caller sends at once
-      i->second.queue.push_back(std::move(op));
+    if (resolved_.count(key) > 0)
+      return result; // a resolved route takes no queue: the caller sends at once
+    auto i = resolving_.find(key);
+    if (i != resolving_.end()) {
+      if (i->second.size() >= queued_max_)
+        return result;
+      i->second.push_back(std::move(op));
       result.what = outcome::queued;
       return result;
     }
-    if (routes_.size() >= routes_max_) {
-      auto victim = routes_.end();
-      for (auto j = routes_.begin(); j != routes_.end(); ++j)
-        if (j->second.handle && j->second.queue.empty() && idle(j->first)) {
+    if (size() >= routes_max_) {
+      auto victim = resolved_.end();
+      for (auto j = resolved_.begin(); j != resolved_.end(); ++j)
+        if (idle(j->first)) {
           victim = j;
           break;
         }
-      if (victim == routes_.end())
+      if (victim == resolved_.end())
         return result;
-      result.evicted = std::move(victim->second.handle);
-      routes_.erase(victim);
+      result.evicted = std::move(victim->second);
+      resolved_.erase(victim);
     }
-    routes_[key];
+    resolving_[key];
     result.what = outcome::resolve;
     return result;
   }
@@ -119,21 +120,23 @@ public:
   /// first, for the caller to send in that order. Nothing happens for a route that is not
   /// resolving (it was forgotten meanwhile): the updates are empty then.
   std::vector<Op> resolved(const service_key& key, Handle handle) {
-    auto i = routes_.find(key);
-    if (i == routes_.end() || i->second.handle)
+    auto i = resolving_.find(key);
+    if (i == resolving_.end())
       return {};
-    i->second.handle = std::move(handle);
-    return std::exchange(i->second.queue, {});
+    auto queue = std::move(i->second);
+    resolving_.erase(i);
+    resolved_.emplace(key, std::move(handle));
+    return queue;
   }
 
   /// The handle of `key` could not be found: the route goes; returns its queued updates to fail.
   std::vector<Op> failed(const service_key& key) {
-    auto i = routes_.find(key);
-    if (i == routes_.end() || i->second.handle)
+    auto i = resolving_.find(key);
+    if (i == resolving_.end())
       return {};
-    auto result = std::move(i->second.queue);
-    routes_.erase(i);
-    return result;
+    auto queue = std::move(i->second);
+    resolving_.erase(i);
+    return queue;
   }
 
   /// Forgets every resolved route whose handle matches `pred` (its service actor went away);
@@ -141,10 +144,10 @@ public:
   template <class Predicate>
   std::vector<service_key> forget_if(Predicate pred) {
     std::vector<service_key> result;
-    for (auto i = routes_.begin(); i != routes_.end();) {
-      if (i->second.handle && pred(*i->second.handle)) {
+    for (auto i = resolved_.begin(); i != resolved_.end();) {
+      if (pred(i->second)) {
         result.push_back(i->first);
-        i = routes_.erase(i);
+        i = resolved_.erase(i);
       } else {
         ++i;
       }
@@ -155,25 +158,23 @@ public:
   /// Forgets every route (the client ends): returns the resolved handles and the queued updates.
   std::pair<std::vector<Handle>, std::vector<Op>> clear() {
     std::pair<std::vector<Handle>, std::vector<Op>> result;
-    for (auto& kv : routes_) {
-      if (kv.second.handle)
-        result.first.push_back(std::move(*kv.second.handle));
-      for (auto& op : kv.second.queue)
+    for (auto& kv : resolved_)
+      result.first.push_back(std::move(kv.second));
+    for (auto& kv : resolving_)
+      for (auto& op : kv.second)
         result.second.push_back(std::move(op));
-    }
-    routes_.clear();
+    resolved_.clear();
+    resolving_.clear();
     return result;
   }
 
 private:
-  struct route {
-    std::optional<Handle> handle; ///< none while resolving
-    std::vector<Op> queue;        ///< waiting for the handle, oldest first
-  };
-
   std::size_t routes_max_;
   std::size_t queued_max_;
-  std::map<service_key, route> routes_;
+  /// A client holds one route per service it publishes in, nearly all resolved: a resolved route
+  /// is only its handle, and the queues of the few resolving ones are kept apart.
+  std::map<service_key, Handle> resolved_;
+  std::map<service_key, std::vector<Op>> resolving_; ///< updates waiting, oldest first
 };
 
 } // namespace registry
