@@ -228,19 +228,31 @@ std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
   return verify_share_of(verify_id_hash(id), revision);
 }
 
-std::uint64_t content_revision(const client_services& services) {
+std::uint64_t service_term(const service_key& key, const instance_list& instances) {
   canonical_hash h;
-  h.u64(services.size());
-  for (const auto& [key, instances] : services) {
-    // Each part's hash is kept with its interned text: a key costs three words, not its bytes.
-    h.u64(key.namespace_id.hash());
-    h.u64(key.group.hash());
-    h.u64(key.name.hash());
-    // Kept with the shared list: a change rehashes only the services that changed.
-    h.u64(instances.digest(instances_hash));
-  }
-  auto result = h.value();
+  // Each part's hash is kept with its interned text: a key costs three words, not its bytes.
+  h.u64(key.namespace_id.hash());
+  h.u64(key.group.hash());
+  h.u64(key.name.hash());
+  // Kept with the shared list: a change rehashes only the services that changed.
+  h.u64(instances.digest(instances_hash));
+  return verify_share_of(h.value(), 0); // spread, so that terms do not cancel in the sum
+}
+
+std::uint64_t services_terms(const client_services& services) {
+  std::uint64_t sum = 0;
+  for (const auto& [key, instances] : services)
+    sum += service_term(key, instances);
+  return sum;
+}
+
+std::uint64_t revision_of_terms(std::size_t services, std::uint64_t terms) {
+  auto result = verify_share_of(terms, services);
   return result == 0 ? 1 : result;
+}
+
+std::uint64_t content_revision(const client_services& services) {
+  return revision_of_terms(services.size(), services_terms(services));
 }
 
 bool distro_protocol::events::any() const {
@@ -296,6 +308,7 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
       make_tombstone(x.id, now_ms);
   } else {
     bool partial = x.base_seq.has_value();
+    std::uint64_t terms = 0;
     if (partial) {
       bool applies = i != records_.end() && !i->second.tombstone && x.announcer != 0
                      && i->second.announcer == x.announcer
@@ -305,15 +318,29 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
         finish(now_ms, fx);
         return fx;
       }
-      auto& held = i->second.services; // changed in place: no copy of the whole client
+      // Changed in place (no copy of the whole client), and so is the sum of its services' terms:
+      // a change costs the services it names, not all the client's services.
+      auto& held = i->second.services;
+      terms = i->second.announced_terms;
       for (auto& [key, xs] : x.services) {
-        if (xs.empty())
-          held.erase(key);
-        else
-          held[key] = std::move(xs);
+        auto h = held.find(key);
+        if (h != held.end())
+          terms -= service_term(h->first, h->second);
+        if (!xs.empty())
+          terms += service_term(key, xs);
+        if (xs.empty()) {
+          if (h != held.end())
+            held.erase(h);
+        } else if (h != held.end()) {
+          h->second = std::move(xs);
+        } else {
+          held.emplace(key, std::move(xs));
+        }
       }
+    } else {
+      terms = services_terms(x.services);
     }
-    auto revision = content_revision(partial ? i->second.services : x.services);
+    auto revision = revision_of_terms(partial ? i->second.services.size() : x.services.size(), terms);
     bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
     if (!same) {
       auto& r = records_[x.id];
@@ -337,6 +364,7 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
     auto& announced = records_[x.id];
     announced.announcer = x.announcer;
     announced.announced_seq = x.seq;
+    announced.announced_terms = terms;
     if (!responsible) {
       records_[x.id].raised.clear(); // a replica's clocks are not run here
       // The client actor acted as if responsible, the routing says otherwise (a re-mapping raced

@@ -23,9 +23,9 @@
 /// is responsible for it in the current routing list.
 ///
 /// ## Revisions
-/// The revision on the wire is the client's *content revision*: content_revision(services), FNV-1a 64
-/// over a canonical encoding (order of instances does not matter; interned names enter as the FNV-1a
-/// 64 of their text, kept with the text). Equal revisions mean equal content,
+/// The revision on the wire is the client's *content revision*: content_revision(services), a sum of
+/// one FNV-1a 64 term per service over a canonical encoding (order of instances does not matter;
+/// interned names enter as the FNV-1a 64 of their text, kept with the text). Equal revisions mean equal content,
 /// whoever computed them, so verify also catches divergence after a responsibility move or a re-created
 /// client (a per-client counter can reach the same number with other content: Nacos #10056, #10693).
 ///
@@ -326,9 +326,14 @@ std::uint32_t verify_bucket_of(std::uint64_t id_hash, std::uint32_t buckets);
 std::uint64_t verify_share(const client_id& id, std::uint64_t revision);
 std::uint64_t verify_share_of(std::uint64_t id_hash, std::uint64_t revision);
 
-/// The content revision of a client: FNV-1a 64 over a canonical encoding of every service key and
-/// instance field (instances of a service in any order). Never 0, so 0 can mean "no content".
+/// The content revision of a client: the sum (mod 2^64) of one term per service (service_term:
+/// FNV-1a 64 over a canonical encoding of its key and instances, in any order, then spread),
+/// finished with the number of services. Never 0, so 0 can mean "no content". A sum, so that a
+/// change to one service updates the revision without reading the others.
 std::uint64_t content_revision(const client_services& services);
+std::uint64_t service_term(const service_key& key, const instance_list& instances);
+std::uint64_t services_terms(const client_services& services);
+std::uint64_t revision_of_terms(std::size_t services, std::uint64_t terms);
 
 // -- the protocol -----------------------------------------------------------------
 
@@ -489,6 +494,9 @@ public:
     /// by something else since, e.g. a peer's copy: only a whole announcement applies).
     std::uint64_t announcer = 0;
     std::uint64_t announced_seq = 0;
+    /// The sum of service_term over `services` while `announcer` is set: a partial announcement
+    /// updates it with the services it names (the revision is revision_of_terms of it).
+    std::uint64_t announced_terms = 0;
   };
 
   // -- constructors -----------------------------------------------------------------

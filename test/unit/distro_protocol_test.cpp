@@ -533,6 +533,46 @@ TEST_CASE("distro: a client actor's later announcements carry only the services 
   CHECK(p.check_invariants() == "");
 }
 
+TEST_CASE("distro: a revision updated per partial announcement equals the whole content's") {
+  // The record keeps the sum of its services' terms and changes only the named ones: after any
+  // sequence of adds, changes and removals it must equal what a peer computes from the whole.
+  auto p = make_ready(a, {b});
+  auto id = session(a, 1);
+  auto first = change(id, "svc-0");
+  first.announcer = 3;
+  first.seq = 1;
+  p.on_local_change(first, 10);
+  std::uint64_t seq = 1;
+  std::uint32_t state = 12345; // a fixed linear congruential sequence: the same cases every run
+  auto next = [&state](std::uint32_t n) {
+    state = state * 1103515245u + 12345u;
+    return (state >> 8) % n;
+  };
+  for (int round = 0; round < 200; ++round) {
+    proto::local_change delta{id, {}, false, {}};
+    auto names = 1 + next(3);
+    for (std::uint32_t k = 0; k < names; ++k) {
+      auto name = "svc-" + std::to_string(next(6));
+      auto key = service_key{"public", "DEFAULT_GROUP", name};
+      if (next(4) == 0)
+        delta.services[key] = instance_list{}; // removal (or nothing, if not held)
+      else
+        delta.services[key] = make_services(name, 80 + next(5)).begin()->second;
+    }
+    delta.announcer = 3;
+    delta.base_seq = seq;
+    delta.seq = ++seq;
+    auto fx = p.on_local_change(delta, 20 + round);
+    REQUIRE(fx.announce_whole.empty());
+    const auto* r = p.find(id);
+    REQUIRE(r != nullptr);
+    if (r->tombstone)
+      continue;
+    CHECK(r->revision == content_revision(r->services));
+  }
+  CHECK(p.check_invariants() == "");
+}
+
 // -- receiving -----------------------------------------------------------------------
 
 TEST_CASE("distro: received clients replace the copy as a whole or remove it") {
