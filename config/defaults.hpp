@@ -61,6 +61,9 @@ inline constexpr int scheduler_threads_max = 2;
 inline constexpr int caf_middleman_worker_threads = 0;
 
 // -- discovery and push ------------------------------------------------------
+/// Encoded query views a service keeps per index revision (one per cluster filter); more, and
+/// they are all dropped: one-off filters must not grow them without limit.
+inline constexpr std::size_t encoded_views_per_service_max = 64;
 inline constexpr std::int64_t cache_millis = 10000;
 /// Changes closer together than this are merged into one push; an idle service pushes at once.
 inline constexpr std::int64_t push_merge_window_ms = 20;

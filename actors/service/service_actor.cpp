@@ -6,6 +6,7 @@
 #include "actors/common/handlers.hpp"
 #include "actors/common/log.hpp"
 #include "actors/service/service_index.hpp"
+#include "config/defaults.hpp"
 #include "messages/convert.hpp"
 #include "messages/model_inspect.hpp"
 #include "messages/type_ids.hpp"
@@ -42,9 +43,6 @@ struct service_state {
 
 using service_actor_t = service_actor::stateful_base<service_state>;
 
-/// Encoded views (one per cluster filter) kept per index revision.
-constexpr std::size_t encoded_views_max = 64;
-
 std::vector<std::string> split_clusters(const std::string& clusters) {
   std::vector<std::string> result;
   std::string::size_type start = 0;
@@ -77,7 +75,8 @@ std::string join_clusters(const google::protobuf::RepeatedPtrField<std::string>&
 const envelope& view(service_actor_t* self, const std::string& clusters) {
   auto& st = self->state;
   // Bounded: one-off cluster filters must not grow the cache without limit.
-  if (st.cache_revision != st.index->revision() || st.encoded.size() >= encoded_views_max) {
+  if (st.cache_revision != st.index->revision()
+      || st.encoded.size() >= defaults::encoded_views_per_service_max) {
     st.encoded.clear();
     st.cache_revision = st.index->revision();
   }
