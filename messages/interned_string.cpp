@@ -34,7 +34,7 @@ std::array<pool_shard, pool_shards>& pool() {
 }
 
 pool_shard& shard_of(std::uint64_t hash) {
-  // The low bits pick the table's bucket; the shard takes high bits.
+  // The shard takes the top bits; each shard's table spreads its texts by the whole hash.
   return pool()[(hash >> 56) % pool_shards];
 }
 

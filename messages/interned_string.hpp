@@ -1,7 +1,9 @@
 #pragma once
 /// A string held once per process however many values name it: the namespaces, groups, service
-/// names and clusters that a million instances repeat. Equal texts share one entry, so copies are
-/// a reference count, equality is a pointer comparison and the hash is computed once per text.
+/// names, clusters, addresses and metadata that a million instances repeat. Equal texts share one
+/// entry, so copies are a reference count, equality is a pointer comparison and the hash is
+/// computed once per text. The pool holds only texts that some value holds (an entry goes with
+/// its last holder), so it is bounded by the stores that hold the values.
 
 #include <atomic>
 #include <cstddef>

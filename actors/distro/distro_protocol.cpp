@@ -340,7 +340,8 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
     } else {
       terms = services_terms(x.services);
     }
-    auto revision = revision_of_terms(partial ? i->second.services.size() : x.services.size(), terms);
+    auto count = partial ? i->second.services.size() : x.services.size();
+    auto revision = revision_of_terms(count, terms);
     bool same = i != records_.end() && !i->second.tombstone && i->second.revision == revision;
     if (!same) {
       auto& r = records_[x.id];

@@ -23,11 +23,12 @@
 /// is responsible for it in the current routing list.
 ///
 /// ## Revisions
-/// The revision on the wire is the client's *content revision*: content_revision(services), a sum of
-/// one FNV-1a 64 term per service over a canonical encoding (order of instances does not matter;
-/// interned names enter as the FNV-1a 64 of their text, kept with the text). Equal revisions mean equal content,
-/// whoever computed them, so verify also catches divergence after a responsibility move or a re-created
-/// client (a per-client counter can reach the same number with other content: Nacos #10056, #10693).
+/// The revision on the wire is the client's *content revision*: content_revision(services), a sum
+/// of one FNV-1a 64 term per service over a canonical encoding (order of instances does not
+/// matter; interned names enter as the FNV-1a 64 of their text, kept with the text). Equal
+/// revisions mean equal content, whoever computed them, so verify also catches divergence after a
+/// responsibility move or a re-created client (a per-client counter can reach the same number with
+/// other content: Nacos #10056, #10693).
 ///
 /// ## Sync (owner -> every other member)
 /// * A local change marks the client pending for every peer; pending is a *set of client ids* per peer,
