@@ -215,13 +215,21 @@ std::uint32_t verify_bucket(const client_id& id, std::uint32_t buckets) {
   return verify_bucket_of(verify_id_hash(id), buckets);
 }
 
-std::uint64_t verify_share_of(std::uint64_t id_hash, std::uint64_t revision) {
-  // A finalizer (splitmix64's) spreads every bit of both inputs over the share, so shares of
-  // different (id, revision) pairs do not cancel in a bucket's sum by accident.
-  auto x = id_hash ^ (revision * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
+namespace {
+
+/// Two words mixed by a finalizer (splitmix64's) that spreads every bit of both over the result,
+/// so that the results of different inputs do not cancel in a sum by accident.
+std::uint64_t mix64(std::uint64_t a, std::uint64_t b) {
+  auto x = a ^ (b * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
+}
+
+} // namespace
+
+std::uint64_t verify_share_of(std::uint64_t id_hash, std::uint64_t revision) {
+  return mix64(id_hash, revision); // shares are summed per bucket
 }
 
 std::uint64_t verify_share(const client_id& id, std::uint64_t revision) {
@@ -236,7 +244,7 @@ std::uint64_t service_term(const service_key& key, const instance_list& instance
   h.u64(key.name.hash());
   // Kept with the shared list: a change rehashes only the services that changed.
   h.u64(instances.digest(instances_hash));
-  return verify_share_of(h.value(), 0); // spread, so that terms do not cancel in the sum
+  return mix64(h.value(), 0); // terms are summed per client
 }
 
 std::uint64_t services_terms(const client_services& services) {
@@ -247,7 +255,7 @@ std::uint64_t services_terms(const client_services& services) {
 }
 
 std::uint64_t revision_of_terms(std::size_t services, std::uint64_t terms) {
-  auto result = verify_share_of(terms, services);
+  auto result = mix64(terms, services);
   return result == 0 ? 1 : result;
 }
 
@@ -326,16 +334,16 @@ distro_protocol::effects distro_protocol::on_local_change(local_change x, time_m
         auto h = held.find(key);
         if (h != held.end())
           terms -= service_term(h->first, h->second);
-        if (!xs.empty())
-          terms += service_term(key, xs);
         if (xs.empty()) {
           if (h != held.end())
             held.erase(h);
-        } else if (h != held.end()) {
-          h->second = std::move(xs);
-        } else {
-          held.emplace(key, std::move(xs));
+          continue;
         }
+        terms += service_term(key, xs);
+        if (h != held.end())
+          h->second = std::move(xs);
+        else
+          held.emplace(key, std::move(xs));
       }
     } else {
       terms = services_terms(x.services);
